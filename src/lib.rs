@@ -1,1 +1,13 @@
-//! voxide
+//! # voxide
+//!
+//! A native neural text-to-speech engine for Piper/VITS voices, with its own
+//! CPU kernels and a stable C ABI. See the README for the CLI and examples.
+
+pub mod audio;
+pub mod backend;
+pub mod error;
+pub mod model;
+pub mod voice;
+
+pub use audio::{Audio, AudioSample, SampleRate};
+pub use error::{Error, Result};

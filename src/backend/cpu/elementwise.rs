@@ -1,0 +1,224 @@
+//! Element-wise and normalisation ops, and the rational-quadratic spline.
+
+use crate::backend::Mat;
+
+pub(crate) fn rows_mut(y: &mut [f32], m: Mat) -> impl Iterator<Item = &mut [f32]> {
+    let (off, ld, cols) = (m.off, m.ld.max(1), m.cols);
+    y[off..m.end().max(off)]
+        .chunks_mut(ld)
+        .take(m.rows)
+        .map(move |r| &mut r[..cols])
+}
+
+pub(crate) fn rows(x: &[f32], m: Mat) -> impl Iterator<Item = &[f32]> {
+    let (off, ld, cols) = (m.off, m.ld.max(1), m.cols);
+    x[off..m.end().max(off)]
+        .chunks(ld)
+        .take(m.rows)
+        .map(move |r| &r[..cols])
+}
+
+/// `x = LN(x [+ r])` over rows for each column; optional GELU after.
+pub(crate) fn layer_norm(
+    x: &mut [f32],
+    xm: Mat,
+    r: Option<(&[f32], Mat)>,
+    gamma: &[f32],
+    beta: &[f32],
+    gelu_after: bool,
+) {
+    let t = xm.cols;
+    let c = xm.rows as f32;
+    if let Some((r, rm)) = r {
+        for (xr, rr) in rows_mut(x, xm).zip(rows(r, rm)) {
+            for (a, b) in xr.iter_mut().zip(rr) {
+                *a += b;
+            }
+        }
+    }
+    let mut mean = vec![0.0f32; t];
+    for xr in rows(x, xm) {
+        for (m, v) in mean.iter_mut().zip(xr) {
+            *m += v;
+        }
+    }
+    for m in &mut mean {
+        *m /= c;
+    }
+    let mut var = vec![0.0f32; t];
+    for xr in rows(x, xm) {
+        for ((s, v), m) in var.iter_mut().zip(xr).zip(&mean) {
+            let d = v - m;
+            *s += d * d;
+        }
+    }
+    for s in &mut var {
+        *s = 1.0 / (*s / c + 1e-5).sqrt();
+    }
+    for (ch, xr) in rows_mut(x, xm).enumerate() {
+        let (g, b) = (gamma[ch], beta[ch]);
+        for ((v, m), inv) in xr.iter_mut().zip(&mean).zip(&var) {
+            let n = (*v - m) * inv * g + b;
+            *v = if gelu_after { gelu(n) } else { n };
+        }
+    }
+}
+
+/// Exact GELU `½x(1 + erf(x/√2))`.
+pub(crate) fn gelu(x: f32) -> f32 {
+    let xd = x as f64;
+    (0.5 * xd * (1.0 + erf(xd * std::f64::consts::FRAC_1_SQRT_2))) as f32
+}
+
+/// erf(x) to ~1e-12 relative: series for |x| < 2.5, continued fraction for erfc beyond.
+pub(crate) fn erf(x: f64) -> f64 {
+    let ax = x.abs();
+    let r = if ax < 2.5 {
+        // erf(x) = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1))
+        let x2 = ax * ax;
+        let mut term = ax;
+        let mut sum = ax;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * std::f64::consts::FRAC_2_SQRT_PI
+    } else if ax < 27.0 {
+        // erfc(x) = exp(−x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
+        let mut f = ax;
+        for k in (1..60).rev() {
+            f = ax + (k as f64 * 0.5) / f;
+        }
+        1.0 - (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt())
+    } else {
+        1.0
+    };
+    if x < 0.0 {
+        -r
+    } else {
+        r
+    }
+}
+
+fn softplus(v: f32) -> f32 {
+    if v > 20.0 {
+        v
+    } else {
+        v.exp().ln_1p()
+    }
+}
+
+fn softmax_into(u: impl Iterator<Item = f32> + Clone, out: &mut [f32]) {
+    let mx = u.clone().fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0.0;
+    for (o, v) in out.iter_mut().zip(u) {
+        *o = (v - mx).exp();
+        s += *o;
+    }
+    for o in out.iter_mut() {
+        *o /= s;
+    }
+}
+
+/// Knots `[-B, ..., B]` from unnormalised bin sizes (min bin size 1e-3).
+fn knots(u: impl Iterator<Item = f32> + Clone, k: usize, tail: f32, out: &mut [f32]) {
+    const MIN: f32 = 1e-3;
+    let mut p = [0.0f32; 64];
+    softmax_into(u, &mut p[..k]);
+    out[0] = -tail;
+    let mut cum = 0.0f32;
+    for i in 0..k {
+        cum += MIN + (1.0 - MIN * k as f32) * p[i];
+        out[i + 1] = 2.0 * tail * cum - tail;
+    }
+    out[k] = tail;
+}
+
+/// Inverse rational-quadratic spline of one value (see spec 4.4).
+pub(crate) fn rqs_inverse(y: f32, theta: &[f32], k: usize, wh_scale: f32) -> f32 {
+    const TAIL: f32 = 5.0;
+    const MIN_D: f32 = 1e-3;
+    if !(-TAIL..=TAIL).contains(&y) {
+        return y;
+    }
+    let mut xk = [0.0f32; 65];
+    let mut yk = [0.0f32; 65];
+    knots(theta[0..k].iter().map(|v| v / wh_scale), k, TAIL, &mut xk);
+    knots(
+        theta[k..2 * k].iter().map(|v| v / wh_scale),
+        k,
+        TAIL,
+        &mut yk,
+    );
+    // Boundary derivatives: δ + softplus(ln(e^{1−δ} − 1)) = 1.
+    let kappa = ((1.0f32 - MIN_D).exp() - 1.0).ln();
+    let deriv = |i: usize| -> f32 {
+        if i == 0 || i == k {
+            MIN_D + softplus(kappa)
+        } else {
+            MIN_D + softplus(theta[2 * k + i - 1])
+        }
+    };
+    // Bin search with the last knot nudged by 1e-6.
+    let mut bin = 0usize;
+    for j in 0..=k {
+        let kn = if j == k { yk[j] + 1e-6 } else { yk[j] };
+        if y >= kn {
+            bin = j;
+        }
+    }
+    let bin = bin.min(k - 1);
+    let (x0, w) = (xk[bin], xk[bin + 1] - xk[bin]);
+    let (y0, h) = (yk[bin], yk[bin + 1] - yk[bin]);
+    let (d0, d1) = (deriv(bin), deriv(bin + 1));
+    let s = h / w;
+    let dy = y - y0;
+    let ss = d0 + d1 - 2.0 * s;
+    let a = dy * ss + h * (s - d0);
+    let b = h * d0 - dy * ss;
+    let c = -s * dy;
+    let disc = (b * b - 4.0 * a * c).max(0.0);
+    let xi = (2.0 * c) / (-b - disc.sqrt());
+    xi * w + x0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+            (-1.5, -0.966_105_146_475_310_7),
+        ] {
+            assert!((erf(x) - want).abs() < 1e-12, "erf({x}) = {}", erf(x));
+        }
+    }
+
+    #[test]
+    fn spline_with_uniform_bins_is_identity() {
+        // Equal widths and heights, all derivatives 1 -> the identity map.
+        let k = 10;
+        let mut theta = vec![0.0f32; 3 * k - 1];
+        let d_unnorm = ((1.0f32 - 1e-3).exp() - 1.0).ln();
+        for v in &mut theta[2 * k..] {
+            *v = d_unnorm;
+        }
+        for y in [-4.9f32, -1.0, 0.0, 0.3, 2.5, 4.99] {
+            let x = rqs_inverse(y, &theta, k, 1.0);
+            assert!((x - y).abs() < 1e-5, "{y} -> {x}");
+        }
+        assert_eq!(rqs_inverse(7.0, &theta, k, 1.0), 7.0);
+    }
+}

@@ -1,0 +1,259 @@
+//! The CPU backend: the reference implementation of every op. GEMMs go to the
+//! `gemm` crate (runtime SIMD dispatch); threads come from a private rayon pool.
+
+mod attention;
+mod conv;
+mod elementwise;
+mod gemm;
+
+pub use conv::{CpuConv, CpuConvT};
+pub(crate) use elementwise::rqs_inverse;
+
+use super::{Backend, Mat, Out};
+use crate::error::BackendError;
+use crate::voice::{Conv, ConvTranspose};
+use elementwise::{rows, rows_mut};
+
+/// CPU backend with its own thread pool.
+pub struct CpuBackend {
+    threads: usize,
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for CpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuBackend")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl CpuBackend {
+    /// A backend using `threads` threads (0: all cores).
+    ///
+    /// # Errors
+    /// [`BackendError::Device`] if the thread pool cannot be started.
+    pub fn new(threads: usize) -> Result<Self, BackendError> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("voxide-cpu-{i}"))
+            .build()
+            .map_err(|e| BackendError::Device(format!("cannot start CPU threads: {e}")))?;
+        Ok(CpuBackend { threads, pool })
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+fn try_zeroed(len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
+    let mut v: Vec<f32> = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| BackendError::OutOfMemory {
+            bytes: len.saturating_mul(4),
+            what,
+        })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
+impl Backend for CpuBackend {
+    type Buf = Vec<f32>;
+    type Conv = CpuConv;
+    type ConvT = CpuConvT;
+    type Vector = Vec<f32>;
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn alloc(&self, len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
+        try_zeroed(len, what)
+    }
+
+    fn write(&self, dst: &mut Vec<f32>, m: Mat, src: &[f32]) {
+        for (r, s) in rows_mut(dst, m).zip(src.chunks(m.cols.max(1))) {
+            r.copy_from_slice(s);
+        }
+    }
+
+    fn read(&self, src: &Vec<f32>, m: Mat, dst: &mut [f32]) {
+        for (r, d) in rows(src, m).zip(dst.chunks_mut(m.cols.max(1))) {
+            d.copy_from_slice(r);
+        }
+    }
+
+    fn prepare_conv(&self, c: &Conv) -> Result<CpuConv, BackendError> {
+        Ok(CpuConv::new(c))
+    }
+
+    fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CpuConvT, BackendError> {
+        Ok(CpuConvT::new(c))
+    }
+
+    fn prepare_vector(&self, v: &[f32]) -> Result<Vec<f32>, BackendError> {
+        Ok(v.to_vec())
+    }
+
+    fn embed(&self, table: &Vec<f32>, ids: &[i64], scale: f32, y: &mut Vec<f32>, ym: Mat) {
+        let h = ym.rows;
+        for (t, &id) in ids.iter().enumerate().take(ym.cols) {
+            let row = &table[id as usize * h..(id as usize + 1) * h];
+            for (c, &v) in row.iter().enumerate() {
+                y[ym.off + c * ym.ld + t] = v * scale;
+            }
+        }
+    }
+
+    fn conv1d(&self, w: &CpuConv, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat, out: Out) {
+        conv::conv1d(self.threads, w, x, xm, y, ym, out);
+    }
+
+    fn conv_transpose(&self, w: &CpuConvT, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        conv::conv_transpose(self.threads, w, x, xm, y, ym);
+    }
+
+    fn rel_attention(
+        &self,
+        qkv: &Vec<f32>,
+        q: Mat,
+        k: Mat,
+        v: Mat,
+        rel_k: &Vec<f32>,
+        rel_v: &Vec<f32>,
+        heads: usize,
+        y: &mut Vec<f32>,
+        ym: Mat,
+    ) {
+        attention::rel_attention(self.threads, qkv, q, k, v, rel_k, rel_v, heads, y, ym);
+    }
+
+    fn add_layer_norm(
+        &self,
+        x: &mut Vec<f32>,
+        xm: Mat,
+        r: &Vec<f32>,
+        rm: Mat,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+    ) {
+        elementwise::layer_norm(x, xm, Some((r, rm)), gamma, beta, false);
+    }
+
+    fn layer_norm_gelu(&self, x: &mut Vec<f32>, xm: Mat, gamma: &Vec<f32>, beta: &Vec<f32>) {
+        elementwise::layer_norm(x, xm, None, gamma, beta, true);
+    }
+
+    fn axpy(&self, alpha: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        for (yr, xr) in rows_mut(y, ym).zip(rows(x, xm)) {
+            for (a, b) in yr.iter_mut().zip(xr) {
+                *a += alpha * b;
+            }
+        }
+    }
+
+    fn scale(&self, alpha: f32, x: &mut Vec<f32>, xm: Mat) {
+        for r in rows_mut(x, xm) {
+            for v in r {
+                *v *= alpha;
+            }
+        }
+    }
+
+    fn copy(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        for (yr, xr) in rows_mut(y, ym).zip(rows(x, xm)) {
+            yr.copy_from_slice(xr);
+        }
+    }
+
+    fn flip_rows(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        let src: Vec<&[f32]> = rows(x, xm).collect();
+        for (yr, xr) in rows_mut(y, ym).zip(src.into_iter().rev()) {
+            yr.copy_from_slice(xr);
+        }
+    }
+
+    fn gate_tanh_sigmoid(&self, a: &Vec<f32>, am: Mat, y: &mut Vec<f32>, ym: Mat) {
+        let c = ym.rows;
+        for (r, yr) in rows_mut(y, ym).enumerate() {
+            let ta = &a[am.off + r * am.ld..am.off + r * am.ld + am.cols];
+            let sa = &a[am.off + (r + c) * am.ld..am.off + (r + c) * am.ld + am.cols];
+            for ((o, &t), &s) in yr.iter_mut().zip(ta).zip(sa) {
+                *o = t.tanh() * (1.0 / (1.0 + (-s).exp()));
+            }
+        }
+    }
+
+    fn leaky_relu(&self, slope: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        for (yr, xr) in rows_mut(y, ym).zip(rows(x, xm)) {
+            for (o, &v) in yr.iter_mut().zip(xr) {
+                *o = if v >= 0.0 { v } else { v * slope };
+            }
+        }
+    }
+
+    fn tanh(&self, x: &mut Vec<f32>, xm: Mat) {
+        for r in rows_mut(x, xm) {
+            for v in r {
+                *v = v.tanh();
+            }
+        }
+    }
+
+    fn spline_inverse(
+        &self,
+        z: &mut Vec<f32>,
+        zm: Mat,
+        theta: &Vec<f32>,
+        thm: Mat,
+        bins: usize,
+        wh_scale: f32,
+    ) {
+        let mut col = vec![0.0f32; thm.rows];
+        for t in 0..zm.cols {
+            for (r, c) in col.iter_mut().enumerate() {
+                *c = theta[thm.off + r * thm.ld + t];
+            }
+            let v = &mut z[zm.off + t];
+            *v = rqs_inverse(*v, &col, bins, wh_scale);
+        }
+    }
+
+    fn expand_prior(
+        &self,
+        ml: &Vec<f32>,
+        mlm: Mat,
+        owner: &[u32],
+        noise: &[f32],
+        noise_scale: f32,
+        y: &mut Vec<f32>,
+        ym: Mat,
+    ) {
+        let h = ym.rows;
+        let f = ym.cols;
+        for (c, yr) in rows_mut(y, ym).enumerate() {
+            let m = &ml[mlm.off + c * mlm.ld..];
+            let l = &ml[mlm.off + (c + h) * mlm.ld..];
+            let nz = &noise[c * f..(c + 1) * f];
+            for ((o, &own), &e) in yr.iter_mut().zip(owner).zip(nz) {
+                *o = if own == u32::MAX {
+                    0.0
+                } else {
+                    let t = own as usize;
+                    e * l[t].exp() * noise_scale + m[t]
+                };
+            }
+        }
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}

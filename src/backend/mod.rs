@@ -1,0 +1,200 @@
+//! Compute backends: *how* an op runs. The model (`crate::model`) says *what*
+//! runs, once, for every device, through the [`Backend`] trait.
+//!
+//! Tensors are 2-D `[rows = channels, cols = time]` views ([`Mat`]) into
+//! backend-owned buffers. Every op writes into a preallocated output.
+
+pub mod cpu;
+
+use crate::error::BackendError;
+use crate::voice::{Conv, ConvTranspose};
+
+/// A 2-D view: `rows × cols` elements, row stride `ld`, starting at element `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mat {
+    /// First element.
+    pub off: usize,
+    /// Rows (channels).
+    pub rows: usize,
+    /// Columns (time steps).
+    pub cols: usize,
+    /// Row stride in elements.
+    pub ld: usize,
+}
+
+impl Mat {
+    /// A dense `rows × cols` matrix at the start of a buffer.
+    pub fn new(rows: usize, cols: usize) -> Mat {
+        Mat {
+            off: 0,
+            rows,
+            cols,
+            ld: cols,
+        }
+    }
+
+    /// Rows `r0..r1` of this view.
+    pub fn rows(self, r0: usize, r1: usize) -> Mat {
+        debug_assert!(r0 <= r1 && r1 <= self.rows);
+        Mat {
+            off: self.off + r0 * self.ld,
+            rows: r1 - r0,
+            ..self
+        }
+    }
+
+    /// Columns `c0..c1` of this view.
+    pub fn cols(self, c0: usize, c1: usize) -> Mat {
+        debug_assert!(c0 <= c1 && c1 <= self.cols);
+        Mat {
+            off: self.off + c0,
+            cols: c1 - c0,
+            ..self
+        }
+    }
+
+    /// One past the last element this view touches (0 for an empty view).
+    pub fn end(self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            self.off
+        } else {
+            self.off + (self.rows - 1) * self.ld + self.cols
+        }
+    }
+}
+
+/// What a conv does with its output view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    /// `y = conv(x) + b`.
+    Set,
+    /// `y = relu(conv(x) + b)`.
+    SetRelu,
+    /// `y += conv(x) + b`.
+    Add,
+}
+
+/// A device that runs the VITS ops. The CPU implementation is the reference;
+/// every other backend is tested against it.
+pub trait Backend: Send + Sync + 'static {
+    /// A device buffer of `f32`.
+    type Buf: Send + Sync;
+    /// A conv weight prepared for this device.
+    type Conv: Send + Sync;
+    /// A transposed-conv weight prepared for this device.
+    type ConvT: Send + Sync;
+    /// A small weight vector (bias, LayerNorm, tables) on this device.
+    type Vector: Send + Sync;
+
+    /// Human-readable device name (`cpu`, `cuda:0 (…)`).
+    fn name(&self) -> String;
+
+    /// A zeroed buffer of `len` floats.
+    ///
+    /// # Errors
+    /// [`BackendError::OutOfMemory`] when it cannot be allocated.
+    fn alloc(&self, len: usize, what: &'static str) -> Result<Self::Buf, BackendError>;
+    /// Copy a dense host matrix (`m.rows × m.cols`, row-major) into the view.
+    fn write(&self, dst: &mut Self::Buf, m: Mat, src: &[f32]);
+    /// Copy the view into a dense host matrix.
+    fn read(&self, src: &Self::Buf, m: Mat, dst: &mut [f32]);
+
+    /// Upload a conv weight.
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    fn prepare_conv(&self, c: &Conv) -> Result<Self::Conv, BackendError>;
+    /// Upload a transposed-conv weight.
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<Self::ConvT, BackendError>;
+    /// Upload a vector.
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    fn prepare_vector(&self, v: &[f32]) -> Result<Self::Vector, BackendError>;
+
+    /// `y[:, t] = table[ids[t], :] · scale` (`table` is `[symbols, y.rows]`).
+    fn embed(&self, table: &Self::Vector, ids: &[i64], scale: f32, y: &mut Self::Buf, ym: Mat);
+    /// "Same"-padded 1-D conv (dilation from the weight); depthwise when the weight has one input channel.
+    fn conv1d(&self, w: &Self::Conv, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat, out: Out);
+    /// Transposed conv with kernel 2·stride and padding stride/2: `y.cols = stride · x.cols`.
+    fn conv_transpose(&self, w: &Self::ConvT, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
+    /// Multi-head attention with relative positions (window from the tables),
+    /// `q`, `k`, `v`, `y` all `[heads·d, T]` views of `qkv`/`y`.
+    #[allow(clippy::too_many_arguments)]
+    fn rel_attention(
+        &self,
+        qkv: &Self::Buf,
+        q: Mat,
+        k: Mat,
+        v: Mat,
+        rel_k: &Self::Vector,
+        rel_v: &Self::Vector,
+        heads: usize,
+        y: &mut Self::Buf,
+        ym: Mat,
+    );
+    /// `x = LayerNorm(x + r)` over channels (eps 1e-5).
+    fn add_layer_norm(
+        &self,
+        x: &mut Self::Buf,
+        xm: Mat,
+        r: &Self::Buf,
+        rm: Mat,
+        gamma: &Self::Vector,
+        beta: &Self::Vector,
+    );
+    /// `x = GELU(LayerNorm(x))` (exact erf GELU).
+    fn layer_norm_gelu(
+        &self,
+        x: &mut Self::Buf,
+        xm: Mat,
+        gamma: &Self::Vector,
+        beta: &Self::Vector,
+    );
+    /// `y += alpha · x`.
+    fn axpy(&self, alpha: f32, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
+    /// `x *= alpha`.
+    fn scale(&self, alpha: f32, x: &mut Self::Buf, xm: Mat);
+    /// `y = x`.
+    fn copy(&self, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
+    /// `y = x` with the row order reversed.
+    fn flip_rows(&self, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
+    /// `y = tanh(a[0:C]) ⊙ sigmoid(a[C:2C])`.
+    fn gate_tanh_sigmoid(&self, a: &Self::Buf, am: Mat, y: &mut Self::Buf, ym: Mat);
+    /// `y = LeakyReLU_slope(x)`.
+    fn leaky_relu(&self, slope: f32, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
+    /// `x = tanh(x)`.
+    fn tanh(&self, x: &mut Self::Buf, xm: Mat);
+    /// Inverse rational-quadratic spline on one row: `z[t] ← RQS⁻¹(z[t]; θ[:, t])`,
+    /// with widths/heights of θ divided by `wh_scale` (tail bound 5, linear tails).
+    fn spline_inverse(
+        &self,
+        z: &mut Self::Buf,
+        zm: Mat,
+        theta: &Self::Buf,
+        thm: Mat,
+        bins: usize,
+        wh_scale: f32,
+    );
+    /// Prior sample on expanded frames: for frame column `f` of `y`,
+    /// `y[:, f] = m[:, owner[f]] + noise[:, f] · exp(logs[:, owner[f]]) · noise_scale`.
+    /// `ml` holds `m` (first half of rows) and `logs` (second half); `noise` is a dense
+    /// host `[y.rows, y.cols]` matrix; an owner of `u32::MAX` gives a zero column.
+    #[allow(clippy::too_many_arguments)]
+    fn expand_prior(
+        &self,
+        ml: &Self::Buf,
+        mlm: Mat,
+        owner: &[u32],
+        noise: &[f32],
+        noise_scale: f32,
+        y: &mut Self::Buf,
+        ym: Mat,
+    );
+
+    /// Run `f` on this backend's thread pool (CPU) or stream (GPU).
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+}

@@ -1,0 +1,162 @@
+//! HiFi-GAN generator: z -> audio.
+
+use crate::backend::{Backend, Mat, Out};
+use crate::error::BackendError;
+use crate::voice::{Decoder, ResBlock};
+
+enum Block<B: Backend> {
+    One(Vec<(B::Conv, B::Conv)>),
+    Two(Vec<B::Conv>),
+}
+
+struct Stage<B: Backend> {
+    up: B::ConvT,
+    stride: usize,
+    ch: usize,
+    blocks: Vec<Block<B>>,
+}
+
+/// Decoder weights on a backend.
+pub(crate) struct DecoderW<B: Backend> {
+    conv_pre: B::Conv,
+    pre_ch: usize,
+    stages: Vec<Stage<B>>,
+    conv_post: B::Conv,
+    radius: usize,
+}
+
+fn conv_radius(k: usize, d: usize) -> usize {
+    d * (k - 1) / 2
+}
+
+impl<B: Backend> DecoderW<B> {
+    pub(crate) fn new(be: &B, d: &Decoder) -> Result<Self, BackendError> {
+        let mut stages = Vec::new();
+        // Receptive radius in output samples, walked from the output back to frames.
+        let mut rate = 1usize; // samples per frame at the current stage
+        let mut radius_frames = conv_radius(d.conv_pre.k, d.conv_pre.dilation) as f64;
+        for (up, blocks) in d.ups.iter().zip(&d.resblocks) {
+            // The transposed conv reaches one input step back (taps t and t−1).
+            radius_frames += 1.0 / rate as f64;
+            rate *= up.stride;
+            let mrf = blocks
+                .iter()
+                .map(|b| match b {
+                    ResBlock::One(v) => v
+                        .iter()
+                        .map(|(a, c)| conv_radius(a.k, a.dilation) + conv_radius(c.k, c.dilation))
+                        .sum::<usize>(),
+                    ResBlock::Two(v) => v.iter().map(|c| conv_radius(c.k, c.dilation)).sum(),
+                })
+                .max()
+                .unwrap_or(0);
+            radius_frames += mrf as f64 / rate as f64;
+            let mut bl = Vec::new();
+            for b in blocks {
+                bl.push(match b {
+                    ResBlock::One(v) => Block::One(
+                        v.iter()
+                            .map(|(a, c)| Ok((be.prepare_conv(a)?, be.prepare_conv(c)?)))
+                            .collect::<Result<_, BackendError>>()?,
+                    ),
+                    ResBlock::Two(v) => Block::Two(
+                        v.iter()
+                            .map(|c| be.prepare_conv(c))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                });
+            }
+            stages.push(Stage {
+                up: be.prepare_conv_t(up)?,
+                stride: up.stride,
+                ch: up.cout,
+                blocks: bl,
+            });
+        }
+        radius_frames += conv_radius(d.conv_post.k, d.conv_post.dilation) as f64 / rate as f64;
+        Ok(DecoderW {
+            conv_pre: be.prepare_conv(&d.conv_pre)?,
+            pre_ch: d.conv_pre.cout,
+            stages,
+            conv_post: be.prepare_conv(&d.conv_post)?,
+            radius: radius_frames.ceil() as usize,
+        })
+    }
+
+    /// Frames of context needed on each side of an output frame.
+    pub(crate) fn radius(&self) -> usize {
+        self.radius
+    }
+
+    /// Samples per frame.
+    pub(crate) fn hop(&self) -> usize {
+        self.stages.iter().map(|s| s.stride).product()
+    }
+
+    /// `z` view `[C, L]` -> audio `[1, L·hop]` in a new buffer.
+    pub(crate) fn run(&self, be: &B, z: &B::Buf, zm: Mat) -> Result<B::Buf, BackendError> {
+        let l = zm.cols;
+        let mut max_len = self.pre_ch * l;
+        let mut len = l;
+        for s in &self.stages {
+            len *= s.stride;
+            max_len = max_len.max(s.ch * len);
+        }
+        let mut x = be.alloc(max_len, "decoder state")?;
+        let mut act = be.alloc(max_len, "decoder activation")?;
+        let mut y = be.alloc(max_len, "decoder block")?;
+        let mut acc = be.alloc(max_len, "decoder mrf sum")?;
+        let mut t1 = be.alloc(max_len, "decoder scratch")?;
+        let mut t2 = be.alloc(max_len, "decoder scratch")?;
+        let mut xm = Mat::new(self.pre_ch, l);
+        be.conv1d(&self.conv_pre, z, zm, &mut x, xm, Out::Set);
+        for s in &self.stages {
+            be.leaky_relu(0.1, &x, xm, &mut act, xm);
+            let um = Mat::new(s.ch, xm.cols * s.stride);
+            be.conv_transpose(&s.up, &act, xm, &mut x, um);
+            xm = um;
+            // The first activation of every block is the same: compute it once.
+            be.leaky_relu(0.1, &x, xm, &mut act, xm);
+            for (bi, b) in s.blocks.iter().enumerate() {
+                be.copy(&x, xm, &mut y, xm);
+                match b {
+                    Block::Two(convs) => {
+                        for (ci, c) in convs.iter().enumerate() {
+                            if ci == 0 {
+                                be.conv1d(c, &act, xm, &mut y, xm, Out::Add);
+                            } else {
+                                be.leaky_relu(0.1, &y, xm, &mut t1, xm);
+                                be.conv1d(c, &t1, xm, &mut y, xm, Out::Add);
+                            }
+                        }
+                    }
+                    Block::One(pairs) => {
+                        for (ci, (c1, c2)) in pairs.iter().enumerate() {
+                            if ci == 0 {
+                                be.conv1d(c1, &act, xm, &mut t2, xm, Out::Set);
+                            } else {
+                                be.leaky_relu(0.1, &y, xm, &mut t1, xm);
+                                be.conv1d(c1, &t1, xm, &mut t2, xm, Out::Set);
+                            }
+                            be.leaky_relu(0.1, &t2, xm, &mut t1, xm);
+                            be.conv1d(c2, &t1, xm, &mut y, xm, Out::Add);
+                        }
+                    }
+                }
+                if bi == 0 {
+                    std::mem::swap(&mut y, &mut acc);
+                } else {
+                    be.axpy(1.0, &y, xm, &mut acc, xm);
+                }
+            }
+            be.scale(1.0 / s.blocks.len().max(1) as f32, &mut acc, xm);
+            std::mem::swap(&mut x, &mut acc);
+        }
+        be.leaky_relu(0.01, &x, xm, &mut act, xm);
+        let om = Mat::new(1, xm.cols);
+        let mut out = be.alloc(xm.cols, "audio")?;
+        be.conv1d(&self.conv_post, &act, xm, &mut out, om, Out::Set);
+        be.tanh(&mut out, om);
+        Ok(out)
+    }
+}

@@ -1,0 +1,136 @@
+//! Stochastic duration predictor, reverse direction: encoder output + noise -> logw.
+
+use super::noise::{Noise, STREAM_DP};
+use crate::backend::{Backend, Mat, Out};
+use crate::error::{BackendError, Error};
+use crate::voice::{DdsConv, DurationPredictor};
+
+struct Dds<B: Backend> {
+    layers: Vec<(
+        B::Conv,
+        (B::Vector, B::Vector),
+        B::Conv,
+        (B::Vector, B::Vector),
+    )>,
+}
+
+impl<B: Backend> Dds<B> {
+    fn new(be: &B, d: &DdsConv) -> Result<Self, BackendError> {
+        let mut layers = Vec::new();
+        for (sep, n1, c1, n2) in &d.layers {
+            layers.push((
+                be.prepare_conv(sep)?,
+                (be.prepare_vector(&n1.gamma)?, be.prepare_vector(&n1.beta)?),
+                be.prepare_conv(c1)?,
+                (be.prepare_vector(&n2.gamma)?, be.prepare_vector(&n2.beta)?),
+            ));
+        }
+        Ok(Dds { layers })
+    }
+
+    /// `h += GELU(LN(1x1(GELU(LN(sep(h))))))` per layer; `y1`, `y2` are scratch.
+    fn run(&self, be: &B, h: &mut B::Buf, m: Mat, y1: &mut B::Buf, y2: &mut B::Buf) {
+        for (sep, n1, c1, n2) in &self.layers {
+            be.conv1d(sep, h, m, y1, m, Out::Set);
+            be.layer_norm_gelu(y1, m, &n1.0, &n1.1);
+            be.conv1d(c1, y1, m, y2, m, Out::Set);
+            be.layer_norm_gelu(y2, m, &n2.0, &n2.1);
+            be.axpy(1.0, y2, m, h, m);
+        }
+    }
+}
+
+struct Flow<B: Backend> {
+    pre: B::Conv,
+    convs: Dds<B>,
+    proj: B::Conv,
+    proj_rows: usize,
+}
+
+/// Duration predictor weights on a backend.
+pub(crate) struct DurationW<B: Backend> {
+    pre: B::Conv,
+    convs: Dds<B>,
+    proj: B::Conv,
+    flows: Vec<Flow<B>>,
+    ch: usize,
+    bins: usize,
+    affine_m: [f32; 2],
+    affine_e: [f32; 2],
+}
+
+impl<B: Backend> DurationW<B> {
+    pub(crate) fn new(be: &B, d: &DurationPredictor) -> Result<Self, BackendError> {
+        let mut flows = Vec::new();
+        for f in &d.flows {
+            flows.push(Flow {
+                pre: be.prepare_conv(&f.pre)?,
+                convs: Dds::new(be, &f.convs)?,
+                proj: be.prepare_conv(&f.proj)?,
+                proj_rows: f.proj.cout,
+            });
+        }
+        Ok(DurationW {
+            pre: be.prepare_conv(&d.pre)?,
+            convs: Dds::new(be, &d.convs)?,
+            proj: be.prepare_conv(&d.proj)?,
+            flows,
+            ch: d.pre.cout,
+            bins: d.bins,
+            affine_m: d.affine_m,
+            affine_e: d.affine_e,
+        })
+    }
+
+    /// `x` `[H, T]` -> logw `[T]` (host).
+    pub(crate) fn run(
+        &self,
+        be: &B,
+        x: &B::Buf,
+        xm: Mat,
+        noise: &Noise,
+        noise_w: f32,
+    ) -> Result<Vec<f32>, Error> {
+        let t = xm.cols;
+        let m = Mat::new(self.ch, t);
+        let mut cond = be.alloc(self.ch * t, "duration conditioning")?;
+        let mut h = be.alloc(self.ch * t, "duration state")?;
+        let mut y1 = be.alloc(self.ch * t, "duration scratch")?;
+        let mut y2 = be.alloc(self.ch * t, "duration scratch")?;
+        be.conv1d(&self.pre, x, xm, &mut h, m, Out::Set);
+        self.convs.run(be, &mut h, m, &mut y1, &mut y2);
+        be.conv1d(&self.proj, &h, m, &mut cond, m, Out::Set);
+
+        let mut host = Vec::new();
+        noise
+            .fill(STREAM_DP, 2, 0, t, &mut host)
+            .map_err(Error::InvalidArgument)?;
+        for v in &mut host {
+            *v *= noise_w;
+        }
+        let mut z = be.alloc(2 * t, "duration flow state")?;
+        let zm = Mat::new(2, t);
+        be.write(&mut z, zm, &host);
+        let max_rows = self.flows.iter().map(|f| f.proj_rows).max().unwrap_or(0);
+        let mut theta = be.alloc(max_rows * t, "spline parameters")?;
+        // Rows of z playing channel 0 and 1; a Flip swaps the roles.
+        let (mut c0, mut c1) = (zm.rows(0, 1), zm.rows(1, 2));
+        let wh_scale = (self.ch as f32).sqrt();
+        for f in &self.flows {
+            std::mem::swap(&mut c0, &mut c1);
+            be.conv1d(&f.pre, &z, c0, &mut h, m, Out::Set);
+            be.axpy(1.0, &cond, m, &mut h, m);
+            f.convs.run(be, &mut h, m, &mut y1, &mut y2);
+            let thm = Mat::new(f.proj_rows, t);
+            be.conv1d(&f.proj, &h, m, &mut theta, thm, Out::Set);
+            be.spline_inverse(&mut z, c1, &theta, thm, self.bins, wh_scale);
+        }
+        std::mem::swap(&mut c0, &mut c1);
+        let mut logw = vec![0.0f32; t];
+        be.read(&z, c0, &mut logw);
+        for v in &mut logw {
+            *v = (*v - self.affine_m[0]) * self.affine_e[0];
+        }
+        Ok(logw)
+    }
+}

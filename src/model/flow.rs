@@ -1,0 +1,106 @@
+//! Main normalising flow, reverse direction: z_p -> z (mean-only couplings and flips).
+
+use crate::backend::{Backend, Mat, Out};
+use crate::error::BackendError;
+use crate::voice::Coupling;
+
+struct CouplingW<B: Backend> {
+    pre: B::Conv,
+    in_layers: Vec<B::Conv>,
+    res_skip: Vec<B::Conv>,
+    post: B::Conv,
+}
+
+/// Flow weights on a backend.
+pub(crate) struct FlowW<B: Backend> {
+    couplings: Vec<CouplingW<B>>,
+    channels: usize,
+    wn: usize,
+    radius: usize,
+}
+
+impl<B: Backend> FlowW<B> {
+    pub(crate) fn new(be: &B, c: &[Coupling]) -> Result<Self, BackendError> {
+        let mut couplings = Vec::with_capacity(c.len());
+        let mut radius = 0;
+        for cp in c {
+            radius += cp
+                .in_layers
+                .iter()
+                .map(|l| l.dilation * (l.k - 1) / 2)
+                .sum::<usize>();
+            couplings.push(CouplingW {
+                pre: be.prepare_conv(&cp.pre)?,
+                in_layers: cp
+                    .in_layers
+                    .iter()
+                    .map(|l| be.prepare_conv(l))
+                    .collect::<Result<_, _>>()?,
+                res_skip: cp
+                    .res_skip
+                    .iter()
+                    .map(|l| be.prepare_conv(l))
+                    .collect::<Result<_, _>>()?,
+                post: be.prepare_conv(&cp.post)?,
+            });
+        }
+        Ok(FlowW {
+            couplings,
+            channels: c.first().map_or(0, |c| 2 * c.pre.cin),
+            wn: c.first().map_or(0, |c| c.pre.cout),
+            radius,
+        })
+    }
+
+    /// Frames of context needed on each side of an output frame.
+    pub(crate) fn radius(&self) -> usize {
+        self.radius
+    }
+
+    /// Reverse flow over `[C, L]`: `z` in, result left in `z`. `tmp` is a second `[C, L]`.
+    pub(crate) fn run(
+        &self,
+        be: &B,
+        z: &mut B::Buf,
+        tmp: &mut B::Buf,
+        l: usize,
+    ) -> Result<(), BackendError> {
+        let (c, wn) = (self.channels, self.wn);
+        let half = c / 2;
+        let zm = Mat::new(c, l);
+        let hm = Mat::new(wn, l);
+        let mut h = be.alloc(wn * l, "flow hidden")?;
+        let mut a = be.alloc(2 * wn * l, "flow gate input")?;
+        let mut g = be.alloc(wn * l, "flow gate")?;
+        let mut rs = be.alloc(2 * wn * l, "flow res/skip")?;
+        let mut skip = be.alloc(wn * l, "flow skip sum")?;
+        let mut mu = be.alloc(half * l, "flow mean")?;
+        let am = Mat::new(2 * wn, l);
+        for cp in &self.couplings {
+            be.flip_rows(z, zm, tmp, zm);
+            std::mem::swap(z, tmp);
+            be.conv1d(&cp.pre, z, zm.rows(0, half), &mut h, hm, Out::Set);
+            let n = cp.in_layers.len();
+            for (i, (inl, rsl)) in cp.in_layers.iter().zip(&cp.res_skip).enumerate() {
+                be.conv1d(inl, &h, hm, &mut a, am, Out::Set);
+                be.gate_tanh_sigmoid(&a, am, &mut g, hm);
+                if i + 1 < n {
+                    be.conv1d(rsl, &g, hm, &mut rs, am, Out::Set);
+                    be.axpy(1.0, &rs, am.rows(0, wn), &mut h, hm);
+                    if i == 0 {
+                        be.copy(&rs, am.rows(wn, 2 * wn), &mut skip, hm);
+                    } else {
+                        be.axpy(1.0, &rs, am.rows(wn, 2 * wn), &mut skip, hm);
+                    }
+                } else if i == 0 {
+                    be.conv1d(rsl, &g, hm, &mut skip, hm, Out::Set);
+                } else {
+                    be.conv1d(rsl, &g, hm, &mut skip, hm, Out::Add);
+                }
+            }
+            be.conv1d(&cp.post, &skip, hm, &mut mu, Mat::new(half, l), Out::Set);
+            be.axpy(-1.0, &mu, Mat::new(half, l), z, zm.rows(half, c));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The VITS model as a sequence of backend ops: encoder, duration predictor,
+//! flow, decoder. It says *what* runs; the backend says *how*.
+
+mod decoder;
+mod duration;
+mod encoder;
+mod flow;
+mod noise;
+mod vits;
+
+pub use noise::{normal_at, Noise, STREAM_DP, STREAM_Z};
+pub use vits::{SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};

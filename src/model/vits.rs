@@ -1,0 +1,265 @@
+//! The whole VITS forward pass over a [`Backend`]: stages 1–5 per sentence
+//! ([`Vits::prepare`]), stages 6–9 on frame ranges with a halo ([`Vits::render`]).
+
+use super::decoder::DecoderW;
+use super::duration::DurationW;
+use super::encoder::EncoderW;
+use super::flow::FlowW;
+use super::noise::{Noise, STREAM_Z};
+use crate::backend::{Backend, Mat};
+use crate::error::{Error, Result};
+use crate::voice::{Scales, Weights};
+
+/// Default cap on frames per sentence (about 9.7 minutes of audio at 86 frames/s).
+pub const DEFAULT_MAX_FRAMES: usize = 50_000;
+
+/// Options of one synthesis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynthOptions {
+    /// Noise and length scales.
+    pub scales: Scales,
+    /// Noise source.
+    pub noise: Noise,
+    /// Cap on the frames of one sentence; more is an error.
+    pub max_frames: usize,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            scales: Scales::default(),
+            noise: Noise::Seeded(0),
+            max_frames: DEFAULT_MAX_FRAMES,
+        }
+    }
+}
+
+/// A sentence after the encoder and duration predictor: ready to render frames.
+pub struct Utterance<B: Backend> {
+    ml: B::Buf,
+    ids: usize,
+    hidden: usize,
+    /// Log-durations per id (`logw`).
+    pub logw: Vec<f32>,
+    /// Frames per id.
+    pub durations: Vec<u32>,
+    owner: Vec<u32>,
+    noise: Noise,
+    noise_scale: f32,
+}
+
+impl<B: Backend> Utterance<B> {
+    /// Total frames `F`.
+    pub fn frames(&self) -> usize {
+        self.owner.len()
+    }
+
+    /// `m_p ‖ logs_p` `[2H, T]` on the host, for checks.
+    pub fn encoded(&self, be: &B) -> Vec<f32> {
+        let m = Mat::new(2 * self.hidden, self.ids);
+        let mut out = vec![0.0; m.rows * m.cols];
+        be.read(&self.ml, m, &mut out);
+        out
+    }
+}
+
+/// A VITS voice on a backend.
+pub struct Vits<B: Backend> {
+    enc: EncoderW<B>,
+    dp: DurationW<B>,
+    flow: FlowW<B>,
+    dec: DecoderW<B>,
+    hidden: usize,
+    symbols: usize,
+}
+
+impl<B: Backend> Vits<B> {
+    /// Upload a voice's weights to the backend.
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    pub fn new(be: &B, w: &Weights) -> Result<Self> {
+        Ok(Vits {
+            enc: EncoderW::new(be, &w.enc)?,
+            dp: DurationW::new(be, &w.dp)?,
+            flow: FlowW::new(be, &w.flow)?,
+            dec: DecoderW::new(be, &w.dec)?,
+            hidden: w.enc.hidden,
+            symbols: w.enc.symbols,
+        })
+    }
+
+    /// Samples per frame.
+    pub fn hop(&self) -> usize {
+        self.dec.hop()
+    }
+
+    /// Context frames each side that flow + decoder need (43 for Piper medium voices).
+    pub fn halo(&self) -> usize {
+        self.flow.radius() + self.dec.radius()
+    }
+
+    /// Stages 1–5: ids -> encoder, durations, frame ownership.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for empty input, an id outside the voice, or a
+    /// frame count over `opts.max_frames`.
+    pub fn prepare(&self, be: &B, ids: &[i64], opts: &SynthOptions) -> Result<Utterance<B>> {
+        if ids.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no phoneme ids to synthesize".into(),
+            ));
+        }
+        if let Some((i, id)) = ids
+            .iter()
+            .enumerate()
+            .find(|(_, &id)| id < 0 || id as u64 >= self.symbols as u64)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "id #{} = {id} is outside the voice's symbols 0..{}",
+                i + 1,
+                self.symbols
+            )));
+        }
+        let sc = opts.scales;
+        for (name, v) in [
+            ("noise_scale", sc.noise_scale),
+            ("length_scale", sc.length_scale),
+            ("noise_w", sc.noise_w),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} = {v} must be a finite value >= 0"
+                )));
+            }
+        }
+        let t = ids.len();
+        let (x, ml) = self.enc.run(be, ids)?;
+        let logw = self
+            .dp
+            .run(be, &x, Mat::new(self.hidden, t), &opts.noise, sc.noise_w)?;
+        let mut durations = Vec::with_capacity(t);
+        let mut total: u64 = 0;
+        for (i, &lw) in logw.iter().enumerate() {
+            let w = lw.exp() * sc.length_scale;
+            let d = w.ceil();
+            if !d.is_finite() || d > opts.max_frames as f32 {
+                return Err(Error::InvalidArgument(format!(
+                    "id #{} would last {d} frames, over the cap of {} frames per sentence (lower noise_w or length_scale)",
+                    i + 1,
+                    opts.max_frames
+                )));
+            }
+            let d = d.max(0.0) as u32;
+            total += u64::from(d);
+            durations.push(d);
+        }
+        if total > opts.max_frames as u64 {
+            return Err(Error::InvalidArgument(format!(
+                "the sentence would need {total} frames, over the cap of {} (lower noise_w or length_scale, or split the text)",
+                opts.max_frames
+            )));
+        }
+        let mut owner = Vec::with_capacity(total.max(1) as usize);
+        for (i, &d) in durations.iter().enumerate() {
+            owner.extend(std::iter::repeat_n(i as u32, d as usize));
+        }
+        if owner.is_empty() {
+            owner.push(u32::MAX);
+        }
+        Ok(Utterance {
+            ml,
+            ids: t,
+            hidden: self.hidden,
+            logw,
+            durations,
+            owner,
+            noise: opts.noise.clone(),
+            noise_scale: sc.noise_scale,
+        })
+    }
+
+    /// z_p for frames `s..e` -> flow -> returns z `[C, e − s]` on the device.
+    fn latent_window(&self, be: &B, u: &Utterance<B>, s: usize, e: usize) -> Result<B::Buf> {
+        let (c, l) = (self.hidden, e - s);
+        let mut noise = Vec::new();
+        u.noise
+            .fill(STREAM_Z, c, s, e, &mut noise)
+            .map_err(Error::InvalidArgument)?;
+        let mut z = be.alloc(c * l, "prior sample")?;
+        be.expand_prior(
+            &u.ml,
+            Mat::new(2 * c, u.ids),
+            &u.owner[s..e],
+            &noise,
+            u.noise_scale,
+            &mut z,
+            Mat::new(c, l),
+        );
+        let mut tmp = be.alloc(c * l, "flow scratch")?;
+        self.flow.run(be, &mut z, &mut tmp, l)?;
+        Ok(z)
+    }
+
+    /// The flow output z `[C, F]` for the whole sentence (host), for checks.
+    ///
+    /// # Errors
+    /// Allocation failure or short fixed noise.
+    pub fn latent(&self, be: &B, u: &Utterance<B>) -> Result<Vec<f32>> {
+        let f = u.frames();
+        let z = self.latent_window(be, u, 0, f)?;
+        let mut out = vec![0.0; self.hidden * f];
+        be.read(&z, Mat::new(self.hidden, f), &mut out);
+        Ok(out)
+    }
+
+    /// Stages 6–9 for output frames `a..b`: appends `(b − a) · hop` samples to
+    /// `out`. Equal to the same samples of a whole-sentence run (halo context).
+    ///
+    /// # Errors
+    /// Allocation failure or short fixed noise.
+    pub fn render(
+        &self,
+        be: &B,
+        u: &Utterance<B>,
+        a: usize,
+        b: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let f = u.frames();
+        let b = b.min(f);
+        if a >= b {
+            return Ok(());
+        }
+        let (rf, rd) = (self.flow.radius(), self.dec.radius());
+        let (s, e) = (a.saturating_sub(rf + rd), (b + rf + rd).min(f));
+        let z = self.latent_window(be, u, s, e)?;
+        let (s2, e2) = (a.saturating_sub(rd), (b + rd).min(f));
+        let zm = Mat::new(self.hidden, e - s).cols(s2 - s, e2 - s);
+        let audio = self.dec.run(be, &z, zm)?;
+        let hop = self.hop();
+        let keep = Mat::new(1, (e2 - s2) * hop).cols((a - s2) * hop, (b - s2) * hop);
+        let start = out.len();
+        out.resize(start + (b - a) * hop, 0.0);
+        be.read(&audio, keep, &mut out[start..]);
+        Ok(())
+    }
+
+    /// Whole-sentence synthesis: ids -> raw samples.
+    ///
+    /// # Errors
+    /// As [`Vits::prepare`] and [`Vits::render`].
+    pub fn synthesize(&self, be: &B, ids: &[i64], opts: &SynthOptions) -> Result<Vec<f32>> {
+        let u = self.prepare(be, ids, opts)?;
+        let f = u.frames();
+        let mut out = Vec::with_capacity(f * self.hop());
+        let chunk = 1024;
+        let mut a = 0;
+        while a < f {
+            let b = (a + chunk).min(f);
+            self.render(be, &u, a, b, &mut out)?;
+            a = b;
+        }
+        Ok(out)
+    }
+}

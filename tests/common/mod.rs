@@ -1,0 +1,46 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The default voice; tests need it (`scripts/fetch-voice.sh` puts it there).
+pub fn voice_path() -> PathBuf {
+    let p = std::env::var_os("VOXIDE_VOICE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("voices/en_US-joe-medium.onnx")
+        });
+    assert!(
+        p.exists(),
+        "voice {} not found: run scripts/fetch-voice.sh first",
+        p.display()
+    );
+    p
+}
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn read_f32(name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Signal-to-noise ratio of `got` against `want`, in dB.
+pub fn snr_db(want: &[f32], got: &[f32]) -> f64 {
+    assert_eq!(want.len(), got.len(), "length differs");
+    let sig: f64 = want.iter().map(|&v| (v as f64).powi(2)).sum();
+    let err: f64 = want
+        .iter()
+        .zip(got)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    if err == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (sig / err).log10()
+}

@@ -1,0 +1,110 @@
+//! Parity with onnxruntime: per-stage tensors and final audio of the fixtures
+//! made by `scripts/gen-fixtures.py` (noise 0, and voxide's seeded noise fed to
+//! onnxruntime). Tolerance: equal lengths and SNR >= 50 dB.
+
+mod common;
+
+use common::{read_f32, snr_db};
+use serde_json::Value;
+use voxide::backend::cpu::CpuBackend;
+use voxide::backend::Backend;
+use voxide::model::{Noise, SynthOptions, Vits};
+use voxide::voice::{Scales, Voice};
+
+const MIN_SNR_DB: f64 = 50.0;
+
+fn cases() -> Vec<Value> {
+    let text = std::fs::read_to_string(common::fixtures().join("cases.json")).expect("cases.json");
+    let v: Value = serde_json::from_str(&text).expect("cases.json parses");
+    v["cases"].as_array().expect("cases").clone()
+}
+
+fn options(c: &Value) -> SynthOptions {
+    let s: Vec<f32> = c["scales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    SynthOptions {
+        scales: Scales {
+            noise_scale: s[0],
+            length_scale: s[1],
+            noise_w: s[2],
+        },
+        noise: Noise::Seeded(c["seed"].as_u64().unwrap_or(0)),
+        ..SynthOptions::default()
+    }
+}
+
+#[test]
+fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
+    let voice = Voice::load(&common::voice_path(), None).expect("voice loads");
+    let be = CpuBackend::new(2).unwrap();
+    let model = Vits::new(&be, &voice.weights).unwrap();
+    let mut report = Vec::new();
+    let mut ids_lens = Vec::new();
+    for c in cases() {
+        let name = c["name"].as_str().unwrap().to_string();
+        let ids: Vec<i64> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        ids_lens.push(ids.len());
+        let opts = options(&c);
+        let u = be
+            .install(|| model.prepare(&be, &ids, &opts))
+            .expect("prepare");
+        let want_d: Vec<u32> = c["durations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(
+            u.durations, want_d,
+            "{name}: durations differ from onnxruntime"
+        );
+        assert_eq!(
+            u.frames() as u64,
+            c["frames"].as_u64().unwrap(),
+            "{name}: frames"
+        );
+        let mut line = format!("{name:14} ids {:4} frames {:5}", ids.len(), u.frames());
+        if c["stages"].as_bool().unwrap() {
+            let logw = snr_db(&read_f32(&format!("{name}.logw.f32")), &u.logw);
+            let ml = snr_db(&read_f32(&format!("{name}.ml.f32")), &u.encoded(&be));
+            let z = snr_db(
+                &read_f32(&format!("{name}.z.f32")),
+                &be.install(|| model.latent(&be, &u)).unwrap(),
+            );
+            line += &format!("  m_p|logs_p {ml:6.1} dB  logw {logw:6.1} dB  z {z:6.1} dB");
+            for (stage, v) in [("m_p/logs_p", ml), ("logw", logw), ("z", z)] {
+                assert!(
+                    v >= MIN_SNR_DB,
+                    "{name}: {stage} SNR {v:.1} dB < {MIN_SNR_DB}"
+                );
+            }
+        }
+        let audio = be.install(|| model.synthesize(&be, &ids, &opts)).unwrap();
+        let want = read_f32(&format!("{name}.audio.f32"));
+        assert_eq!(audio.len(), want.len(), "{name}: sample count");
+        let snr = snr_db(&want, &audio);
+        line += &format!("  audio {snr:6.1} dB");
+        report.push(line);
+        assert!(
+            snr >= MIN_SNR_DB,
+            "{name}: audio SNR {snr:.1} dB < {MIN_SNR_DB}"
+        );
+    }
+    for l in &report {
+        println!("{l}");
+    }
+    assert!(
+        ids_lens.len() >= 6
+            && ids_lens.iter().any(|&n| n <= 13)
+            && ids_lens.iter().any(|&n| n >= 400)
+    );
+}
