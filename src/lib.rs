@@ -11,3 +11,7 @@ pub mod voice;
 
 pub use audio::{Audio, AudioSample, SampleRate};
 pub use error::{Error, Result};
+pub mod engine;
+pub mod text;
+
+pub use engine::{Device, Engine, EngineBuilder, Input, Permit, SpeakOptions};
