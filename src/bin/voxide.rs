@@ -1,1 +1,526 @@
-fn main() {}
+//! The `voxide` command-line tool: speak, phonemize, bench, voices.
+
+use clap::{Args, Parser, Subcommand};
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use voxide::audio::{as_f32, wav_header, SampleRate};
+use voxide::voice::{phoneme_sentences, VoiceConfig};
+use voxide::{Device, Engine, Error, Input, SpeakOptions};
+
+#[derive(Parser)]
+#[command(name = "voxide", version, about = "Native neural text-to-speech for Piper voices")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Synthesize speech to a WAV file, stdout, or raw float32.
+    Speak(SpeakArgs),
+    /// Print the phonemes of text, one line of IPA per sentence.
+    Phonemize(PhonemizeArgs),
+    /// Measure speed, time to first audio, load time and memory.
+    Bench(BenchArgs),
+    /// List the voices found in a directory.
+    Voices {
+        /// Directory to scan (default: voices/).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct VoiceArgs {
+    /// Voice model (default: $VOXIDE_VOICE, else voices/en_US-joe-medium.onnx).
+    #[arg(long)]
+    voice: Option<PathBuf>,
+    /// Voice config (default: the voice path + .json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Compute device: auto, cpu or cuda (default: $VOXIDE_DEVICE, else auto).
+    #[arg(long)]
+    device: Option<String>,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").args(["text", "phonemes", "ids"])))]
+struct SpeakArgs {
+    #[command(flatten)]
+    voice: VoiceArgs,
+    /// Text to speak (none of --text/--phonemes/--ids: read text from stdin).
+    #[arg(long)]
+    text: Option<String>,
+    /// espeak-style IPA, one sentence per line.
+    #[arg(long)]
+    phonemes: Option<String>,
+    /// Phoneme ids of one utterance, comma-separated.
+    #[arg(long)]
+    ids: Option<String>,
+    /// Prior noise scale (default: the voice's).
+    #[arg(long)]
+    noise_scale: Option<f32>,
+    /// Duration multiplier, larger is slower (default: the voice's).
+    #[arg(long)]
+    length_scale: Option<f32>,
+    /// Duration noise scale (default: the voice's).
+    #[arg(long)]
+    noise_w: Option<f32>,
+    /// Noise seed: the same input and options give the same samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Speaker id (multi-speaker voices).
+    #[arg(long)]
+    speaker: Option<i64>,
+    /// WAV output file, or - to stream WAV to stdout (default: out.wav unless --raw).
+    #[arg(long)]
+    output: Option<String>,
+    /// Raw float32 little-endian samples, no normalisation.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PhonemizeArgs {
+    /// Voice (accepted for symmetry; the English frontend does not need it).
+    #[arg(long)]
+    voice: Option<PathBuf>,
+    /// Text (default: stdin).
+    #[arg(long)]
+    text: Option<String>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    voice: VoiceArgs,
+    /// File with the text to speak.
+    #[arg(long)]
+    text_file: PathBuf,
+    /// What the file holds: text, phonemes (IPA, one sentence per line) or ids.
+    #[arg(long, default_value = "text")]
+    input: String,
+    /// Timed repetitions (median reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Simultaneous requests, each the whole text.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_voice() -> PathBuf {
+    std::env::var_os("VOXIDE_VOICE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("voices/en_US-joe-medium.onnx"))
+}
+
+fn build_engine(v: &VoiceArgs, max_concurrent: usize) -> Result<Engine, Error> {
+    let mut b = Engine::builder()
+        .voice(v.voice.clone().unwrap_or_else(default_voice))
+        .max_concurrent(max_concurrent)
+        .threads(v.threads);
+    if let Some(c) = &v.config {
+        b = b.config(c);
+    }
+    if let Some(d) = &v.device {
+        b = b.device(Device::parse(d)?);
+    }
+    b.build()
+}
+
+fn read_stdin() -> Result<String, Error> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => Error::InvalidUtf8("standard input".into()),
+            _ => Error::Io {
+                context: "cannot read standard input".into(),
+                source: e,
+            },
+        })?;
+    Ok(s)
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        context: format!("cannot write {}", path.display()),
+        source,
+    }
+}
+
+fn speak(a: SpeakArgs) -> Result<(), Error> {
+    let engine = build_engine(&a.voice, 1)?;
+    let (text, input) = match (&a.text, &a.phonemes, &a.ids) {
+        (Some(t), _, _) => (t.clone(), Input::Text),
+        (_, Some(p), _) => (p.clone(), Input::Phonemes),
+        (_, _, Some(i)) => (i.clone(), Input::Ids),
+        _ => (read_stdin()?, Input::Text),
+    };
+    if input == Input::Phonemes {
+        warn_dropped_phonemes(&engine, &a, &text)?;
+    }
+    let opts = SpeakOptions {
+        noise_scale: a.noise_scale,
+        length_scale: a.length_scale,
+        noise_w: a.noise_w,
+        seed: a.seed,
+        speaker: a.speaker,
+        input,
+        ..SpeakOptions::default()
+    };
+    let output = match (&a.output, &a.raw) {
+        (None, None) => Some("out.wav".to_string()),
+        (o, _) => o.clone(),
+    };
+    let rate = engine.sample_rate(None)?;
+    if output.as_deref() == Some("-") {
+        return stream_to_stdout(&engine, &text, &opts, rate, a.raw.as_deref());
+    }
+    let permit = engine.acquire_permit()?;
+    let audio = engine.speak_with(&text, None, &opts, permit)?;
+    if let Some(raw) = &a.raw {
+        write_raw(raw, as_f32(audio.samples()))?;
+    }
+    if let Some(out) = output {
+        audio.write_wav(&out)?;
+        eprintln!(
+            "voxide: wrote {out} ({:.2} s of audio at {} Hz, {})",
+            audio.duration_secs(),
+            rate.hz(),
+            engine.device_name()
+        );
+    }
+    Ok(())
+}
+
+fn warn_dropped_phonemes(engine: &Engine, a: &SpeakArgs, text: &str) -> Result<(), Error> {
+    let path = a.voice.voice.clone().unwrap_or_else(default_voice);
+    let cfg_path = a.voice.config.clone().unwrap_or_else(|| {
+        let mut s = path.clone().into_os_string();
+        s.push(".json");
+        s.into()
+    });
+    let cfg = VoiceConfig::load(&cfg_path)?;
+    let map = voxide::voice::PhonemeIdMap::new(&cfg);
+    let _ = engine;
+    for (i, s) in phoneme_sentences(text).iter().enumerate() {
+        let m = map.sentence_ids(s);
+        if !m.dropped.is_empty() {
+            let list: String = m.dropped.iter().collect();
+            eprintln!(
+                "voxide: warning: sentence {} has phonemes the voice lacks, dropped: {list:?}",
+                i + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_raw(path: &Path, samples: &[f32]) -> Result<(), Error> {
+    let mut bytes = Vec::with_capacity(samples.len() * 4);
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, bytes).map_err(write_err(path))
+}
+
+/// WAV to stdout as chunks are ready. The length fields are set to the maximum
+/// (unknown when the header is written); samples are not peak-normalised,
+/// since a sentence's peak is unknown until it ends.
+fn stream_to_stdout(
+    engine: &Engine,
+    text: &str,
+    opts: &SpeakOptions,
+    rate: SampleRate,
+    raw: Option<&Path>,
+) -> Result<(), Error> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let io = |source| Error::Io {
+        context: "cannot write to standard output".into(),
+        source,
+    };
+    out.write_all(&wav_header(rate, u32::MAX - 36)).map_err(io)?;
+    let mut raw_samples = Vec::new();
+    let mut failure = None;
+    let permit = engine.acquire_permit()?;
+    engine.speak_stream(text, None, opts, permit, |chunk| {
+        let f = as_f32(chunk);
+        if raw.is_some() {
+            raw_samples.extend_from_slice(f);
+        }
+        let mut b = Vec::with_capacity(f.len() * 2);
+        for &x in f {
+            let v = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        match out.write_all(&b).and_then(|_| out.flush()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failure = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    })
+    .map_err(|e| match (&e, failure.take()) {
+        (Error::Cancelled, Some(f)) => io(f),
+        _ => e,
+    })?;
+    if let Some(r) = raw {
+        write_raw(r, &raw_samples)?;
+    }
+    Ok(())
+}
+
+fn phonemize(a: PhonemizeArgs) -> Result<(), Error> {
+    let text = match a.text {
+        Some(t) => t,
+        None => read_stdin()?,
+    };
+    let _ = a.voice;
+    let sentences =
+        voxide::text::phonemize(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for s in sentences {
+        writeln!(out, "{s}").map_err(|source| Error::Io {
+            context: "cannot write to standard output".into(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// Time one streamed request: (seconds of audio, wall seconds, ms to first chunk).
+fn timed_request(
+    engine: &Engine,
+    text: &str,
+    opts: &SpeakOptions,
+    rate: f64,
+) -> Result<(f64, f64, f64), Error> {
+    let permit = engine.acquire_permit()?;
+    let t0 = Instant::now();
+    let mut first: Option<Duration> = None;
+    let mut samples = 0usize;
+    engine.speak_stream(text, None, opts, permit, |c| {
+        if first.is_none() && !c.is_empty() {
+            first = Some(t0.elapsed());
+        }
+        samples += c.len();
+        ControlFlow::Continue(())
+    })?;
+    let wall = t0.elapsed().as_secs_f64();
+    Ok((
+        samples as f64 / rate,
+        wall,
+        first.map_or(wall, |d| d.as_secs_f64()) * 1e3,
+    ))
+}
+
+fn bench(a: BenchArgs) -> Result<(), Error> {
+    let text = std::fs::read_to_string(&a.text_file).map_err(|source| Error::Io {
+        context: format!("cannot read {}", a.text_file.display()),
+        source,
+    })?;
+    let input = match a.input.as_str() {
+        "text" => Input::Text,
+        "phonemes" => Input::Phonemes,
+        "ids" => Input::Ids,
+        o => {
+            return Err(Error::InvalidArgument(format!(
+                "--input {o:?}: expected text, phonemes or ids"
+            )))
+        }
+    };
+    let conc = a.concurrency.unwrap_or(1).max(1);
+    let t0 = Instant::now();
+    let engine = build_engine(&a.voice, conc)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let rate = f64::from(engine.sample_rate(None)?.hz());
+    let opts = SpeakOptions {
+        input,
+        ..SpeakOptions::default()
+    };
+    // Time to first audio per sentence-sized request.
+    let sentences: Vec<String> = match input {
+        Input::Phonemes => phoneme_sentences(&text).iter().map(|s| s.to_string()).collect(),
+        Input::Ids => vec![text.clone()],
+        Input::Text => voxide::text::phonemize(&text)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+    };
+    let sent_opts = SpeakOptions {
+        input: if input == Input::Ids {
+            Input::Ids
+        } else {
+            Input::Phonemes
+        },
+        ..opts.clone()
+    };
+    let mut ttfa = Vec::new();
+    for s in sentences.iter().take(20) {
+        ttfa.push(timed_request(&engine, s, &sent_opts, rate)?.2);
+    }
+    // Warm-up, then timed repeats of the whole text.
+    let (audio_s, _, _) = timed_request(&engine, &text, &opts, rate)?;
+    let mut walls = Vec::new();
+    let mut req_ttfa = Vec::new();
+    for _ in 0..a.repeat.max(1) {
+        if conc == 1 {
+            let (_, w, f) = timed_request(&engine, &text, &opts, rate)?;
+            walls.push(w);
+            req_ttfa.push(f);
+        } else {
+            let start = Instant::now();
+            let results: Vec<Result<(f64, f64, f64), Error>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..conc)
+                    .map(|_| s.spawn(|| timed_request(&engine, &text, &opts, rate)))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Panic("bench thread".into())))
+                    })
+                    .collect()
+            });
+            walls.push(start.elapsed().as_secs_f64());
+            for r in results {
+                req_ttfa.push(r?.2);
+            }
+        }
+    }
+    let wall = median(&mut walls);
+    let total_audio = audio_s * conc as f64;
+    let xrt = if wall > 0.0 { total_audio / wall } else { 0.0 };
+    let mut obj = serde_json::json!({
+        "audio_s": audio_s,
+        "wall_s": wall,
+        "xrt": xrt,
+        "ttfa_ms": median(&mut ttfa),
+        "load_ms": load_ms,
+        "peak_rss_mb": peak_rss_mb(),
+        "device": engine.device_name(),
+        "threads": engine.threads(),
+        "sentences": sentences.len(),
+        "repeat": a.repeat.max(1),
+    });
+    if a.concurrency.is_some() {
+        obj["concurrency"] = conc.into();
+        obj["ttfa_p50_ms"] = median(&mut req_ttfa.clone()).into();
+        obj["ttfa_p99_ms"] = percentile(&mut req_ttfa, 0.99).into();
+    }
+    if a.json {
+        println!("{obj}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&obj).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn voices(dir: Option<PathBuf>) -> Result<(), Error> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from("voices"));
+    let rd = std::fs::read_dir(&dir).map_err(|source| Error::Io {
+        context: format!("cannot list {}", dir.display()),
+        source,
+    })?;
+    let mut found: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        eprintln!("voxide: no .onnx voices in {}", dir.display());
+    }
+    for p in found {
+        let mut cfg = p.clone().into_os_string();
+        cfg.push(".json");
+        match VoiceConfig::load(Path::new(&cfg)) {
+            Ok(c) => println!(
+                "{}\t{} Hz\t{} speaker(s)\t{}\t{}",
+                p.display(),
+                c.sample_rate,
+                c.num_speakers,
+                c.language.as_deref().unwrap_or("?"),
+                c.phoneme_type
+            ),
+            Err(e) => println!("{}\t(unusable: {e})", p.display()),
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("voxide: internal error: {}", msg.replace('\n', " "));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let msg = e.to_string();
+            let line = msg.lines().next().unwrap_or("invalid arguments");
+            eprintln!("voxide: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = std::panic::catch_unwind(|| match cli.cmd {
+        Cmd::Speak(a) => speak(a),
+        Cmd::Phonemize(a) => phonemize(a),
+        Cmd::Bench(a) => bench(a),
+        Cmd::Voices { dir } => voices(dir),
+    });
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("voxide: {}", e.to_string().replace('\n', " "));
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::from(101),
+    }
+}

@@ -43,8 +43,8 @@ impl Voice {
                 PathBuf::from(s)
             }
         };
-        let config = VoiceConfig::load(&config_path)?;
         let weights = Weights::load(voice)?;
+        let config = VoiceConfig::load(&config_path)?;
         if weights.enc.symbols < config.num_symbols {
             return Err(Error::Model(VoiceError::Config {
                 path: config_path,
