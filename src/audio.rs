@@ -124,7 +124,8 @@ impl Audio {
 /// Piper's per-sentence conversion of float samples to int16.
 pub fn pcm16_piper(samples: &[f32]) -> impl Iterator<Item = i16> + '_ {
     let peak = samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
-    let silent = !(peak >= 1e-8);
+    // NaN peaks count as silent too.
+    let silent = peak.is_nan() || peak < 1e-8;
     samples.iter().map(move |&x| {
         if silent {
             return 0;

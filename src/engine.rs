@@ -515,7 +515,7 @@ impl Engine {
                 noise: Noise::Seeded(o.seed.wrapping_add(i as u64)),
                 max_frames: o.max_frames,
             };
-            let u: Utterance<CpuBackend> = be.install(|| v.model.prepare(be, ids, &opts))?;
+            let mut u: Utterance<CpuBackend> = be.install(|| v.model.prepare(be, ids, &opts))?;
             let f = u.frames();
             let mut a = 0;
             let mut size = first;
@@ -523,7 +523,7 @@ impl Engine {
             while a < f {
                 let b = (a + size).min(f);
                 buf.clear();
-                be.install(|| v.model.render(be, &u, a, b, &mut buf))?;
+                be.install(|| v.model.render(be, &mut u, a, b, &mut buf))?;
                 if sink(Event::Samples(&buf)).is_break() {
                     return Err(Error::Cancelled);
                 }

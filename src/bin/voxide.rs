@@ -11,7 +11,11 @@ use voxide::voice::{phoneme_sentences, VoiceConfig};
 use voxide::{Device, Engine, Error, Input, SpeakOptions};
 
 #[derive(Parser)]
-#[command(name = "voxide", version, about = "Native neural text-to-speech for Piper voices")]
+#[command(
+    name = "voxide",
+    version,
+    about = "Native neural text-to-speech for Piper voices"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -249,32 +253,34 @@ fn stream_to_stdout(
         context: "cannot write to standard output".into(),
         source,
     };
-    out.write_all(&wav_header(rate, u32::MAX - 36)).map_err(io)?;
+    out.write_all(&wav_header(rate, u32::MAX - 36))
+        .map_err(io)?;
     let mut raw_samples = Vec::new();
     let mut failure = None;
     let permit = engine.acquire_permit()?;
-    engine.speak_stream(text, None, opts, permit, |chunk| {
-        let f = as_f32(chunk);
-        if raw.is_some() {
-            raw_samples.extend_from_slice(f);
-        }
-        let mut b = Vec::with_capacity(f.len() * 2);
-        for &x in f {
-            let v = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        match out.write_all(&b).and_then(|_| out.flush()) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failure = Some(e);
-                ControlFlow::Break(())
+    engine
+        .speak_stream(text, None, opts, permit, |chunk| {
+            let f = as_f32(chunk);
+            if raw.is_some() {
+                raw_samples.extend_from_slice(f);
             }
-        }
-    })
-    .map_err(|e| match (&e, failure.take()) {
-        (Error::Cancelled, Some(f)) => io(f),
-        _ => e,
-    })?;
+            let mut b = Vec::with_capacity(f.len() * 2);
+            for &x in f {
+                let v = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            match out.write_all(&b).and_then(|_| out.flush()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failure = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })
+        .map_err(|e| match (&e, failure.take()) {
+            (Error::Cancelled, Some(f)) => io(f),
+            _ => e,
+        })?;
     if let Some(r) = raw {
         write_raw(r, &raw_samples)?;
     }
@@ -304,9 +310,11 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -380,10 +388,14 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
     };
     // Time to first audio per sentence-sized request.
     let sentences: Vec<String> = match input {
-        Input::Phonemes => phoneme_sentences(&text).iter().map(|s| s.to_string()).collect(),
+        Input::Phonemes => phoneme_sentences(&text)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         Input::Ids => vec![text.clone()],
-        Input::Text => voxide::text::phonemize(&text)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+        Input::Text => {
+            voxide::text::phonemize(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?
+        }
     };
     let sent_opts = SpeakOptions {
         input: if input == Input::Ids {

@@ -5,32 +5,37 @@ use crate::backend::{Backend, Mat, Out};
 use crate::error::{BackendError, Error};
 use crate::voice::{DdsConv, DurationPredictor};
 
-struct Dds<B: Backend> {
-    layers: Vec<(
-        B::Conv,
-        (B::Vector, B::Vector),
-        B::Conv,
-        (B::Vector, B::Vector),
-    )>,
+/// LayerNorm gamma and beta.
+type NormW<B> = (<B as Backend>::Vector, <B as Backend>::Vector);
+
+/// One DDSConv layer: depthwise conv, norm, 1x1 conv, norm.
+struct DdsLayer<B: Backend> {
+    sep: B::Conv,
+    n1: NormW<B>,
+    c1: B::Conv,
+    n2: NormW<B>,
 }
 
+struct Dds<B: Backend> {
+    layers: Vec<DdsLayer<B>>,
+}
 impl<B: Backend> Dds<B> {
     fn new(be: &B, d: &DdsConv) -> Result<Self, BackendError> {
         let mut layers = Vec::new();
         for (sep, n1, c1, n2) in &d.layers {
-            layers.push((
-                be.prepare_conv(sep)?,
-                (be.prepare_vector(&n1.gamma)?, be.prepare_vector(&n1.beta)?),
-                be.prepare_conv(c1)?,
-                (be.prepare_vector(&n2.gamma)?, be.prepare_vector(&n2.beta)?),
-            ));
+            layers.push(DdsLayer {
+                sep: be.prepare_conv(sep)?,
+                n1: (be.prepare_vector(&n1.gamma)?, be.prepare_vector(&n1.beta)?),
+                c1: be.prepare_conv(c1)?,
+                n2: (be.prepare_vector(&n2.gamma)?, be.prepare_vector(&n2.beta)?),
+            });
         }
         Ok(Dds { layers })
     }
 
     /// `h += GELU(LN(1x1(GELU(LN(sep(h))))))` per layer; `y1`, `y2` are scratch.
     fn run(&self, be: &B, h: &mut B::Buf, m: Mat, y1: &mut B::Buf, y2: &mut B::Buf) {
-        for (sep, n1, c1, n2) in &self.layers {
+        for DdsLayer { sep, n1, c1, n2 } in &self.layers {
             be.conv1d(sep, h, m, y1, m, Out::Set);
             be.layer_norm_gelu(y1, m, &n1.0, &n1.1);
             be.conv1d(c1, y1, m, y2, m, Out::Set);

@@ -46,6 +46,10 @@ pub struct Utterance<B: Backend> {
     owner: Vec<u32>,
     noise: Noise,
     noise_scale: f32,
+    /// Flow output `[C, F]`, computed progressively by `render`.
+    z: Option<B::Buf>,
+    /// Frames `0..z_ready` of `z` are final.
+    z_ready: usize,
 }
 
 impl<B: Backend> Utterance<B> {
@@ -176,6 +180,8 @@ impl<B: Backend> Vits<B> {
             owner,
             noise: opts.noise.clone(),
             noise_scale: sc.noise_scale,
+            z: None,
+            z_ready: 0,
         })
     }
 
@@ -213,15 +219,49 @@ impl<B: Backend> Vits<B> {
         Ok(out)
     }
 
+    /// Make flow-output frames `0..upto` of `u` final. The flow runs on
+    /// segments of at least `min_step` frames with its own halo only, so every
+    /// frame of z is computed once (plus the halo of each segment).
+    fn advance_latent(
+        &self,
+        be: &B,
+        u: &mut Utterance<B>,
+        upto: usize,
+        min_step: usize,
+    ) -> Result<()> {
+        let f = u.frames();
+        let c = self.hidden;
+        if u.z.is_none() {
+            u.z = Some(be.alloc(c * f, "flow output")?);
+        }
+        let upto = upto.min(f);
+        if upto <= u.z_ready {
+            return Ok(());
+        }
+        let r = u.z_ready;
+        let r2 = upto.max((r + min_step).min(f));
+        let rf = self.flow.radius();
+        let (s, e) = (r.saturating_sub(rf), (r2 + rf).min(f));
+        let seg = self.latent_window(be, u, s, e)?;
+        let src = Mat::new(c, e - s).cols(r - s, r2 - s);
+        let dst = Mat::new(c, f).cols(r, r2);
+        if let Some(z) = u.z.as_mut() {
+            be.copy(&seg, src, z, dst);
+        }
+        u.z_ready = r2;
+        Ok(())
+    }
+
     /// Stages 6–9 for output frames `a..b`: appends `(b − a) · hop` samples to
     /// `out`. Equal to the same samples of a whole-sentence run (halo context).
+    /// Cheapest when called with increasing ranges (the flow output is kept).
     ///
     /// # Errors
     /// Allocation failure or short fixed noise.
     pub fn render(
         &self,
         be: &B,
-        u: &Utterance<B>,
+        u: &mut Utterance<B>,
         a: usize,
         b: usize,
         out: &mut Vec<f32>,
@@ -231,12 +271,20 @@ impl<B: Backend> Vits<B> {
         if a >= b {
             return Ok(());
         }
-        let (rf, rd) = (self.flow.radius(), self.dec.radius());
-        let (s, e) = (a.saturating_sub(rf + rd), (b + rf + rd).min(f));
-        let z = self.latent_window(be, u, s, e)?;
+        let rd = self.dec.radius();
         let (s2, e2) = (a.saturating_sub(rd), (b + rd).min(f));
-        let zm = Mat::new(self.hidden, e - s).cols(s2 - s, e2 - s);
-        let audio = self.dec.run(be, &z, zm)?;
+        // After the first chunk, run the flow well ahead to amortise its halo.
+        let step = if u.z_ready == 0 {
+            0
+        } else {
+            4 * self.flow.radius()
+        };
+        self.advance_latent(be, u, e2, step)?;
+        let z =
+            u.z.as_ref()
+                .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
+        let zm = Mat::new(self.hidden, f).cols(s2, e2);
+        let audio = self.dec.run(be, z, zm)?;
         let hop = self.hop();
         let keep = Mat::new(1, (e2 - s2) * hop).cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();
@@ -250,14 +298,14 @@ impl<B: Backend> Vits<B> {
     /// # Errors
     /// As [`Vits::prepare`] and [`Vits::render`].
     pub fn synthesize(&self, be: &B, ids: &[i64], opts: &SynthOptions) -> Result<Vec<f32>> {
-        let u = self.prepare(be, ids, opts)?;
+        let mut u = self.prepare(be, ids, opts)?;
         let f = u.frames();
         let mut out = Vec::with_capacity(f * self.hop());
         let chunk = 1024;
         let mut a = 0;
         while a < f {
             let b = (a + chunk).min(f);
-            self.render(be, &u, a, b, &mut out)?;
+            self.render(be, &mut u, a, b, &mut out)?;
             a = b;
         }
         Ok(out)

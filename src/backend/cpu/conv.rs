@@ -4,9 +4,9 @@ use super::gemm::{gemm, Operand};
 use crate::backend::{Mat, Out};
 use crate::voice::{Conv, ConvTranspose};
 
-/// A conv weight laid out per tap: `taps[j]` is the `[cout, cin]` matrix of tap j.
+/// A conv weight as `[cout, cin·k]` (its file layout), the lhs of im2col GEMMs.
 pub struct CpuConv {
-    pub(crate) taps: Vec<f32>,
+    pub(crate) im2col: Vec<f32>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
@@ -16,16 +16,8 @@ pub struct CpuConv {
 
 impl CpuConv {
     pub(crate) fn new(c: &Conv) -> Self {
-        let mut taps = vec![0.0; c.w.len()];
-        for o in 0..c.cout {
-            for i in 0..c.cin {
-                for j in 0..c.k {
-                    taps[(j * c.cout + o) * c.cin + i] = c.w[(o * c.cin + i) * c.k + j];
-                }
-            }
-        }
         CpuConv {
-            taps,
+            im2col: c.w.clone(),
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
             cin: c.cin,
@@ -79,6 +71,27 @@ fn add_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
     }
 }
 
+/// A raw pointer that may cross threads: tiles write disjoint columns.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to write disjoint column ranges from different tiles.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Column tile so that an im2col tile stays around 256 KiB (L2-sized).
+fn tile_cols(rows: usize, cols: usize, threads: usize) -> usize {
+    let by_cache = (64 * 1024 / rows.max(1)).clamp(64, 4096);
+    // Enough tiles to keep every thread busy.
+    let by_threads = cols.div_ceil(threads.max(1) * 2).max(32);
+    by_cache.min(by_threads).max(16)
+}
+
 pub(crate) fn conv1d(
     threads: usize,
     w: &CpuConv,
@@ -91,58 +104,122 @@ pub(crate) fn conv1d(
     assert_eq!(xm.cols, ym.cols, "conv1d keeps the length");
     assert_eq!(ym.rows, w.cout, "conv1d output rows");
     assert!(xm.end() <= x.len() && ym.end() <= y.len());
-    let t = xm.cols;
     let pad = w.dilation * (w.k - 1) / 2;
     if w.cin == 1 && xm.rows == w.cout && w.cout > 1 {
         depthwise(w, x, xm, y, ym, out, pad);
         return;
     }
     assert_eq!(xm.rows, w.cin, "conv1d input rows");
-    match out {
-        Out::Set | Out::SetRelu => fill_bias(y, ym, &w.bias),
-        Out::Add => add_bias(y, ym, &w.bias),
-    }
-    for j in 0..w.k {
-        let s = (j * w.dilation) as isize - pad as isize;
-        let t0 = (-s).max(0) as usize;
-        let t1 = (t as isize - s).clamp(0, t as isize) as usize;
-        if t1 <= t0 {
-            continue;
+    let t = xm.cols;
+    let kk = w.cin * w.k;
+    let tile = tile_cols(kk, t, threads);
+    let n_tiles = t.div_ceil(tile);
+    let yp = SendPtr(y.as_mut_ptr());
+    let ylen = y.len();
+    let run_tile = |ti: usize| {
+        let c0 = ti * tile;
+        let c1 = (c0 + tile).min(t);
+        let n = c1 - c0;
+        // SAFETY: each tile touches only columns c0..c1 of the rows of ym,
+        // which no other tile touches; bounds were checked above.
+        let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
+        let ytile = ym.cols(c0, c1);
+        match out {
+            Out::Set | Out::SetRelu => fill_bias(y, ytile, &w.bias),
+            Out::Add => add_bias(y, ytile, &w.bias),
         }
-        gemm(
-            threads,
-            w.cout,
-            t1 - t0,
-            w.cin,
-            y,
-            Operand {
-                off: ym.off + t0,
-                rs: ym.ld as isize,
-                cs: 1,
-            },
-            true,
-            &w.taps,
-            Operand {
-                off: j * w.cout * w.cin,
-                rs: w.cin as isize,
-                cs: 1,
-            },
-            x,
-            Operand {
-                off: (xm.off as isize + t0 as isize + s) as usize,
-                rs: xm.ld as isize,
-                cs: 1,
-            },
-            1.0,
-        );
-    }
-    if out == Out::SetRelu {
-        for r in 0..ym.rows {
-            for v in &mut y[ym.off + r * ym.ld..ym.off + r * ym.ld + ym.cols] {
-                *v = v.max(0.0);
+        let d = Operand {
+            off: ytile.off,
+            rs: ym.ld as isize,
+            cs: 1,
+        };
+        if w.k == 1 {
+            gemm(
+                1,
+                w.cout,
+                n,
+                w.cin,
+                y,
+                d,
+                true,
+                &w.im2col,
+                Operand {
+                    off: 0,
+                    rs: kk as isize,
+                    cs: 1,
+                },
+                x,
+                Operand {
+                    off: xm.off + c0,
+                    rs: xm.ld as isize,
+                    cs: 1,
+                },
+                1.0,
+            );
+        } else {
+            COL.with(|col| {
+                let mut col = col.borrow_mut();
+                col.clear();
+                col.resize(kk * n, 0.0);
+                for i in 0..w.cin {
+                    let xr = &x[xm.off + i * xm.ld..xm.off + i * xm.ld + t];
+                    for j in 0..w.k {
+                        let row = &mut col[(i * w.k + j) * n..(i * w.k + j + 1) * n];
+                        let s = (c0 + j * w.dilation) as isize - pad as isize;
+                        // row[q] = x[s + q] where in range, else 0.
+                        let q0 = (-s).clamp(0, n as isize) as usize;
+                        let q1 = (t as isize - s).clamp(0, n as isize) as usize;
+                        row[..q0].fill(0.0);
+                        if q1 > q0 {
+                            let src = (s + q0 as isize) as usize;
+                            row[q0..q1].copy_from_slice(&xr[src..src + (q1 - q0)]);
+                        }
+                        row[q1.max(q0)..].fill(0.0);
+                    }
+                }
+                gemm(
+                    1,
+                    w.cout,
+                    n,
+                    kk,
+                    y,
+                    d,
+                    true,
+                    &w.im2col,
+                    Operand {
+                        off: 0,
+                        rs: kk as isize,
+                        cs: 1,
+                    },
+                    &col,
+                    Operand {
+                        off: 0,
+                        rs: n as isize,
+                        cs: 1,
+                    },
+                    1.0,
+                );
+            });
+        }
+        if out == Out::SetRelu {
+            for r in 0..ym.rows {
+                let o = ytile.off + r * ym.ld;
+                for v in &mut y[o..o + n] {
+                    *v = v.max(0.0);
+                }
             }
         }
+    };
+    if threads > 1 && n_tiles > 1 {
+        use rayon::prelude::*;
+        (0..n_tiles).into_par_iter().for_each(run_tile);
+    } else {
+        (0..n_tiles).for_each(run_tile);
     }
+}
+
+thread_local! {
+    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn depthwise(w: &CpuConv, x: &[f32], xm: Mat, y: &mut [f32], ym: Mat, out: Out, pad: usize) {
@@ -155,7 +232,7 @@ fn depthwise(w: &CpuConv, x: &[f32], xm: Mat, y: &mut [f32], ym: Mat, out: Out, 
             for j in 0..w.k {
                 let src = ti as isize + (j * w.dilation) as isize - pad as isize;
                 if src >= 0 && src < t {
-                    acc += w.taps[j * w.cout + c] * xr[src as usize];
+                    acc += w.im2col[c * w.k + j] * xr[src as usize];
                 }
             }
             *yv = match out {
