@@ -216,7 +216,7 @@ fn permit_is_consumed_on_error_paths() {
     let Some(v) = voice() else { return };
     unsafe {
         let e = engine(&v, 1);
-        let mut a = ptr::null_mut();
+        let mut a: *mut VoxideAudio = ptr::null_mut();
         // NULL text, invalid UTF-8, unknown voice, NULL out, bad options: the permit comes back each time.
         let mut bad = voxide_speak_options_default();
         bad.struct_size = 1000;
