@@ -6,7 +6,10 @@
 #      at reduced scale (VOXIDE_TEST_SCALE=quick: valgrind runs the model ~1000x slower).
 #
 #   scripts/test-c.sh PREFIX VOICE [--asan-only | --valgrind-only]
-# Env: BUILD_DIR (default target/c-tests), CC (default cc).
+# Env: BUILD_DIR (default target/c-tests), CC (default cc), VOXIDE_DEVICE
+#      (default cpu here: the engines the tests create with VOXIDE_DEVICE_AUTO
+#      run on the CPU; the suite still asks for CUDA explicitly once, except
+#      under valgrind, which cannot run a GPU driver).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 prefix="${1:?usage: scripts/test-c.sh PREFIX VOICE [--asan-only|--valgrind-only]}"
@@ -22,12 +25,14 @@ src="$root/tests/c/test_voxide.c"
 common=(-std=c11 -Wall -Wextra -Werror -g -I"$prefix/include" "$src"
         -L"$prefix/lib" -lvoxide -Wl,-rpath,"$prefix/lib" -lpthread -lm)
 status=0
+export VOXIDE_DEVICE="${VOXIDE_DEVICE:-cpu}"
 
 if [ "$mode" != "--valgrind-only" ]; then
     echo "== C tests, ASan + UBSan build =="
     "$cc" -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
         "${common[@]}" -o "$build/test_voxide_asan"
-    if ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}" \
+    # protect_shadow_gap=0: lets a CUDA driver map its memory under ASan.
+    if ASAN_OPTIONS="detect_leaks=1:protect_shadow_gap=0:${ASAN_OPTIONS:-}" \
        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
        "$build/test_voxide_asan" "$voice"; then
         echo "== ASan/UBSan: passed =="
@@ -41,7 +46,7 @@ if [ "$mode" != "--asan-only" ]; then
     command -v valgrind >/dev/null || { echo "test-c: valgrind not installed (apt-get install valgrind)" >&2; exit 2; }
     echo "== C tests under valgrind (quick scale) =="
     "$cc" -O1 "${common[@]}" -o "$build/test_voxide"
-    if VOXIDE_TEST_SCALE="${VOXIDE_TEST_SCALE:-quick}" \
+    if VOXIDE_TEST_SCALE="${VOXIDE_TEST_SCALE:-quick}" VOXIDE_TEST_SKIP_CUDA=1 \
        valgrind --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,possible \
                 --suppressions="$root/tests/c/valgrind.supp" --quiet \
                 "$build/test_voxide" "$voice"; then

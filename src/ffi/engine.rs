@@ -20,7 +20,9 @@ use std::time::Duration;
 /// `VOXIDE_ERR_CANCELLED`). The callback runs on the thread that called
 /// `voxide_engine_speak_stream`; it may call voxide functions (also on the
 /// same engine, with another permit, and `voxide_engine_free`), but must not
-/// unwind (throw a C++ exception or longjmp) out of the call.
+/// unwind (throw a C++ exception or longjmp) out of the call. The request
+/// holds its permit while the callback runs: waiting forever for another
+/// permit from inside the callback deadlocks when all are in use.
 pub type VoxideChunkCallback =
     Option<unsafe extern "C" fn(samples: *const f32, len: usize, user_data: *mut c_void) -> bool>;
 
