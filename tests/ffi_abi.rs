@@ -17,11 +17,16 @@ fn last_error() -> String {
 fn voice() -> Option<CString> {
     let p = std::env::var("VOXIDE_VOICE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("voices/en_US-joe-medium.onnx"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("voices/en_US-joe-medium.onnx")
+        });
     if p.exists() {
         Some(CString::new(p.to_str()?).ok()?)
     } else {
-        eprintln!("skipping: voice {} not found (scripts/fetch-voice.sh)", p.display());
+        eprintln!(
+            "skipping: voice {} not found (scripts/fetch-voice.sh)",
+            p.display()
+        );
         None
     }
 }
@@ -85,7 +90,11 @@ fn version_is_the_crate_version() {
 fn panic_boundary_reports_panic_status_and_message() {
     let st = boundary(|| panic!("boom in the engine"));
     assert_eq!(st, VoxideStatus::VOXIDE_ERR_PANIC);
-    assert!(last_error().contains("boom in the engine"), "{}", last_error());
+    assert!(
+        last_error().contains("boom in the engine"),
+        "{}",
+        last_error()
+    );
     let st = boundary(|| std::panic::panic_any(42u8));
     assert_eq!(st, VoxideStatus::VOXIDE_ERR_PANIC);
     let v: *const c_char = boundary_value(ptr::null(), || panic!("getter {}", 7));
@@ -103,7 +112,9 @@ fn panic_boundary_reports_panic_status_and_message() {
 #[test]
 fn last_error_is_per_thread() {
     let _ = boundary(|| Err(voxide::Error::Cancelled));
-    std::thread::spawn(|| assert_eq!(last_error(), "")).join().unwrap();
+    std::thread::spawn(|| assert_eq!(last_error(), ""))
+        .join()
+        .unwrap();
     assert!(last_error().contains("cancelled"));
 }
 
@@ -111,32 +122,64 @@ fn last_error_is_per_thread() {
 fn null_arguments_never_crash() {
     unsafe {
         let mut e = ptr::null_mut();
-        assert_eq!(voxide_engine_create(ptr::null(), &mut e), VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT);
-        assert_eq!(voxide_engine_create(c"x".as_ptr(), ptr::null_mut()), VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT);
-        assert_eq!(voxide_engine_create_with(ptr::null(), &mut e), VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            voxide_engine_create(ptr::null(), &mut e),
+            VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            voxide_engine_create(c"x".as_ptr(), ptr::null_mut()),
+            VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            voxide_engine_create_with(ptr::null(), &mut e),
+            VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
+        );
         assert!(e.is_null());
         assert_eq!(
             voxide_engine_add_voice(ptr::null_mut(), c"a".as_ptr(), c"b".as_ptr()),
             VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
         );
         let mut p = ptr::null_mut();
-        assert_eq!(voxide_engine_acquire_permit(ptr::null_mut(), 0, &mut p), VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            voxide_engine_acquire_permit(ptr::null_mut(), 0, &mut p),
+            VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
+        );
         let mut a = ptr::null_mut();
         assert_eq!(
-            voxide_engine_speak(ptr::null_mut(), c"".as_ptr(), ptr::null(), ptr::null_mut(), &mut a),
+            voxide_engine_speak(
+                ptr::null_mut(),
+                c"".as_ptr(),
+                ptr::null(),
+                ptr::null_mut(),
+                &mut a
+            ),
             VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
         );
         assert_eq!(
-            voxide_engine_speak_stream(ptr::null_mut(), ptr::null(), ptr::null(), ptr::null(), ptr::null_mut(), None, ptr::null_mut()),
+            voxide_engine_speak_stream(
+                ptr::null_mut(),
+                ptr::null(),
+                ptr::null(),
+                ptr::null(),
+                ptr::null_mut(),
+                None,
+                ptr::null_mut()
+            ),
             VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
         );
         let mut rate = 0;
-        assert_eq!(voxide_engine_sample_rate(ptr::null(), ptr::null(), &mut rate), VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            voxide_engine_sample_rate(ptr::null(), ptr::null(), &mut rate),
+            VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
+        );
         assert!(voxide_engine_device_name(ptr::null()).is_null());
         assert!(voxide_audio_samples(ptr::null()).is_null());
         assert_eq!(voxide_audio_len(ptr::null()), 0);
         assert_eq!(voxide_audio_sample_rate(ptr::null()), 0);
-        assert_eq!(voxide_audio_write_wav(ptr::null(), c"x.wav".as_ptr()), VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            voxide_audio_write_wav(ptr::null(), c"x.wav".as_ptr()),
+            VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT
+        );
         voxide_audio_free(ptr::null_mut());
         voxide_permit_free(ptr::null_mut());
         voxide_engine_free(ptr::null_mut());
@@ -178,7 +221,11 @@ fn struct_size_rules() {
             let mut o = voxide_engine_options_default();
             o.voice_path = c"/nonexistent.onnx".as_ptr();
             o.struct_size = bad;
-            assert_eq!(voxide_engine_create_with(&o, &mut e), VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT, "size {bad}");
+            assert_eq!(
+                voxide_engine_create_with(&o, &mut e),
+                VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT,
+                "size {bad}"
+            );
             assert!(last_error().contains("struct_size"));
         }
         // An old caller's 8-byte struct: only struct_size; voice_path is then missing.
@@ -193,9 +240,15 @@ fn struct_size_rules() {
         o.max_concurrent = 0;
         o.device = 99;
         o.struct_size = offset_of!(VoxideEngineOptions, max_concurrent);
-        assert_eq!(voxide_engine_create_with(&o, &mut e), VoxideStatus::VOXIDE_ERR_IO);
+        assert_eq!(
+            voxide_engine_create_with(&o, &mut e),
+            VoxideStatus::VOXIDE_ERR_IO
+        );
         o.struct_size = size_of::<VoxideEngineOptions>();
-        assert_eq!(voxide_engine_create_with(&o, &mut e), VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            voxide_engine_create_with(&o, &mut e),
+            VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT
+        );
         assert!(e.is_null());
     }
 }
@@ -204,8 +257,14 @@ fn struct_size_rules() {
 fn invalid_utf8_and_missing_files() {
     unsafe {
         let mut e = ptr::null_mut();
-        assert_eq!(voxide_engine_create(c"\xff.onnx".as_ptr(), &mut e), VoxideStatus::VOXIDE_ERR_INVALID_UTF8);
-        assert_eq!(voxide_engine_create(c"/nonexistent/v.onnx".as_ptr(), &mut e), VoxideStatus::VOXIDE_ERR_IO);
+        assert_eq!(
+            voxide_engine_create(c"\xff.onnx".as_ptr(), &mut e),
+            VoxideStatus::VOXIDE_ERR_INVALID_UTF8
+        );
+        assert_eq!(
+            voxide_engine_create(c"/nonexistent/v.onnx".as_ptr(), &mut e),
+            VoxideStatus::VOXIDE_ERR_IO
+        );
         assert!(last_error().contains("/nonexistent/v.onnx"));
         assert!(e.is_null());
     }
@@ -220,21 +279,65 @@ fn permit_is_consumed_on_error_paths() {
         // NULL text, invalid UTF-8, unknown voice, NULL out, bad options: the permit comes back each time.
         let mut bad = voxide_speak_options_default();
         bad.struct_size = 1000;
-        let cases: [(&CStr, Option<&CStr>, *const VoxideSpeakOptions, bool, VoxideStatus); 4] = [
-            (c"\xe2\x82", None, ptr::null(), true, VoxideStatus::VOXIDE_ERR_INVALID_UTF8),
-            (c"", Some(c"nobody"), ptr::null(), true, VoxideStatus::VOXIDE_ERR_UNKNOWN_VOICE),
-            (c"", None, ptr::null(), false, VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT),
-            (c"", None, &bad, true, VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT),
+        let cases: [(
+            &CStr,
+            Option<&CStr>,
+            *const VoxideSpeakOptions,
+            bool,
+            VoxideStatus,
+        ); 4] = [
+            (
+                c"\xe2\x82",
+                None,
+                ptr::null(),
+                true,
+                VoxideStatus::VOXIDE_ERR_INVALID_UTF8,
+            ),
+            (
+                c"",
+                Some(c"nobody"),
+                ptr::null(),
+                true,
+                VoxideStatus::VOXIDE_ERR_UNKNOWN_VOICE,
+            ),
+            (
+                c"",
+                None,
+                ptr::null(),
+                false,
+                VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT,
+            ),
+            (
+                c"",
+                None,
+                &bad,
+                true,
+                VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT,
+            ),
         ];
         for (text, voice, opts, with_out, want) in cases {
-            let out = if with_out { &mut a as *mut _ } else { ptr::null_mut() };
-            let st = voxide_engine_speak_with(e, text.as_ptr(), voice.map_or(ptr::null(), |v| v.as_ptr()), opts, permit(e), out);
+            let out = if with_out {
+                &mut a as *mut _
+            } else {
+                ptr::null_mut()
+            };
+            let st = voxide_engine_speak_with(
+                e,
+                text.as_ptr(),
+                voice.map_or(ptr::null(), |v| v.as_ptr()),
+                opts,
+                permit(e),
+                out,
+            );
             assert_eq!(st, want, "{}", last_error());
             voxide_permit_free(permit(e)); // the single permit is free again
         }
         assert!(a.is_null());
         // Empty text: a non-NULL audio of 0 samples.
-        assert_eq!(voxide_engine_speak(e, c" ".as_ptr(), ptr::null(), permit(e), &mut a), VoxideStatus::VOXIDE_OK);
+        assert_eq!(
+            voxide_engine_speak(e, c" ".as_ptr(), ptr::null(), permit(e), &mut a),
+            VoxideStatus::VOXIDE_OK
+        );
         assert!(!a.is_null());
         assert_eq!(voxide_audio_len(a), 0);
         assert!(!voxide_audio_samples(a).is_null());

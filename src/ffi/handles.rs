@@ -101,9 +101,9 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a s
     if ptr.is_null() {
         return Err(null(what));
     }
-    CStr::from_ptr(ptr).to_str().map_err(|e| {
-        Error::InvalidUtf8(format!("{what} (byte {})", e.valid_up_to()))
-    })
+    CStr::from_ptr(ptr)
+        .to_str()
+        .map_err(|e| Error::InvalidUtf8(format!("{what} (byte {})", e.valid_up_to())))
 }
 
 /// An optional string argument: NULL gives `None`.
@@ -176,11 +176,7 @@ pub(crate) unsafe fn sized_options<T: SizedOptions>(ptr: *const T, what: &str) -
     let mut value = defaults;
     // SAFETY: `size <= size_of::<T>()`, the caller's struct has `size` readable
     // bytes, and every bit pattern of T's plain-data fields is valid.
-    std::ptr::copy_nonoverlapping(
-        ptr.cast::<u8>(),
-        (&mut value as *mut T).cast::<u8>(),
-        size,
-    );
+    std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), size);
     value.keep_fields_within(size, &defaults);
     Ok(value)
 }

@@ -142,8 +142,18 @@ unsafe impl SizedOptions for VoxideEngineOptions {
         engine_defaults()
     }
     fn keep_fields_within(&mut self, size: usize, d: &Self) {
-        keep!(self, d, size, VoxideEngineOptions,
-              voice_path, config_path, max_concurrent, device, device_ordinal, threads);
+        keep!(
+            self,
+            d,
+            size,
+            VoxideEngineOptions,
+            voice_path,
+            config_path,
+            max_concurrent,
+            device,
+            device_ordinal,
+            threads
+        );
     }
 }
 
@@ -153,8 +163,18 @@ unsafe impl SizedOptions for VoxideSpeakOptions {
         speak_defaults()
     }
     fn keep_fields_within(&mut self, size: usize, d: &Self) {
-        keep!(self, d, size, VoxideSpeakOptions,
-              noise_scale, length_scale, noise_w, seed, speaker_id, input);
+        keep!(
+            self,
+            d,
+            size,
+            VoxideSpeakOptions,
+            noise_scale,
+            length_scale,
+            noise_w,
+            seed,
+            speaker_id,
+            input
+        );
     }
 }
 

@@ -197,7 +197,9 @@ pub extern "C" fn voxide_status_name(status: VoxideStatusValue) -> *const c_char
     VoxideStatus::ALL
         .iter()
         .find(|s| **s as i32 == status)
-        .map_or(c"VOXIDE_UNKNOWN_STATUS".as_ptr(), |s| s.name_cstr().as_ptr())
+        .map_or(c"VOXIDE_UNKNOWN_STATUS".as_ptr(), |s| {
+            s.name_cstr().as_ptr()
+        })
 }
 
 /// The version of the voxide library, e.g. "0.1.0" (semantic versioning; the
@@ -206,11 +208,10 @@ pub extern "C" fn voxide_status_name(status: VoxideStatusValue) -> *const c_char
 /// Never NULL. The string is static: valid for the life of the process; do not free it.
 #[no_mangle]
 pub extern "C" fn voxide_version() -> *const c_char {
-    const VERSION: &CStr = match CStr::from_bytes_with_nul(
-        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-    ) {
-        Ok(c) => c,
-        Err(_) => c"0.0.0",
-    };
+    const VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(c) => c,
+            Err(_) => c"0.0.0",
+        };
     VERSION.as_ptr()
 }
