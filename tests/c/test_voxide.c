@@ -290,6 +290,34 @@ static void test_devices(void) {
     }
 }
 
+static void test_device_env(void) {
+    /* VOXIDE_DEVICE is read when the device is VOXIDE_DEVICE_AUTO (as in
+     * voxide_engine_create). No other thread reads the environment here. */
+    const char *saved = getenv("VOXIDE_DEVICE");
+    char *copy = saved ? strdup(saved) : NULL;
+    VoxideEngine *e = NULL;
+    setenv("VOXIDE_DEVICE", "warp-drive", 1);
+    CHECK_FAILS_WITH(voxide_engine_create(g_voice, &e), VOXIDE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(voxide_last_error(), "warp-drive") != NULL);
+    setenv("VOXIDE_DEVICE", "cpu", 1);
+    CHECK_OK(voxide_engine_create(g_voice, &e));
+    CHECK(e && strcmp(voxide_engine_device_name(e), "cpu") == 0);
+    voxide_engine_free(e);
+    if (copy) setenv("VOXIDE_DEVICE", copy, 1); else unsetenv("VOXIDE_DEVICE");
+    free(copy);
+}
+
+static void test_frame_cap(void) {
+    /* An absurd length_scale hits the per-sentence frame cap: an error, not OOM. */
+    VoxideSpeakOptions o = phoneme_options();
+    o.length_scale = 1e7f;
+    VoxideAudio *a = NULL;
+    VoxideStatus st = voxide_engine_speak_with(g_engine, PHON_SHORT[0], NULL, &o, permit_now(g_engine), &a);
+    CHECK(st == VOXIDE_ERR_INVALID_ARGUMENT || st == VOXIDE_ERR_OUT_OF_MEMORY);
+    CHECK(a == NULL && voxide_last_error()[0] != '\0');
+    CHECK(all_permits_free(g_engine, 2));
+}
+
 static void test_sample_rate_and_voices(void) {
     uint32_t rate = 0;
     CHECK_OK(voxide_engine_sample_rate(g_engine, NULL, &rate));
@@ -872,6 +900,7 @@ int main(int argc, char **argv) {
         {"create_errors", test_create_errors},
         {"create_with_struct_size_rules", test_create_with_struct_size_rules},
         {"devices", test_devices},
+        {"device_env", test_device_env},
         {"sample_rate_and_voices", test_sample_rate_and_voices},
         {"permits_and_timeout", test_permits_and_timeout},
         {"acquire_waits_for_release", test_acquire_waits_for_release},
@@ -880,6 +909,7 @@ int main(int argc, char **argv) {
         {"plain_text", test_plain_text},
         {"speak_phonemes", test_speak_phonemes},
         {"speak_ids_and_options", test_speak_ids_and_options},
+        {"frame_cap", test_frame_cap},
         {"audio_accessors_and_wav", test_audio_accessors_and_wav},
         {"stream", test_stream},
         {"free_engine_inside_stream", test_free_engine_inside_stream},
