@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build and run the C test suite (tests/c/test_voxide.c) against an installed prefix:
 #   1. compiled with -Wall -Wextra -Werror -fsanitize=address,undefined, full scale
-#      (8 threads x 20 requests), LeakSanitizer on;
+#      (8 threads x 20 requests), LeakSanitizer on; then the C++ wrapper tests
+#      (tests/c/test_voxide_hpp.cpp) the same way;
 #   2. compiled plainly and run under valgrind --leak-check=full --error-exitcode=1
 #      at reduced scale (VOXIDE_TEST_SCALE=quick: valgrind runs the model ~1000x slower).
 #
 #   scripts/test-c.sh PREFIX VOICE [--asan-only | --valgrind-only]
-# Env: BUILD_DIR (default target/c-tests), CC (default cc), VOXIDE_DEVICE
+# Env: BUILD_DIR (default target/c-tests), CC (default cc), CXX (default c++), VOXIDE_DEVICE
 #      (default cpu here: the engines the tests create with VOXIDE_DEVICE_AUTO
 #      run on the CPU; the suite still asks for CUDA explicitly once, except
 #      under valgrind, which cannot run a GPU driver).
@@ -38,6 +39,19 @@ if [ "$mode" != "--valgrind-only" ]; then
         echo "== ASan/UBSan: passed =="
     else
         echo "== ASan/UBSan: FAILED ==" >&2
+        status=1
+    fi
+    echo "== C++ wrapper tests (voxide.hpp), ASan + UBSan build =="
+    "${CXX:-c++}" -std=c++17 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined -I"$prefix/include" \
+        "$root/tests/c/test_voxide_hpp.cpp" -L"$prefix/lib" -lvoxide -Wl,-rpath,"$prefix/lib" -lpthread \
+        -o "$build/test_voxide_hpp_asan"
+    if ASAN_OPTIONS="detect_leaks=1:protect_shadow_gap=0:${ASAN_OPTIONS:-}" \
+       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
+       "$build/test_voxide_hpp_asan" "$voice"; then
+        echo "== C++ wrapper: passed =="
+    else
+        echo "== C++ wrapper: FAILED ==" >&2
         status=1
     fi
 fi
