@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod backend;
 pub mod error;
+pub mod ffi;
 pub mod model;
 pub mod voice;
 

@@ -1,0 +1,3 @@
+module voxide-example
+
+go 1.19

@@ -1,0 +1,97 @@
+// voxide Go example: speak a fixed sentence to a WAV file and stream it to a
+// second one.
+//
+//	go run . [VOICE_PATH [OUT_WAV]]     (defaults: $VOXIDE_VOICE, out.wav)
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"voxide-example/voxide"
+)
+
+// "Hello from voxide, a text to speech engine." as espeak IPA.
+const sentenceIPA = "həlˈoʊ fɹʌm vˈɑːksaɪd, ɐ tˈɛkst tə spˈiːtʃ ˈɛndʒɪn."
+
+func main() {
+	voice := os.Getenv("VOXIDE_VOICE")
+	out := "out.wav"
+	if len(os.Args) > 1 {
+		voice = os.Args[1]
+	}
+	if len(os.Args) > 2 {
+		out = os.Args[2]
+	}
+	if voice == "" {
+		fmt.Fprintln(os.Stderr, "usage: speak VOICE_PATH [OUT_WAV]   (or set VOXIDE_VOICE)")
+		os.Exit(2)
+	}
+	if err := run(voice, out); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(voice, out string) error {
+	engine, err := voxide.NewEngine(voice, &voxide.EngineOptions{MaxConcurrent: 2})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	fmt.Printf("voxide %s on %s\n", voxide.Version(), engine.DeviceName())
+
+	opts := voxide.DefaultSpeakOptions()
+	opts.Input = voxide.InputPhonemes
+
+	// Goroutines share the engine; permits bound the requests in flight.
+	var wg sync.WaitGroup
+	words := []string{"wˈʌn.", "tˈuː.", "θɹˈiː."}
+	lens := make([]int, len(words))
+	for i, w := range words {
+		wg.Add(1)
+		go func(i int, w string) {
+			defer wg.Done()
+			a, err := engine.Speak(w, &opts)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "goroutine:", err)
+				return
+			}
+			defer a.Close()
+			lens[i] = a.Len()
+		}(i, w)
+	}
+	wg.Wait()
+	fmt.Println("goroutine sample counts:", lens)
+
+	audio, err := engine.Speak(sentenceIPA, &opts)
+	if err != nil {
+		return err
+	}
+	defer audio.Close()
+	if err := audio.WriteWAV(out); err != nil {
+		return err
+	}
+	fmt.Printf("spoke %d samples (%.2f s) to %s\n", audio.Len(), float64(audio.Len())/float64(audio.SampleRate()), out)
+
+	streamPath := strings.TrimSuffix(out, ".wav") + ".stream.wav"
+	if err := engine.StreamWAV(streamPath, sentenceIPA, &opts); err != nil {
+		return err
+	}
+	fmt.Println("streamed to", streamPath)
+
+	// Errors are values: match them with errors.Is.
+	p, err := engine.AcquirePermit(-1)
+	if err != nil {
+		return err
+	}
+	if _, err := engine.SpeakWithPermit(p, "hˈaɪ.", "no-such-voice", &opts); errors.Is(err, voxide.ErrUnknownVoice) {
+		fmt.Println("expected error:", err)
+	} else {
+		return fmt.Errorf("expected an unknown-voice error, got %v", err)
+	}
+	return nil
+}
