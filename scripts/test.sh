@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite: voice, lint, Rust tests (real voice, optimized).
-# Extra suites (C ABI, examples) run when their scripts exist.
+# The whole test suite: voice, lint, header check, Rust tests (real voice,
+# optimized), then the C ABI: install into target/prefix, the C/C++ suites
+# under ASan/UBSan and valgrind, and the C, C++, Go, C# and Rust examples.
+#   VOXIDE_SKIP_C=1 scripts/test.sh   # Rust side only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+voice="$root/voices/en_US-joe-medium.onnx"
 bash scripts/fetch-voice.sh
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== header check"
+bash scripts/check-header.sh
 echo "== cargo test"
 cargo test --quiet
+if [ "${VOXIDE_SKIP_C:-0}" != 1 ]; then
+  echo "== install + C ABI suites + examples"
+  cargo build --release --quiet
+  bash scripts/install.sh --prefix "$root/target/prefix" --no-build
+  bash scripts/test-c.sh "$root/target/prefix" "$voice"
+  bash scripts/run-examples.sh "$root/target/prefix" "$voice" "$root/target/examples-out"
+fi
