@@ -1,5 +1,6 @@
 //! HiFi-GAN generator: z -> audio.
 
+use super::arena::Arena;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
 use crate::voice::{Decoder, ResBlock};
@@ -94,7 +95,13 @@ impl<B: Backend> DecoderW<B> {
     }
 
     /// `z` view `[C, L]` -> audio `[1, L·hop]` in a new buffer.
-    pub(crate) fn run(&self, be: &B, z: &B::Buf, zm: Mat) -> Result<B::Buf, BackendError> {
+    pub(crate) fn run<'a>(
+        &self,
+        be: &B,
+        z: &B::Buf,
+        zm: Mat,
+        arena: &'a mut Arena<B>,
+    ) -> Result<(&'a B::Buf, Mat), BackendError> {
         let l = zm.cols;
         let mut max_len = self.pre_ch * l;
         let mut len = l;
@@ -102,12 +109,10 @@ impl<B: Backend> DecoderW<B> {
             len *= s.stride;
             max_len = max_len.max(s.ch * len);
         }
-        let mut x = be.alloc(max_len, "decoder state")?;
-        let mut act = be.alloc(max_len, "decoder activation")?;
-        let mut y = be.alloc(max_len, "decoder block")?;
-        let mut acc = be.alloc(max_len, "decoder mrf sum")?;
-        let mut t1 = be.alloc(max_len, "decoder scratch")?;
-        let mut t2 = be.alloc(max_len, "decoder scratch")?;
+        let [x, act, y, acc, t1, t2, out] = arena.bufs(be, &[max_len; 7], "decoder")? else {
+            return Err(BackendError::Device("decoder arena".into()));
+        };
+        let (mut x, mut act, mut y, mut acc, mut t1, mut t2) = (x, act, y, acc, t1, t2);
         let mut xm = Mat::new(self.pre_ch, l);
         be.conv1d(&self.conv_pre, z, zm, &mut x, xm, Out::Set);
         for s in &self.stages {
@@ -154,9 +159,8 @@ impl<B: Backend> DecoderW<B> {
         }
         be.leaky_relu(0.01, &x, xm, &mut act, xm);
         let om = Mat::new(1, xm.cols);
-        let mut out = be.alloc(xm.cols, "audio")?;
-        be.conv1d(&self.conv_post, &act, xm, &mut out, om, Out::Set);
-        be.tanh(&mut out, om);
-        Ok(out)
+        be.conv1d(&self.conv_post, &*act, xm, &mut *out, om, Out::Set);
+        be.tanh(&mut *out, om);
+        Ok((&*out, om))
     }
 }

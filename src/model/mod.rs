@@ -1,6 +1,7 @@
 //! The VITS model as a sequence of backend ops: encoder, duration predictor,
 //! flow, decoder. It says *what* runs; the backend says *how*.
 
+mod arena;
 mod decoder;
 mod duration;
 mod encoder;

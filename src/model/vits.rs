@@ -1,6 +1,7 @@
 //! The whole VITS forward pass over a [`Backend`]: stages 1–5 per sentence
 //! ([`Vits::prepare`]), stages 6–9 on frame ranges with a halo ([`Vits::render`]).
 
+use super::arena::Arena;
 use super::decoder::DecoderW;
 use super::duration::DurationW;
 use super::encoder::EncoderW;
@@ -50,6 +51,8 @@ pub struct Utterance<B: Backend> {
     z: Option<B::Buf>,
     /// Frames `0..z_ready` of `z` are final.
     z_ready: usize,
+    /// Decoder scratch, reused from chunk to chunk.
+    dec_arena: Arena<B>,
 }
 
 impl<B: Backend> Utterance<B> {
@@ -182,6 +185,7 @@ impl<B: Backend> Vits<B> {
             noise_scale: sc.noise_scale,
             z: None,
             z_ready: 0,
+            dec_arena: Arena::default(),
         })
     }
 
@@ -284,12 +288,12 @@ impl<B: Backend> Vits<B> {
             u.z.as_ref()
                 .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
         let zm = Mat::new(self.hidden, f).cols(s2, e2);
-        let audio = self.dec.run(be, z, zm)?;
+        let (audio, am) = self.dec.run(be, z, zm, &mut u.dec_arena)?;
         let hop = self.hop();
-        let keep = Mat::new(1, (e2 - s2) * hop).cols((a - s2) * hop, (b - s2) * hop);
+        let keep = am.cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();
         out.resize(start + (b - a) * hop, 0.0);
-        be.read(&audio, keep, &mut out[start..]);
+        be.read(audio, keep, &mut out[start..]);
         Ok(())
     }
 

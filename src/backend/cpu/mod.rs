@@ -51,7 +51,33 @@ impl CpuBackend {
     pub fn threads(&self) -> usize {
         self.threads
     }
+
+    /// Run `f` on every item, split over the pool's threads when the op is big.
+    fn par_each<T: Send>(&self, items: Vec<T>, work: usize, f: impl Fn(T) + Sync + Send) {
+        if self.threads > 1 && work >= PAR_MIN_ELEMS && items.len() > 1 {
+            use rayon::prelude::*;
+            items.into_par_iter().for_each(f);
+        } else {
+            items.into_iter().for_each(f);
+        }
+    }
+
+    /// `f(y_row, x_row)` for every row pair.
+    fn zip_rows(
+        &self,
+        y: &mut [f32],
+        ym: Mat,
+        x: &[f32],
+        xm: Mat,
+        f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
+    ) {
+        let items: Vec<(&mut [f32], &[f32])> = rows_mut(y, ym).zip(rows(x, xm)).collect();
+        self.par_each(items, ym.rows * ym.cols, |(a, b)| f(a, b));
+    }
 }
+
+/// Element-wise ops smaller than this run on one thread.
+const PAR_MIN_ELEMS: usize = 1 << 15;
 
 fn try_zeroed(len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
     let mut v: Vec<f32> = Vec::new();
@@ -152,25 +178,24 @@ impl Backend for CpuBackend {
     }
 
     fn axpy(&self, alpha: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        for (yr, xr) in rows_mut(y, ym).zip(rows(x, xm)) {
+        self.zip_rows(y, ym, x, xm, |yr, xr| {
             for (a, b) in yr.iter_mut().zip(xr) {
                 *a += alpha * b;
             }
-        }
+        });
     }
 
     fn scale(&self, alpha: f32, x: &mut Vec<f32>, xm: Mat) {
-        for r in rows_mut(x, xm) {
+        let work = xm.rows * xm.cols;
+        self.par_each(rows_mut(x, xm).collect(), work, |r| {
             for v in r {
                 *v *= alpha;
             }
-        }
+        });
     }
 
     fn copy(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        for (yr, xr) in rows_mut(y, ym).zip(rows(x, xm)) {
-            yr.copy_from_slice(xr);
-        }
+        self.zip_rows(y, ym, x, xm, |yr, xr| yr.copy_from_slice(xr));
     }
 
     fn flip_rows(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
@@ -182,29 +207,33 @@ impl Backend for CpuBackend {
 
     fn gate_tanh_sigmoid(&self, a: &Vec<f32>, am: Mat, y: &mut Vec<f32>, ym: Mat) {
         let c = ym.rows;
-        for (r, yr) in rows_mut(y, ym).enumerate() {
-            let ta = &a[am.off + r * am.ld..am.off + r * am.ld + am.cols];
-            let sa = &a[am.off + (r + c) * am.ld..am.off + (r + c) * am.ld + am.cols];
+        let work = ym.rows * ym.cols;
+        let items: Vec<(&mut [f32], &[f32], &[f32])> = rows_mut(y, ym)
+            .zip(rows(a, am.rows(0, c)).zip(rows(a, am.rows(c, 2 * c))))
+            .map(|(yr, (ta, sa))| (yr, ta, sa))
+            .collect();
+        self.par_each(items, work, |(yr, ta, sa)| {
             for ((o, &t), &s) in yr.iter_mut().zip(ta).zip(sa) {
                 *o = t.tanh() * (1.0 / (1.0 + (-s).exp()));
             }
-        }
+        });
     }
 
     fn leaky_relu(&self, slope: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        for (yr, xr) in rows_mut(y, ym).zip(rows(x, xm)) {
+        self.zip_rows(y, ym, x, xm, |yr, xr| {
             for (o, &v) in yr.iter_mut().zip(xr) {
                 *o = if v >= 0.0 { v } else { v * slope };
             }
-        }
+        });
     }
 
     fn tanh(&self, x: &mut Vec<f32>, xm: Mat) {
-        for r in rows_mut(x, xm) {
+        let work = xm.rows * xm.cols;
+        self.par_each(rows_mut(x, xm).collect(), work, |r| {
             for v in r {
                 *v = v.tanh();
             }
-        }
+        });
     }
 
     fn spline_inverse(
