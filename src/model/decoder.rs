@@ -112,52 +112,52 @@ impl<B: Backend> DecoderW<B> {
         let [x, act, y, acc, t1, t2, out] = arena.bufs(be, &[max_len; 7], "decoder")? else {
             return Err(BackendError::Device("decoder arena".into()));
         };
-        let (mut x, mut act, mut y, mut acc, mut t1, mut t2) = (x, act, y, acc, t1, t2);
+        let (mut x, act, mut y, mut acc, t1, t2) = (x, act, y, acc, t1, t2);
         let mut xm = Mat::new(self.pre_ch, l);
-        be.conv1d(&self.conv_pre, z, zm, &mut x, xm, Out::Set);
+        be.conv1d(&self.conv_pre, z, zm, x, xm, Out::Set);
         for s in &self.stages {
-            be.leaky_relu(0.1, &x, xm, &mut act, xm);
+            be.leaky_relu(0.1, x, xm, act, xm);
             let um = Mat::new(s.ch, xm.cols * s.stride);
-            be.conv_transpose(&s.up, &act, xm, &mut x, um);
+            be.conv_transpose(&s.up, act, xm, x, um);
             xm = um;
             // The first activation of every block is the same: compute it once.
-            be.leaky_relu(0.1, &x, xm, &mut act, xm);
+            be.leaky_relu(0.1, x, xm, act, xm);
             for (bi, b) in s.blocks.iter().enumerate() {
-                be.copy(&x, xm, &mut y, xm);
+                be.copy(x, xm, y, xm);
                 match b {
                     Block::Two(convs) => {
                         for (ci, c) in convs.iter().enumerate() {
                             if ci == 0 {
-                                be.conv1d(c, &act, xm, &mut y, xm, Out::Add);
+                                be.conv1d(c, act, xm, y, xm, Out::Add);
                             } else {
-                                be.leaky_relu(0.1, &y, xm, &mut t1, xm);
-                                be.conv1d(c, &t1, xm, &mut y, xm, Out::Add);
+                                be.leaky_relu(0.1, y, xm, t1, xm);
+                                be.conv1d(c, t1, xm, y, xm, Out::Add);
                             }
                         }
                     }
                     Block::One(pairs) => {
                         for (ci, (c1, c2)) in pairs.iter().enumerate() {
                             if ci == 0 {
-                                be.conv1d(c1, &act, xm, &mut t2, xm, Out::Set);
+                                be.conv1d(c1, act, xm, t2, xm, Out::Set);
                             } else {
-                                be.leaky_relu(0.1, &y, xm, &mut t1, xm);
-                                be.conv1d(c1, &t1, xm, &mut t2, xm, Out::Set);
+                                be.leaky_relu(0.1, y, xm, t1, xm);
+                                be.conv1d(c1, t1, xm, t2, xm, Out::Set);
                             }
-                            be.leaky_relu(0.1, &t2, xm, &mut t1, xm);
-                            be.conv1d(c2, &t1, xm, &mut y, xm, Out::Add);
+                            be.leaky_relu(0.1, t2, xm, t1, xm);
+                            be.conv1d(c2, t1, xm, y, xm, Out::Add);
                         }
                     }
                 }
                 if bi == 0 {
                     std::mem::swap(&mut y, &mut acc);
                 } else {
-                    be.axpy(1.0, &y, xm, &mut acc, xm);
+                    be.axpy(1.0, y, xm, acc, xm);
                 }
             }
-            be.scale(1.0 / s.blocks.len().max(1) as f32, &mut acc, xm);
+            be.scale(1.0 / s.blocks.len().max(1) as f32, acc, xm);
             std::mem::swap(&mut x, &mut acc);
         }
-        be.leaky_relu(0.01, &x, xm, &mut act, xm);
+        be.leaky_relu(0.01, x, xm, act, xm);
         let om = Mat::new(1, xm.cols);
         be.conv1d(&self.conv_post, &*act, xm, &mut *out, om, Out::Set);
         be.tanh(&mut *out, om);
