@@ -7,7 +7,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Noise, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
-use crate::voice::{phoneme_sentences, Scales, Voice};
+use crate::voice::{phoneme_sentences, PhonemeIdMap, Scales, Voice, VoiceConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -101,8 +101,10 @@ impl Default for SpeakOptions {
     }
 }
 
+/// A voice on the device. Host copies of the weights are dropped after upload.
 struct LoadedVoice {
-    voice: Voice,
+    config: VoiceConfig,
+    ids: PhonemeIdMap,
     model: Vits<CpuBackend>,
 }
 
@@ -305,10 +307,11 @@ impl Engine {
         let voice = Voice::load(path, config)?;
         let be = &self.inner.backend;
         let model = be.install(|| Vits::new(be, &voice.weights))?;
-        self.inner
-            .voices
-            .write()
-            .insert(name.to_string(), Arc::new(LoadedVoice { voice, model }));
+        let Voice { config, ids, .. } = voice;
+        self.inner.voices.write().insert(
+            name.to_string(),
+            Arc::new(LoadedVoice { config, ids, model }),
+        );
         Ok(())
     }
 
@@ -337,7 +340,7 @@ impl Engine {
     /// # Errors
     /// [`Error::UnknownVoice`].
     pub fn sample_rate(&self, voice: Option<&str>) -> Result<SampleRate> {
-        Ok(SampleRate(self.get_voice(voice)?.voice.config.sample_rate))
+        Ok(SampleRate(self.get_voice(voice)?.config.sample_rate))
     }
 
     /// The device in use: `cpu` or `cuda:N (name)`.
@@ -430,7 +433,7 @@ impl Engine {
     ) -> Result<Audio> {
         self.check_permit(&permit)?;
         let v = self.get_voice(voice)?;
-        let mut audio = Audio::empty(SampleRate(v.voice.config.sample_rate));
+        let mut audio = Audio::empty(SampleRate(v.config.sample_rate));
         let mut sentence = Vec::new();
         self.run(&v, text, options, |ev| {
             match ev {
@@ -481,7 +484,7 @@ impl Engine {
         input: Input,
     ) -> Result<Vec<Vec<i64>>> {
         let v = self.get_voice(voice)?;
-        sentence_ids(&v.voice, text, input)
+        sentence_ids(&v.ids, text, input)
     }
 
     fn run(
@@ -492,20 +495,20 @@ impl Engine {
         mut sink: impl FnMut(Event<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         if let Some(s) = o.speaker {
-            if s != 0 || v.voice.config.num_speakers > 1 {
+            if s != 0 || v.config.num_speakers > 1 {
                 return Err(Error::InvalidArgument(format!(
                     "speaker {s}: this voice has {} speaker(s) and multi-speaker voices are not supported yet",
-                    v.voice.config.num_speakers
+                    v.config.num_speakers
                 )));
             }
         }
-        let d = v.voice.config.scales;
+        let d = v.config.scales;
         let scales = Scales {
             noise_scale: o.noise_scale.unwrap_or(d.noise_scale),
             length_scale: o.length_scale.unwrap_or(d.length_scale),
             noise_w: o.noise_w.unwrap_or(d.noise_w),
         };
-        let sentences = sentence_ids(&v.voice, text, o.input)?;
+        let sentences = sentence_ids(&v.ids, text, o.input)?;
         let be = &self.inner.backend;
         let first = o.first_chunk_frames.max(1);
         let chunk = o.chunk_frames.max(first);
@@ -543,25 +546,22 @@ enum Event<'a> {
     SentenceEnd,
 }
 
-fn sentence_ids(voice: &Voice, text: &str, input: Input) -> Result<Vec<Vec<i64>>> {
+fn sentence_ids(ids: &PhonemeIdMap, text: &str, input: Input) -> Result<Vec<Vec<i64>>> {
     match input {
         Input::Ids => {
             if text.trim().is_empty() {
                 return Ok(Vec::new());
             }
-            Ok(vec![voice.ids.parse_ids(text)?])
+            Ok(vec![ids.parse_ids(text)?])
         }
         Input::Phonemes => Ok(phoneme_sentences(text)
             .into_iter()
-            .map(|s| voice.ids.sentence_ids(s).ids)
+            .map(|s| ids.sentence_ids(s).ids)
             .collect()),
         Input::Text => {
             let sentences =
                 crate::text::phonemize(text).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            Ok(sentences
-                .iter()
-                .map(|s| voice.ids.sentence_ids(s).ids)
-                .collect())
+            Ok(sentences.iter().map(|s| ids.sentence_ids(s).ids).collect())
         }
     }
 }

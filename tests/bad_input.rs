@@ -111,7 +111,7 @@ fn missing_extra_and_ill_shaped_tensors_are_named() {
             name: "mystery.weight".into(),
             dims: vec![4],
             data_type: 1,
-            raw_data: vec![0; 16],
+            raw_data: vec![0u8; 16].into(),
             ..Default::default()
         })
     }));
@@ -119,7 +119,9 @@ fn missing_extra_and_ill_shaped_tensors_are_named() {
 
     let msg = parse_err(&edit_model(|t| {
         let x = t.iter_mut().find(|t| t.name == "dp.pre.bias").unwrap();
-        x.raw_data[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        let mut v = x.raw_data.to_vec();
+        v[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        x.raw_data = v.into();
     }));
     assert!(
         msg.contains("dp.pre.bias") && msg.contains("non-finite"),

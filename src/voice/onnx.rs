@@ -90,9 +90,9 @@ pub struct TensorProto {
     /// Tensor name.
     #[prost(string, tag = "8")]
     pub name: String,
-    /// Little-endian raw payload.
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
+    /// Little-endian raw payload (a zero-copy slice of the file when decoded from `Bytes`).
+    #[prost(bytes = "bytes", tag = "9")]
+    pub raw_data: bytes::Bytes,
     /// External storage descriptors (not supported, detected to give a clear error).
     #[prost(message, repeated, tag = "13")]
     pub external_data: Vec<StringStringEntryProto>,

@@ -212,7 +212,7 @@ impl Weights {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&bytes, path)
+        Self::parse_bytes(bytes::Bytes::from(bytes), path)
     }
 
     /// Parse model bytes; `path` is used in messages only.
@@ -220,6 +220,14 @@ impl Weights {
     /// # Errors
     /// As [`Weights::load`].
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, VoiceError> {
+        Self::parse_bytes(bytes::Bytes::copy_from_slice(bytes), path)
+    }
+
+    /// Parse an owned buffer without copying tensor payloads.
+    ///
+    /// # Errors
+    /// As [`Weights::load`].
+    pub fn parse_bytes(bytes: bytes::Bytes, path: &Path) -> Result<Self, VoiceError> {
         let onnx_err = |msg: String| VoiceError::Onnx {
             path: path.to_path_buf(),
             msg,
@@ -342,7 +350,7 @@ impl Reader {
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| self.err(format!("tensor {name} shape {dims:?} overflows")))?;
         let data: Vec<f32> = if !t.raw_data.is_empty() {
-            if t.raw_data.len() != n * 4 {
+            if t.raw_data.len() != n.saturating_mul(4) {
                 return Err(self.err(format!(
                     "tensor {name} holds {} bytes, its shape {dims:?} needs {}",
                     t.raw_data.len(),
