@@ -133,29 +133,22 @@ pub(crate) fn conv1d(
             rs: ym.ld as isize,
             cs: 1,
         };
+        // y_tile += W[cout, cin·k] · cols[cin·k, n]; for k = 1 the columns are x itself.
+        let product = |y: &mut [f32], rhs: &[f32], r: Operand| {
+            let l = Operand {
+                off: 0,
+                rs: kk as isize,
+                cs: 1,
+            };
+            gemm(1, w.cout, n, kk, y, d, true, &w.im2col, l, rhs, r, 1.0);
+        };
         if w.k == 1 {
-            gemm(
-                1,
-                w.cout,
-                n,
-                w.cin,
-                y,
-                d,
-                true,
-                &w.im2col,
-                Operand {
-                    off: 0,
-                    rs: kk as isize,
-                    cs: 1,
-                },
-                x,
-                Operand {
-                    off: xm.off + c0,
-                    rs: xm.ld as isize,
-                    cs: 1,
-                },
-                1.0,
-            );
+            let r = Operand {
+                off: xm.off + c0,
+                rs: xm.ld as isize,
+                cs: 1,
+            };
+            product(y, x, r);
         } else {
             COL.with(|col| {
                 let mut col = col.borrow_mut();
@@ -177,28 +170,12 @@ pub(crate) fn conv1d(
                         row[q1.max(q0)..].fill(0.0);
                     }
                 }
-                gemm(
-                    1,
-                    w.cout,
-                    n,
-                    kk,
-                    y,
-                    d,
-                    true,
-                    &w.im2col,
-                    Operand {
-                        off: 0,
-                        rs: kk as isize,
-                        cs: 1,
-                    },
-                    &col,
-                    Operand {
-                        off: 0,
-                        rs: n as isize,
-                        cs: 1,
-                    },
-                    1.0,
-                );
+                let r = Operand {
+                    off: 0,
+                    rs: n as isize,
+                    cs: 1,
+                };
+                product(y, &col, r);
             });
         }
         if out == Out::SetRelu {
