@@ -6,7 +6,7 @@ use crate::audio::{Audio, AudioSample, SampleRate};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::{Noise, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
+use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
 use crate::voice::{phoneme_sentences, PhonemeIdMap, Scales, Voice, VoiceConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -119,6 +119,7 @@ struct Inner {
     default_voice: String,
     permits: Semaphore,
     max_concurrent: usize,
+    stage_times: Mutex<StageTimes>,
 }
 
 /// A loaded TTS engine: voices, a device, and admission control. Cheap to
@@ -276,6 +277,7 @@ impl EngineBuilder {
                 cv: Condvar::new(),
             },
             max_concurrent: self.max_concurrent,
+            stage_times: Mutex::new(StageTimes::default()),
         });
         let engine = Engine { inner };
         for (name, path, config) in &self.voices {
@@ -351,6 +353,12 @@ impl Engine {
     /// CPU threads used by the engine.
     pub fn threads(&self) -> usize {
         self.inner.backend.threads()
+    }
+
+    /// Seconds spent per model stage by all finished sentences so far
+    /// (for benchmarks: read before and after a run).
+    pub fn stage_times(&self) -> StageTimes {
+        *self.inner.stage_times.lock()
     }
 
     /// Permits in total.
@@ -533,6 +541,7 @@ impl Engine {
                 a = b;
                 size = (size * 2).min(chunk);
             }
+            *self.inner.stage_times.lock() += u.times;
             if sink(Event::SentenceEnd).is_break() {
                 return Err(Error::Cancelled);
             }

@@ -413,6 +413,7 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
     let (audio_s, _, _) = timed_request(&engine, &text, &opts, rate)?;
     let mut walls = Vec::new();
     let mut req_ttfa = Vec::new();
+    let stages_before = engine.stage_times();
     for _ in 0..a.repeat.max(1) {
         if conc == 1 {
             let (_, w, f) = timed_request(&engine, &text, &opts, rate)?;
@@ -437,6 +438,9 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
             }
         }
     }
+    let st = engine.stage_times();
+    let runs = (a.repeat.max(1) * conc) as f64;
+    let per_run = |after: f64, before: f64| (after - before) / runs;
     let wall = median(&mut walls);
     let total_audio = audio_s * conc as f64;
     let xrt = if wall > 0.0 { total_audio / wall } else { 0.0 };
@@ -451,6 +455,12 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         "threads": engine.threads(),
         "sentences": sentences.len(),
         "repeat": a.repeat.max(1),
+        "stage_s": {
+            "encoder": per_run(st.encoder, stages_before.encoder),
+            "duration": per_run(st.duration, stages_before.duration),
+            "flow": per_run(st.flow, stages_before.flow),
+            "decoder": per_run(st.decoder, stages_before.decoder),
+        },
     });
     if a.concurrency.is_some() {
         obj["concurrency"] = conc.into();

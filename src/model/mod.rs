@@ -10,4 +10,4 @@ mod noise;
 mod vits;
 
 pub use noise::{normal_at, Noise, STREAM_DP, STREAM_Z};
-pub use vits::{SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
+pub use vits::{StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};

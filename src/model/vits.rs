@@ -10,6 +10,7 @@ use super::noise::{Noise, STREAM_Z};
 use crate::backend::{Backend, Mat};
 use crate::error::{Error, Result};
 use crate::voice::{Scales, Weights};
+use std::time::Instant;
 
 /// Default cap on frames per sentence (about 9.7 minutes of audio at 86 frames/s).
 pub const DEFAULT_MAX_FRAMES: usize = 50_000;
@@ -35,6 +36,28 @@ impl Default for SynthOptions {
     }
 }
 
+/// Wall time per model stage, in seconds (the backend's work is synchronous).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    /// Text encoder and projection.
+    pub encoder: f64,
+    /// Duration predictor.
+    pub duration: f64,
+    /// Prior sample and flow.
+    pub flow: f64,
+    /// HiFi-GAN decoder.
+    pub decoder: f64,
+}
+
+impl std::ops::AddAssign for StageTimes {
+    fn add_assign(&mut self, o: StageTimes) {
+        self.encoder += o.encoder;
+        self.duration += o.duration;
+        self.flow += o.flow;
+        self.decoder += o.decoder;
+    }
+}
+
 /// A sentence after the encoder and duration predictor: ready to render frames.
 pub struct Utterance<B: Backend> {
     ml: B::Buf,
@@ -47,6 +70,8 @@ pub struct Utterance<B: Backend> {
     owner: Vec<u32>,
     noise: Noise,
     noise_scale: f32,
+    /// Seconds spent per stage on this sentence so far.
+    pub times: StageTimes,
     /// Flow output `[C, F]`, computed progressively by `render`.
     z: Option<B::Buf>,
     /// Frames `0..z_ready` of `z` are final.
@@ -141,10 +166,13 @@ impl<B: Backend> Vits<B> {
             }
         }
         let t = ids.len();
+        let t0 = Instant::now();
         let (x, ml) = self.enc.run(be, ids)?;
+        let t1 = Instant::now();
         let logw = self
             .dp
             .run(be, &x, Mat::new(self.hidden, t), &opts.noise, sc.noise_w)?;
+        let t2 = Instant::now();
         let mut durations = Vec::with_capacity(t);
         let mut total: u64 = 0;
         for (i, &lw) in logw.iter().enumerate() {
@@ -183,6 +211,11 @@ impl<B: Backend> Vits<B> {
             owner,
             noise: opts.noise.clone(),
             noise_scale: sc.noise_scale,
+            times: StageTimes {
+                encoder: (t1 - t0).as_secs_f64(),
+                duration: (t2 - t1).as_secs_f64(),
+                ..StageTimes::default()
+            },
             z: None,
             z_ready: 0,
             dec_arena: Arena::default(),
@@ -246,6 +279,7 @@ impl<B: Backend> Vits<B> {
         let r2 = upto.max((r + min_step).min(f));
         let rf = self.flow.radius();
         let (s, e) = (r.saturating_sub(rf), (r2 + rf).min(f));
+        let t0 = Instant::now();
         let seg = self.latent_window(be, u, s, e)?;
         let src = Mat::new(c, e - s).cols(r - s, r2 - s);
         let dst = Mat::new(c, f).cols(r, r2);
@@ -253,6 +287,7 @@ impl<B: Backend> Vits<B> {
             be.copy(&seg, src, z, dst);
         }
         u.z_ready = r2;
+        u.times.flow += t0.elapsed().as_secs_f64();
         Ok(())
     }
 
@@ -288,12 +323,14 @@ impl<B: Backend> Vits<B> {
             u.z.as_ref()
                 .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
         let zm = Mat::new(self.hidden, f).cols(s2, e2);
+        let t0 = Instant::now();
         let (audio, am) = self.dec.run(be, z, zm, &mut u.dec_arena)?;
         let hop = self.hop();
         let keep = am.cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();
         out.resize(start + (b - a) * hop, 0.0);
         be.read(audio, keep, &mut out[start..]);
+        u.times.decoder += t0.elapsed().as_secs_f64();
         Ok(())
     }
 
