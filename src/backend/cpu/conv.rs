@@ -242,11 +242,16 @@ pub(crate) fn conv_transpose(
     assert!(xm.end() <= x.len() && ym.end() <= y.len());
     fill_bias(y, ym, &w.bias);
     let half = u / 2;
-    for r in 0..u {
+    let yp = SendPtr(y.as_mut_ptr());
+    let ylen = y.len();
+    // Phases write disjoint (strided) output columns: run them in parallel.
+    let phase = |r: usize| {
+        // SAFETY: phase r writes only columns n with (n + u/2) % u == r.
+        let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
         // Output columns n = t·u + r − u/2 for t in [t_lo, t_hi].
         let (t_lo, t_hi) = if r >= half { (0, l - 1) } else { (1, l) };
         if l == 0 || t_hi < t_lo {
-            continue;
+            return;
         }
         let d = |t_first: usize| Operand {
             off: ym.off + (t_first * u + r - half),
@@ -257,7 +262,7 @@ pub(crate) fn conv_transpose(
         let a_hi = t_hi.min(l - 1);
         if a_hi >= t_lo {
             gemm(
-                threads,
+                1,
                 w.cout,
                 a_hi - t_lo + 1,
                 w.cin,
@@ -283,7 +288,7 @@ pub(crate) fn conv_transpose(
         let b_lo = t_lo.max(1);
         if t_hi >= b_lo {
             gemm(
-                threads,
+                1,
                 w.cout,
                 t_hi - b_lo + 1,
                 w.cin,
@@ -305,5 +310,11 @@ pub(crate) fn conv_transpose(
                 1.0,
             );
         }
+    };
+    if threads > 1 {
+        use rayon::prelude::*;
+        (0..u).into_par_iter().for_each(phase);
+    } else {
+        (0..u).for_each(phase);
     }
 }
