@@ -1,21 +1,171 @@
-//! Placeholder until the text-frontend branch is merged (replaced by it).
+//! English text frontend: text -> sentences -> espeak-style en-us IPA, the
+//! phoneme language Piper voices were trained on, without espeak.
+//!
+//! Pipeline: clean-up, tokens, normalisation ([`normalize`]: numbers,
+//! currency, times, abbreviations, symbols, acronyms), sentence splitting,
+//! grapheme-to-phoneme ([`g2p`]: CMUdict mapped to espeak conventions plus a
+//! letter-rule fallback), punctuation kept as Piper passes it.
+//!
+//! ```
+//! let s = voxide::text::phonemize("Hello world. Dr. Smith paid $3.50!").unwrap();
+//! assert_eq!(s.len(), 2);
+//! assert_eq!(s[0], "həlˈoʊ wˈɜːld.");
+//! ```
+
+pub mod g2p;
+pub mod normalize;
+
+use normalize::Piece;
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest input accepted in one call (bytes).
+pub const MAX_TEXT_BYTES: usize = 64 << 20;
+
+/// Sentences longer than this many phoneme code points are split at clause punctuation.
+pub const MAX_SENTENCE_PHONEMES: usize = 400;
 
 /// Errors of the text frontend.
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
-    /// Not available in this build.
-    #[error("plain-text input is not available yet; pass phonemes")]
-    Unavailable,
+    /// The input is larger than [`MAX_TEXT_BYTES`].
+    #[error("text of {len} bytes is longer than the {max}-byte limit; split it")]
+    TooLong {
+        /// Input length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
-/// Phonemize text (not yet available).
+fn clean(text: &str) -> String {
+    text.nfkc()
+        .map(|c| match c {
+            '\u{2018}' | '\u{2019}' | '\u{02BC}' => '\'',
+            '\u{201C}' | '\u{201D}' | '«' | '»' => '"',
+            '\u{2013}' | '\u{2014}' => ',',
+            c if c.is_control() || c.is_whitespace() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn is_end(p: &Piece) -> bool {
+    matches!(p, Piece::Punct('.' | '!' | '?'))
+}
+
+/// Split text into sentences of pieces.
+fn sentences(text: &str) -> Vec<Vec<Piece>> {
+    let cleaned = clean(text);
+    let mut out = Vec::new();
+    let mut cur: Vec<Piece> = Vec::new();
+    for tok in cleaned.split(' ').filter(|t| !t.is_empty()) {
+        // Initials and dotted acronyms ("J.", "U.S.") are spelled, not sentence ends.
+        if normalize::is_abbreviation(tok) && !tok.chars().next().is_some_and(char::is_lowercase) {
+            let letters: String = tok.chars().filter(char::is_ascii_alphabetic).collect();
+            let before = cur.len();
+            let prev = cur.last().cloned();
+            normalize::expand_token(tok, prev.as_ref(), &mut cur);
+            if cur.len() > before {
+                continue;
+            }
+            cur.push(Piece::Spell(letters.to_lowercase()));
+            continue;
+        }
+        let prev = cur.last().cloned();
+        normalize::expand_token(tok, prev.as_ref(), &mut cur);
+        if cur.last().is_some_and(is_end) {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if cur.iter().any(|p| !matches!(p, Piece::Punct(_))) {
+        out.push(cur);
+    }
+    out
+}
+
+/// IPA of one sentence's pieces, split further at clause punctuation when too long.
+fn render(pieces: &[Piece], out: &mut Vec<String>) {
+    // First pass: each word's IPA without context.
+    let ipas: Vec<Option<String>> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Word(w) => Some(g2p::word_ipa(w, false)),
+            Piece::Spell(l) => Some(g2p::spell(l)),
+            Piece::Punct(_) => None,
+        })
+        .collect();
+    let mut s = String::new();
+    let mut count = 0usize;
+    for (i, p) in pieces.iter().enumerate() {
+        match p {
+            Piece::Punct(c) => {
+                // Punctuation attaches to the previous word; a clause mark may end a long chunk.
+                if s.is_empty() {
+                    continue;
+                }
+                s.push(*c);
+                count += 1;
+                if matches!(c, ',' | ';' | ':') && count > MAX_SENTENCE_PHONEMES {
+                    out.push(join_clitics(&std::mem::take(&mut s)));
+                    count = 0;
+                }
+            }
+            Piece::Word(w) => {
+                let next_vowel = ipas[i + 1..]
+                    .iter()
+                    .flatten()
+                    .next()
+                    .is_some_and(|n| g2p::starts_with_vowel_sound(n));
+                let ipa = g2p::word_ipa(w, next_vowel);
+                push_word(&mut s, &ipa, &mut count);
+            }
+            Piece::Spell(_) => {
+                if let Some(ipa) = &ipas[i] {
+                    push_word(&mut s, ipa, &mut count);
+                }
+            }
+        }
+    }
+    if !s.is_empty() {
+        out.push(join_clitics(&s));
+    }
+}
+
+/// espeak runs some function-word pairs together ("of the" -> "ʌvðə").
+fn join_clitics(s: &str) -> String {
+    s.replace("ʌv ðə", "ʌvðə")
+        .replace("fɔːɹ ðə", "fɚðə")
+        .replace("ʌv ðɪ", "ʌvðɪ")
+}
+
+fn push_word(s: &mut String, ipa: &str, count: &mut usize) {
+    if ipa.is_empty() {
+        return;
+    }
+    if !s.is_empty() {
+        s.push(' ');
+    }
+    s.push_str(ipa);
+    *count += ipa.chars().count() + 1;
+}
+
+/// Split text into sentences and phonemize each: one espeak-style en-us IPA
+/// string per sentence, as Piper feeds its voices (punctuation kept, NFD).
+/// Empty or whitespace-only text gives no sentences. Never panics; time is
+/// linear in the input length.
 ///
 /// # Errors
-/// Always [`TextError::Unavailable`] for non-empty text.
+/// [`TextError::TooLong`] for inputs over [`MAX_TEXT_BYTES`].
 pub fn phonemize(text: &str) -> Result<Vec<String>, TextError> {
-    if text.trim().is_empty() {
-        Ok(Vec::new())
-    } else {
-        Err(TextError::Unavailable)
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(TextError::TooLong {
+            len: text.len(),
+            max: MAX_TEXT_BYTES,
+        });
     }
+    let mut out = Vec::new();
+    for s in sentences(text) {
+        render(&s, &mut out);
+    }
+    Ok(out.into_iter().map(|s| s.nfd().collect()).collect())
 }
