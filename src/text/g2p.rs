@@ -2,21 +2,38 @@
 //! espeak's unstressed function words, flapped t/d, and a letter-rule
 //! fallback for words the lexicon lacks.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 static LEXICON_TSV: &str = include_str!("../../data/cmudict.tsv");
 
-fn lexicon() -> &'static HashMap<&'static str, &'static str> {
-    static L: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+/// The lexicon as a sorted table (binary search). A plain Vec rather than a
+/// hash map: its heap block is referenced from its start, so leak checkers
+/// see this process-lifetime cache as reachable.
+struct Lexicon(Vec<(&'static str, &'static str)>);
+
+impl Lexicon {
+    fn get(&self, word: &str) -> Option<&'static str> {
+        self.0
+            .binary_search_by(|(w, _)| (*w).cmp(word))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    fn contains_key(&self, word: &str) -> bool {
+        self.get(word).is_some()
+    }
+}
+
+fn lexicon() -> &'static Lexicon {
+    static L: OnceLock<Lexicon> = OnceLock::new();
     L.get_or_init(|| {
-        let mut m = HashMap::with_capacity(130_000);
-        for line in LEXICON_TSV.lines() {
-            if let Some((w, p)) = line.split_once('\t') {
-                m.insert(w, p);
-            }
-        }
-        m
+        let mut v: Vec<(&str, &str)> = LEXICON_TSV
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        Lexicon(v)
     })
 }
 
