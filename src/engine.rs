@@ -79,7 +79,7 @@ pub struct SpeakOptions {
     pub input: Input,
     /// Cap on frames per sentence.
     pub max_frames: usize,
-    /// Frames in the first streamed chunk (later chunks grow to `chunk_frames`).
+    /// Frames in the first streamed chunk (later chunks grow ×4 up to `chunk_frames`).
     pub first_chunk_frames: usize,
     /// Frames per streamed chunk after the first ones.
     pub chunk_frames: usize,
@@ -539,7 +539,7 @@ impl Engine {
                     return Err(Error::Cancelled);
                 }
                 a = b;
-                size = (size * 2).min(chunk);
+                size = (size * 4).min(chunk);
             }
             *self.inner.stage_times.lock() += u.times;
             if sink(Event::SentenceEnd).is_break() {

@@ -312,11 +312,12 @@ impl<B: Backend> Vits<B> {
         }
         let rd = self.dec.radius();
         let (s2, e2) = (a.saturating_sub(rd), (b + rd).min(f));
-        // After the first chunk, run the flow well ahead to amortise its halo.
+        // After the first chunk, run the flow ahead in segments that double
+        // (at least 4 halos, at most 1024 frames) to amortise its halo.
         let step = if u.z_ready == 0 {
             0
         } else {
-            4 * self.flow.radius()
+            u.z_ready.clamp(4 * self.flow.radius(), 1024)
         };
         self.advance_latent(be, u, e2, step)?;
         let z =
