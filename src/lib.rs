@@ -15,4 +15,5 @@ pub use error::{Error, Result};
 pub mod engine;
 pub mod text;
 
+pub use backend::cpu::Precision;
 pub use engine::{Device, Engine, EngineBuilder, Input, Permit, SpeakOptions};

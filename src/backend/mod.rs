@@ -104,6 +104,16 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// Allocation or device failure.
     fn prepare_conv(&self, c: &Conv) -> Result<Self::Conv, BackendError>;
+    /// Upload a conv weight of a stage that tolerates the backend's reduced
+    /// precision, when one was asked for (flow and decoder; the encoder and the
+    /// duration predictor stay f32 so durations match the reference). The
+    /// default is [`Backend::prepare_conv`].
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    fn prepare_conv_lowp(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
+        self.prepare_conv(c)
+    }
     /// Upload a transposed-conv weight.
     ///
     /// # Errors

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use voxide::audio::{as_f32, wav_header, SampleRate};
 use voxide::voice::{phoneme_sentences, VoiceConfig};
-use voxide::{Device, Engine, Error, Input, SpeakOptions};
+use voxide::{Device, Engine, Error, Input, Precision, SpeakOptions};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,10 @@ struct VoiceArgs {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// CPU conv arithmetic: f32 (reference) or bf16 (faster, lower fidelity)
+    /// (default: $VOXIDE_PRECISION, else f32).
+    #[arg(long)]
+    precision: Option<String>,
 }
 
 #[derive(Args)]
@@ -136,6 +140,9 @@ fn build_engine(v: &VoiceArgs, max_concurrent: usize) -> Result<Engine, Error> {
     }
     if let Some(d) = &v.device {
         b = b.device(Device::parse(d)?);
+    }
+    if let Some(p) = &v.precision {
+        b = b.precision(Precision::parse(p).map_err(Error::InvalidArgument)?);
     }
     b.build()
 }
@@ -453,6 +460,7 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         "peak_rss_mb": peak_rss_mb(),
         "device": engine.device_name(),
         "threads": engine.threads(),
+        "precision": engine.precision().as_str(),
         "sentences": sentences.len(),
         "repeat": a.repeat.max(1),
         "stage_s": {

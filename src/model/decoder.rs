@@ -57,12 +57,12 @@ impl<B: Backend> DecoderW<B> {
                 bl.push(match b {
                     ResBlock::One(v) => Block::One(
                         v.iter()
-                            .map(|(a, c)| Ok((be.prepare_conv(a)?, be.prepare_conv(c)?)))
+                            .map(|(a, c)| Ok((be.prepare_conv_lowp(a)?, be.prepare_conv_lowp(c)?)))
                             .collect::<Result<_, BackendError>>()?,
                     ),
                     ResBlock::Two(v) => Block::Two(
                         v.iter()
-                            .map(|c| be.prepare_conv(c))
+                            .map(|c| be.prepare_conv_lowp(c))
                             .collect::<Result<_, _>>()?,
                     ),
                 });
@@ -76,10 +76,10 @@ impl<B: Backend> DecoderW<B> {
         }
         radius_frames += conv_radius(d.conv_post.k, d.conv_post.dilation) as f64 / rate as f64;
         Ok(DecoderW {
-            conv_pre: be.prepare_conv(&d.conv_pre)?,
+            conv_pre: be.prepare_conv_lowp(&d.conv_pre)?,
             pre_ch: d.conv_pre.cout,
             stages,
-            conv_post: be.prepare_conv(&d.conv_post)?,
+            conv_post: be.prepare_conv_lowp(&d.conv_post)?,
             radius: radius_frames.ceil() as usize,
         })
     }

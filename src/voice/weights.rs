@@ -687,7 +687,7 @@ fn read_decoder(r: &mut Reader, hidden: usize) -> Result<Decoder, VoiceError> {
     let n_rb = r
         .count(|i| format!("dec.resblocks.{i}.convs.0.weight"))
         .max(r.count(|i| format!("dec.resblocks.{i}.convs1.0.weight")));
-    if n_rb == 0 || n_rb % n_ups != 0 {
+    if n_rb == 0 || !n_rb.is_multiple_of(n_ups) {
         return Err(r.err(format!(
             "found {n_rb} decoder resblocks for {n_ups} upsampling stages"
         )));

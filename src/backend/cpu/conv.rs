@@ -1,12 +1,15 @@
 //! Convolutions as shifted GEMMs (one per tap) and polyphase transposed convs.
 
+use super::direct::{self, Packed, Precision};
 use super::gemm::{gemm, Operand};
 use crate::backend::{Mat, Out};
 use crate::voice::{Conv, ConvTranspose};
 
-/// A conv weight as `[cout, cin·k]` (its file layout), the lhs of im2col GEMMs.
+/// A conv weight: packed for the direct AVX-512 kernels where the CPU has them,
+/// else `[cout, cin·k]` (its file layout) as the lhs of im2col GEMMs.
 pub struct CpuConv {
     pub(crate) im2col: Vec<f32>,
+    pub(crate) direct: Option<Packed>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
@@ -15,9 +18,21 @@ pub struct CpuConv {
 }
 
 impl CpuConv {
-    pub(crate) fn new(c: &Conv) -> Self {
+    /// `kernels`: `Some(precision)` packs for the direct kernels (the caller
+    /// checked the CPU supports them); depthwise convs keep the plain layout.
+    pub(crate) fn new(c: &Conv, kernels: Option<Precision>) -> Self {
+        let depthwise = c.cin == 1 && c.cout > 1;
+        let direct = match kernels {
+            Some(p) if !depthwise => Some(Packed::new(p, &c.w, c.cout, c.cin, c.k)),
+            _ => None,
+        };
         CpuConv {
-            im2col: c.w.clone(),
+            im2col: if direct.is_some() {
+                Vec::new()
+            } else {
+                c.w.clone()
+            },
+            direct,
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
             cin: c.cin,
@@ -110,6 +125,14 @@ pub(crate) fn conv1d(
         return;
     }
     assert_eq!(xm.rows, w.cin, "conv1d input rows");
+    if let Some(p) = &w.direct {
+        // SAFETY: the pack exists only where the CPU has the kernels (checked
+        // when the weight was prepared); bounds and shapes were asserted above.
+        unsafe {
+            direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, y, ym, out);
+        }
+        return;
+    }
     let t = xm.cols;
     let kk = w.cin * w.k;
     let tile = tile_cols(kk, t, threads);

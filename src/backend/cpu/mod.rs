@@ -3,10 +3,12 @@
 
 mod attention;
 mod conv;
+mod direct;
 mod elementwise;
 mod gemm;
 
 pub use conv::{CpuConv, CpuConvT};
+pub use direct::Precision;
 pub(crate) use elementwise::rqs_inverse;
 
 use super::{Backend, Mat, Out};
@@ -18,22 +20,47 @@ use elementwise::{rows, rows_mut};
 pub struct CpuBackend {
     threads: usize,
     pool: rayon::ThreadPool,
+    /// Conv kernels: `Some(p)` direct AVX-512 kernels in precision `p`, `None` im2col + `gemm`.
+    kernels: Option<Precision>,
 }
 
 impl std::fmt::Debug for CpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuBackend")
             .field("threads", &self.threads)
+            .field("kernels", &self.kernels)
             .finish()
     }
 }
 
 impl CpuBackend {
-    /// A backend using `threads` threads (0: all cores).
+    /// A backend using `threads` threads (0: all cores), f32 arithmetic.
     ///
     /// # Errors
     /// [`BackendError::Device`] if the thread pool cannot be started.
     pub fn new(threads: usize) -> Result<Self, BackendError> {
+        Self::with_precision(threads, Precision::F32)
+    }
+
+    /// A backend with the given conv arithmetic. Convs use the direct AVX-512
+    /// kernels when the CPU has them (`VOXIDE_CPU_KERNELS=gemm` forces the
+    /// portable im2col + GEMM path, f32 only).
+    ///
+    /// # Errors
+    /// [`BackendError::Device`] if the thread pool cannot be started, or for
+    /// [`Precision::Bf16`] on a CPU without AVX-512 BF16 (or with the portable path forced).
+    pub fn with_precision(threads: usize, precision: Precision) -> Result<Self, BackendError> {
+        let portable = std::env::var("VOXIDE_CPU_KERNELS").is_ok_and(|v| v == "gemm");
+        let kernels = match precision {
+            Precision::F32 if !portable && direct::has_avx512() => Some(Precision::F32),
+            Precision::F32 => None,
+            Precision::Bf16 if !portable && direct::has_bf16() => Some(Precision::Bf16),
+            Precision::Bf16 => {
+                return Err(BackendError::Device(
+                    "bf16 precision needs a CPU with AVX-512 BF16 (and VOXIDE_CPU_KERNELS unset); use f32".into(),
+                ))
+            }
+        };
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -44,12 +71,21 @@ impl CpuBackend {
             .thread_name(|i| format!("voxide-cpu-{i}"))
             .build()
             .map_err(|e| BackendError::Device(format!("cannot start CPU threads: {e}")))?;
-        Ok(CpuBackend { threads, pool })
+        Ok(CpuBackend {
+            threads,
+            pool,
+            kernels,
+        })
     }
 
     /// Number of threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The conv arithmetic in use.
+    pub fn precision(&self) -> Precision {
+        self.kernels.unwrap_or(Precision::F32)
     }
 
     /// Run `f` on every item, split over the pool's threads when the op is big.
@@ -117,7 +153,12 @@ impl Backend for CpuBackend {
     }
 
     fn prepare_conv(&self, c: &Conv) -> Result<CpuConv, BackendError> {
-        Ok(CpuConv::new(c))
+        // Full precision outside the stages that opted in.
+        Ok(CpuConv::new(c, self.kernels.map(|_| Precision::F32)))
+    }
+
+    fn prepare_conv_lowp(&self, c: &Conv) -> Result<CpuConv, BackendError> {
+        Ok(CpuConv::new(c, self.kernels))
     }
 
     fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CpuConvT, BackendError> {

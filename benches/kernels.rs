@@ -1,0 +1,78 @@
+//! Conv kernel throughput on the shapes of a Piper medium voice, per
+//! arithmetic: `cargo bench --bench kernels` (GFLOP/s, one and all threads).
+//! `VOXIDE_CPU_KERNELS=gemm` measures the portable im2col + GEMM path.
+
+use std::time::Instant;
+use voxide::backend::cpu::{CpuBackend, Precision};
+use voxide::backend::{Backend, Mat, Out};
+use voxide::voice::Conv;
+
+fn conv(cout: usize, cin: usize, k: usize, dilation: usize) -> Conv {
+    let mut s = 0x9e37_79b9_u32;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        (s as f32 / u32::MAX as f32 - 0.5) * 0.2
+    };
+    Conv {
+        w: (0..cout * cin * k).map(|_| rnd()).collect(),
+        b: Some((0..cout).map(|_| rnd()).collect()),
+        cout,
+        cin,
+        k,
+        dilation,
+    }
+}
+
+fn main() {
+    // (name, cout, cin, k, dilation, time steps)
+    let shapes = [
+        ("encoder ffn k3", 768, 192, 3, 1, 200),
+        ("flow wn in k5", 384, 192, 5, 1, 600),
+        ("dec conv_pre k7", 256, 192, 7, 1, 300),
+        ("dec mrf0 k7 d3", 128, 128, 7, 3, 2400),
+        ("dec mrf1 k5 d2", 64, 64, 5, 2, 19200),
+        ("dec mrf2 k3 d1", 32, 32, 3, 1, 76800),
+        ("dec mrf2 k7 d12", 32, 32, 7, 12, 76800),
+    ];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for precision in [Precision::F32, Precision::Bf16] {
+        for th in [1, threads] {
+            let be = match CpuBackend::with_precision(th, precision) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("{}: skipped ({e})", precision.as_str());
+                    continue;
+                }
+            };
+            for &(name, cout, cin, k, d, t) in &shapes {
+                let c = conv(cout, cin, k, d);
+                let w = be.prepare_conv_lowp(&c).expect("weights");
+                let x: Vec<f32> = (0..cin * t)
+                    .map(|i| ((i % 97) as f32 - 48.0) * 0.01)
+                    .collect();
+                let mut y = vec![0.0f32; cout * t];
+                let (xm, ym) = (Mat::new(cin, t), Mat::new(cout, t));
+                let flops = 2.0 * (cout * cin * k * t) as f64;
+                let reps = ((2e9 / flops) as usize).clamp(3, 2000);
+                be.install(|| be.conv1d(&w, &x, xm, &mut y, ym, Out::Add));
+                let t0 = Instant::now();
+                be.install(|| {
+                    for _ in 0..reps {
+                        be.conv1d(&w, &x, xm, &mut y, ym, Out::Add);
+                    }
+                });
+                let s = t0.elapsed().as_secs_f64() / reps as f64;
+                println!(
+                    "{:5} {}t {:18} {:8.3} ms {:7.1} GFLOP/s",
+                    precision.as_str(),
+                    th,
+                    name,
+                    s * 1e3,
+                    flops / s / 1e9
+                );
+            }
+        }
+    }
+}

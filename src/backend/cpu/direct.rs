@@ -1,0 +1,683 @@
+//! Direct AVX-512 convolutions: no im2col matrix, no separate bias pass.
+//!
+//! The input view is copied once into a zero-margined scratch (rows = input
+//! channels, `pad` zeros left, `pad + NR` zeros right), so every kernel tap is a
+//! plain shifted load. The weights are packed once into panels of [`MR`]
+//! output channels, `[K][MR]` with `K = cin·k` ordered channel-major, so each
+//! step broadcasts `MR` weights against `NV` vectors of 16 time steps.
+//!
+//! Every output column accumulates in the same order (bias, then channel by
+//! channel, tap by tap) whatever the tiling, the view length or the thread
+//! count: a chunk computes bit-for-bit the same samples as the whole sentence.
+//!
+//! [`Precision::Bf16`] packs weights and the scratch as bf16 pairs (two input
+//! channels per 32-bit lane) and uses `vdpbf16ps`: two multiply-adds per lane
+//! and instruction, f32 accumulation.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use crate::backend::{Mat, Out};
+use std::arch::x86_64::*;
+
+/// Output channels per register panel.
+pub(crate) const MR: usize = 8;
+/// 16-lane vectors per register tile (`NR = 16·NV` time steps).
+const NV: usize = 3;
+/// Time steps per register tile.
+const NR: usize = 16 * NV;
+
+/// Arithmetic of the CPU conv kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f32 weights and activations, f32 accumulation (the reference).
+    #[default]
+    F32,
+    /// bf16 weights and conv inputs, f32 accumulation (AVX-512 BF16; about
+    /// twice the f32 throughput, lower fidelity).
+    Bf16,
+}
+
+impl Precision {
+    /// Parse `f32` / `bf16`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Precision::F32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            other => Err(format!(
+                "unknown precision '{other}' (expected f32 or bf16)"
+            )),
+        }
+    }
+
+    /// `f32` / `bf16`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Whether this CPU runs the direct f32 kernels.
+pub(crate) fn has_avx512() -> bool {
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+}
+
+/// Whether this CPU runs the bf16 kernels.
+pub(crate) fn has_bf16() -> bool {
+    has_avx512() && is_x86_feature_detected!("avx512bf16")
+}
+
+/// Round an f32 to bf16 (nearest even), as the hardware conversion does.
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    let round = 0x7fff + ((b >> 16) & 1);
+    (b.wrapping_add(round) >> 16) as u16
+}
+
+/// A conv weight packed for the direct kernels.
+pub(crate) struct Packed {
+    precision: Precision,
+    /// F32: full panels `[panel][cin·k][MR]`, then remainder rows `[row][cin·k]`.
+    f: Vec<f32>,
+    /// Bf16: the same with `ceil(cin/2)·k` pairs per row (channel pair, tap).
+    p: Vec<u32>,
+    cout: usize,
+    cin: usize,
+    k: usize,
+}
+
+impl Packed {
+    /// Pack `w` (`[cout, cin, k]`, row-major).
+    pub(crate) fn new(
+        precision: Precision,
+        w: &[f32],
+        cout: usize,
+        cin: usize,
+        k: usize,
+    ) -> Packed {
+        let panels = cout / MR;
+        let at = |o: usize, i: usize, j: usize| -> f32 {
+            if i < cin {
+                w[(o * cin + i) * k + j]
+            } else {
+                0.0
+            }
+        };
+        let mut f = Vec::new();
+        let mut p = Vec::new();
+        match precision {
+            Precision::F32 => {
+                f.reserve_exact(cout * cin * k);
+                for pi in 0..panels {
+                    for i in 0..cin {
+                        for j in 0..k {
+                            for m in 0..MR {
+                                f.push(at(pi * MR + m, i, j));
+                            }
+                        }
+                    }
+                }
+                for o in panels * MR..cout {
+                    for i in 0..cin {
+                        for j in 0..k {
+                            f.push(at(o, i, j));
+                        }
+                    }
+                }
+            }
+            Precision::Bf16 => {
+                let pair = |o: usize, i2: usize, j: usize| -> u32 {
+                    u32::from(bf16_bits(at(o, 2 * i2, j)))
+                        | (u32::from(bf16_bits(at(o, 2 * i2 + 1, j))) << 16)
+                };
+                let cin2 = cin.div_ceil(2);
+                p.reserve_exact(cout * cin2 * k);
+                for pi in 0..panels {
+                    for i2 in 0..cin2 {
+                        for j in 0..k {
+                            for m in 0..MR {
+                                p.push(pair(pi * MR + m, i2, j));
+                            }
+                        }
+                    }
+                }
+                for o in panels * MR..cout {
+                    for i2 in 0..cin2 {
+                        for j in 0..k {
+                            p.push(pair(o, i2, j));
+                        }
+                    }
+                }
+            }
+        }
+        Packed {
+            precision,
+            f,
+            p,
+            cout,
+            cin,
+            k,
+        }
+    }
+}
+
+/// Zero-margined copies of conv inputs, reused call to call on each thread.
+#[derive(Default)]
+struct Scratch {
+    f: Vec<f32>,
+    p: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// A raw pointer that may cross threads: work items write disjoint tiles.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used to write disjoint (row panel, column block) tiles.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Write a register tile (`acc`: `M × NV` vectors) to `y` (`n` valid columns).
+/// A macro, not a function: passing the accumulators by reference would keep
+/// them in memory inside the hot loop.
+macro_rules! store_tile {
+    ($acc:expr, $y:expr, $ldy:expr, $n:expr, $out:expr) => {{
+        let zero = _mm512_setzero_ps();
+        // Per-vector masks (an all-zero mask stores nothing): no data-dependent
+        // trip count, so the accumulators stay in registers.
+        let masks: [__mmask16; NV] = std::array::from_fn(|v| {
+            let left = $n.saturating_sub(16 * v).min(16);
+            ((1u32 << left) - 1) as __mmask16
+        });
+        for (m, row) in $acc.iter().enumerate() {
+            let yp = $y.add(m * $ldy);
+            for (v, &r) in row.iter().enumerate() {
+                let c0 = 16 * v;
+                let mask = masks[v];
+                let r = match $out {
+                    Out::Set => r,
+                    Out::SetRelu => _mm512_max_ps(r, zero),
+                    Out::Add => _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, yp.add(c0))),
+                };
+                _mm512_mask_storeu_ps(yp.add(c0), mask, r);
+            }
+        }
+    }};
+}
+
+/// One register tile of f32: `M` output rows × `NR` columns starting at `t0`.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_f32<const M: usize>(
+    a: *const f32,
+    cin: usize,
+    k: usize,
+    dil: usize,
+    xs: *const f32,
+    ldx: usize,
+    t0: usize,
+    bias: *const f32,
+    y: *mut f32,
+    ldy: usize,
+    n: usize,
+    out: Out,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    for (m, row) in acc.iter_mut().enumerate() {
+        let b = _mm512_set1_ps(*bias.add(m));
+        for v in row.iter_mut() {
+            *v = b;
+        }
+    }
+    let mut ap = a;
+    for i in 0..cin {
+        let xrow = xs.add(i * ldx + t0);
+        for j in 0..k {
+            let bp = xrow.add(j * dil);
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, b) in bv.iter_mut().enumerate() {
+                *b = _mm512_loadu_ps(bp.add(16 * v));
+            }
+            for (m, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(m));
+                for (v, r) in row.iter_mut().enumerate() {
+                    *r = _mm512_fmadd_ps(av, bv[v], *r);
+                }
+            }
+            ap = ap.add(M);
+        }
+    }
+    store_tile!(acc, y, ldy, n, out);
+}
+
+/// One register tile in bf16 pairs.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_bf16<const M: usize>(
+    a: *const u32,
+    cin2: usize,
+    k: usize,
+    dil: usize,
+    xs: *const u32,
+    ldx: usize,
+    t0: usize,
+    bias: *const f32,
+    y: *mut f32,
+    ldy: usize,
+    n: usize,
+    out: Out,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    for (m, row) in acc.iter_mut().enumerate() {
+        let b = _mm512_set1_ps(*bias.add(m));
+        for v in row.iter_mut() {
+            *v = b;
+        }
+    }
+    let mut ap = a;
+    for i in 0..cin2 {
+        let xrow = xs.add(i * ldx + t0);
+        for j in 0..k {
+            let bp = xrow.add(j * dil);
+            let mut bv: [__m512bh; NV] =
+                [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); NV];
+            for (v, b) in bv.iter_mut().enumerate() {
+                *b = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    bp.add(16 * v).cast(),
+                ));
+            }
+            for (m, row) in acc.iter_mut().enumerate() {
+                let av =
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*ap.add(m) as i32));
+                for (v, r) in row.iter_mut().enumerate() {
+                    *r = _mm512_dpbf16_ps(*r, av, bv[v]);
+                }
+            }
+            ap = ap.add(M);
+        }
+    }
+    store_tile!(acc, y, ldy, n, out);
+}
+
+/// Copy `x` rows into `dst` with `padl` zeros before and zeros after, as f32.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat) {
+    let t = xm.cols;
+    for (i, row) in dst.chunks_exact_mut(ldx).take(xm.rows).enumerate() {
+        row[..padl].fill(0.0);
+        row[padl..padl + t].copy_from_slice(&x[xm.off + i * xm.ld..xm.off + i * xm.ld + t]);
+        row[padl + t..].fill(0.0);
+    }
+}
+
+/// Copy `x` rows into bf16 channel pairs: lane `t` of pair row `p` holds
+/// channels `2p` (low half) and `2p + 1` (high half) at time `t − padl`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn fill_bf16(dst: &mut [u32], ldx: usize, padl: usize, x: &[f32], xm: Mat) {
+    let t = xm.cols;
+    let idx: [u16; 32] = std::array::from_fn(|q| {
+        if q % 2 == 0 {
+            (q / 2) as u16
+        } else {
+            (16 + q / 2) as u16
+        }
+    });
+    let idx = _mm512_loadu_si512(idx.as_ptr().cast());
+    for (p, row) in dst
+        .chunks_exact_mut(ldx)
+        .take(xm.rows.div_ceil(2))
+        .enumerate()
+    {
+        row[..padl].fill(0);
+        let lo = x.as_ptr().add(xm.off + 2 * p * xm.ld);
+        let hi = if 2 * p + 1 < xm.rows {
+            Some(x.as_ptr().add(xm.off + (2 * p + 1) * xm.ld))
+        } else {
+            None
+        };
+        let out = row.as_mut_ptr().add(padl);
+        let mut c = 0;
+        while c < t {
+            let mask: __mmask16 = if t - c >= 16 {
+                0xffff
+            } else {
+                ((1u32 << (t - c)) - 1) as __mmask16
+            };
+            let a = _mm512_maskz_loadu_ps(mask, lo.add(c));
+            let b = match hi {
+                Some(h) => _mm512_maskz_loadu_ps(mask, h.add(c)),
+                None => _mm512_setzero_ps(),
+            };
+            // Elements 0..16 from a, 16..32 from b; then interleave a_i, b_i.
+            let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(b, a));
+            let v = _mm512_permutexvar_epi16(idx, v);
+            // Safe past t: the right margin is at least NR ≥ 16 lanes wide.
+            _mm512_storeu_si512(out.add(c).cast(), v);
+            c += 16;
+        }
+        let used = (padl + t.div_ceil(16) * 16).min(ldx);
+        row[used..].fill(0);
+    }
+}
+
+/// `y (op)= conv(x) + b` with the direct kernels ("same" padding, dilation).
+///
+/// # Safety
+/// The caller has checked `has_avx512()` (and `has_bf16()` for bf16 packs),
+/// the views' bounds against the slices, `xm.rows == w.cin`, `ym.rows == w.cout`
+/// and `xm.cols == ym.cols`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn conv1d(
+    threads: usize,
+    w: &Packed,
+    bias: &[f32],
+    dilation: usize,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+) {
+    let t = xm.cols;
+    if t == 0 {
+        return;
+    }
+    let pad = dilation * (w.k - 1) / 2;
+    let padl = pad;
+    let ldx = (padl + t + pad + NR).div_ceil(16) * 16;
+    let rows = match w.precision {
+        Precision::F32 => w.cin,
+        Precision::Bf16 => w.cin.div_ceil(2),
+    };
+    // Taken out of the thread-local for the call: a rayon worker waiting on
+    // this call's items may run another request's conv meanwhile.
+    let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    {
+        let s = &mut scratch;
+        match w.precision {
+            Precision::F32 => {
+                if s.f.len() < rows * ldx {
+                    s.f.resize(rows * ldx, 0.0);
+                }
+                fill_f32(&mut s.f[..rows * ldx], ldx, padl, x, xm);
+            }
+            Precision::Bf16 => {
+                if s.p.len() < rows * ldx {
+                    s.p.resize(rows * ldx, 0);
+                }
+                fill_bf16(&mut s.p[..rows * ldx], ldx, padl, x, xm);
+            }
+        }
+        let xs_f = SendPtr(s.f.as_mut_ptr());
+        let xs_p = SendPtr(s.p.as_mut_ptr());
+        let panels = w.cout / MR;
+        let rem = w.cout - panels * MR;
+        let kdim = rows * w.k;
+        let tiles = t.div_ceil(NR);
+        let block_tiles = 8.min(tiles);
+        let col_blocks = tiles.div_ceil(block_tiles);
+        let want = if threads > 1 { 4 * threads } else { 1 };
+        let groups = if col_blocks >= want || panels == 0 {
+            1
+        } else {
+            want.div_ceil(col_blocks).min(panels)
+        };
+        let per_group = panels.div_ceil(groups).max(1);
+        let groups = if panels == 0 {
+            1
+        } else {
+            panels.div_ceil(per_group)
+        };
+        let yp = SendPtr(y.as_mut_ptr());
+        let item = |it: usize| {
+            let (cb, g) = (it / groups, it % groups);
+            let tile0 = cb * block_tiles;
+            let tile1 = (tile0 + block_tiles).min(tiles);
+            let p0 = g * per_group;
+            let p1 = ((g + 1) * per_group).min(panels);
+            let run = |o0: usize, a_off: usize, m: usize| {
+                for ti in tile0..tile1 {
+                    let t0 = ti * NR;
+                    let n = (t - t0).min(NR);
+                    let yt = yp.get().add(ym.off + o0 * ym.ld + t0);
+                    match (w.precision, m) {
+                        (Precision::F32, MR) => tile_f32::<MR>(
+                            w.f.as_ptr().add(a_off),
+                            w.cin,
+                            w.k,
+                            dilation,
+                            xs_f.get(),
+                            ldx,
+                            t0,
+                            bias.as_ptr().add(o0),
+                            yt,
+                            ym.ld,
+                            n,
+                            out,
+                        ),
+                        (Precision::F32, _) => tile_f32::<1>(
+                            w.f.as_ptr().add(a_off),
+                            w.cin,
+                            w.k,
+                            dilation,
+                            xs_f.get(),
+                            ldx,
+                            t0,
+                            bias.as_ptr().add(o0),
+                            yt,
+                            ym.ld,
+                            n,
+                            out,
+                        ),
+                        (Precision::Bf16, MR) => tile_bf16::<MR>(
+                            w.p.as_ptr().add(a_off),
+                            rows,
+                            w.k,
+                            dilation,
+                            xs_p.get(),
+                            ldx,
+                            t0,
+                            bias.as_ptr().add(o0),
+                            yt,
+                            ym.ld,
+                            n,
+                            out,
+                        ),
+                        (Precision::Bf16, _) => tile_bf16::<1>(
+                            w.p.as_ptr().add(a_off),
+                            rows,
+                            w.k,
+                            dilation,
+                            xs_p.get(),
+                            ldx,
+                            t0,
+                            bias.as_ptr().add(o0),
+                            yt,
+                            ym.ld,
+                            n,
+                            out,
+                        ),
+                    }
+                }
+            };
+            for pi in p0..p1 {
+                run(pi * MR, pi * MR * kdim, MR);
+            }
+            if g + 1 == groups {
+                for r in 0..rem {
+                    let o = panels * MR + r;
+                    run(o, panels * MR * kdim + r * kdim, 1);
+                }
+            }
+        };
+        let items = col_blocks * groups;
+        if threads > 1 && items > 1 && w.cout * kdim * t >= 1 << 16 {
+            use rayon::prelude::*;
+            (0..items).into_par_iter().for_each(item);
+        } else {
+            (0..items).for_each(item);
+        }
+    }
+    SCRATCH.with(|s| *s.borrow_mut() = scratch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::conv::{conv1d as reference, CpuConv};
+    use crate::voice::Conv;
+
+    fn rnd(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// Direct kernels against the im2col + GEMM reference over awkward shapes:
+    /// row remainders, odd channel counts, every output mode, short and
+    /// tile-straddling lengths, dilations, strided views.
+    #[test]
+    fn direct_matches_im2col_gemm() {
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        }
+        let mut seed = 7u64;
+        let precisions: &[Precision] = if has_bf16() {
+            &[Precision::F32, Precision::Bf16]
+        } else {
+            &[Precision::F32]
+        };
+        for &(cout, cin, k, d) in &[
+            (8, 4, 3, 1),
+            (13, 5, 3, 2),
+            (1, 32, 7, 1),
+            (24, 17, 5, 3),
+            (16, 1, 1, 1),
+            (32, 32, 7, 12),
+            (9, 64, 1, 1),
+        ] {
+            let c = Conv {
+                w: (0..cout * cin * k).map(|_| rnd(&mut seed)).collect(),
+                b: Some((0..cout).map(|_| rnd(&mut seed)).collect()),
+                cout,
+                cin,
+                k,
+                dilation: d,
+            };
+            let plain = CpuConv::new(&c, None);
+            for &t in &[1usize, 5, 47, 48, 49, 130, 300] {
+                for out in [Out::Set, Out::SetRelu, Out::Add] {
+                    for &p in precisions {
+                        for threads in [1, 2] {
+                            // Views with a stride and an offset, inside larger buffers.
+                            let xm = Mat {
+                                off: 3,
+                                rows: cin,
+                                cols: t,
+                                ld: t + 5,
+                            };
+                            let ym = Mat {
+                                off: 2,
+                                rows: cout,
+                                cols: t,
+                                ld: t + 7,
+                            };
+                            let x: Vec<f32> = (0..xm.end() + 4).map(|_| rnd(&mut seed)).collect();
+                            let y0: Vec<f32> = (0..ym.end() + 3).map(|_| rnd(&mut seed)).collect();
+                            let mut want = y0.clone();
+                            reference(1, &plain, &x, xm, &mut want, ym, out);
+                            let mut got = y0.clone();
+                            let packed = CpuConv::new(&c, Some(p));
+                            reference(threads, &packed, &x, xm, &mut got, ym, out);
+                            let scale = (cin * k) as f32;
+                            let tol = match p {
+                                Precision::F32 => 1e-5 * scale,
+                                Precision::Bf16 => 1e-2 * scale.sqrt(),
+                            };
+                            for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                                assert!(
+                                    (a - b).abs() <= tol,
+                                    "{p:?} cout {cout} cin {cin} k {k} d {d} t {t} {out:?} threads {threads}: element {i}: {a} vs {b}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every column is computed in the same order whatever the length: a
+    /// window of a longer input gives bit-identical interior columns.
+    #[test]
+    fn columns_do_not_depend_on_tiling() {
+        if !has_avx512() {
+            return;
+        }
+        let mut seed = 11u64;
+        let (cout, cin, k, d) = (16, 8, 5, 2);
+        let c = Conv {
+            w: (0..cout * cin * k).map(|_| rnd(&mut seed)).collect(),
+            b: Some((0..cout).map(|_| rnd(&mut seed)).collect()),
+            cout,
+            cin,
+            k,
+            dilation: d,
+        };
+        let w = CpuConv::new(&c, Some(Precision::F32));
+        let t = 400;
+        let x: Vec<f32> = (0..cin * t).map(|_| rnd(&mut seed)).collect();
+        let mut whole = vec![0.0; cout * t];
+        reference(
+            2,
+            &w,
+            &x,
+            Mat::new(cin, t),
+            &mut whole,
+            Mat::new(cout, t),
+            Out::Set,
+        );
+        // Columns 37..337 from a window 33..341 (halo 4 each side).
+        let (s, e) = (33, 341);
+        let xm = Mat::new(cin, t).cols(s, e);
+        let mut part = vec![0.0; cout * (e - s)];
+        reference(1, &w, &x, xm, &mut part, Mat::new(cout, e - s), Out::Set);
+        for o in 0..cout {
+            for col in 37..337 {
+                assert_eq!(
+                    whole[o * t + col].to_bits(),
+                    part[o * (e - s) + col - s].to_bits(),
+                    "row {o} col {col}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: ties to even (1.0).
+        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(bf16_bits(-2.5), 0xc020);
+        assert!(f32::from_bits(u32::from(bf16_bits(f32::NAN)) << 16).is_nan());
+        assert_eq!(Precision::parse("BF16"), Ok(Precision::Bf16));
+        assert!(Precision::parse("int4").is_err());
+    }
+}
