@@ -1,6 +1,6 @@
 //! Convolutions as shifted GEMMs (one per tap) and polyphase transposed convs.
 
-use super::direct::{self, Packed, Precision};
+use super::direct::{self, Packed, PackedT, Precision};
 use super::gemm::{gemm, Operand};
 use crate::backend::{Mat, Out};
 use crate::voice::{Conv, ConvTranspose};
@@ -45,6 +45,7 @@ impl CpuConv {
 /// A transposed conv weight per phase: `taps[j]` is `[cout, cin]` for kernel tap j.
 pub struct CpuConvT {
     pub(crate) taps: Vec<f32>,
+    pub(crate) direct: Option<PackedT>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
@@ -52,7 +53,18 @@ pub struct CpuConvT {
 }
 
 impl CpuConvT {
-    pub(crate) fn new(c: &ConvTranspose) -> Self {
+    /// `kernels` as in [`CpuConv::new`].
+    pub(crate) fn new(c: &ConvTranspose, kernels: Option<Precision>) -> Self {
+        if let Some(p) = kernels {
+            return CpuConvT {
+                taps: Vec::new(),
+                direct: Some(PackedT::new(p, &c.w, &c.b, c.cin, c.cout, c.stride)),
+                bias: c.b.clone(),
+                cout: c.cout,
+                cin: c.cin,
+                stride: c.stride,
+            };
+        }
         let mut taps = vec![0.0; c.w.len()];
         for i in 0..c.cin {
             for o in 0..c.cout {
@@ -63,6 +75,7 @@ impl CpuConvT {
         }
         CpuConvT {
             taps,
+            direct: None,
             bias: c.b.clone(),
             cout: c.cout,
             cin: c.cin,
@@ -263,6 +276,12 @@ pub(crate) fn conv_transpose(
         "conv_transpose channels"
     );
     assert!(xm.end() <= x.len() && ym.end() <= y.len());
+    if let Some(p) = &w.direct {
+        // SAFETY: packed only where the CPU has the kernels; bounds and
+        // shapes asserted above.
+        unsafe { direct::conv_transpose(threads, p, x, xm, y, ym) };
+        return;
+    }
     fill_bias(y, ym, &w.bias);
     let half = u / 2;
     let yp = SendPtr(y.as_mut_ptr());

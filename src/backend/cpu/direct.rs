@@ -103,55 +103,57 @@ impl Packed {
         k: usize,
     ) -> Packed {
         let panels = cout / MR;
-        let at = |o: usize, i: usize, j: usize| -> f32 {
-            if i < cin {
-                w[(o * cin + i) * k + j]
-            } else {
-                0.0
-            }
-        };
+        let kk = cin * k;
+        // Row o of the weight is `[cin·k]` in (channel, tap) order, the K order
+        // of the kernels: a panel interleaves MR rows element by element.
+        let row = |o: usize| &w[o * kk..(o + 1) * kk];
         let mut f = Vec::new();
         let mut p = Vec::new();
         match precision {
             Precision::F32 => {
-                f.reserve_exact(cout * cin * k);
-                for pi in 0..panels {
-                    for i in 0..cin {
-                        for j in 0..k {
-                            for m in 0..MR {
-                                f.push(at(pi * MR + m, i, j));
-                            }
+                f.resize(cout * kk, 0.0);
+                let (full, rest) = f.split_at_mut(panels * MR * kk);
+                for (pi, dst) in full.chunks_exact_mut(MR * kk).enumerate() {
+                    for m in 0..MR {
+                        for (q, &v) in row(pi * MR + m).iter().enumerate() {
+                            dst[q * MR + m] = v;
                         }
                     }
                 }
-                for o in panels * MR..cout {
-                    for i in 0..cin {
-                        for j in 0..k {
-                            f.push(at(o, i, j));
-                        }
-                    }
+                for (r, dst) in rest.chunks_exact_mut(kk).enumerate() {
+                    dst.copy_from_slice(row(panels * MR + r));
                 }
             }
             Precision::Bf16 => {
-                let pair = |o: usize, i2: usize, j: usize| -> u32 {
-                    u32::from(bf16_bits(at(o, 2 * i2, j)))
-                        | (u32::from(bf16_bits(at(o, 2 * i2 + 1, j))) << 16)
-                };
                 let cin2 = cin.div_ceil(2);
-                p.reserve_exact(cout * cin2 * k);
-                for pi in 0..panels {
-                    for i2 in 0..cin2 {
-                        for j in 0..k {
-                            for m in 0..MR {
-                                p.push(pair(pi * MR + m, i2, j));
+                let k2 = cin2 * k;
+                // Pair (i2, j): channels 2·i2 (low half) and 2·i2 + 1 (high half), tap j.
+                let pair = |r: &[f32], i2: usize, j: usize| -> u32 {
+                    let lo = bf16_bits(r[2 * i2 * k + j]);
+                    let hi = if 2 * i2 + 1 < cin {
+                        bf16_bits(r[(2 * i2 + 1) * k + j])
+                    } else {
+                        0
+                    };
+                    u32::from(lo) | (u32::from(hi) << 16)
+                };
+                p.resize(cout * k2, 0);
+                let (full, rest) = p.split_at_mut(panels * MR * k2);
+                for (pi, dst) in full.chunks_exact_mut(MR * k2).enumerate() {
+                    for m in 0..MR {
+                        let r = row(pi * MR + m);
+                        for i2 in 0..cin2 {
+                            for j in 0..k {
+                                dst[(i2 * k + j) * MR + m] = pair(r, i2, j);
                             }
                         }
                     }
                 }
-                for o in panels * MR..cout {
+                for (ri, dst) in rest.chunks_exact_mut(k2).enumerate() {
+                    let r = row(panels * MR + ri);
                     for i2 in 0..cin2 {
                         for j in 0..k {
-                            p.push(pair(o, i2, j));
+                            dst[i2 * k + j] = pair(r, i2, j);
                         }
                     }
                 }
@@ -392,13 +394,33 @@ pub(crate) unsafe fn conv1d(
     ym: Mat,
     out: Out,
 ) {
-    let t = xm.cols;
+    let pad = dilation * (w.k - 1) / 2;
+    run(threads, w, bias, dilation, pad, x, xm, y, ym, out);
+}
+
+/// Output column `t` of `ym` (any length) reads input columns
+/// `t − padl + j·dilation` for each tap `j`; columns outside `xm` are zero.
+///
+/// # Safety
+/// As [`conv1d`], without the equal-length condition.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(
+    threads: usize,
+    w: &Packed,
+    bias: &[f32],
+    dilation: usize,
+    padl: usize,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+) {
+    let t = ym.cols;
     if t == 0 {
         return;
     }
-    let pad = dilation * (w.k - 1) / 2;
-    let padl = pad;
-    let ldx = (padl + t + pad + NR).div_ceil(16) * 16;
+    let ldx = (padl + xm.cols.max(t) + (w.k - 1) * dilation + NR).div_ceil(16) * 16;
     let rows = match w.precision {
         Precision::F32 => w.cin,
         Precision::Bf16 => w.cin.div_ceil(2),
@@ -669,6 +691,68 @@ mod tests {
         }
     }
 
+    /// Polyphase transposed conv: direct (f32, bf16) against the GEMM path.
+    #[test]
+    fn conv_transpose_matches_reference() {
+        use crate::backend::cpu::conv::{conv_transpose as reference_t, CpuConvT};
+        use crate::voice::ConvTranspose;
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        }
+        let mut seed = 3u64;
+        for &(cin, cout, u) in &[(16, 8, 8), (9, 13, 4), (32, 16, 2), (5, 3, 3)] {
+            let c = ConvTranspose {
+                w: (0..cin * cout * 2 * u).map(|_| rnd(&mut seed)).collect(),
+                b: (0..cout).map(|_| rnd(&mut seed)).collect(),
+                cin,
+                cout,
+                k: 2 * u,
+                stride: u,
+            };
+            let plain = CpuConvT::new(&c, None);
+            for &l in &[1usize, 2, 7, 60] {
+                let xm = Mat {
+                    off: 1,
+                    rows: cin,
+                    cols: l,
+                    ld: l + 3,
+                };
+                let ym = Mat {
+                    off: 2,
+                    rows: cout,
+                    cols: u * l,
+                    ld: u * l + 5,
+                };
+                let x: Vec<f32> = (0..xm.end() + 2).map(|_| rnd(&mut seed)).collect();
+                let y0: Vec<f32> = (0..ym.end() + 2).map(|_| rnd(&mut seed)).collect();
+                let mut want = y0.clone();
+                reference_t(1, &plain, &x, xm, &mut want, ym);
+                let precisions: &[Precision] = if has_bf16() {
+                    &[Precision::F32, Precision::Bf16]
+                } else {
+                    &[Precision::F32]
+                };
+                for &p in precisions {
+                    for threads in [1, 2] {
+                        let mut got = y0.clone();
+                        reference_t(threads, &CpuConvT::new(&c, Some(p)), &x, xm, &mut got, ym);
+                        let tol = match p {
+                            Precision::F32 => 1e-5 * cin as f32,
+                            Precision::Bf16 => 1e-2 * (cin as f32).sqrt(),
+                        };
+                        for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                            assert!(
+                                (a - b).abs() <= tol,
+                                "{p:?} cin {cin} cout {cout} u {u} l {l}: element {i}: {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bf16_rounding_is_nearest_even() {
         assert_eq!(bf16_bits(1.0), 0x3f80);
@@ -680,4 +764,110 @@ mod tests {
         assert_eq!(Precision::parse("BF16"), Ok(Precision::Bf16));
         assert!(Precision::parse("int4").is_err());
     }
+}
+
+/// A transposed conv (kernel `2u`, stride `u`, padding `u/2`) packed for the
+/// direct kernels: the `u` output phases stacked as one `[u·cout, cin, 2]`
+/// conv whose taps read `x[t − 1]` and `x[t]`.
+pub(crate) struct PackedT {
+    stacked: Packed,
+    bias: Vec<f32>,
+    cout: usize,
+    stride: usize,
+}
+
+impl PackedT {
+    /// Pack `w` (`[cin, cout, 2u]`, row-major) and its bias.
+    pub(crate) fn new(
+        precision: Precision,
+        w: &[f32],
+        bias: &[f32],
+        cin: usize,
+        cout: usize,
+        stride: usize,
+    ) -> PackedT {
+        let (u, k) = (stride, 2 * stride);
+        // Phase r: y[:, t·u + r − u/2] = b + W[:, :, r]·x[t] + W[:, :, r + u]·x[t − 1].
+        let mut st = vec![0.0f32; u * cout * cin * 2];
+        for r in 0..u {
+            for o in 0..cout {
+                for i in 0..cin {
+                    let row = ((r * cout + o) * cin + i) * 2;
+                    st[row] = w[(i * cout + o) * k + r + u];
+                    st[row + 1] = w[(i * cout + o) * k + r];
+                }
+            }
+        }
+        PackedT {
+            stacked: Packed::new(precision, &st, u * cout, cin, 2),
+            bias: (0..u).flat_map(|_| bias.iter().copied()).collect(),
+            cout,
+            stride,
+        }
+    }
+}
+
+thread_local! {
+    static PHASES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Transposed conv with the direct kernels: all phases in one stacked conv
+/// over `L + 1` columns, then interleaved into `y` (`ym.cols = u·L`).
+///
+/// # Safety
+/// As [`conv1d`]; `ym.cols == stride · xm.cols`, `ym.rows == cout`.
+pub(crate) unsafe fn conv_transpose(
+    threads: usize,
+    w: &PackedT,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+) {
+    let (u, l, c) = (w.stride, xm.cols, w.cout);
+    if l == 0 {
+        return;
+    }
+    let half = u / 2;
+    let cols = l + 1;
+    let mut ph = PHASES.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    if ph.len() < u * c * cols {
+        ph.resize(u * c * cols, 0.0);
+    }
+    run(
+        threads,
+        &w.stacked,
+        &w.bias,
+        1,
+        1,
+        x,
+        xm,
+        &mut ph,
+        Mat::new(u * c, cols),
+        Out::Set,
+    );
+    // y[o, n] = phase (n + u/2) % u, column (n + u/2) / u.
+    let yp = SendPtr(y.as_mut_ptr());
+    let php = SendPtr(ph.as_mut_ptr());
+    let row = |o: usize| {
+        let yr = yp.get().add(ym.off + o * ym.ld);
+        let src = php.get() as *const f32;
+        let n_end = (u * l) as isize;
+        for t in 0..cols {
+            let base = (t * u) as isize - half as isize;
+            for r in 0..u {
+                let n = base + r as isize;
+                if n >= 0 && n < n_end {
+                    *yr.offset(n) = *src.add((r * c + o) * cols + t);
+                }
+            }
+        }
+    };
+    if threads > 1 && c * u * l >= 1 << 15 {
+        use rayon::prelude::*;
+        (0..c).into_par_iter().for_each(row);
+    } else {
+        (0..c).for_each(row);
+    }
+    PHASES.with(|p| *p.borrow_mut() = ph);
 }

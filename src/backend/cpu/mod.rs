@@ -162,7 +162,9 @@ impl Backend for CpuBackend {
     }
 
     fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CpuConvT, BackendError> {
-        Ok(CpuConvT::new(c))
+        // Transposed convs exist only in the decoder, which takes the
+        // reduced precision when one was asked for.
+        Ok(CpuConvT::new(c, self.kernels))
     }
 
     fn prepare_vector(&self, v: &[f32]) -> Result<Vec<f32>, BackendError> {
@@ -255,7 +257,7 @@ impl Backend for CpuBackend {
             .collect();
         self.par_each(items, work, |(yr, ta, sa)| {
             for ((o, &t), &s) in yr.iter_mut().zip(ta).zip(sa) {
-                *o = t.tanh() * (1.0 / (1.0 + (-s).exp()));
+                *o = elementwise::fast_tanh(t) * elementwise::fast_sigmoid(s);
             }
         });
     }
@@ -272,7 +274,7 @@ impl Backend for CpuBackend {
         let work = xm.rows * xm.cols;
         self.par_each(rows_mut(x, xm).collect(), work, |r| {
             for v in r {
-                *v = v.tanh();
+                *v = elementwise::fast_tanh(*v);
             }
         });
     }
