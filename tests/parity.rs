@@ -54,7 +54,7 @@ fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
             .collect();
         ids_lens.push(ids.len());
         let opts = options(&c);
-        let u = be
+        let mut u = be
             .install(|| model.prepare(&be, &ids, &opts))
             .expect("prepare");
         let want_d: Vec<u32> = c["durations"]
@@ -78,7 +78,7 @@ fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
             let ml = snr_db(&read_f32(&format!("{name}.ml.f32")), &u.encoded(&be));
             let z = snr_db(
                 &read_f32(&format!("{name}.z.f32")),
-                &be.install(|| model.latent(&be, &u)).unwrap(),
+                &be.install(|| model.latent(&be, &mut u)).unwrap(),
             );
             line += &format!("  m_p|logs_p {ml:6.1} dB  logw {logw:6.1} dB  z {z:6.1} dB");
             for (stage, v) in [("m_p/logs_p", ml), ("logw", logw), ("z", z)] {

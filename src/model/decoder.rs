@@ -109,7 +109,14 @@ impl<B: Backend> DecoderW<B> {
             len *= s.stride;
             max_len = max_len.max(s.ch * len);
         }
-        let [x, act, y, acc, t1, t2, out] = arena.bufs(be, &[max_len; 7], "decoder")? else {
+        // t2 is only used by type-1 ResBlocks; the output is one row.
+        let one = self
+            .stages
+            .iter()
+            .any(|s| s.blocks.iter().any(|b| matches!(b, Block::One(_))));
+        let t2_len = if one { max_len } else { 0 };
+        let lens = [max_len, max_len, max_len, max_len, max_len, t2_len, len];
+        let [x, act, y, acc, t1, t2, out] = arena.bufs(be, &lens, "decoder")? else {
             return Err(BackendError::Device("decoder arena".into()));
         };
         let (mut x, act, mut y, mut acc, t1, t2) = (x, act, y, acc, t1, t2);

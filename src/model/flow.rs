@@ -57,49 +57,56 @@ impl<B: Backend> FlowW<B> {
         self.radius
     }
 
-    /// Reverse flow over `[C, L]`: `z` in, result left in `z`. `tmp` is a second `[C, L]`.
-    pub(crate) fn run(
-        &self,
-        be: &B,
-        z: &mut B::Buf,
-        tmp: &mut B::Buf,
-        l: usize,
-    ) -> Result<(), BackendError> {
+    /// Buffer lengths [`FlowW::run`] needs for `l` frames.
+    pub(crate) fn lens(&self, l: usize) -> [usize; 8] {
+        let (c, wn) = (self.channels, self.wn);
+        [
+            c * l,
+            c * l,
+            wn * l,
+            2 * wn * l,
+            wn * l,
+            2 * wn * l,
+            wn * l,
+            c / 2 * l,
+        ]
+    }
+
+    /// Reverse flow over `[C, L]`: `bufs[0]` in, result left in `bufs[0]`;
+    /// the others (lengths from [`FlowW::lens`]) are scratch.
+    pub(crate) fn run(&self, be: &B, bufs: &mut [B::Buf], l: usize) -> Result<(), BackendError> {
         let (c, wn) = (self.channels, self.wn);
         let half = c / 2;
         let zm = Mat::new(c, l);
         let hm = Mat::new(wn, l);
-        let mut h = be.alloc(wn * l, "flow hidden")?;
-        let mut a = be.alloc(2 * wn * l, "flow gate input")?;
-        let mut g = be.alloc(wn * l, "flow gate")?;
-        let mut rs = be.alloc(2 * wn * l, "flow res/skip")?;
-        let mut skip = be.alloc(wn * l, "flow skip sum")?;
-        let mut mu = be.alloc(half * l, "flow mean")?;
+        let [z, tmp, h, a, g, rs, skip, mu] = bufs else {
+            return Err(BackendError::Device("flow needs 8 buffers".into()));
+        };
         let am = Mat::new(2 * wn, l);
         for cp in &self.couplings {
             be.flip_rows(z, zm, tmp, zm);
             std::mem::swap(z, tmp);
-            be.conv1d(&cp.pre, z, zm.rows(0, half), &mut h, hm, Out::Set);
+            be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, hm, Out::Set);
             let n = cp.in_layers.len();
             for (i, (inl, rsl)) in cp.in_layers.iter().zip(&cp.res_skip).enumerate() {
-                be.conv1d(inl, &h, hm, &mut a, am, Out::Set);
-                be.gate_tanh_sigmoid(&a, am, &mut g, hm);
+                be.conv1d(inl, &*h, hm, &mut *a, am, Out::Set);
+                be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);
                 if i + 1 < n {
-                    be.conv1d(rsl, &g, hm, &mut rs, am, Out::Set);
-                    be.axpy(1.0, &rs, am.rows(0, wn), &mut h, hm);
+                    be.conv1d(rsl, &*g, hm, &mut *rs, am, Out::Set);
+                    be.axpy(1.0, &*rs, am.rows(0, wn), &mut *h, hm);
                     if i == 0 {
-                        be.copy(&rs, am.rows(wn, 2 * wn), &mut skip, hm);
+                        be.copy(&*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
                     } else {
-                        be.axpy(1.0, &rs, am.rows(wn, 2 * wn), &mut skip, hm);
+                        be.axpy(1.0, &*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
                     }
                 } else if i == 0 {
-                    be.conv1d(rsl, &g, hm, &mut skip, hm, Out::Set);
+                    be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Set);
                 } else {
-                    be.conv1d(rsl, &g, hm, &mut skip, hm, Out::Add);
+                    be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Add);
                 }
             }
-            be.conv1d(&cp.post, &skip, hm, &mut mu, Mat::new(half, l), Out::Set);
-            be.axpy(-1.0, &mu, Mat::new(half, l), z, zm.rows(half, c));
+            be.conv1d(&cp.post, &*skip, hm, &mut *mu, Mat::new(half, l), Out::Set);
+            be.axpy(-1.0, &*mu, Mat::new(half, l), z, zm.rows(half, c));
         }
         Ok(())
     }

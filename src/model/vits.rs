@@ -10,6 +10,8 @@ use super::noise::{Noise, STREAM_Z};
 use crate::backend::{Backend, Mat};
 use crate::error::{Error, Result};
 use crate::voice::{Scales, Weights};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Default cap on frames per sentence (about 9.7 minutes of audio at 86 frames/s).
@@ -76,8 +78,40 @@ pub struct Utterance<B: Backend> {
     z: Option<B::Buf>,
     /// Frames `0..z_ready` of `z` are final.
     z_ready: usize,
-    /// Decoder scratch, reused from chunk to chunk.
-    dec_arena: Arena<B>,
+    /// Flow and decoder scratch, reused from chunk to chunk and, through the
+    /// voice's pool, from sentence to sentence (no allocation, no page faults,
+    /// flat memory once warm).
+    work: Option<Work<B>>,
+    pool: Arc<Mutex<Vec<Work<B>>>>,
+}
+
+/// Scratch of one utterance in flight.
+struct Work<B: Backend> {
+    flow: Arena<B>,
+    dec: Arena<B>,
+}
+
+impl<B: Backend> Default for Work<B> {
+    fn default() -> Self {
+        Work {
+            flow: Arena::default(),
+            dec: Arena::default(),
+        }
+    }
+}
+
+/// Scratch sets kept for reuse per voice (one per concurrent utterance, up to this).
+const POOL_MAX: usize = 16;
+
+impl<B: Backend> Drop for Utterance<B> {
+    fn drop(&mut self) {
+        if let Some(w) = self.work.take() {
+            let mut pool = self.pool.lock();
+            if pool.len() < POOL_MAX {
+                pool.push(w);
+            }
+        }
+    }
 }
 
 impl<B: Backend> Utterance<B> {
@@ -103,6 +137,7 @@ pub struct Vits<B: Backend> {
     dec: DecoderW<B>,
     hidden: usize,
     symbols: usize,
+    pool: Arc<Mutex<Vec<Work<B>>>>,
 }
 
 impl<B: Backend> Vits<B> {
@@ -118,6 +153,7 @@ impl<B: Backend> Vits<B> {
             dec: DecoderW::new(be, &w.dec)?,
             hidden: w.enc.hidden,
             symbols: w.enc.symbols,
+            pool: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -218,41 +254,45 @@ impl<B: Backend> Vits<B> {
             },
             z: None,
             z_ready: 0,
-            dec_arena: Arena::default(),
+            work: Some(self.pool.lock().pop().unwrap_or_default()),
+            pool: Arc::clone(&self.pool),
         })
     }
 
-    /// z_p for frames `s..e` -> flow -> returns z `[C, e − s]` on the device.
-    fn latent_window(&self, be: &B, u: &Utterance<B>, s: usize, e: usize) -> Result<B::Buf> {
+    /// z_p for frames `s..e` -> flow; the result `[C, e − s]` is left in the
+    /// first buffer of the utterance's flow arena.
+    fn latent_window(&self, be: &B, u: &mut Utterance<B>, s: usize, e: usize) -> Result<()> {
         let (c, l) = (self.hidden, e - s);
         let mut noise = Vec::new();
         u.noise
             .fill(STREAM_Z, c, s, e, &mut noise)
             .map_err(Error::InvalidArgument)?;
-        let mut z = be.alloc(c * l, "prior sample")?;
+        let work = u.work.get_or_insert_with(Work::default);
+        let bufs = work.flow.bufs(be, &self.flow.lens(l), "flow")?;
         be.expand_prior(
             &u.ml,
             Mat::new(2 * c, u.ids),
             &u.owner[s..e],
             &noise,
             u.noise_scale,
-            &mut z,
+            &mut bufs[0],
             Mat::new(c, l),
         );
-        let mut tmp = be.alloc(c * l, "flow scratch")?;
-        self.flow.run(be, &mut z, &mut tmp, l)?;
-        Ok(z)
+        self.flow.run(be, bufs, l)?;
+        Ok(())
     }
 
     /// The flow output z `[C, F]` for the whole sentence (host), for checks.
     ///
     /// # Errors
     /// Allocation failure or short fixed noise.
-    pub fn latent(&self, be: &B, u: &Utterance<B>) -> Result<Vec<f32>> {
+    pub fn latent(&self, be: &B, u: &mut Utterance<B>) -> Result<Vec<f32>> {
         let f = u.frames();
-        let z = self.latent_window(be, u, 0, f)?;
+        self.latent_window(be, u, 0, f)?;
         let mut out = vec![0.0; self.hidden * f];
-        be.read(&z, Mat::new(self.hidden, f), &mut out);
+        let work = u.work.get_or_insert_with(Work::default);
+        let z = work.flow.bufs(be, &[0], "flow")?;
+        be.read(&z[0], Mat::new(self.hidden, f), &mut out);
         Ok(out)
     }
 
@@ -280,11 +320,13 @@ impl<B: Backend> Vits<B> {
         let rf = self.flow.radius();
         let (s, e) = (r.saturating_sub(rf), (r2 + rf).min(f));
         let t0 = Instant::now();
-        let seg = self.latent_window(be, u, s, e)?;
+        self.latent_window(be, u, s, e)?;
         let src = Mat::new(c, e - s).cols(r - s, r2 - s);
         let dst = Mat::new(c, f).cols(r, r2);
+        let work = u.work.get_or_insert_with(Work::default);
+        let seg = work.flow.bufs(be, &[0], "flow")?;
         if let Some(z) = u.z.as_mut() {
-            be.copy(&seg, src, z, dst);
+            be.copy(&seg[0], src, z, dst);
         }
         u.z_ready = r2;
         u.times.flow += t0.elapsed().as_secs_f64();
@@ -325,7 +367,8 @@ impl<B: Backend> Vits<B> {
                 .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
         let zm = Mat::new(self.hidden, f).cols(s2, e2);
         let t0 = Instant::now();
-        let (audio, am) = self.dec.run(be, z, zm, &mut u.dec_arena)?;
+        let work = u.work.get_or_insert_with(Work::default);
+        let (audio, am) = self.dec.run(be, z, zm, &mut work.dec)?;
         let hop = self.hop();
         let keep = am.cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();

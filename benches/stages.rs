@@ -1,0 +1,80 @@
+//! Per-stage wall time of the real voice on one sentence:
+//! `cargo bench --bench stages` (after `scripts/fetch-voice.sh`).
+//! Stages: encoder + duration predictor (`prepare`), flow, decoder, and the
+//! first streamed chunk (time to first audio), for f32 and bf16, one and all
+//! threads. Median of several runs.
+
+use std::path::Path;
+use std::time::Instant;
+use voxide::backend::cpu::{CpuBackend, Precision};
+use voxide::backend::Backend;
+use voxide::model::{SynthOptions, Vits};
+use voxide::voice::Voice;
+
+const TEXT: &str = "The old lighthouse stood at the edge of the cliff for more than a hundred years, and in all that time its lamp had never failed.";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let path =
+        std::env::var("VOXIDE_VOICE").unwrap_or_else(|_| "voices/en_US-joe-medium.onnx".into());
+    let voice = match Voice::load(Path::new(&path), None) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("stages bench skipped: {e} (run scripts/fetch-voice.sh)");
+            return;
+        }
+    };
+    let phonemes = voxide::text::phonemize(TEXT).expect("phonemize");
+    let ids = voice.ids.sentence_ids(&phonemes.join(" ")).ids;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = SynthOptions::default();
+    println!("sentence: {} ids", ids.len());
+    for precision in [Precision::F32, Precision::Bf16] {
+        for th in [1, threads] {
+            let be = match CpuBackend::with_precision(th, precision) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("{}: skipped ({e})", precision.as_str());
+                    continue;
+                }
+            };
+            let model = Vits::new(&be, &voice.weights).expect("model");
+            let (mut prep, mut flow, mut dec, mut first, mut audio) =
+                (vec![], vec![], vec![], vec![], 0.0);
+            for _ in 0..5 {
+                be.install(|| {
+                    let t0 = Instant::now();
+                    let mut u = model.prepare(&be, &ids, &opts).expect("prepare");
+                    let mut out = Vec::new();
+                    model
+                        .render(&be, &mut u, 0, 16, &mut out)
+                        .expect("first chunk");
+                    first.push(t0.elapsed().as_secs_f64());
+                    let mut u = model.prepare(&be, &ids, &opts).expect("prepare");
+                    prep.push(u.times.encoder + u.times.duration);
+                    let f = u.frames();
+                    let mut out = Vec::new();
+                    model.render(&be, &mut u, 0, f, &mut out).expect("render");
+                    flow.push(u.times.flow);
+                    dec.push(u.times.decoder);
+                    audio = out.len() as f64 / 22050.0;
+                });
+            }
+            println!(
+                "{:5} {}t  encoder+dp {:7.2} ms  flow {:7.2} ms  decoder {:7.2} ms  first chunk {:6.2} ms  ({:.2} s audio, xRT {:.1})",
+                precision.as_str(),
+                th,
+                median(prep.clone()) * 1e3,
+                median(flow.clone()) * 1e3,
+                median(dec.clone()) * 1e3,
+                median(first) * 1e3,
+                audio,
+                audio / (median(prep) + median(flow) + median(dec)),
+            );
+        }
+    }
+}
