@@ -79,7 +79,8 @@ pub struct SpeakOptions {
     pub input: Input,
     /// Cap on frames per sentence.
     pub max_frames: usize,
-    /// Frames in the first streamed chunk (later chunks grow ×4 up to `chunk_frames`).
+    /// Frames in the first streamed chunk (default 8, about 93 ms of audio; later
+    /// chunks grow ×4 up to `chunk_frames`). Smaller means earlier first audio.
     pub first_chunk_frames: usize,
     /// Frames per streamed chunk after the first ones.
     pub chunk_frames: usize,
@@ -95,7 +96,7 @@ impl Default for SpeakOptions {
             speaker: None,
             input: Input::Text,
             max_frames: DEFAULT_MAX_FRAMES,
-            first_chunk_frames: 16,
+            first_chunk_frames: 8,
             chunk_frames: 256,
         }
     }
