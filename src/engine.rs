@@ -102,6 +102,9 @@ impl Default for SpeakOptions {
     }
 }
 
+/// Frames per chunk when the whole audio is returned at once.
+const WHOLE_CHUNK_FRAMES: usize = 1024;
+
 /// A voice on the device. Host copies of the weights are dropped after upload.
 struct LoadedVoice {
     config: VoiceConfig,
@@ -467,6 +470,13 @@ impl Engine {
         let v = self.get_voice(voice)?;
         let mut audio = Audio::empty(SampleRate(v.config.sample_rate));
         let mut sentence = Vec::new();
+        // Nobody waits for a first chunk here: render in long chunks, which
+        // spends less on chunk halos (same samples: chunked == whole).
+        let options = &SpeakOptions {
+            first_chunk_frames: WHOLE_CHUNK_FRAMES,
+            chunk_frames: WHOLE_CHUNK_FRAMES,
+            ..options.clone()
+        };
         self.run(&v, text, options, |ev| {
             match ev {
                 Event::Samples(s) => sentence.extend_from_slice(s),

@@ -446,6 +446,17 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         }
     }
     let st = engine.stage_times();
+    // Whole-text mode (`speak_with`, what onnxruntime's sentence-by-sentence
+    // runs compare with): long chunks, no first-chunk rush.
+    let mut walls_whole = Vec::new();
+    if conc == 1 {
+        for _ in 0..a.repeat.max(1) {
+            let permit = engine.acquire_permit()?;
+            let t0 = Instant::now();
+            engine.speak_with(&text, None, &opts, permit)?;
+            walls_whole.push(t0.elapsed().as_secs_f64());
+        }
+    }
     let runs = (a.repeat.max(1) * conc) as f64;
     let per_run = |after: f64, before: f64| (after - before) / runs;
     let wall = median(&mut walls);
@@ -470,6 +481,11 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
             "decoder": per_run(st.decoder, stages_before.decoder),
         },
     });
+    if !walls_whole.is_empty() {
+        let w = median(&mut walls_whole);
+        obj["wall_whole_s"] = w.into();
+        obj["xrt_whole"] = (if w > 0.0 { audio_s / w } else { 0.0 }).into();
+    }
     if a.concurrency.is_some() {
         obj["concurrency"] = conc.into();
         obj["ttfa_p50_ms"] = median(&mut req_ttfa.clone()).into();
