@@ -12,6 +12,7 @@
 //! assert_eq!(s[0], "həlˈoʊ wˈɜːld.");
 //! ```
 
+mod context;
 pub mod g2p;
 pub mod normalize;
 
@@ -85,68 +86,47 @@ fn sentences(text: &str) -> Vec<Vec<Piece>> {
 
 /// IPA of one sentence's pieces, split further at clause punctuation when too long.
 fn render(pieces: &[Piece], out: &mut Vec<String>) {
-    // First pass: each word's IPA without context.
-    let ipas: Vec<Option<String>> = pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Word(w) => Some(g2p::word_ipa(w, false)),
-            Piece::Spell(l) => Some(g2p::spell(l)),
-            Piece::Punct(_) => None,
-        })
-        .collect();
     let mut s = String::new();
     let mut count = 0usize;
-    for (i, p) in pieces.iter().enumerate() {
+    let mut clause: Vec<(Option<&str>, String)> = Vec::new();
+    let flush = |clause: &mut Vec<(Option<&str>, String)>, s: &mut String, count: &mut usize| {
+        if clause.is_empty() {
+            return;
+        }
+        let ipa = context::glide_and_link(&context::clause_ipa(clause));
+        clause.clear();
+        if ipa.is_empty() {
+            return;
+        }
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        *count += ipa.chars().count() + 1;
+        s.push_str(&ipa);
+    };
+    for p in pieces {
         match p {
+            Piece::Word(w) => clause.push((Some(w.as_str()), g2p::word_ipa(w))),
+            Piece::Spell(l) => clause.push((None, g2p::spell(l))),
             Piece::Punct(c) => {
+                flush(&mut clause, &mut s, &mut count);
                 // Punctuation attaches to the previous word; a clause mark may end a long chunk.
-                if s.is_empty() {
+                if s.is_empty() || s.ends_with(['.', ',', ';', ':', '!', '?']) {
                     continue;
                 }
                 s.push(*c);
                 count += 1;
                 if matches!(c, ',' | ';' | ':') && count > MAX_SENTENCE_PHONEMES {
-                    out.push(join_clitics(&std::mem::take(&mut s)));
+                    out.push(std::mem::take(&mut s));
                     count = 0;
-                }
-            }
-            Piece::Word(w) => {
-                let next_vowel = ipas[i + 1..]
-                    .iter()
-                    .flatten()
-                    .next()
-                    .is_some_and(|n| g2p::starts_with_vowel_sound(n));
-                let ipa = g2p::word_ipa(w, next_vowel);
-                push_word(&mut s, &ipa, &mut count);
-            }
-            Piece::Spell(_) => {
-                if let Some(ipa) = &ipas[i] {
-                    push_word(&mut s, ipa, &mut count);
                 }
             }
         }
     }
+    flush(&mut clause, &mut s, &mut count);
     if !s.is_empty() {
-        out.push(join_clitics(&s));
+        out.push(s);
     }
-}
-
-/// espeak runs some function-word pairs together ("of the" -> "ʌvðə").
-fn join_clitics(s: &str) -> String {
-    s.replace("ʌv ðə", "ʌvðə")
-        .replace("fɔːɹ ðə", "fɚðə")
-        .replace("ʌv ðɪ", "ʌvðɪ")
-}
-
-fn push_word(s: &mut String, ipa: &str, count: &mut usize) {
-    if ipa.is_empty() {
-        return;
-    }
-    if !s.is_empty() {
-        s.push(' ');
-    }
-    s.push_str(ipa);
-    *count += ipa.chars().count() + 1;
 }
 
 /// Split text into sentences and phonemize each: one espeak-style en-us IPA
