@@ -119,7 +119,6 @@ fn join(a: &str, b: &str) -> Option<&'static str> {
         ("to", "be") => "təbi",
         ("in", "the") => "ɪnðə",
         ("in", "which") => "ɪnwˌɪtʃ",
-        ("in", "a") => "ˌɪnɐ",
         ("that", "a") => "ðˌæɾə",
         ("that", "the") => "ðætðə",
         ("that", "it") => "ðˌɐɾɪt",
@@ -174,6 +173,45 @@ fn join(a: &str, b: &str) -> Option<&'static str> {
     })
 }
 
+/// Heteronyms espeak reads differently as noun and verb: (noun, verb).
+fn heteronym(w: &str) -> Option<(&'static str, &'static str)> {
+    Some(match w {
+        "live" => ("lˈaɪv", "lˈɪv"),
+        "lives" => ("lˈaɪvz", "lˈɪvz"),
+        "record" => ("ɹˈɛkɚd", "ɹᵻkˈɔːɹd"),
+        "records" => ("ɹˈɛkɚdz", "ɹᵻkˈɔːɹdz"),
+        "use" => ("jˈuːs", "jˈuːz"),
+        "close" => ("klˈoʊs", "klˈoʊz"),
+        "increase" => ("ˈɪŋkɹiːs", "ɪŋkɹˈiːs"),
+        "decrease" => ("dˈiːkɹiːs", "dᵻkɹˈiːs"),
+        "present" => ("pɹˈɛzənt", "pɹᵻzˈɛnt"),
+        "object" => ("ˈɑːbdʒɛkt", "əbdʒˈɛkt"),
+        "project" => ("pɹˈɑːdʒɛkt", "pɹədʒˈɛkt"),
+        "permit" => ("pˈɜːmɪt", "pɚmˈɪt"),
+        "produce" => ("pɹˈoʊduːs", "pɹədˈuːs"),
+        "conduct" => ("kˈɑːndʌkt", "kəndˈʌkt"),
+        "contract" => ("kˈɑːntɹækt", "kəntɹˈækt"),
+        "export" => ("ˈɛkspɔːɹt", "ɛkspˈɔːɹt"),
+        "import" => ("ˈɪmpɔːɹt", "ɪmpˈɔːɹt"),
+        "refuse" => ("ɹˈɛfjuːz", "ɹᵻfjˈuːz"),
+        "content" => ("kˈɑːntɛnt", "kəntˈɛnt"),
+        "desert" => ("dˈɛzɚt", "dᵻzˈɜːt"),
+        _ => return None,
+    })
+}
+
+/// Whether the previous word makes the next one a verb ("to record", "they live").
+fn verb_context(prev: Option<&str>) -> bool {
+    prev.is_some_and(|p| {
+        [
+            "to", "will", "would", "can", "could", "should", "may", "might", "must", "shall", "i",
+            "you", "we", "they", "please", "not", "don't", "didn't", "never", "cannot", "can't",
+            "won't", "who", "and", "or", "also", "still", "often", "always", "people",
+        ]
+        .contains(&p)
+    })
+}
+
 /// One clause's words: the word (None for spelled letters) and its
 /// stressed, context-free IPA. Returns the clause's IPA, words separated by
 /// one space.
@@ -218,6 +256,11 @@ pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
                     }
                 }
                 .to_string(),
+                None if heteronym(word).is_some() => {
+                    let (noun, verb) = heteronym(word).unwrap_or_default();
+                    let prev = if i > 0 { words[i - 1].0 } else { None };
+                    if verb_context(prev) { verb } else { noun }.to_string()
+                }
                 None if !last && SECONDARY_INSIDE.contains(word) => ipa.replace('ˈ', "ˌ"),
                 None if !last && UNSTRESSED_INSIDE.contains(word) => {
                     ipa.replace(['ˈ', 'ˌ'], "")
@@ -272,9 +315,10 @@ pub fn glide_and_link(s: &str) -> String {
         if r_tail {
             out.push('ɹ');
         } else {
-            // No glide inside the iə unit or before an unstressed ə after aɪ.
-            let base_i = c[j] == 'i' || c[j] == 'ː' || (c[j] == 'ɪ' && prev == 'a');
-            if !space && v == 'ə' && base_i && m == j + 1 {
+            // No glide inside the iə unit, nor after aɪ before an unstressed
+            // vowel of the same word (tɹˈaɪəl, hˈaɪɚ, tɹˈaɪɪŋ).
+            let base_i = c[j] == 'i' || c[j] == 'ː';
+            if !space && m == j + 1 && ((v == 'ə' && base_i) || (c[j] == 'ɪ' && prev == 'a')) {
                 continue;
             }
             out.push('ʲ');

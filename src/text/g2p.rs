@@ -103,6 +103,16 @@ fn cons(base: &'static str) -> P {
     }
 }
 
+/// espeak's ᵻ of the -es/-ed endings.
+fn ix() -> P {
+    P {
+        base: "IX",
+        stress: 0,
+        vowel: true,
+        ipa: Some("ᵻ"),
+    }
+}
+
 fn vowel0(base: &'static str) -> P {
     P {
         base,
@@ -126,12 +136,12 @@ fn inflected(word: &str) -> Option<Vec<P>> {
         Some(p)
     };
     let plural = |p: &mut Vec<P>| match p.last() {
-        Some(l) if l.is(&SIBILANTS) => p.extend([vowel0("IX"), cons("Z")]),
+        Some(l) if l.is(&SIBILANTS) => p.extend([ix(), cons("Z")]),
         Some(l) if l.is(&["P", "T", "K", "F", "TH"]) => p.push(cons("S")),
         _ => p.push(cons("Z")),
     };
     let past = |p: &mut Vec<P>| match p.last() {
-        Some(l) if l.is(&["T", "D"]) => p.extend([vowel0("IX"), cons("D")]),
+        Some(l) if l.is(&["T", "D"]) => p.extend([ix(), cons("D")]),
         Some(l) if l.is(&VOICELESS) || l.is(&["CH"]) => p.push(cons("T")),
         _ => p.push(cons("D")),
     };
@@ -234,6 +244,16 @@ fn override_word(w: &str) -> Option<&'static str> {
         "science" => "sˈaɪəns",
         "scientists" => "sˈaɪəntɪsts",
         "scientist" => "sˈaɪəntɪst",
+        "across" => "əkɹˈɑːs",
+        "uses" => "jˈuːsᵻz",
+        "ninety" => "nˈaɪnti",
+        "thirteenth" => "θˈɜːtiːnθ",
+        "fourteenth" => "fˈɔːɹtiːnθ",
+        "fifteenth" => "fˈɪftiːnθ",
+        "sixteenth" => "sˈɪkstiːnθ",
+        "seventeenth" => "sˈɛvəntˌiːnθ",
+        "eighteenth" => "ˈeɪtiːnθ",
+        "nineteenth" => "nˈaɪntiːnθ",
         "i'm" => "aɪm",
         "i'll" => "aɪl",
         "i'd" => "aɪd",
@@ -295,12 +315,12 @@ fn reduce_by_spelling(word: &str, p: &mut [P]) {
             p[l - 2].ipa = Some("ᵻ");
         }
     }
-    if word.ends_with("ity") || word.ends_with("ities") {
+    if word.ends_with("ity") {
         if let Some(k) = (1..p.len().saturating_sub(1))
             .rev()
             .find(|&k| p[k].is(&["T", "DX"]) && p[k + 1].is(&["IY"]))
         {
-            if p[k - 1].vowel && p[k - 1].stress == 0 && p[k - 1].is(&["AH", "IH"]) {
+            if p[k - 1].vowel && p[k - 1].stress == 0 && p[k - 1].is(&["AH", "IH", "IX"]) {
                 p[k - 1].ipa = Some("ᵻ");
             }
         }
@@ -311,16 +331,46 @@ fn reduce_by_spelling(word: &str, p: &mut [P]) {
         let prefix = ["re", "de", "be", "pre", "se"]
             .iter()
             .any(|x| word.starts_with(x) && word.len() > x.len() + 2);
+        let keeps_i = [
+            "design", "determin", "resign", "develop", "begin", "began", "begun", "because",
+        ]
+        .iter()
+        .any(|x| word.starts_with(x));
         if prefix && n >= 2 && v.stress == 0 && v.is(&["IH", "IY", "AH", "IX"]) {
             let before_vowel = p.get(f + 1).is_some_and(|q| q.vowel);
-            p[f].ipa = Some(if before_vowel { "ɪ" } else { "ᵻ" });
+            p[f].ipa = Some(if before_vowel || keeps_i { "ɪ" } else { "ᵻ" });
         }
         // Initial unstressed a- -> ɐ; ex- -> ɛ.
-        if f == 0 && v.stress == 0 && word.starts_with('a') && v.is(&["AH"]) && n >= 2 {
+        let second = word.chars().nth(1).unwrap_or('a');
+        if f == 0
+            && v.stress == 0
+            && word.starts_with('a')
+            && !"aeiouy".contains(second)
+            && v.is(&["AH"])
+            && n >= 2
+        {
             p[f].ipa = Some("ɐ");
         }
-        if word.starts_with("ex") && v.stress == 0 && v.is(&["AH", "IH", "EH"]) && f == 0 {
+        let e_prefix = ["ex", "en", "em"].iter().any(|x| word.starts_with(x));
+        if e_prefix && v.stress == 0 && v.is(&["AH", "IH", "EH"]) && f == 0 {
             p[f].ipa = Some("ɛ");
+        }
+        // Initial unstressed e- before a consonant: ᵻ (elect, eleven).
+        if f == 0 && !e_prefix && word.starts_with('e') && !"aeiouy".contains(second) && v.stress == 0 && v.is(&["IH", "IY", "AH"]) && n >= 2 {
+            p[f].ipa = Some("ᵻ");
+        }
+        // un- keeps its vowel, unstressed.
+        if word.starts_with("un") && v.is(&["AH"]) && n >= 2 && v.stress != 1 {
+            p[f].stress = 0;
+            p[f].ipa = Some("ʌ");
+        }
+    }
+    // Superlative -est: ɪ.
+    if word.ends_with("est") && n >= 2 {
+        if let Some(&l) = vidx.last() {
+            if p[l].stress == 0 && p[l].is(&["IX", "AH"]) {
+                p[l].ipa = Some("ɪ");
+            }
         }
     }
     if groups.len() != n {
@@ -332,6 +382,10 @@ fn reduce_by_spelling(word: &str, p: &mut [P]) {
         }
         let (g, end) = (&groups[k].0, groups[k].1);
         let next = chars.get(end).copied();
+        let final_l = next == Some('l') && end + 1 == chars.len();
+        if final_l {
+            continue;
+        }
         if g == "i" || g == "y" {
             p[i].ipa = Some("ɪ");
         } else if g == "e" && next.is_some_and(|c| !"nlmr".contains(c)) {
@@ -360,7 +414,8 @@ fn adjust_stress(p: &mut [P]) {
             continue;
         }
         let near = |j: Option<&usize>| j.is_some_and(|&j| p[j].stress == 1);
-        if near(vidx.get(k + 1)) || (k > 0 && near(vidx.get(k - 1))) || i + 1 == p.len() {
+        let final_happy = k + 1 == vidx.len() && p[i].is(&["IY", "IH"]) && p[i + 1..].iter().all(|q| q.is(&["Z", "S", "D", "T"]));
+        if near(vidx.get(k + 1)) || (k > 0 && near(vidx.get(k - 1))) || i + 1 == p.len() || final_happy {
             p[i].stress = 0;
         }
     }
@@ -397,8 +452,8 @@ fn vowel_ipa(v: &P, next: Option<&P>, after: Option<&P>) -> &'static str {
         "EY" => "eɪ",
         "IH" => "ɪ",
         "IY" if before_r => "ɪ",
-        "IY" if next_vowel && v.stress == 0 => "ɪ",
         "IY" if next.is_some_and(|n| n.vowel && n.stress == 0 && n.is(&["AH"])) => "i",
+        "IY" if next_vowel && v.stress == 0 => "ɪ",
         "IY" if v.stress == 0 => "i",
         "IY" => "iː",
         "OW" => "oʊ",
@@ -406,7 +461,7 @@ fn vowel_ipa(v: &P, next: Option<&P>, after: Option<&P>) -> &'static str {
         "UH" => "ʊ",
         "UW" if before_r => "ʊ",
         "UW" => "uː",
-        "IX" => "ᵻ",
+        "IX" => "ɪ",
         _ => "ə",
     }
 }
@@ -445,7 +500,10 @@ fn consonant_ipa(p: &str) -> &'static str {
 /// Phones -> espeak-style IPA (the spelling decides a few reduced vowels).
 fn phones_to_ipa(word: &str, mut p: Vec<P>) -> String {
     // -ia/-ion/-ian: "j ə" after a consonant is espeak's "iə".
-    if word.contains("io") || word.contains("ia") || word.contains("iu") {
+    let iə_suffix = ["ion", "ions", "ian", "ians", "ia", "ias", "ium", "iums"]
+        .iter()
+        .any(|x| word.ends_with(x));
+    if iə_suffix {
         for i in 1..p.len().saturating_sub(1) {
             if p[i].is(&["Y"]) && !p[i - 1].vowel && p[i + 1].vowel && p[i + 1].stress == 0 {
                 p[i] = vowel0("IY");
@@ -498,9 +556,16 @@ fn phones_to_ipa(word: &str, mut p: Vec<P>) -> String {
             out.push_str("ʔn\u{329}");
             break;
         }
-        let next_unstressed = next.is_some_and(|n| n.vowel && n.stress == 0);
+        let after_r = prev.is_some_and(|q| q.is(&["R", "ER"]));
+        let next_unstressed = next.is_some_and(|n| {
+            n.vowel
+                && n.stress == 0
+                && (n.is(&["IH", "IY", "ER", "IX", "UW"]) || (n.is(&["AH"]) && !after_r))
+        });
         if cur.is(&["T"]) && prev_vowelish && next_unstressed {
             out.push('ɾ');
+        } else if cur.is(&["N"]) && next.is_some_and(|n| n.is(&["K", "G"])) {
+            out.push('ŋ');
         } else if cur.is(&["DX"]) {
             out.push(if has_t { 'ɾ' } else { 'd' });
         } else {

@@ -531,14 +531,17 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
         let s = core
             .trim_start_matches("https://")
             .trim_start_matches("http://")
-            .replace("://", "/")
-            .replace("www.", "w.w.w.");
+            .replace("://", "/");
         for part in s.split_inclusive(['@', '.', '/', '_']) {
             let (w, sep) = match part.char_indices().last() {
                 Some((i, c)) if "@./_".contains(c) => (&part[..i], Some(c)),
                 _ => (part, None),
             };
-            words_or_letters(w, out);
+            if w.eq_ignore_ascii_case("www") {
+                out.push(Piece::Spell("www".into()));
+            } else {
+                words_or_letters(w, out);
+            }
             match sep {
                 Some('@') => push_words(out, "at"),
                 Some('.') => push_words(out, "dot"),
