@@ -99,7 +99,14 @@ def main():
               "Worst sentences:", ""]
     for r, text, ref, got in sorted(worst, reverse=True)[:15]:
         lines += [f"- {100 * r:.1f} % `{text}`", f"  - ref `{ref}`", f"  - got `{got}`"]
-    open(os.path.join(ROOT, "eval", "RESULTS.md"), "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    res = os.path.join(ROOT, "eval", "RESULTS.md")
+    # Keep the ASR section written by scripts/eval-asr.py.
+    asr = ""
+    if os.path.exists(res):
+        old = open(res, encoding="utf-8").read()
+        if "\n## ASR" in old:
+            asr = "\n## ASR" + old.split("\n## ASR", 1)[1]
+    open(res, "w", encoding="utf-8").write("\n".join(lines) + "\n" + asr)
     print("\n".join(lines[:len(cats) + 12]))
 
 

@@ -13,6 +13,7 @@
 //! ```
 
 mod context;
+pub mod espeak;
 pub mod g2p;
 pub mod normalize;
 
@@ -36,6 +37,64 @@ pub enum TextError {
         /// The limit.
         max: usize,
     },
+    /// The espeak-ng phonemizer is unavailable or failed.
+    #[error("espeak phonemizer: {0}")]
+    Espeak(String),
+}
+
+/// Which phonemizer turns text into phonemes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phonemizer {
+    /// voxide's own English frontend (no espeak needed).
+    #[default]
+    BuiltIn,
+    /// espeak-ng loaded at run time (`libespeak-ng.so.1`): exactly Piper's
+    /// phonemes, in the voice's espeak language.
+    Espeak,
+}
+
+impl Phonemizer {
+    /// Parse `builtin` or `espeak`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn parse(s: &str) -> Result<Phonemizer, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "builtin" | "built-in" | "voxide" | "" => Ok(Phonemizer::BuiltIn),
+            "espeak" | "espeak-ng" => Ok(Phonemizer::Espeak),
+            other => Err(format!(
+                "unknown phonemizer {other:?} (expected builtin or espeak)"
+            )),
+        }
+    }
+}
+
+/// [`phonemize`] with a choice of phonemizer; `espeak_voice` is the voice's
+/// espeak language (`en-us` when `None`), used only by [`Phonemizer::Espeak`].
+///
+/// # Errors
+/// [`TextError::TooLong`]; [`TextError::Espeak`] when espeak-ng cannot be
+/// loaded or does not know the voice.
+pub fn phonemize_with(
+    text: &str,
+    phonemizer: Phonemizer,
+    espeak_voice: Option<&str>,
+) -> Result<Vec<String>, TextError> {
+    match phonemizer {
+        Phonemizer::BuiltIn => phonemize(text),
+        Phonemizer::Espeak => {
+            if text.len() > MAX_TEXT_BYTES {
+                return Err(TextError::TooLong {
+                    len: text.len(),
+                    max: MAX_TEXT_BYTES,
+                });
+            }
+            Ok(espeak::phonemize(text, espeak_voice.unwrap_or("en-us"))?
+                .into_iter()
+                .map(|s| s.nfd().collect())
+                .collect())
+        }
+    }
 }
 
 fn clean(text: &str) -> String {
