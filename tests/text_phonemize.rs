@@ -133,6 +133,11 @@ proptest! {
     }
 
     #[test]
+    fn word_like_text_with_accents_is_fine(s in "[a-zA-Zéüß'ñ -]{0,60}(ed|ing|es|'s)?") {
+        let _ = phonemize(&s).unwrap();
+    }
+
+    #[test]
     fn digit_and_punctuation_runs_are_fine(s in "[0-9.,:$%€£°/+@&-]{0,80}") {
         let _ = phonemize(&s).unwrap();
     }
@@ -181,7 +186,10 @@ fn espeak_phonemizer_matches_piper_or_explains_its_absence() {
     }
     let s = phonemize_with("Hello world, how are you? Fine.", Phonemizer::Espeak, None).unwrap();
     assert_eq!(s.len(), 2, "{s:?}");
-    assert!(s[0].starts_with("həlˈoʊ wˈɜːld, h") && s[0].ends_with("ɑːɹ juː?"), "{s:?}");
+    assert!(
+        s[0].starts_with("həlˈoʊ wˈɜːld, h") && s[0].ends_with("ɑːɹ juː?"),
+        "{s:?}"
+    );
     assert_eq!(s[1], "fˈaɪn.");
     let err = phonemize_with("Hi.", Phonemizer::Espeak, Some("no-such-voice")).unwrap_err();
     assert!(err.to_string().contains("no-such-voice"), "{err}");

@@ -97,9 +97,35 @@ fn function_word(w: &str) -> Option<(&'static str, &'static str, &'static str)> 
 
 /// Words espeak reduces to a secondary stress inside a clause.
 const SECONDARY_INSIDE: [&str; 30] = [
-    "across", "nearly", "near", "behind", "without", "within", "going", "go", "make", "makes",
-    "made", "while", "among", "amongst", "above", "below", "beneath", "beyond", "already", "put",
-    "being", "having", "doing", "isn't", "aren't", "weren't", "couldn't", "shouldn't", "onto",
+    "across",
+    "nearly",
+    "near",
+    "behind",
+    "without",
+    "within",
+    "going",
+    "go",
+    "make",
+    "makes",
+    "made",
+    "while",
+    "among",
+    "amongst",
+    "above",
+    "below",
+    "beneath",
+    "beyond",
+    "already",
+    "put",
+    "being",
+    "having",
+    "doing",
+    "isn't",
+    "aren't",
+    "weren't",
+    "couldn't",
+    "shouldn't",
+    "onto",
     "upon",
 ];
 
@@ -220,7 +246,7 @@ pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
     let next_vowel = |i: usize| {
         words
             .get(i)
-            .is_some_and(|(w, ipa)| match w.and_then(|w| function_word(w)) {
+            .is_some_and(|(w, ipa)| match w.and_then(function_word) {
                 Some((cons, _, _)) => g2p::starts_with_vowel_sound(cons),
                 None => g2p::starts_with_vowel_sound(ipa),
             })
@@ -262,9 +288,7 @@ pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
                     if verb_context(prev) { verb } else { noun }.to_string()
                 }
                 None if !last && SECONDARY_INSIDE.contains(word) => ipa.replace('ˈ', "ˌ"),
-                None if !last && UNSTRESSED_INSIDE.contains(word) => {
-                    ipa.replace(['ˈ', 'ˌ'], "")
-                }
+                None if !last && UNSTRESSED_INSIDE.contains(word) => ipa.replace(['ˈ', 'ˌ'], ""),
                 None => ipa.clone(),
             },
             None => ipa.clone(),

@@ -122,7 +122,8 @@ fn strip_language_flags(s: &str) -> String {
 /// unknown, or the text contains a NUL byte.
 pub fn phonemize(text: &str, voice: &str) -> Result<Vec<String>, TextError> {
     let lib = lib()?;
-    let c_text = CString::new(text.replace('\0', " ")).map_err(|e| TextError::Espeak(e.to_string()))?;
+    let c_text =
+        CString::new(text.replace('\0', " ")).map_err(|e| TextError::Espeak(e.to_string()))?;
     let mut state = lib.state.lock();
     if state.as_deref() != Some(voice) {
         let v = CString::new(voice).map_err(|e| TextError::Espeak(e.to_string()))?;
@@ -144,7 +145,8 @@ pub fn phonemize(text: &str, voice: &str) -> Result<Vec<String>, TextError> {
         // SAFETY: ptr points into c_text (NUL-terminated, alive for the loop);
         // espeak advances it clause by clause and sets it to NULL at the end.
         let start = unsafe { ptr.cast::<c_char>().offset_from(base) } as usize;
-        let ph = unsafe { (lib.text_to_phonemes)(&mut ptr, ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA) };
+        let ph =
+            unsafe { (lib.text_to_phonemes)(&mut ptr, ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA) };
         let end = if ptr.is_null() {
             bytes.len()
         } else {
@@ -178,11 +180,9 @@ pub fn phonemize(text: &str, voice: &str) -> Result<Vec<String>, TextError> {
             cur.push_str(clause);
         }
         match term {
-            Some(t @ ('.' | '?' | '!')) => {
-                if !cur.is_empty() {
-                    cur.push(t);
-                    sentences.push(std::mem::take(&mut cur));
-                }
+            Some(t @ ('.' | '?' | '!')) if !cur.is_empty() => {
+                cur.push(t);
+                sentences.push(std::mem::take(&mut cur));
             }
             Some(t) if !cur.is_empty() => {
                 cur.push(t);

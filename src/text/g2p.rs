@@ -125,6 +125,11 @@ fn vowel0(base: &'static str) -> P {
 const SIBILANTS: [&str; 6] = ["S", "Z", "SH", "ZH", "CH", "JH"];
 const VOICELESS: [&str; 6] = ["P", "K", "F", "TH", "S", "SH"];
 
+/// The string without its last character (char-boundary safe).
+fn drop_last(s: &str) -> &str {
+    s.char_indices().last().map_or("", |(i, _)| &s[..i])
+}
+
 /// Pronunciation of a word the lexicon may lack, from a known stem and a regular suffix.
 fn inflected(word: &str) -> Option<Vec<P>> {
     let stem_plus = |stem: &str, f: &dyn Fn(&mut Vec<P>)| -> Option<Vec<P>> {
@@ -168,14 +173,14 @@ fn inflected(word: &str) -> Option<Vec<P>> {
         }
     }
     if let Some(b) = word.strip_suffix("ed") {
-        for stem in [b.to_string(), format!("{b}e"), b[..b.len().saturating_sub(1)].to_string()] {
+        for stem in [b.to_string(), format!("{b}e"), drop_last(b).to_string()] {
             if let Some(p) = stem_plus(&stem, &past) {
                 return Some(p);
             }
         }
     }
     if let Some(b) = word.strip_suffix("ing") {
-        for stem in [b.to_string(), format!("{b}e"), b[..b.len().saturating_sub(1)].to_string()] {
+        for stem in [b.to_string(), format!("{b}e"), drop_last(b).to_string()] {
             if let Some(p) = stem_plus(&stem, &ing) {
                 return Some(p);
             }
@@ -356,7 +361,14 @@ fn reduce_by_spelling(word: &str, p: &mut [P]) {
             p[f].ipa = Some("ɛ");
         }
         // Initial unstressed e- before a consonant: ᵻ (elect, eleven).
-        if f == 0 && !e_prefix && word.starts_with('e') && !"aeiouy".contains(second) && v.stress == 0 && v.is(&["IH", "IY", "AH"]) && n >= 2 {
+        if f == 0
+            && !e_prefix
+            && word.starts_with('e')
+            && !"aeiouy".contains(second)
+            && v.stress == 0
+            && v.is(&["IH", "IY", "AH"])
+            && n >= 2
+        {
             p[f].ipa = Some("ᵻ");
         }
         // un- keeps its vowel, unstressed.
@@ -386,9 +398,8 @@ fn reduce_by_spelling(word: &str, p: &mut [P]) {
         if final_l {
             continue;
         }
-        if g == "i" || g == "y" {
-            p[i].ipa = Some("ɪ");
-        } else if g == "e" && next.is_some_and(|c| !"nlmr".contains(c)) {
+        let e_reduced = g == "e" && next.is_some_and(|c| !"nlmr".contains(c));
+        if g == "i" || g == "y" || e_reduced {
             p[i].ipa = Some("ɪ");
         }
     }
@@ -414,8 +425,14 @@ fn adjust_stress(p: &mut [P]) {
             continue;
         }
         let near = |j: Option<&usize>| j.is_some_and(|&j| p[j].stress == 1);
-        let final_happy = k + 1 == vidx.len() && p[i].is(&["IY", "IH"]) && p[i + 1..].iter().all(|q| q.is(&["Z", "S", "D", "T"]));
-        if near(vidx.get(k + 1)) || (k > 0 && near(vidx.get(k - 1))) || i + 1 == p.len() || final_happy {
+        let final_happy = k + 1 == vidx.len()
+            && p[i].is(&["IY", "IH"])
+            && p[i + 1..].iter().all(|q| q.is(&["Z", "S", "D", "T"]));
+        if near(vidx.get(k + 1))
+            || (k > 0 && near(vidx.get(k - 1)))
+            || i + 1 == p.len()
+            || final_happy
+        {
             p[i].stress = 0;
         }
     }
@@ -757,6 +774,9 @@ mod tests {
 
     #[test]
     fn unknown_words_fall_back_without_panicking() {
+        for w in ["caféed", "naïveing", "éed", "ü's", "ßes", "ed", "ing", "'"] {
+            let _ = word_ipa(w);
+        }
         assert!(!word_ipa("zxqvbnm").is_empty());
         assert!(!word_ipa("blorptastic").is_empty());
         assert_eq!(word_ipa(""), "");

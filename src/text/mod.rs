@@ -2,9 +2,12 @@
 //! phoneme language Piper voices were trained on, without espeak.
 //!
 //! Pipeline: clean-up, tokens, normalisation ([`normalize`]: numbers,
-//! currency, times, abbreviations, symbols, acronyms), sentence splitting,
-//! grapheme-to-phoneme ([`g2p`]: CMUdict mapped to espeak conventions plus a
-//! letter-rule fallback), punctuation kept as Piper passes it.
+//! currency, times, abbreviations, symbols, acronyms, read the way Piper's
+//! espeak reads them), sentence splitting, word pronunciations ([`g2p`]: a
+//! misaki + CMUdict lexicon mapped to espeak's conventions, inflection and
+//! letter-rule fallbacks), context between words (function-word forms, joins,
+//! heteronyms, linking r, the ʲ glide), punctuation kept as Piper passes it.
+//! [`Phonemizer::Espeak`] instead loads espeak-ng at run time ([`espeak`]).
 //!
 //! ```
 //! let s = voxide::text::phonemize("Hello world. Dr. Smith paid $3.50!").unwrap();
