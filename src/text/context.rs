@@ -52,7 +52,25 @@ fn function_word(w: &str) -> Option<(&'static str, &'static str, &'static str)> 
         "my" => f("maɪ", "maɪ", "mˈaɪ"),
         "your" => same("jʊɹ"),
         "his" => f("hɪz", "hɪz", "hˈɪz"),
-        "its" => same("ɪts"),
+        "its" | "it's" => same("ɪts"),
+        "we're" => same("wɪɹ"),
+        "you're" => same("jʊɹ"),
+        "they're" => same("ðɛɹ"),
+        "they've" => same("ðeɪv"),
+        "we've" => same("wiːv"),
+        "you've" => same("juːv"),
+        "we'll" => same("wiːl"),
+        "you'll" => same("juːl"),
+        "they'll" => same("ðeɪl"),
+        "he'll" => same("hiːl"),
+        "she'll" => same("ʃiːl"),
+        "he'd" => same("hiːd"),
+        "she'd" => same("ʃiːd"),
+        "we'd" => same("wiːd"),
+        "they'd" => same("ðeɪd"),
+        "he's" => same("hiːz"),
+        "she's" => same("ʃiːz"),
+        "who's" => same("hˌuːz"),
         "our" => same("ˌaʊɚ"),
         "their" => same("ðɛɹ"),
         "this" => f("ðɪs", "ðɪs", "ðˈɪs"),
@@ -337,8 +355,21 @@ pub fn glide_and_link(s: &str) -> String {
             continue;
         }
         if r_tail {
-            out.push('ɹ');
+            // espeak links r before a vowel, but not before "and" or "if".
+            let rest: String = c[m..c.len().min(m + 4)].iter().collect();
+            let unlinked = space
+                && ["ænd", "ɪf"].iter().any(|w| {
+                    rest.starts_with(w)
+                        && !rest[w.len()..].starts_with(|x: char| x.is_alphabetic() && x != ' ')
+                });
+            if !unlinked {
+                out.push('ɹ');
+            }
         } else {
+            // No glide after aɪ across a word boundary.
+            if space && c[j] == 'ɪ' && prev == 'a' {
+                continue;
+            }
             // No glide inside the iə unit, nor after aɪ before an unstressed
             // vowel of the same word (tɹˈaɪəl, hˈaɪɚ, tɹˈaɪɪŋ).
             let base_i = c[j] == 'i' || c[j] == 'ː';

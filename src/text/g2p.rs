@@ -250,6 +250,14 @@ fn override_word(w: &str) -> Option<&'static str> {
         "scientists" => "sˈaɪəntɪsts",
         "scientist" => "sˈaɪəntɪst",
         "across" => "əkɹˈɑːs",
+        "above" => "əbˈʌv",
+        "gone" => "ɡˈɔn",
+        "want" => "wˈɔnt",
+        "wants" => "wˈɔnts",
+        "anything" => "ˈɛnɪθˌɪŋ",
+        "anyone" => "ˈɛnɪwˌʌn",
+        "anywhere" => "ˈɛnɪwˌɛɹ",
+        "anybody" => "ˈɛnɪbˌɑːdi",
         "uses" => "jˈuːsᵻz",
         "ninety" => "nˈaɪnti",
         "thirteenth" => "θˈɜːtiːnθ",
@@ -562,6 +570,15 @@ fn phones_to_ipa(word: &str, mut p: Vec<P>) -> String {
         let prev = if i > 0 { Some(p[i - 1]) } else { None };
         let prev_vowelish = prev.is_some_and(|q| q.vowel)
             || (prev.is_some_and(|q| q.is(&["R"])) && i > 1 && p[i - 2].vowel);
+        // "hw" is written w.
+        if cur.is(&["HH"]) && next.is_some_and(|n| n.is(&["W"])) {
+            i += 1;
+            continue;
+        }
+        if cur.is(&["Q"]) && next.is_some_and(|n| n.is(&["N"])) && i + 2 == p.len() {
+            out.push_str("ʔn\u{329}");
+            break;
+        }
         // t + unstressed vowel + n at the end of a word: glottal stop and syllabic n.
         if cur.is(&["T", "Q"])
             && prev_vowelish
