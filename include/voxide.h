@@ -131,6 +131,22 @@ typedef enum {
 } VoxideInput;
 
 /**
+ * Which phonemizer turns plain text into phonemes (`VoxideSpeakOptions.phonemizer`).
+ */
+typedef enum {
+  /**
+   * voxide's built-in English frontend (no espeak needed).
+   */
+  VOXIDE_PHONEMIZER_BUILTIN = 0,
+  /**
+   * espeak-ng, loaded at run time from `libespeak-ng.so.1` (never linked):
+   * exactly Piper's phonemes, in the voice's espeak language. Without the
+   * library the call fails with `VOXIDE_ERR_INVALID_ARGUMENT` and a message.
+   */
+  VOXIDE_PHONEMIZER_ESPEAK = 1,
+} VoxidePhonemizer;
+
+/**
  * Synthesized audio: float samples at the voice's sample rate. Owns its
  * samples; free with `voxide_audio_free`.
  */
@@ -234,6 +250,10 @@ typedef struct {
    * What `text` holds. Default: `VOXIDE_INPUT_TEXT`.
    */
   VoxideInput input;
+  /**
+   * Phonemizer for `VOXIDE_INPUT_TEXT`. Default: `VOXIDE_PHONEMIZER_BUILTIN`.
+   */
+  VoxidePhonemizer phonemizer;
 } VoxideSpeakOptions;
 
 /**

@@ -84,6 +84,8 @@ pub struct SpeakOptions {
     pub first_chunk_frames: usize,
     /// Frames per streamed chunk after the first ones.
     pub chunk_frames: usize,
+    /// Phonemizer for [`Input::Text`]: built-in, or espeak-ng loaded at run time.
+    pub phonemizer: crate::text::Phonemizer,
 }
 
 impl Default for SpeakOptions {
@@ -98,6 +100,7 @@ impl Default for SpeakOptions {
             max_frames: DEFAULT_MAX_FRAMES,
             first_chunk_frames: 8,
             chunk_frames: 256,
+            phonemizer: crate::text::Phonemizer::BuiltIn,
         }
     }
 }
@@ -526,7 +529,7 @@ impl Engine {
         input: Input,
     ) -> Result<Vec<Vec<i64>>> {
         let v = self.get_voice(voice)?;
-        sentence_ids(&v.ids, text, input)
+        sentence_ids(&v, text, input, crate::text::Phonemizer::BuiltIn)
     }
 
     fn run(
@@ -550,7 +553,7 @@ impl Engine {
             length_scale: o.length_scale.unwrap_or(d.length_scale),
             noise_w: o.noise_w.unwrap_or(d.noise_w),
         };
-        let sentences = sentence_ids(&v.ids, text, o.input)?;
+        let sentences = sentence_ids(v, text, o.input, o.phonemizer)?;
         let be = &self.inner.backend;
         let first = o.first_chunk_frames.max(1);
         let chunk = o.chunk_frames.max(first);
@@ -589,7 +592,13 @@ enum Event<'a> {
     SentenceEnd,
 }
 
-fn sentence_ids(ids: &PhonemeIdMap, text: &str, input: Input) -> Result<Vec<Vec<i64>>> {
+fn sentence_ids(
+    v: &LoadedVoice,
+    text: &str,
+    input: Input,
+    phonemizer: crate::text::Phonemizer,
+) -> Result<Vec<Vec<i64>>> {
+    let ids = &v.ids;
     match input {
         Input::Ids => {
             if text.trim().is_empty() {
@@ -603,7 +612,8 @@ fn sentence_ids(ids: &PhonemeIdMap, text: &str, input: Input) -> Result<Vec<Vec<
             .collect()),
         Input::Text => {
             let sentences =
-                crate::text::phonemize(text).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                crate::text::phonemize_with(text, phonemizer, v.config.espeak_voice.as_deref())
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             Ok(sentences.iter().map(|s| ids.sentence_ids(s).ids).collect())
         }
     }

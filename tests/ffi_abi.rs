@@ -203,6 +203,7 @@ fn option_struct_layout_is_stable() {
     assert_eq!(offset_of!(VoxideSpeakOptions, seed), 24);
     assert_eq!(offset_of!(VoxideSpeakOptions, speaker_id), 32);
     assert_eq!(offset_of!(VoxideSpeakOptions, input), 40);
+    assert_eq!(offset_of!(VoxideSpeakOptions, phonemizer), 44);
     let e = voxide_engine_options_default();
     assert_eq!(e.struct_size, 40);
     assert_eq!(e.max_concurrent, 2);
@@ -211,6 +212,7 @@ fn option_struct_layout_is_stable() {
     assert_eq!(s.struct_size, 48);
     assert!(s.noise_scale < 0.0 && s.length_scale < 0.0 && s.noise_w < 0.0);
     assert_eq!(s.input, VoxideInput::VOXIDE_INPUT_TEXT as i32);
+    assert_eq!(s.phonemizer, 0, "VOXIDE_PHONEMIZER_BUILTIN");
 }
 
 #[test]

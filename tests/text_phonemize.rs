@@ -36,32 +36,37 @@ fn sentences_split_on_terminators_not_abbreviations_or_decimals() {
         1
     );
     // Clause punctuation is kept and followed by a space.
-    assert_eq!(one("Yes, no; maybe: fine!"), "jˈɛs, nˈoʊ; mˈeɪbi: fˈaɪn!");
+    assert_eq!(one("Yes, no; sure: fine!"), "jˈɛs, nˈoʊ; ʃˈʊɹ: fˈaɪn!");
 }
 
 #[test]
 fn numbers_currency_times_and_symbols_become_words() {
+    // Expected strings are what Piper (piper-tts 1.8, espeak-ng) feeds the voice.
     let cases = [
         ("42", "fˈɔːɹɾi tˈuː"),
-        ("-5", "mˈaɪnəs fˈaɪv"),
-        ("3.14", "θɹˈiː pˈɔɪnt wˈʌn fˈɔːɹ"),
-        ("1984", "nˈaɪntˈiːn ˈeɪɾi fˈɔːɹ"),
-        ("1,250", "wˈʌn θˈaʊzənd tˈuː hˈʌndɹəd fˈɪfti"),
-        ("$3.50", "θɹˈiː dˈɑːlɚz ænd fˈɪfti sˈɛnts"),
+        (" -5", "mˈaɪnəs fˈaɪv"),
+        ("3.14", "θɹˈiː pɔɪnt wˈʌn fˈɔːɹ"),
+        ("1984", "nˈaɪntiːnhˈʌndɹɪd ˈeɪɾi fˈɔːɹ"),
+        ("1,250", "wˈʌn θˈaʊzənd tˈuːhˈʌndɹɪd fˈɪfti"),
+        ("$3.50", "dˈɑːlɚ θɹˈiː pɔɪnt fˈaɪv zˈiəɹoʊ"),
         ("21st", "twˈɛnti fˈɜːst"),
         ("3:45", "θɹˈiː fˈɔːɹɾi fˈaɪv"),
         ("50%", "fˈɪfti pɚsˈɛnt"),
-        ("salt & pepper", "sˈɔːlt ænd pˈɛpɚ"),
-        ("10km", "tˈɛn kəlˈɑːmˌʌɾɚz"),
-        ("Henry VIII", "hˈɛnɹi ðɪ ˈeɪtθ"),
-        ("the FBI", "ðɪ ˌɛfbˌiːˈaɪ"),
-        ("€2", "tˈuː jˈuːɹˌoʊz"),
+        ("salt & pepper", "sˈɔlt ænd pˈɛpɚ"),
+        ("10km", "tˈɛn kˌeɪˈɛm"),
+        ("Henry VIII", "hˈɛnɹi ɹˌoʊmən ˈeɪt"),
+        ("the FBI", "ðɪʲ ˌɛfbˌiːʲˈaɪ"),
+        ("€2", "jˈʊɹɹoʊz tˈuː"),
+        (
+            "555-0123",
+            "fˈaɪvhˈʌndɹɪd fˈɪfti fˈaɪv dˈæʃ zˈiəɹoʊwˈʌntˈuːθɹˈiː",
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(one(text), want, "{text}");
     }
-    assert!(one("joe@example.com").contains("æt"));
-    assert!(one("555-0123").starts_with("fˈaɪv fˈaɪv fˈaɪv"));
+    assert!(one("joe@example.com").starts_with("dʒˈoʊ æ"));
+    assert!(one("www.example.org").contains("dˈɑːt ɛɡzˈæmpəl dˈɑːt ˈɔːɹɡ"));
 }
 
 #[test]
@@ -115,7 +120,8 @@ fn close_to_piper_phonemes() {
     }
     let per = errs as f64 / len as f64;
     println!("PER vs piper: {:.2} %", per * 100.0);
-    assert!(per < 0.10, "PER {:.2} %", per * 100.0);
+    // eval/RESULTS.md has the per-category figures (scripts/eval-g2p.py).
+    assert!(per < 0.03, "PER {:.2} %", per * 100.0);
 }
 
 proptest! {
@@ -123,6 +129,11 @@ proptest! {
 
     #[test]
     fn any_text_phonemizes_without_panic(s in "\\PC{0,200}") {
+        let _ = phonemize(&s).unwrap();
+    }
+
+    #[test]
+    fn word_like_text_with_accents_is_fine(s in "[a-zA-Zéüß'ñ -]{0,60}(ed|ing|es|'s)?") {
         let _ = phonemize(&s).unwrap();
     }
 
@@ -147,6 +158,60 @@ fn long_input_is_linear_and_split() {
 
 #[test]
 fn roman_numerals_after_names() {
-    assert_eq!(one("Louis XIV"), "lˈuːɪs ðə fˈɔːɹtˈiːnθ");
-    assert_eq!(one("Pope John IV"), one("Pope John the fourth"));
+    assert_eq!(one("Louis XIV"), "lˈuːi ɹˌoʊmən fˈɔːɹtiːn");
+    assert_eq!(one("Pope John IV"), one("Pope John roman four"));
+}
+
+#[test]
+fn heteronyms_follow_simple_context() {
+    assert!(one("They live here.").contains("lˈɪv"));
+    assert!(one("We saw a live show.").contains("lˈaɪv"));
+    assert!(one("The record was broken.").contains("ɹˈɛkɚd"));
+    assert!(one("Please record it.").contains("ɹᵻkˈɔːɹd"));
+    assert!(one("A steady increase.").contains("ˈɪŋkɹiːs"));
+    assert!(one("We will increase it.").contains("ɪŋkɹˈiːs"));
+}
+
+/// The optional espeak phonemizer (libespeak-ng.so.1 loaded at run time):
+/// Piper's phonemes where the library exists, a clear error where it does not.
+#[test]
+fn espeak_phonemizer_matches_piper_or_explains_its_absence() {
+    use voxide::text::{espeak, phonemize_with, Phonemizer, TextError};
+    if !espeak::available() {
+        let err = phonemize_with("Hello.", Phonemizer::Espeak, None).unwrap_err();
+        assert!(matches!(err, TextError::Espeak(_)));
+        assert!(err.to_string().contains(espeak::LIBRARY), "{err}");
+        println!("skipped the espeak comparison: {err}");
+        return;
+    }
+    let s = phonemize_with("Hello world, how are you? Fine.", Phonemizer::Espeak, None).unwrap();
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert!(
+        s[0].starts_with("həlˈoʊ wˈɜːld, h") && s[0].ends_with("ɑːɹ juː?"),
+        "{s:?}"
+    );
+    assert_eq!(s[1], "fˈaɪn.");
+    let err = phonemize_with("Hi.", Phonemizer::Espeak, Some("no-such-voice")).unwrap_err();
+    assert!(err.to_string().contains("no-such-voice"), "{err}");
+    // Against piper-tts's own espeak-ng 1.52 (Debian ships 1.51, which writes
+    // no ʲ glide: under 1.5 % apart).
+    let refs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/reference.tsv"),
+    )
+    .unwrap();
+    let (mut errs, mut len) = (0usize, 0usize);
+    for line in refs.lines().take(150) {
+        let (text, want) = line.split_once('\t').unwrap();
+        let got: Vec<char> = phonemize_with(text, Phonemizer::Espeak, Some("en-us"))
+            .unwrap()
+            .join(" ")
+            .chars()
+            .collect();
+        let want: Vec<char> = want.chars().collect();
+        errs += levenshtein(&want, &got);
+        len += want.len();
+    }
+    let per = errs as f64 / len as f64;
+    println!("espeak-ng vs piper: PER {:.2} %", per * 100.0);
+    assert!(per < 0.015, "PER {:.2} %", per * 100.0);
 }

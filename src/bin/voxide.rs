@@ -91,13 +91,19 @@ struct SpeakArgs {
     /// Raw float32 little-endian samples, no normalisation.
     #[arg(long)]
     raw: Option<PathBuf>,
+    /// Phonemizer for text: builtin, or espeak (libespeak-ng.so.1 loaded at run time; Piper's exact phonemes).
+    #[arg(long, default_value = "builtin", value_parser = voxide::text::Phonemizer::parse)]
+    phonemizer: voxide::text::Phonemizer,
 }
 
 #[derive(Args)]
 struct PhonemizeArgs {
-    /// Voice (accepted for symmetry; the English frontend does not need it).
+    /// Voice; with --phonemizer espeak its config's espeak language is used (default en-us).
     #[arg(long)]
     voice: Option<PathBuf>,
+    /// Phonemizer: builtin, or espeak (libespeak-ng.so.1 loaded at run time; Piper's exact phonemes).
+    #[arg(long, default_value = "builtin", value_parser = voxide::text::Phonemizer::parse)]
+    phonemizer: voxide::text::Phonemizer,
     /// Text (default: stdin).
     #[arg(long)]
     text: Option<String>,
@@ -186,6 +192,7 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
         seed: a.seed,
         speaker: a.speaker,
         input,
+        phonemizer: a.phonemizer,
         ..SpeakOptions::default()
     };
     let output = match (&a.output, &a.raw) {
@@ -299,9 +306,14 @@ fn phonemize(a: PhonemizeArgs) -> Result<(), Error> {
         Some(t) => t,
         None => read_stdin()?,
     };
-    let _ = a.voice;
-    let sentences =
-        voxide::text::phonemize(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let espeak_voice = match (&a.voice, a.phonemizer) {
+        (Some(v), voxide::text::Phonemizer::Espeak) => {
+            VoiceConfig::load(Path::new(&format!("{}.json", v.display())))?.espeak_voice
+        }
+        _ => None,
+    };
+    let sentences = voxide::text::phonemize_with(&text, a.phonemizer, espeak_voice.as_deref())
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for s in sentences {

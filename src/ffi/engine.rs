@@ -1,11 +1,14 @@
 //! Engine, permit and speak entry points.
 
 use super::handles::{self, VoxideAudio, VoxideEngine, VoxidePermit};
-use super::options::{VoxideDevice, VoxideEngineOptions, VoxideInput, VoxideSpeakOptions};
+use super::options::{
+    VoxideDevice, VoxideEngineOptions, VoxideInput, VoxidePhonemizer, VoxideSpeakOptions,
+};
 use super::status::{boundary, boundary_value, VoxideStatus};
 use crate::audio::as_f32;
 use crate::engine::{Device, Engine, Input, SpeakOptions};
 use crate::error::{Error, Result};
+use crate::text::Phonemizer;
 use std::ffi::{c_char, c_void};
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -195,6 +198,15 @@ fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
             )))
         }
     };
+    let phonemizer = match o.phonemizer {
+        p if p == VoxidePhonemizer::VOXIDE_PHONEMIZER_BUILTIN as i32 => Phonemizer::BuiltIn,
+        p if p == VoxidePhonemizer::VOXIDE_PHONEMIZER_ESPEAK as i32 => Phonemizer::Espeak,
+        p => {
+            return Err(Error::InvalidArgument(format!(
+                "options->phonemizer is {p}; expected VOXIDE_PHONEMIZER_BUILTIN or _ESPEAK"
+            )))
+        }
+    };
     Ok(SpeakOptions {
         noise_scale: scale(o.noise_scale, "noise_scale")?,
         length_scale: scale(o.length_scale, "length_scale")?,
@@ -202,6 +214,7 @@ fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
         seed: o.seed,
         speaker: (o.speaker_id >= 0).then_some(o.speaker_id),
         input,
+        phonemizer,
         ..SpeakOptions::default()
     })
 }

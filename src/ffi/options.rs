@@ -35,12 +35,27 @@ pub enum VoxideInput {
     VOXIDE_INPUT_IDS = 2,
 }
 
+/// Which phonemizer turns plain text into phonemes (`VoxideSpeakOptions.phonemizer`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoxidePhonemizer {
+    /// voxide's built-in English frontend (no espeak needed).
+    VOXIDE_PHONEMIZER_BUILTIN = 0,
+    /// espeak-ng, loaded at run time from `libespeak-ng.so.1` (never linked):
+    /// exactly Piper's phonemes, in the voice's espeak language. Without the
+    /// library the call fails with `VOXIDE_ERR_INVALID_ARGUMENT` and a message.
+    VOXIDE_PHONEMIZER_ESPEAK = 1,
+}
+
 /// The raw integer behind a `VoxideDevice` field (named `VoxideDevice` in the
 /// header; Rust reads it as an integer so an unknown value is an error, not
 /// undefined behaviour).
 pub type VoxideDeviceValue = i32;
 /// The raw integer behind a `VoxideInput` field (named `VoxideInput` in the header).
 pub type VoxideInputValue = i32;
+/// The raw integer behind a `VoxidePhonemizer` field (named `VoxidePhonemizer` in the header).
+pub type VoxidePhonemizerValue = i32;
 
 /// Options of `voxide_engine_create_with`. Always start from
 /// `voxide_engine_options_default()` and then set fields, so that
@@ -95,6 +110,8 @@ pub struct VoxideSpeakOptions {
     pub speaker_id: i64,
     /// What `text` holds. Default: `VOXIDE_INPUT_TEXT`.
     pub input: VoxideInputValue,
+    /// Phonemizer for `VOXIDE_INPUT_TEXT`. Default: `VOXIDE_PHONEMIZER_BUILTIN`.
+    pub phonemizer: VoxidePhonemizerValue,
 }
 
 fn engine_defaults() -> VoxideEngineOptions {
@@ -118,6 +135,7 @@ fn speak_defaults() -> VoxideSpeakOptions {
         seed: 0,
         speaker_id: -1,
         input: VoxideInput::VOXIDE_INPUT_TEXT as i32,
+        phonemizer: VoxidePhonemizer::VOXIDE_PHONEMIZER_BUILTIN as i32,
     }
 }
 
@@ -173,7 +191,8 @@ unsafe impl SizedOptions for VoxideSpeakOptions {
             noise_w,
             seed,
             speaker_id,
-            input
+            input,
+            phonemizer
         );
     }
 }

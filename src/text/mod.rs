@@ -2,9 +2,12 @@
 //! phoneme language Piper voices were trained on, without espeak.
 //!
 //! Pipeline: clean-up, tokens, normalisation ([`normalize`]: numbers,
-//! currency, times, abbreviations, symbols, acronyms), sentence splitting,
-//! grapheme-to-phoneme ([`g2p`]: CMUdict mapped to espeak conventions plus a
-//! letter-rule fallback), punctuation kept as Piper passes it.
+//! currency, times, abbreviations, symbols, acronyms, read the way Piper's
+//! espeak reads them), sentence splitting, word pronunciations ([`g2p`]: a
+//! misaki + CMUdict lexicon mapped to espeak's conventions, inflection and
+//! letter-rule fallbacks), context between words (function-word forms, joins,
+//! heteronyms, linking r, the ʲ glide), punctuation kept as Piper passes it.
+//! [`Phonemizer::Espeak`] instead loads espeak-ng at run time ([`espeak`]).
 //!
 //! ```
 //! let s = voxide::text::phonemize("Hello world. Dr. Smith paid $3.50!").unwrap();
@@ -12,6 +15,8 @@
 //! assert_eq!(s[0], "həlˈoʊ wˈɜːld.");
 //! ```
 
+mod context;
+pub mod espeak;
 pub mod g2p;
 pub mod normalize;
 
@@ -35,6 +40,64 @@ pub enum TextError {
         /// The limit.
         max: usize,
     },
+    /// The espeak-ng phonemizer is unavailable or failed.
+    #[error("espeak phonemizer: {0}")]
+    Espeak(String),
+}
+
+/// Which phonemizer turns text into phonemes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phonemizer {
+    /// voxide's own English frontend (no espeak needed).
+    #[default]
+    BuiltIn,
+    /// espeak-ng loaded at run time (`libespeak-ng.so.1`): exactly Piper's
+    /// phonemes, in the voice's espeak language.
+    Espeak,
+}
+
+impl Phonemizer {
+    /// Parse `builtin` or `espeak`.
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn parse(s: &str) -> Result<Phonemizer, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "builtin" | "built-in" | "voxide" | "" => Ok(Phonemizer::BuiltIn),
+            "espeak" | "espeak-ng" => Ok(Phonemizer::Espeak),
+            other => Err(format!(
+                "unknown phonemizer {other:?} (expected builtin or espeak)"
+            )),
+        }
+    }
+}
+
+/// [`phonemize`] with a choice of phonemizer; `espeak_voice` is the voice's
+/// espeak language (`en-us` when `None`), used only by [`Phonemizer::Espeak`].
+///
+/// # Errors
+/// [`TextError::TooLong`]; [`TextError::Espeak`] when espeak-ng cannot be
+/// loaded or does not know the voice.
+pub fn phonemize_with(
+    text: &str,
+    phonemizer: Phonemizer,
+    espeak_voice: Option<&str>,
+) -> Result<Vec<String>, TextError> {
+    match phonemizer {
+        Phonemizer::BuiltIn => phonemize(text),
+        Phonemizer::Espeak => {
+            if text.len() > MAX_TEXT_BYTES {
+                return Err(TextError::TooLong {
+                    len: text.len(),
+                    max: MAX_TEXT_BYTES,
+                });
+            }
+            Ok(espeak::phonemize(text, espeak_voice.unwrap_or("en-us"))?
+                .into_iter()
+                .map(|s| s.nfd().collect())
+                .collect())
+        }
+    }
 }
 
 fn clean(text: &str) -> String {
@@ -85,68 +148,47 @@ fn sentences(text: &str) -> Vec<Vec<Piece>> {
 
 /// IPA of one sentence's pieces, split further at clause punctuation when too long.
 fn render(pieces: &[Piece], out: &mut Vec<String>) {
-    // First pass: each word's IPA without context.
-    let ipas: Vec<Option<String>> = pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Word(w) => Some(g2p::word_ipa(w, false)),
-            Piece::Spell(l) => Some(g2p::spell(l)),
-            Piece::Punct(_) => None,
-        })
-        .collect();
     let mut s = String::new();
     let mut count = 0usize;
-    for (i, p) in pieces.iter().enumerate() {
+    let mut clause: Vec<(Option<&str>, String)> = Vec::new();
+    let flush = |clause: &mut Vec<(Option<&str>, String)>, s: &mut String, count: &mut usize| {
+        if clause.is_empty() {
+            return;
+        }
+        let ipa = context::glide_and_link(&context::clause_ipa(clause));
+        clause.clear();
+        if ipa.is_empty() {
+            return;
+        }
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        *count += ipa.chars().count() + 1;
+        s.push_str(&ipa);
+    };
+    for p in pieces {
         match p {
+            Piece::Word(w) => clause.push((Some(w.as_str()), g2p::word_ipa(w))),
+            Piece::Spell(l) => clause.push((None, g2p::spell(l))),
             Piece::Punct(c) => {
+                flush(&mut clause, &mut s, &mut count);
                 // Punctuation attaches to the previous word; a clause mark may end a long chunk.
-                if s.is_empty() {
+                if s.is_empty() || s.ends_with(['.', ',', ';', ':', '!', '?']) {
                     continue;
                 }
                 s.push(*c);
                 count += 1;
                 if matches!(c, ',' | ';' | ':') && count > MAX_SENTENCE_PHONEMES {
-                    out.push(join_clitics(&std::mem::take(&mut s)));
+                    out.push(std::mem::take(&mut s));
                     count = 0;
-                }
-            }
-            Piece::Word(w) => {
-                let next_vowel = ipas[i + 1..]
-                    .iter()
-                    .flatten()
-                    .next()
-                    .is_some_and(|n| g2p::starts_with_vowel_sound(n));
-                let ipa = g2p::word_ipa(w, next_vowel);
-                push_word(&mut s, &ipa, &mut count);
-            }
-            Piece::Spell(_) => {
-                if let Some(ipa) = &ipas[i] {
-                    push_word(&mut s, ipa, &mut count);
                 }
             }
         }
     }
+    flush(&mut clause, &mut s, &mut count);
     if !s.is_empty() {
-        out.push(join_clitics(&s));
+        out.push(s);
     }
-}
-
-/// espeak runs some function-word pairs together ("of the" -> "ʌvðə").
-fn join_clitics(s: &str) -> String {
-    s.replace("ʌv ðə", "ʌvðə")
-        .replace("fɔːɹ ðə", "fɚðə")
-        .replace("ʌv ðɪ", "ʌvðɪ")
-}
-
-fn push_word(s: &mut String, ipa: &str, count: &mut usize) {
-    if ipa.is_empty() {
-        return;
-    }
-    if !s.is_empty() {
-        s.push(' ');
-    }
-    s.push_str(ipa);
-    *count += ipa.chars().count() + 1;
 }
 
 /// Split text into sentences and phonemize each: one espeak-style en-us IPA

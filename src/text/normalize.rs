@@ -27,20 +27,21 @@ const TENS: [&str; 10] = [
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
 ];
 
-/// Cardinal number in words (`1234` -> "one thousand two hundred thirty-four").
+/// Cardinal number in words as espeak reads it, with no "and"
+/// (`1234` -> "one thousand two-hundred thirty four").
 pub fn cardinal(n: u64) -> String {
     fn below_1000(n: u64, out: &mut Vec<String>) {
         let (h, r) = (n / 100, n % 100);
         if h > 0 {
-            out.push(ONES[h as usize].into());
-            out.push("hundred".into());
+            out.push(format!("{}-hundred", ONES[h as usize]));
         }
         if r >= 20 {
             let t = TENS[(r / 10) as usize];
             if r % 10 == 0 {
                 out.push(t.into());
             } else {
-                out.push(format!("{t}-{}", ONES[(r % 10) as usize]));
+                out.push(t.into());
+                out.push(ONES[(r % 10) as usize].into());
             }
         } else if r > 0 || h == 0 {
             out.push(ONES[r as usize].into());
@@ -93,21 +94,20 @@ pub fn ordinal(n: u64) -> String {
     format!("{head}{last}")
 }
 
-/// A year as spoken (`1984` -> "nineteen eighty-four", `2005` -> "two thousand five").
+/// A four-digit number as espeak reads it: 19xx as "nineteen-hundred xx"
+/// (`1984` -> "nineteen-hundred eighty four"), others as cardinals
+/// (`1815` -> "one thousand eight-hundred fifteen", `2005` -> "two thousand five").
 pub fn year(n: u64) -> String {
-    if !(1100..=2099).contains(&n) || (2000..=2009).contains(&n) || n % 1000 < 10 {
+    if !(1900..=1999).contains(&n) {
         return cardinal(n);
     }
-    let (hi, lo) = (n / 100, n % 100);
-    let lo = match lo {
-        0 => "hundred".to_string(),
-        1..=9 => format!("oh {}", ONES[lo as usize]),
-        _ => cardinal(lo),
-    };
-    format!("{} {lo}", cardinal(hi))
+    match n % 100 {
+        0 => "nineteen-hundred".into(),
+        lo => format!("nineteen-hundred {}", cardinal(lo)),
+    }
 }
 
-/// Digits read one by one ("5 5 5").
+/// Digits read one by one ("five five five").
 pub fn digits(s: &str) -> String {
     s.chars()
         .filter_map(|c| c.to_digit(10))
@@ -168,18 +168,8 @@ pub fn is_abbreviation(word: &str) -> bool {
 
 fn unit(word: &str) -> Option<&'static str> {
     Some(match word {
-        "km" => "kilometers",
-        "kg" => "kilograms",
-        "cm" => "centimeters",
-        "mm" => "millimeters",
-        "m" => "meters",
-        "g" => "grams",
-        "mg" => "milligrams",
         "lb" | "lbs" => "pounds",
-        "mph" => "miles per hour",
-        "kph" | "km/h" => "kilometers per hour",
-        "ml" => "milliliters",
-        "l" => "liters",
+        "km/h" => "kilometers per hour",
         "°C" | "ºC" => "degrees celsius",
         "°F" | "ºF" => "degrees fahrenheit",
         "°" => "degrees",
@@ -242,37 +232,43 @@ fn number_words(tok: &str) -> Option<String> {
     Some(out)
 }
 
+/// An amount of money as espeak reads it: the currency word first, then
+/// the number ("$12.50" -> "dollar twelve point five zero", "€30" -> "euros thirty").
 fn currency_words(sym: char, amount: &str) -> Option<String> {
-    let (unit_one, unit_many, sub_one, sub_many) = match sym {
-        '$' => ("dollar", "dollars", "cent", "cents"),
-        '€' => ("euro", "euros", "cent", "cents"),
-        '£' => ("pound", "pounds", "penny", "pence"),
+    let name = match sym {
+        '$' => "dollar",
+        '€' => "euros",
+        '£' => "pound",
         _ => return None,
     };
-    let (int, frac) = match amount.split_once('.') {
-        Some((i, f)) if f.len() == 2 && f.chars().all(|c| c.is_ascii_digit()) => (i, Some(f)),
-        Some(_) => return number_words(amount).map(|w| format!("{w} {unit_many}")),
-        None => (amount, None),
+    // Amounts are plain numbers, never years.
+    let digits_only = amount.chars().all(|c| c.is_ascii_digit());
+    let words = if digits_only && amount.len() == 4 {
+        cardinal(amount.parse().ok()?)
+    } else {
+        number_words(amount)?
     };
-    let int: String = int.chars().filter(|&c| c != ',').collect();
-    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let cents: u64 = frac.map_or(Ok(0), str::parse).ok()?;
-    let mut parts = Vec::new();
-    if whole > 0 || cents == 0 {
-        parts.push(format!(
-            "{} {}",
-            cardinal(whole),
-            if whole == 1 { unit_one } else { unit_many }
-        ));
-    }
-    if cents > 0 {
-        parts.push(format!(
-            "{} {}",
-            cardinal(cents),
-            if cents == 1 { sub_one } else { sub_many }
-        ));
-    }
-    Some(parts.join(" and "))
+    Some(format!("{name} {words}"))
+}
+
+/// Unit abbreviations espeak spells letter by letter after a number.
+fn spelled_unit(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "km" => "km",
+        "kg" => "kg",
+        "cm" => "cm",
+        "mm" => "mm",
+        "mg" => "mg",
+        "ml" => "ml",
+        "m" => "m",
+        "g" => "g",
+        "l" => "l",
+        "mph" => "mph",
+        "kph" => "kph",
+        "am" | "a.m" | "a.m." => "am",
+        "pm" | "p.m" | "p.m." => "pm",
+        _ => return None,
+    })
 }
 
 fn time_words(tok: &str) -> Option<String> {
@@ -290,7 +286,7 @@ fn time_words(tok: &str) -> Option<String> {
     }
     Some(match m {
         0 => format!("{} o'clock", cardinal(h)),
-        1..=9 => format!("{} oh {}", cardinal(h), cardinal(m)),
+        1..=9 => format!("{} zero {}", cardinal(h), cardinal(m)),
         _ => format!("{} {}", cardinal(h), cardinal(m)),
     })
 }
@@ -366,8 +362,10 @@ pub enum Piece {
     Punct(char),
 }
 
+/// Words separated by spaces; a hyphenated word stays one piece (espeak
+/// writes its parts with no space between).
 fn push_words(out: &mut Vec<Piece>, text: &str) {
-    for w in text.split([' ', '-']).filter(|w| !w.is_empty()) {
+    for w in text.split(' ').filter(|w| !w.is_empty()) {
         out.push(Piece::Word(w.to_string()));
     }
 }
@@ -430,20 +428,15 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
                 None => (rest, None),
             };
             if let Some(w) = currency_words(first, amt) {
+                push_words(out, &w);
+                // "$3M" -> dollar three million
                 if let Some(m) = mult.and_then(|m| match m.to_ascii_lowercase().as_str() {
                     "k" => Some("thousand"),
                     "m" | "mn" => Some("million"),
                     "b" | "bn" => Some("billion"),
                     _ => None,
                 }) {
-                    // "$3M" -> three million dollars
-                    let num = number_words(amt).unwrap_or_default();
-                    push_words(
-                        out,
-                        &format!("{num} {m} {}", w.rsplit(' ').next().unwrap_or("")),
-                    );
-                } else {
-                    push_words(out, &w);
+                    push_words(out, m);
                 }
                 return;
             }
@@ -466,10 +459,17 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
     {
         if i > 0 {
             let (num, rest) = core.split_at(i);
-            if let (Some(nw), Some(u)) = (number_words(num), unit(rest)) {
-                push_words(out, &nw);
-                push_words(out, u);
-                return;
+            if let Some(nw) = number_words(num) {
+                if let Some(u) = unit(rest) {
+                    push_words(out, &nw);
+                    push_words(out, u);
+                    return;
+                }
+                if let Some(u) = spelled_unit(&rest.to_ascii_lowercase()) {
+                    push_words(out, &nw);
+                    out.push(Piece::Spell(u.replace('.', "")));
+                    return;
+                }
             }
         }
     }
@@ -479,6 +479,10 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
             push_words(out, u);
             return;
         }
+        if let Some(u) = spelled_unit(&core.to_ascii_lowercase()) {
+            out.push(Piece::Spell(u.to_string()));
+            return;
+        }
     }
     // Phone-number-like and other digit runs with separators: read digits.
     if core.chars().any(|c| c.is_ascii_digit())
@@ -486,20 +490,39 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
             .chars()
             .all(|c| c.is_ascii_digit() || "-().+/".contains(c))
     {
-        for group in core
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|g| !g.is_empty())
-        {
-            push_words(out, &digits(group));
-            out.push(Piece::Punct(','));
+        // espeak: groups read as numbers ("five-hundred fifty five"), a group
+        // with a leading zero digit by digit run together, "-" read "dash".
+        let mut first = true;
+        for (i, c) in core.char_indices() {
+            if !c.is_ascii_digit() {
+                if !first {
+                    match c {
+                        '-' => push_words(out, "dash"),
+                        '/' => push_words(out, "slash"),
+                        '.' => push_words(out, "dot"),
+                        '+' => push_words(out, "plus"),
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            if i > 0 && core[..i].ends_with(|p: char| p.is_ascii_digit()) {
+                continue;
+            }
+            first = false;
+            let group: String = core[i..].chars().take_while(char::is_ascii_digit).collect();
+            if group.starts_with('0') || group.len() > 15 {
+                push_words(out, &digits(&group).replace(' ', "-"));
+            } else if let Ok(v) = group.parse::<u64>() {
+                push_words(out, &cardinal(v));
+            }
         }
-        out.pop();
         return;
     }
-    // Roman numerals after a capitalised name: "Henry VIII" -> "the eighth".
+    // Roman numerals after a name: espeak reads "Henry VIII" as "roman eight".
     if let (Some(n), Some(Piece::Word(_))) = (roman(core), prev) {
         if core.len() > 1 || core == "V" || core == "X" {
-            push_words(out, &format!("the {}", ordinal(n)));
+            push_words(out, &format!("roman {}", cardinal(n)));
             return;
         }
     }
@@ -508,14 +531,17 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
         let s = core
             .trim_start_matches("https://")
             .trim_start_matches("http://")
-            .replace("://", "/")
-            .replace("www.", "w.w.w.");
+            .replace("://", "/");
         for part in s.split_inclusive(['@', '.', '/', '_']) {
             let (w, sep) = match part.char_indices().last() {
                 Some((i, c)) if "@./_".contains(c) => (&part[..i], Some(c)),
                 _ => (part, None),
             };
-            words_or_letters(w, out);
+            if w.eq_ignore_ascii_case("www") {
+                out.push(Piece::Spell("www".into()));
+            } else {
+                words_or_letters(w, out);
+            }
             match sep {
                 Some('@') => push_words(out, "at"),
                 Some('.') => push_words(out, "dot"),
@@ -551,12 +577,24 @@ fn expand_core(core: &str, prev: Option<&Piece>, out: &mut Vec<Piece>) {
 fn is_number_word(w: &str) -> bool {
     ONES.contains(&w)
         || TENS.contains(&w)
-        || w.contains('-')
+        || w.ends_with("-hundred")
+        || w.split('-').all(|p| ONES.contains(&p))
         || ["hundred", "thousand", "million", "billion", "point"].contains(&w)
 }
 
 /// Words (hyphens split), with all-caps tokens that are not words spelled out.
 fn words_or_letters(w: &str, out: &mut Vec<Piece>) {
+    // A hyphenated compound of plain words stays one word ("full-time").
+    let parts: Vec<&str> = w.split('-').filter(|p| !p.is_empty()).collect();
+    if parts.len() > 1
+        && parts.iter().all(|p| {
+            p.chars().all(|c| c.is_alphabetic() || c == '\'')
+                && !(p.chars().count() >= 2 && p.chars().all(char::is_uppercase))
+        })
+    {
+        out.push(Piece::Word(parts.join("-").to_lowercase()));
+        return;
+    }
     for part in w.split(['-', '_']).filter(|p| !p.is_empty()) {
         let letters: String = part
             .chars()
