@@ -14,6 +14,11 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== header check"
 bash scripts/check-header.sh
 echo "== cargo test"
+# Includes the reliability suites: tests/fuzz_replay.rs (replays the fuzz seed
+# corpus fuzz/corpus/* and runs each fuzz target for VOXIDE_FUZZ_SECONDS of
+# structure-aware mutation), tests/faults.rs and tests/soak.rs (soak_short).
+# Coverage-guided runs: scripts/fuzz.sh TARGET MINUTES; full soak: scripts/soak.sh.
+export VOXIDE_FUZZ_SECONDS=${VOXIDE_FUZZ_SECONDS:-5}
 cargo test --quiet
 if [ "${VOXIDE_SKIP_C:-0}" != 1 ]; then
   echo "== install + C ABI suites + examples"

@@ -498,8 +498,12 @@ impl Engine {
     /// returns `ControlFlow::Break(())` to cancel (the call then returns
     /// [`Error::Cancelled`]). Chunks concatenated equal [`Engine::speak_with`]'s samples.
     ///
+    /// A panic inside `on_chunk` is caught: the request stops, its permit is
+    /// given back and the call returns [`Error::Panic`]; the engine stays usable.
+    ///
     /// # Errors
-    /// As [`Engine::speak`], plus [`Error::Cancelled`].
+    /// As [`Engine::speak`], plus [`Error::Cancelled`], and [`Error::Panic`]
+    /// when `on_chunk` panicked.
     pub fn speak_stream(
         &self,
         text: &str,
@@ -510,12 +514,32 @@ impl Engine {
     ) -> Result<()> {
         self.check_permit(&permit)?;
         let v = self.get_voice(voice)?;
-        self.run(&v, text, options, |ev| match ev {
-            Event::Samples(s) => on_chunk(crate::audio::from_f32(s)),
+        // A panic in the caller's callback stops the request and becomes
+        // `Error::Panic`; it never unwinds through the engine (whose state
+        // stays usable) or, via the C ABI, into C.
+        let mut panicked = None;
+        let r = self.run(&v, text, options, |ev| match ev {
+            Event::Samples(s) => {
+                let chunk = crate::audio::from_f32(s);
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_chunk(chunk))) {
+                    Ok(flow) => flow,
+                    Err(payload) => {
+                        panicked = Some(crate::error::panic_message(payload.as_ref()));
+                        // A payload whose destructor panics must not unwind either.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                            move || drop(payload),
+                        ));
+                        ControlFlow::Break(())
+                    }
+                }
+            }
             Event::SentenceEnd => ControlFlow::Continue(()),
-        })?;
+        });
         drop(permit);
-        Ok(())
+        match panicked {
+            Some(msg) => Err(Error::Panic(format!("the stream callback panicked: {msg}"))),
+            None => r,
+        }
     }
 
     /// Sentences of a request as id sequences (after the text frontend or IPA mapping).

@@ -122,5 +122,16 @@ impl From<BackendError> for Error {
     }
 }
 
+/// The message of a caught panic: its `&str` or `String` payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
 /// Result alias for the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

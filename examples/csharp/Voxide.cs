@@ -266,6 +266,13 @@ namespace Voxide
             Permit permit = AcquirePermit();
             Status s = Native.voxide_engine_speak_stream(handle, Native.Utf8z(text), Native.Utf8z(voice), ref o,
                                                          permit.Handle.Consume(), cb, IntPtr.Zero);
+            // Lifetime rule: the marshalled function pointer that C calls lives
+            // only as long as the delegate. The JIT may consider cb dead right
+            // after it was passed, and a GC during the stream would then collect
+            // it and the next chunk would call freed memory. KeepAlive after the
+            // call keeps it reachable until the stream has returned; voxide never
+            // keeps the callback after voxide_engine_speak_stream returns, so
+            // nothing longer-lived (GCHandle) is needed.
             GC.KeepAlive(cb);
             if (error != null) throw error;
             Native.Check(s);

@@ -119,23 +119,13 @@ pub(crate) fn set_last_error(message: &str) {
     });
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    }
-}
-
 fn fail(e: &Error) -> VoxideStatus {
     set_last_error(&e.to_string());
     VoxideStatus::from(e)
 }
 
 fn panicked(payload: Box<dyn std::any::Any + Send>) -> Error {
-    let e = Error::Panic(panic_message(&*payload));
+    let e = Error::Panic(crate::error::panic_message(&*payload));
     // A payload whose destructor panics must not unwind out of the boundary.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
     e

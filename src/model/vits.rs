@@ -214,7 +214,7 @@ impl<B: Backend> Vits<B> {
         for (i, &lw) in logw.iter().enumerate() {
             let w = lw.exp() * sc.length_scale;
             let d = w.ceil();
-            if !d.is_finite() || d > opts.max_frames as f32 {
+            if !d.is_finite() || d > opts.max_frames as f32 || d > u32::MAX as f32 {
                 return Err(Error::InvalidArgument(format!(
                     "id #{} would last {d} frames, over the cap of {} frames per sentence (lower noise_w or length_scale)",
                     i + 1,
@@ -231,7 +231,16 @@ impl<B: Backend> Vits<B> {
                 opts.max_frames
             )));
         }
-        let mut owner = Vec::with_capacity(total.max(1) as usize);
+        // The frame count comes from the input (scales, max_frames): allocate
+        // fallibly so an absurd size is an error, not an abort.
+        let frames = usize::try_from(total.max(1)).unwrap_or(usize::MAX);
+        let mut owner: Vec<u32> = Vec::new();
+        owner.try_reserve_exact(frames).map_err(|_| {
+            Error::OutOfMemory(format!(
+                "the sentence needs {total} frames; their index ({} bytes) cannot be allocated",
+                frames.saturating_mul(4)
+            ))
+        })?;
         for (i, &d) in durations.iter().enumerate() {
             owner.extend(std::iter::repeat_n(i as u32, d as usize));
         }

@@ -293,19 +293,30 @@ func (a *Audio) Samples() []float32 {
 	if n > 0 {
 		copy(out, unsafe.Slice((*float32)(unsafe.Pointer(C.voxide_audio_samples(a.ptr))), n))
 	}
+	// Lifetime rule: the samples belong to a.ptr, which a's finalizer frees.
+	// Without this, the GC may collect a (and free the samples) as soon as
+	// a.ptr was read, while copy still reads them.
+	runtime.KeepAlive(a)
 	return out
 }
 
 // Len is the number of samples.
-func (a *Audio) Len() int { return int(C.voxide_audio_len(a.ptr)) }
+func (a *Audio) Len() int {
+	defer runtime.KeepAlive(a)
+	return int(C.voxide_audio_len(a.ptr))
+}
 
 // SampleRate in Hz.
-func (a *Audio) SampleRate() int { return int(C.voxide_audio_sample_rate(a.ptr)) }
+func (a *Audio) SampleRate() int {
+	defer runtime.KeepAlive(a)
+	return int(C.voxide_audio_sample_rate(a.ptr))
+}
 
 // WriteWAV writes a 16-bit mono WAV file.
 func (a *Audio) WriteWAV(path string) error {
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
+	defer runtime.KeepAlive(a) // a's finalizer must not free the audio mid-call
 	return call(func() C.VoxideStatus { return C.voxide_audio_write_wav(a.ptr, cp) })
 }
 
@@ -351,15 +362,29 @@ func (e *Engine) SpeakWithPermit(permit *Permit, text, voice string, opts *Speak
 	return a, nil
 }
 
+// Lifetime rules for streaming (the C side keeps only user_data, a pointer
+// to C memory holding a cgo.Handle, never a Go pointer): the handle keeps the
+// state and fn reachable for the GC until StreamFunc returns, and it is
+// deleted only after voxide_engine_speak_stream has returned, so the
+// callback can never see a collected fn.
 type streamState struct {
-	fn  func([]float32) bool
-	err error
+	fn       func([]float32) bool
+	panicked any
 }
 
 //export goVoxideChunk
-func goVoxideChunk(samples *C.float, n C.size_t, userData unsafe.Pointer) C.bool {
+func goVoxideChunk(samples *C.float, n C.size_t, userData unsafe.Pointer) (ok C.bool) {
 	h := *(*cgo.Handle)(userData)
 	st := h.Value().(*streamState)
+	// A panic must not unwind through the C and Rust frames of the stream
+	// call (they would be skipped, leaking the request's permit): recover it,
+	// cancel the stream, and re-panic in StreamFunc on the Go side.
+	defer func() {
+		if r := recover(); r != nil {
+			st.panicked = r
+			ok = false
+		}
+	}()
 	// The chunk is only valid during this call.
 	chunk := unsafe.Slice((*float32)(unsafe.Pointer(samples)), int(n))
 	return C.bool(st.fn(chunk))
@@ -391,6 +416,10 @@ func (e *Engine) StreamFunc(text string, opts *SpeakOptions, fn func(chunk []flo
 	})
 	if err == ErrClosed && pp != nil {
 		C.voxide_permit_free(pp)
+	}
+	runtime.KeepAlive(st)
+	if st.panicked != nil {
+		panic(st.panicked)
 	}
 	return err
 }
