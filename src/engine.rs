@@ -559,11 +559,66 @@ impl Engine {
 
     fn run(
         &self,
-        v: &LoadedVoice,
+        v: &Arc<LoadedVoice>,
         text: &str,
         o: &SpeakOptions,
         mut sink: impl FnMut(Event<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
+        let mut job = Job::new(Arc::clone(v), text, o)?;
+        let mut buf = Vec::new();
+        loop {
+            let ev = match job.step(&self.inner, &mut buf)? {
+                Step::Samples => Event::Samples(&buf),
+                Step::SentenceEnd => Event::SentenceEnd,
+                Step::Done => return Ok(()),
+            };
+            if sink(ev).is_break() {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+
+    /// A request prepared to run chunk by chunk (for the scheduler).
+    pub(crate) fn job(&self, text: &str, voice: Option<&str>, o: &SpeakOptions) -> Result<Job> {
+        Job::new(self.get_voice(voice)?, text, o)
+    }
+
+    /// One step of `job` on this engine's device.
+    pub(crate) fn step(&self, job: &mut Job, buf: &mut Vec<f32>) -> Result<Step> {
+        job.step(&self.inner, buf)
+    }
+}
+
+/// What one [`Job::step`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The next samples of the current sentence are in the buffer.
+    Samples,
+    /// A sentence ended (its samples all delivered).
+    SentenceEnd,
+    /// The request is complete.
+    Done,
+}
+
+/// A request in flight: its sentences and where it stands, run one chunk per
+/// step. `Engine::run` and the scheduler share it, so both give the same samples.
+pub(crate) struct Job {
+    voice: Arc<LoadedVoice>,
+    sentences: Vec<Vec<i64>>,
+    scales: Scales,
+    seed: u64,
+    max_frames: usize,
+    first: usize,
+    chunk: usize,
+    sentence: usize,
+    utt: Option<Utterance<CpuBackend>>,
+    at: usize,
+    size: usize,
+    started: bool,
+}
+
+impl Job {
+    fn new(v: Arc<LoadedVoice>, text: &str, o: &SpeakOptions) -> Result<Job> {
         if let Some(s) = o.speaker {
             if s != 0 || v.config.num_speakers > 1 {
                 return Err(Error::InvalidArgument(format!(
@@ -578,37 +633,64 @@ impl Engine {
             length_scale: o.length_scale.unwrap_or(d.length_scale),
             noise_w: o.noise_w.unwrap_or(d.noise_w),
         };
-        let sentences = sentence_ids(v, text, o.input, o.phonemizer)?;
-        let be = &self.inner.backend;
+        let sentences = sentence_ids(&v, text, o.input, o.phonemizer)?;
         let first = o.first_chunk_frames.max(1);
-        let chunk = o.chunk_frames.max(first);
-        for (i, ids) in sentences.iter().enumerate() {
-            let opts = SynthOptions {
-                scales,
-                noise: Noise::Seeded(o.seed.wrapping_add(i as u64)),
-                max_frames: o.max_frames,
-            };
-            let mut u: Utterance<CpuBackend> = be.install(|| v.model.prepare(be, ids, &opts))?;
-            let f = u.frames();
-            let mut a = 0;
-            let mut size = first;
-            let mut buf = Vec::new();
-            while a < f {
-                let b = (a + size).min(f);
-                buf.clear();
-                be.install(|| v.model.render(be, &mut u, a, b, &mut buf))?;
-                if sink(Event::Samples(&buf)).is_break() {
-                    return Err(Error::Cancelled);
-                }
-                a = b;
-                size = (size * 4).min(chunk);
-            }
-            *self.inner.stage_times.lock() += u.times;
-            if sink(Event::SentenceEnd).is_break() {
-                return Err(Error::Cancelled);
-            }
+        Ok(Job {
+            voice: v,
+            sentences,
+            scales,
+            seed: o.seed,
+            max_frames: o.max_frames,
+            first,
+            chunk: o.chunk_frames.max(first),
+            sentence: 0,
+            utt: None,
+            at: 0,
+            size: first,
+            started: false,
+        })
+    }
+
+    /// Whether any samples have been produced yet.
+    pub(crate) fn started(&self) -> bool {
+        self.started
+    }
+
+    fn step(&mut self, inner: &Inner, buf: &mut Vec<f32>) -> Result<Step> {
+        let be = &inner.backend;
+        let v = &self.voice;
+        if self.sentence >= self.sentences.len() {
+            return Ok(Step::Done);
         }
-        Ok(())
+        let u = match &mut self.utt {
+            Some(u) => u,
+            None => {
+                let opts = SynthOptions {
+                    scales: self.scales,
+                    noise: Noise::Seeded(self.seed.wrapping_add(self.sentence as u64)),
+                    max_frames: self.max_frames,
+                };
+                let ids = &self.sentences[self.sentence];
+                let u = be.install(|| v.model.prepare(be, ids, &opts))?;
+                self.at = 0;
+                self.size = self.first;
+                self.utt.insert(u)
+            }
+        };
+        let f = u.frames();
+        if self.at >= f {
+            *inner.stage_times.lock() += u.times;
+            self.utt = None;
+            self.sentence += 1;
+            return Ok(Step::SentenceEnd);
+        }
+        let (a, b) = (self.at, (self.at + self.size).min(f));
+        buf.clear();
+        be.install(|| v.model.render(be, u, a, b, buf))?;
+        self.at = b;
+        self.size = (self.size * 4).min(self.chunk);
+        self.started = true;
+        Ok(Step::Samples)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod voice;
 pub use audio::{Audio, AudioSample, SampleRate};
 pub use error::{Error, Result};
 pub mod engine;
+pub mod scheduler;
 pub mod text;
 
 pub use backend::cpu::Precision;
