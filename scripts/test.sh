@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== header check"
 bash scripts/check-header.sh
+echo "== NVRTC for the CUDA kernel compile test (no GPU needed)"
+nvrtc_dir=$(bash scripts/fetch-nvrtc.sh)
+export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export VOXIDE_REQUIRE_NVRTC=1
 echo "== cargo test"
 # Includes the reliability suites: tests/fuzz_replay.rs (replays the fuzz seed
 # corpus fuzz/corpus/* and runs each fuzz target for VOXIDE_FUZZ_SECONDS of

@@ -283,9 +283,16 @@ impl EngineBuilder {
         let backend = match device {
             Device::Auto | Device::Cpu => CpuBackend::with_precision(self.threads, precision)?,
             Device::Cuda(n) => {
-                return Err(Error::Device(format!(
-                    "cuda:{n} requested, but this build of voxide has no usable CUDA backend"
-                )))
+                // Say exactly what is missing: the driver/device, or the ops.
+                return Err(Error::Device(match crate::backend::cuda::probe(n) {
+                    Err(crate::error::BackendError::Device(why)) => {
+                        format!("cuda:{n} requested, but {why}")
+                    }
+                    Err(e) => format!("cuda:{n} requested, but {e}"),
+                    Ok(name) => format!(
+                        "cuda:{n} ({name}) is present, but this build's CUDA backend runs no model ops yet (use --device cpu)"
+                    ),
+                }));
             }
         };
         let first = self

@@ -5,6 +5,7 @@
 //! backend-owned buffers. Every op writes into a preallocated output.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::BackendError;
 use crate::voice::{Conv, ConvTranspose};
