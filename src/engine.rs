@@ -7,6 +7,7 @@ use crate::backend::cpu::{CpuBackend, Precision};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
+use crate::scheduler::{Job, Scheduler, SchedulerOptions};
 use crate::voice::{phoneme_sentences, PhonemeIdMap, Scales, Voice, VoiceConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -127,6 +128,8 @@ struct Inner {
     permits: Semaphore,
     max_concurrent: usize,
     stage_times: Mutex<StageTimes>,
+    /// The device's actor when requests go through the scheduler.
+    scheduler: Option<Scheduler<SpeakJob>>,
 }
 
 /// A loaded TTS engine: voices, a device, and admission control. Cheap to
@@ -187,6 +190,8 @@ pub struct EngineBuilder {
     device: Option<Device>,
     threads: usize,
     precision: Option<Precision>,
+    scheduler: Option<bool>,
+    queue_depth: usize,
 }
 
 impl Default for EngineBuilder {
@@ -197,6 +202,8 @@ impl Default for EngineBuilder {
             device: None,
             threads: 0,
             precision: None,
+            scheduler: None,
+            queue_depth: 64,
         }
     }
 }
@@ -258,6 +265,21 @@ impl EngineBuilder {
         self
     }
 
+    /// Route requests through the device's scheduler actor (bounded queue,
+    /// slots, per-request streams; see `voxide::scheduler`). Default:
+    /// `$VOXIDE_SCHEDULER` (`1`), else off.
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.scheduler = Some(on);
+        self
+    }
+
+    /// Requests that may wait in the scheduler's queue before callers block
+    /// (backpressure). Default 64; only used with [`EngineBuilder::scheduler`].
+    pub fn queue_depth(mut self, n: usize) -> Self {
+        self.queue_depth = n.max(1);
+        self
+    }
+
     /// Load the voices and start the device.
     ///
     /// # Errors
@@ -265,6 +287,25 @@ impl EngineBuilder {
     /// for unreadable or invalid voice files; [`Error::Device`] when CUDA is
     /// requested but not usable.
     pub fn build(self) -> Result<Engine> {
+        let use_scheduler = match self.scheduler {
+            Some(b) => b,
+            None => matches!(
+                std::env::var("VOXIDE_SCHEDULER").as_deref(),
+                Ok("1") | Ok("on") | Ok("true")
+            ),
+        };
+        let scheduler = if use_scheduler {
+            Some(Scheduler::start(
+                "cpu",
+                SchedulerOptions {
+                    queue_depth: self.queue_depth,
+                    max_active: self.max_concurrent.max(1),
+                    ..SchedulerOptions::default()
+                },
+            )?)
+        } else {
+            None
+        };
         let device = match self.device {
             Some(d) => d,
             None => match std::env::var("VOXIDE_DEVICE") {
@@ -310,6 +351,7 @@ impl EngineBuilder {
             },
             max_concurrent: self.max_concurrent,
             stage_times: Mutex::new(StageTimes::default()),
+            scheduler,
         });
         let engine = Engine { inner };
         for (name, path, config) in &self.voices {
@@ -571,7 +613,23 @@ impl Engine {
         o: &SpeakOptions,
         mut sink: impl FnMut(Event<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
-        let mut job = Job::new(Arc::clone(v), text, o)?;
+        let mut job = Speech::new(Arc::clone(v), text, o)?;
+        if let Some(sched) = &self.inner.scheduler {
+            let stream = sched.submit(SpeakJob {
+                inner: Arc::clone(&self.inner),
+                speech: job,
+            })?;
+            for out in stream {
+                let flow = match out? {
+                    Out::Samples(s) => sink(Event::Samples(&s)),
+                    Out::SentenceEnd => sink(Event::SentenceEnd),
+                };
+                if flow.is_break() {
+                    return Err(Error::Cancelled);
+                }
+            }
+            return Ok(());
+        }
         let mut buf = Vec::new();
         loop {
             let ev = match job.step(&self.inner, &mut buf)? {
@@ -584,19 +642,34 @@ impl Engine {
             }
         }
     }
+}
 
-    /// A request prepared to run chunk by chunk (for the scheduler).
-    pub(crate) fn job(&self, text: &str, voice: Option<&str>, o: &SpeakOptions) -> Result<Job> {
-        Job::new(self.get_voice(voice)?, text, o)
-    }
+/// What a scheduled request streams back.
+enum Out {
+    Samples(Vec<f32>),
+    SentenceEnd,
+}
 
-    /// One step of `job` on this engine's device.
-    pub(crate) fn step(&self, job: &mut Job, buf: &mut Vec<f32>) -> Result<Step> {
-        job.step(&self.inner, buf)
+/// A speak request as the scheduler's actor advances it, one chunk per step.
+struct SpeakJob {
+    inner: Arc<Inner>,
+    speech: Speech,
+}
+
+impl Job for SpeakJob {
+    type Item = Out;
+
+    fn step(&mut self) -> Result<Option<Out>> {
+        let mut buf = Vec::new();
+        Ok(match self.speech.step(&self.inner, &mut buf)? {
+            Step::Samples => Some(Out::Samples(buf)),
+            Step::SentenceEnd => Some(Out::SentenceEnd),
+            Step::Done => None,
+        })
     }
 }
 
-/// What one [`Job::step`] produced.
+/// What one [`Speech::step`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
     /// The next samples of the current sentence are in the buffer.
@@ -608,8 +681,9 @@ pub(crate) enum Step {
 }
 
 /// A request in flight: its sentences and where it stands, run one chunk per
-/// step. `Engine::run` and the scheduler share it, so both give the same samples.
-pub(crate) struct Job {
+/// step. The direct path and the scheduler's actor share it, so both give the
+/// same samples.
+pub(crate) struct Speech {
     voice: Arc<LoadedVoice>,
     sentences: Vec<Vec<i64>>,
     scales: Scales,
@@ -621,11 +695,10 @@ pub(crate) struct Job {
     utt: Option<Utterance<CpuBackend>>,
     at: usize,
     size: usize,
-    started: bool,
 }
 
-impl Job {
-    fn new(v: Arc<LoadedVoice>, text: &str, o: &SpeakOptions) -> Result<Job> {
+impl Speech {
+    fn new(v: Arc<LoadedVoice>, text: &str, o: &SpeakOptions) -> Result<Speech> {
         if let Some(s) = o.speaker {
             if s != 0 || v.config.num_speakers > 1 {
                 return Err(Error::InvalidArgument(format!(
@@ -642,7 +715,7 @@ impl Job {
         };
         let sentences = sentence_ids(&v, text, o.input, o.phonemizer)?;
         let first = o.first_chunk_frames.max(1);
-        Ok(Job {
+        Ok(Speech {
             voice: v,
             sentences,
             scales,
@@ -654,13 +727,7 @@ impl Job {
             utt: None,
             at: 0,
             size: first,
-            started: false,
         })
-    }
-
-    /// Whether any samples have been produced yet.
-    pub(crate) fn started(&self) -> bool {
-        self.started
     }
 
     fn step(&mut self, inner: &Inner, buf: &mut Vec<f32>) -> Result<Step> {
@@ -696,7 +763,6 @@ impl Job {
         be.install(|| v.model.render(be, u, a, b, buf))?;
         self.at = b;
         self.size = (self.size * 4).min(self.chunk);
-        self.started = true;
         Ok(Step::Samples)
     }
 }

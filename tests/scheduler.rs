@@ -1,230 +1,245 @@
-//! The scheduler on the real voice: interleaved requests give the same audio
-//! as each request alone; dropped streams free their slots; the queue pushes
-//! back; errors reach the stream; no slot leaks over 10,000 mixed requests.
+//! The scheduler: bounded queue, slots, streams, cancellation, no leaks, and
+//! the engine's scheduled path giving exactly the solo samples.
 
 mod common;
 
-use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
-use voxide::scheduler::{Scheduler, SchedulerOptions, State};
-use voxide::{AudioSample, Engine, Error, SpeakOptions};
+use proptest::prelude::*;
+use std::sync::mpsc;
+use std::time::Duration;
+use voxide::scheduler::{Job, Scheduler, SchedulerOptions};
+use voxide::{Engine, Error, Input, SpeakOptions};
 
-fn engine() -> Engine {
+/// Yields `0..n`, then ends; optionally waits for a go signal before the first item.
+struct Count {
+    i: usize,
+    n: usize,
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl Job for Count {
+    type Item = usize;
+    fn step(&mut self) -> voxide::Result<Option<usize>> {
+        if let Some(g) = self.gate.take() {
+            let _ = g.recv();
+        }
+        if self.i < self.n {
+            self.i += 1;
+            Ok(Some(self.i - 1))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+fn count(n: usize) -> Count {
+    Count {
+        i: 0,
+        n,
+        gate: None,
+    }
+}
+
+fn wait_idle(s: &Scheduler<Count>) {
+    for _ in 0..5000 {
+        if s.active() == 0 && s.admitted() == s.finished() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!(
+        "scheduler not idle: active {}, admitted {}, finished {}",
+        s.active(),
+        s.admitted(),
+        s.finished()
+    );
+}
+
+#[test]
+fn streams_deliver_in_order() {
+    let s = Scheduler::start("t", SchedulerOptions::default()).unwrap();
+    let streams: Vec<_> = (0..10).map(|k| s.submit(count(k * 3)).unwrap()).collect();
+    for (k, st) in streams.into_iter().enumerate() {
+        let got: Vec<usize> = st.map(|r| r.unwrap()).collect();
+        assert_eq!(got, (0..k * 3).collect::<Vec<_>>());
+    }
+    wait_idle(&s);
+}
+
+#[test]
+fn cancellation_mid_stream_frees_the_slot() {
+    let opts = SchedulerOptions {
+        max_active: 1,
+        queue_depth: 4,
+        stream_depth: 1,
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    let mut st = s.submit(count(1_000_000)).unwrap();
+    assert_eq!(st.next().unwrap().unwrap(), 0);
+    assert_eq!(s.active(), 1);
+    drop(st);
+    // The only slot is free again: a new request runs to the end.
+    let got: Vec<usize> = s.submit(count(5)).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    wait_idle(&s);
+}
+
+#[test]
+fn no_slot_leak_after_10000_mixed_requests() {
+    let opts = SchedulerOptions {
+        max_active: 8,
+        queue_depth: 16,
+        stream_depth: 2,
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    std::thread::scope(|sc| {
+        for t in 0..4usize {
+            let s = &s;
+            sc.spawn(move || {
+                for k in 0..2500usize {
+                    let n = (k * 7 + t) % 9;
+                    let mut st = s.submit(count(n)).unwrap();
+                    if k % 3 == 0 {
+                        // cancel after at most one item
+                        let _ = st.next();
+                        drop(st);
+                    } else {
+                        let got: Vec<usize> = st.map(|r| r.unwrap()).collect();
+                        assert_eq!(got.len(), n);
+                    }
+                }
+            });
+        }
+    });
+    wait_idle(&s);
+    assert_eq!(s.admitted(), 10_000);
+    assert_eq!(s.finished(), 10_000);
+}
+
+#[test]
+fn full_queue_pushes_back() {
+    let opts = SchedulerOptions {
+        max_active: 1,
+        queue_depth: 2,
+        stream_depth: 1,
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    let (go, gate) = mpsc::channel();
+    let first = s
+        .submit(Count {
+            i: 0,
+            n: 1,
+            gate: Some(gate),
+        })
+        .unwrap();
+    // Wait until the actor holds the gated request.
+    while s.active() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let q1 = s.try_submit(count(1)).unwrap();
+    let q2 = s.try_submit(count(1)).unwrap();
+    match s.try_submit(count(1)) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("queue is full"), "{m}"),
+        other => panic!("expected a full queue, got {:?}", other.map(|_| ())),
+    }
+    assert!(matches!(
+        s.submit_timeout(count(1), Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    go.send(()).unwrap();
+    for st in [first, q1, q2] {
+        assert_eq!(st.map(|r| r.unwrap()).collect::<Vec<_>>(), vec![0]);
+    }
+    wait_idle(&s);
+}
+
+fn engine(scheduler: bool) -> Engine {
     Engine::builder()
         .voice(common::voice_path())
+        .max_concurrent(4)
         .threads(2)
+        .scheduler(scheduler)
         .build()
-        .expect("engine")
+        .unwrap()
 }
 
-fn alone(e: &Engine, text: &str, o: &SpeakOptions) -> Vec<AudioSample> {
-    let mut out = Vec::new();
-    let permit = e.acquire_permit().expect("permit");
-    e.speak_stream(text, None, o, permit, |c| {
-        out.extend_from_slice(c);
-        ControlFlow::Continue(())
-    })
-    .expect("speak");
-    out
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-#[test]
-fn interleaved_requests_equal_solo_runs() {
-    let e = engine();
-    let texts = [
-        "Hi.",
-        "The quick brown fox jumps over the lazy dog.",
-        "Short one. And a second sentence, with a comma, follows it.",
-        "Numbers like 42 and dates like March 3rd are read aloud.",
-        "Ok.",
-    ];
-    let opts: Vec<SpeakOptions> = (0..texts.len())
-        .map(|i| SpeakOptions {
-            seed: i as u64 * 7,
-            first_chunk_frames: 4 + i,
-            chunk_frames: 16 + 8 * i,
-            ..SpeakOptions::default()
-        })
-        .collect();
-    let sched = Scheduler::new(
-        e.clone(),
-        SchedulerOptions {
-            max_active: 3,
-            stream_depth: 2,
-            ..SchedulerOptions::default()
-        },
-    )
-    .expect("scheduler");
-    // All submitted before any is read: the actor interleaves their chunks.
-    let streams: Vec<_> = texts
-        .iter()
-        .zip(&opts)
-        .map(|(t, o)| sched.submit(t, None, o).expect("submit"))
-        .collect();
-    let got: Vec<Vec<AudioSample>> = std::thread::scope(|s| {
-        let hs: Vec<_> = streams
-            .into_iter()
-            .map(|st| {
-                s.spawn(move || {
-                    let mut v = Vec::new();
-                    for c in st {
-                        v.extend_from_slice(&c.expect("chunk"));
-                    }
-                    v
-                })
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+    /// Several concurrent requests of random lengths and chunk sizes through
+    /// the scheduler give the solo samples, tails included.
+    #[test]
+    fn scheduled_equals_solo(
+        lens in prop::collection::vec(3usize..25, 2..5),
+        first in 4usize..24,
+        chunk in 24usize..80,
+    ) {
+        let solo_eng = engine(false);
+        let eng = engine(true);
+        let texts: Vec<String> = lens
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| {
+                (0..n)
+                    .map(|i| (20 + (i * 7 + k * 3) % 30).to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
             })
             .collect();
-        hs.into_iter().map(|h| h.join().expect("reader")).collect()
-    });
-    for ((t, o), g) in texts.iter().zip(&opts).zip(&got) {
-        let want = alone(&e, t, o);
-        assert!(!want.is_empty());
-        assert_eq!(
-            &want, g,
-            "scheduled audio differs from the solo run for {t:?}"
-        );
+        let opts = SpeakOptions {
+            input: Input::Ids,
+            seed: 9,
+            max_frames: 400,
+            first_chunk_frames: first,
+            chunk_frames: chunk,
+            ..SpeakOptions::default()
+        };
+        let solo: Vec<Vec<f32>> = texts
+            .iter()
+            .map(|t| {
+                let p = solo_eng.acquire_permit().unwrap();
+                let a = solo_eng.speak_with(t, None, &opts, p).unwrap();
+                a.samples().iter().map(|s| s.0).collect()
+            })
+            .collect();
+        let got: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let hs: Vec<_> = texts
+                .iter()
+                .map(|t| {
+                    let (eng, opts) = (&eng, &opts);
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        let p = eng.acquire_permit().unwrap();
+                        eng.speak_stream(t, None, opts, p, |c| {
+                            out.extend(c.iter().map(|s| s.0));
+                            std::ops::ControlFlow::Continue(())
+                        })
+                        .unwrap();
+                        out
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        prop_assert_eq!(got, solo);
     }
-    wait_until("slots to empty", || sched.active() == 0);
-    assert_eq!(sched.finished(), (texts.len(), 0));
 }
 
 #[test]
-fn dropped_stream_frees_its_slot_and_others_go_on() {
-    let e = engine();
-    let sched = Scheduler::new(
-        e.clone(),
-        SchedulerOptions {
-            max_active: 1,
-            stream_depth: 1,
-            ..SchedulerOptions::default()
-        },
-    )
-    .expect("scheduler");
-    let long = "This sentence is long enough to need many chunks of audio before it ends, so we can stop it early.";
-    let mut s = sched
-        .submit(long, None, &SpeakOptions::default())
-        .expect("submit");
-    let first = s.next().expect("a chunk").expect("audio");
-    assert!(!first.is_empty());
-    drop(s);
-    wait_until("the slot to be freed", || sched.active() == 0);
-    assert_eq!(sched.finished(), (0, 1));
-    // The single slot serves the next request.
-    let o = SpeakOptions::default();
-    let got: Vec<AudioSample> = sched
-        .submit("Hi.", None, &o)
-        .expect("submit")
-        .flat_map(|c| c.expect("chunk"))
-        .collect();
-    assert_eq!(got, alone(&e, "Hi.", &o));
-}
-
-#[test]
-fn full_queue_pushes_back_and_errors_reach_the_stream() {
-    let e = engine();
-    let sched = Scheduler::new(
-        e,
-        SchedulerOptions {
-            queue_depth: 1,
-            max_active: 1,
-            stream_depth: 1,
-        },
-    )
-    .expect("scheduler");
-    let o = SpeakOptions::default();
-    // Occupies the only slot (nobody reads it), then one waits in the queue.
-    let busy = sched
-        .submit("A sentence nobody reads for a while.", None, &o)
-        .expect("submit");
-    wait_until("admission", || sched.active() == 1 && sched.queued() == 0);
-    let queued = sched
-        .try_submit("Hi.", None, &o)
-        .expect("room for one in the queue");
-    match sched.try_submit("Hi.", None, &o) {
-        Err(Error::Timeout) => {}
-        other => panic!("expected backpressure (Timeout), got {other:?}"),
-    }
-    drop(busy);
-    assert!(queued.map(|c| c.expect("chunk").len()).sum::<usize>() > 0);
-    // A synthesis error (frame cap) arrives on the stream, then it ends.
-    let capped = SpeakOptions {
-        max_frames: 3,
+fn engine_stream_cancel_then_next_request_runs() {
+    let eng = engine(true);
+    let opts = SpeakOptions {
+        input: Input::Phonemes,
         ..SpeakOptions::default()
     };
-    let mut s = sched
-        .submit("This will not fit in three frames.", None, &capped)
-        .expect("submit");
-    match s.next() {
-        Some(Err(Error::InvalidArgument(m))) => assert!(m.contains("cap"), "{m}"),
-        other => panic!("expected the frame-cap error, got {other:?}"),
-    }
-    assert!(s.next().is_none());
-    // Text errors are returned at submit.
-    assert!(matches!(
-        sched.submit("x", Some("no-such-voice"), &o),
-        Err(Error::UnknownVoice(_))
-    ));
-    assert!(State::EMPTY.is_empty() && !State(0).is_empty());
-}
-
-#[test]
-fn no_slot_leak_over_10000_mixed_requests() {
-    let e = engine();
-    let sched = Scheduler::new(
-        e,
-        SchedulerOptions {
-            queue_depth: 32,
-            max_active: 4,
-            stream_depth: 2,
-        },
-    )
-    .expect("scheduler");
-    let o = SpeakOptions::default();
-    let ids = SpeakOptions {
-        input: voxide::Input::Ids,
-        ..SpeakOptions::default()
-    };
-    let n = 10_000;
-    let mut read = 0;
-    std::thread::scope(|s| {
-        let mut readers = Vec::new();
-        for i in 0..n {
-            if i % 50 == 0 {
-                // Read to the end, from another thread.
-                let st = sched.submit("Hi.", None, &o).expect("submit");
-                readers.push(
-                    s.spawn(move || st.map(|c| c.map(|v| v.len()).unwrap_or(0)).sum::<usize>()),
-                );
-            } else if i % 50 == 1 {
-                // Read one chunk, then cancel.
-                let mut st = sched.submit("1,8,0,2", None, &ids).expect("submit");
-                let _ = st.next();
-            } else {
-                // Dropped at once: cancelled before or right after admission.
-                drop(sched.submit("Ok.", None, &o).expect("submit"));
-            }
-        }
-        for r in readers {
-            read += usize::from(r.join().expect("reader") > 0);
-        }
+    let text = "ðə kwˈɪk bɹˈaʊn fˈɑːks. ðə kwˈɪk bɹˈaʊn fˈɑːks.";
+    let mut chunks = 0;
+    let r = eng.speak_stream(text, None, &opts, eng.acquire_permit().unwrap(), |_| {
+        chunks += 1;
+        std::ops::ControlFlow::Break(())
     });
-    assert_eq!(read, n / 50);
-    wait_until("every slot to be freed", || {
-        sched.active() == 0 && sched.queued() == 0
-    });
-    let (done, cancelled) = sched.finished();
-    assert_eq!(done + cancelled, n, "every request finished exactly once");
-    assert!(done >= n / 50);
-    sched.shutdown();
+    assert!(matches!(r, Err(Error::Cancelled)));
+    assert_eq!(chunks, 1);
+    let a = eng
+        .speak_with(text, None, &opts, eng.acquire_permit().unwrap())
+        .unwrap();
+    assert!(a.samples().len() > 10_000);
 }
