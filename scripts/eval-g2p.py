@@ -100,12 +100,12 @@ def main():
     for r, text, ref, got in sorted(worst, reverse=True)[:15]:
         lines += [f"- {100 * r:.1f} % `{text}`", f"  - ref `{ref}`", f"  - got `{got}`"]
     res = os.path.join(ROOT, "eval", "RESULTS.md")
-    # Keep the ASR section written by scripts/eval-asr.py.
+    # Keep the later sections (ASR from scripts/eval-asr.py, notes).
     asr = ""
     if os.path.exists(res):
         old = open(res, encoding="utf-8").read()
-        if "\n## ASR" in old:
-            asr = "\n## ASR" + old.split("\n## ASR", 1)[1]
+        if "\n## " in old:
+            asr = "\n## " + old.split("\n## ", 1)[1]
     open(res, "w", encoding="utf-8").write("\n".join(lines) + "\n" + asr)
     print("\n".join(lines[:len(cats) + 12]))
 
