@@ -86,6 +86,7 @@ namespace Voxide
         public ulong seed;
         public long speaker_id;
         public int input;
+        public int phonemizer; // VOXIDE_PHONEMIZER_BUILTIN (0) unless set
     }
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
