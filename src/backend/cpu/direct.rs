@@ -221,6 +221,34 @@ macro_rules! store_tile {
     }};
 }
 
+/// Run `f(rows_chunk, r0, r1)` over row ranges of `dst` (`rows × ldx`),
+/// split over the pool when the copy is large (it is memory-bound work that
+/// would otherwise run on one core before every conv).
+fn par_rows<T: Send>(
+    threads: usize,
+    dst: &mut [T],
+    ldx: usize,
+    rows: usize,
+    f: impl Fn(&mut [T], usize, usize) + Sync,
+) {
+    let per = if threads > 1 && rows * ldx >= 1 << 16 {
+        rows.div_ceil(2 * threads).max(1)
+    } else {
+        rows.max(1)
+    };
+    if per >= rows {
+        f(dst, 0, rows);
+        return;
+    }
+    use rayon::prelude::*;
+    dst.par_chunks_mut(per * ldx)
+        .enumerate()
+        .for_each(|(i, d)| {
+            let r0 = i * per;
+            f(d, r0, (r0 + per).min(rows));
+        });
+}
+
 /// One register tile of f32: `M` output rows × `NR` columns starting at `t0`.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::too_many_arguments)]
@@ -435,13 +463,20 @@ unsafe fn run(
                 if s.f.len() < rows * ldx {
                     s.f.resize(rows * ldx, 0.0);
                 }
-                fill_f32(&mut s.f[..rows * ldx], ldx, padl, x, xm);
+                let dst = &mut s.f[..rows * ldx];
+                par_rows(threads, dst, ldx, rows, |d, r0, r1| {
+                    fill_f32(d, ldx, padl, x, xm.rows(r0, r1))
+                });
             }
             Precision::Bf16 => {
                 if s.p.len() < rows * ldx {
                     s.p.resize(rows * ldx, 0);
                 }
-                fill_bf16(&mut s.p[..rows * ldx], ldx, padl, x, xm);
+                let dst = &mut s.p[..rows * ldx];
+                par_rows(threads, dst, ldx, rows, |d, r0, r1| {
+                    // Pair rows r0..r1 hold input rows 2·r0 .. 2·r1.
+                    fill_bf16(d, ldx, padl, x, xm.rows(2 * r0, (2 * r1).min(xm.rows)))
+                });
             }
         }
         let xs_f = SendPtr(s.f.as_mut_ptr());
