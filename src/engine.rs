@@ -489,9 +489,9 @@ impl Engine {
                     Err(payload) => {
                         panicked = Some(crate::error::panic_message(payload.as_ref()));
                         // A payload whose destructor panics must not unwind either.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                            move || drop(payload),
-                        ));
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                            drop(payload)
+                        }));
                         ControlFlow::Break(())
                     }
                 }

@@ -55,7 +55,11 @@ fn assert_all_permits_free(e: &Engine) {
 }
 
 /// Run `f` on its own thread; fail (instead of hanging) if it takes longer than `secs`.
-fn with_watchdog<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+fn with_watchdog<T: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -65,7 +69,9 @@ fn with_watchdog<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T
             let _ = h.join();
             v
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: no answer within {secs} s (deadlock?)"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: no answer within {secs} s (deadlock?)")
+        }
         Err(mpsc::RecvTimeoutError::Disconnected) => match h.join() {
             Err(p) => std::panic::resume_unwind(p),
             Ok(()) => panic!("{what}: thread ended without a result"),
@@ -108,25 +114,43 @@ fn voice_file_truncated_or_replaced_while_in_use() {
     assert!(!before.is_empty());
 
     // Truncate in place (an mmap of the file would now SIGBUS on access).
-    let f = std::fs::OpenOptions::new().write(true).open(&voice).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&voice)
+        .expect("open");
     f.set_len(0).expect("truncate");
     drop(f);
-    assert_eq!(speak(&e, HI), before, "audio changed after the file was truncated");
+    assert_eq!(
+        speak(&e, HI),
+        before,
+        "audio changed after the file was truncated"
+    );
 
     // Overwrite with garbage, then replace by rename.
     std::fs::write(&voice, vec![0xa5u8; 1 << 16]).expect("overwrite");
-    assert_eq!(speak(&e, HI), before, "audio changed after the file was overwritten");
+    assert_eq!(
+        speak(&e, HI),
+        before,
+        "audio changed after the file was overwritten"
+    );
     let other = dir.0.join("other.onnx");
     std::fs::write(&other, b"not a model").expect("write");
     std::fs::rename(&other, &voice).expect("rename");
-    assert_eq!(speak(&e, HI), before, "audio changed after the file was replaced");
+    assert_eq!(
+        speak(&e, HI),
+        before,
+        "audio changed after the file was replaced"
+    );
 
     // Loading the damaged file is a clear error naming it; the engine keeps working.
     match e.add_voice("damaged", &voice) {
         Err(Error::Model(m)) => assert!(m.to_string().contains("copy.onnx"), "{m}"),
         other => panic!("loading a damaged voice gave {other:?}"),
     }
-    assert!(matches!(e.sample_rate(Some("damaged")), Err(Error::UnknownVoice(_))));
+    assert!(matches!(
+        e.sample_rate(Some("damaged")),
+        Err(Error::UnknownVoice(_))
+    ));
     assert_eq!(speak(&e, HI), before);
     assert_all_permits_free(&e);
 }
@@ -143,7 +167,11 @@ fn voice_file_rewritten_during_load() {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 // Alternate: truncate to a prefix, then the whole file again.
-                let len = if i % 2 == 0 { (i * 7919) % full.len() } else { full.len() };
+                let len = if i % 2 == 0 {
+                    (i * 7919) % full.len()
+                } else {
+                    full.len()
+                };
                 let _ = std::fs::write(&voice, &full[..len]);
                 i += 1;
             }
@@ -206,15 +234,24 @@ fn absurd_sizes_are_errors_not_aborts() {
         );
     }
     assert_all_permits_free(&e);
-    assert!(!speak(&e, HI).is_empty(), "engine unusable after the failures");
+    assert!(
+        !speak(&e, HI).is_empty(),
+        "engine unusable after the failures"
+    );
 
     // Through the C ABI: a clear status and message, no abort.
     let path = CString::new(common::voice_path().to_string_lossy().into_owned()).expect("path");
     unsafe {
         let mut ce = std::ptr::null_mut();
-        assert_eq!(voxide_engine_create(path.as_ptr(), &mut ce), VoxideStatus::VOXIDE_OK);
+        assert_eq!(
+            voxide_engine_create(path.as_ptr(), &mut ce),
+            VoxideStatus::VOXIDE_OK
+        );
         let mut p = std::ptr::null_mut();
-        assert_eq!(voxide_engine_acquire_permit(ce, 0, &mut p), VoxideStatus::VOXIDE_OK);
+        assert_eq!(
+            voxide_engine_acquire_permit(ce, 0, &mut p),
+            VoxideStatus::VOXIDE_OK
+        );
         let mut so = voxide_speak_options_default();
         so.length_scale = 3.0e38;
         so.input = VoxideInput::VOXIDE_INPUT_PHONEMES as i32;
@@ -222,7 +259,9 @@ fn absurd_sizes_are_errors_not_aborts() {
         let mut a = std::ptr::null_mut();
         let st = voxide_engine_speak_with(ce, text.as_ptr(), std::ptr::null(), &so, p, &mut a);
         assert_eq!(st, VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT);
-        let msg = CStr::from_ptr(voxide_last_error()).to_string_lossy().into_owned();
+        let msg = CStr::from_ptr(voxide_last_error())
+            .to_string_lossy()
+            .into_owned();
         assert!(msg.contains("frames"), "{msg}");
         assert!(a.is_null());
         voxide_engine_free(ce);
@@ -242,7 +281,9 @@ fn stream_callback_reenters_the_same_engine() {
         e.speak_stream(LONGER, None, &phonemes(), p, |_chunk: &[AudioSample]| {
             if nested.is_empty() {
                 let p2 = e2.try_acquire_permit().expect("second permit");
-                let a = e2.speak_with(HI, None, &phonemes(), p2).expect("nested speak");
+                let a = e2
+                    .speak_with(HI, None, &phonemes(), p2)
+                    .expect("nested speak");
                 nested = a.samples().iter().map(|s| s.0).collect();
             }
             ControlFlow::Continue(())
@@ -259,7 +300,10 @@ fn stream_callback_reenters_the_same_engine() {
         e.speak_stream(HI, None, &phonemes(), p, |_chunk: &[AudioSample]| {
             if outcome.is_none() {
                 assert!(e2.try_acquire_permit().is_none());
-                outcome = Some(e2.acquire_permit_timeout(Duration::from_millis(50)).map(drop));
+                outcome = Some(
+                    e2.acquire_permit_timeout(Duration::from_millis(50))
+                        .map(drop),
+                );
             }
             ControlFlow::Continue(())
         })
@@ -306,13 +350,23 @@ fn c_stream_callback_reenters_the_same_engine() {
             eo.max_concurrent = permits;
             eo.threads = 1;
             let mut e = std::ptr::null_mut();
-            assert_eq!(voxide_engine_create_with(&eo, &mut e), VoxideStatus::VOXIDE_OK);
+            assert_eq!(
+                voxide_engine_create_with(&eo, &mut e),
+                VoxideStatus::VOXIDE_OK
+            );
             let mut p = std::ptr::null_mut();
-            assert_eq!(voxide_engine_acquire_permit(e, 0, &mut p), VoxideStatus::VOXIDE_OK);
+            assert_eq!(
+                voxide_engine_acquire_permit(e, 0, &mut p),
+                VoxideStatus::VOXIDE_OK
+            );
             let mut o = voxide_speak_options_default();
             o.input = VoxideInput::VOXIDE_INPUT_PHONEMES as i32;
             let text = CString::new(HI).expect("text");
-            let mut r = Reenter { engine: e, nested: None, nested_len: 0 };
+            let mut r = Reenter {
+                engine: e,
+                nested: None,
+                nested_len: 0,
+            };
             let st = voxide_engine_speak_stream(
                 e,
                 text.as_ptr(),
@@ -347,7 +401,8 @@ unsafe extern "C" fn free_mid_cb(s: *const f32, n: usize, user: *mut c_void) -> 
         let _ = st.started.send(());
         let _ = st.resume.recv_timeout(Duration::from_secs(60));
     }
-    st.samples.extend_from_slice(std::slice::from_raw_parts(s, n));
+    st.samples
+        .extend_from_slice(std::slice::from_raw_parts(s, n));
     true
 }
 
@@ -366,18 +421,28 @@ fn engine_freed_while_another_thread_is_mid_stream() {
     with_watchdog(300, "free mid-stream", move || unsafe {
         let path = CString::new(common::voice_path().to_string_lossy().into_owned()).expect("path");
         let mut e = std::ptr::null_mut();
-        assert_eq!(voxide_engine_create(path.as_ptr(), &mut e), VoxideStatus::VOXIDE_OK);
+        assert_eq!(
+            voxide_engine_create(path.as_ptr(), &mut e),
+            VoxideStatus::VOXIDE_OK
+        );
         let (started_tx, started_rx) = mpsc::channel();
         let (resume_tx, resume_rx) = mpsc::channel();
         let handle = SendPtr(e);
         let streamer = std::thread::spawn(move || {
             let handle = handle;
             let mut p = std::ptr::null_mut();
-            assert_eq!(voxide_engine_acquire_permit(handle.0, 0, &mut p), VoxideStatus::VOXIDE_OK);
+            assert_eq!(
+                voxide_engine_acquire_permit(handle.0, 0, &mut p),
+                VoxideStatus::VOXIDE_OK
+            );
             let mut o = voxide_speak_options_default();
             o.input = VoxideInput::VOXIDE_INPUT_PHONEMES as i32;
             let text = CString::new(LONGER).expect("text");
-            let mut st = FreeMidStream { started: started_tx, resume: resume_rx, samples: Vec::new() };
+            let mut st = FreeMidStream {
+                started: started_tx,
+                resume: resume_rx,
+                samples: Vec::new(),
+            };
             let status = voxide_engine_speak_stream(
                 handle.0,
                 text.as_ptr(),
@@ -389,7 +454,9 @@ fn engine_freed_while_another_thread_is_mid_stream() {
             );
             (status, st.samples)
         });
-        started_rx.recv_timeout(Duration::from_secs(120)).expect("stream started");
+        started_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("stream started");
         voxide_engine_free(e); // while the other thread is inside the stream
         resume_tx.send(()).expect("resume");
         let (status, samples) = streamer.join().expect("streamer");
@@ -414,7 +481,11 @@ fn panic_inside_a_rust_callback_is_caught() {
         Err(Error::Panic(m)) => assert!(m.contains("callback boom"), "{m}"),
         other => panic!("a panicking callback gave {other:?}"),
     }
-    assert_eq!(calls.load(Ordering::Relaxed), 2, "the stream went on after the panic");
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        2,
+        "the stream went on after the panic"
+    );
     assert_all_permits_free(&e);
     assert_eq!(speak(&e, HI), solo, "engine changed after the panic");
     // Through the C ABI the same error is VOXIDE_ERR_PANIC.

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 fn save_finding(target: &str, data: &[u8]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-findings");
     let _ = std::fs::create_dir_all(&dir);
-    let hash = data
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let path = dir.join(format!("{target}-{hash:016x}"));
     let _ = std::fs::write(&path, data);
     path
@@ -28,7 +28,10 @@ fn save_finding(target: &str, data: &[u8]) -> PathBuf {
 fn run_one(target: &str, data: &[u8], origin: &str) {
     if catch_unwind(AssertUnwindSafe(|| fuzz::run(target, data))).is_err() {
         let path = save_finding(target, data);
-        panic!("{target}: finding from {origin}, input saved to {}", path.display());
+        panic!(
+            "{target}: finding from {origin}, input saved to {}",
+            path.display()
+        );
     }
 }
 
@@ -57,7 +60,11 @@ fn replay_and_mutate(target: &str) {
     while Instant::now() < deadline {
         let base = &pool[rng.below(pool.len())];
         let input = fuzz::mutate(&mut rng, base, target);
-        run_one(target, &input, &format!("mutation (VOXIDE_FUZZ_SEED={seed})"));
+        run_one(
+            target,
+            &input,
+            &format!("mutation (VOXIDE_FUZZ_SEED={seed})"),
+        );
         execs += 1;
         // Keep some mutants as new bases so mutations stack up.
         if rng.below(16) == 0 && pool.len() < 256 && input.len() < 1 << 20 {

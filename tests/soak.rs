@@ -95,13 +95,23 @@ struct Counts {
 
 fn options(text: &str) -> SpeakOptions {
     SpeakOptions {
-        input: if TINY.contains(&text) { Input::Phonemes } else { Input::Text },
+        input: if TINY.contains(&text) {
+            Input::Phonemes
+        } else {
+            Input::Text
+        },
         ..SpeakOptions::default()
     }
 }
 
 /// One request: pick a text and a kind, run it, check it. Panics on a mismatch.
-fn request(e: &Engine, refs: &BTreeMap<&'static str, Vec<f32>>, rng: &mut Rng, counts: &Counts, long_pct: u64) {
+fn request(
+    e: &Engine,
+    refs: &BTreeMap<&'static str, Vec<f32>>,
+    rng: &mut Rng,
+    counts: &Counts,
+    long_pct: u64,
+) {
     let pick = rng.below(100);
     let text = if pick < long_pct {
         counts.long.fetch_add(1, Ordering::Relaxed);
@@ -123,7 +133,8 @@ fn request(e: &Engine, refs: &BTreeMap<&'static str, Vec<f32>>, rng: &mut Rng, c
             Err(other) => panic!("acquire: {other}"),
         }
     } else {
-        e.acquire_permit().unwrap_or_else(|err| panic!("acquire: {err}"))
+        e.acquire_permit()
+            .unwrap_or_else(|err| panic!("acquire: {err}"))
     };
     let o = options(text);
     match rng.below(10) {
@@ -132,9 +143,14 @@ fn request(e: &Engine, refs: &BTreeMap<&'static str, Vec<f32>>, rng: &mut Rng, c
                 .speak_with(text, None, &o, permit)
                 .unwrap_or_else(|err| panic!("speak {text:?}: {err}"));
             let got: Vec<f32> = a.samples().iter().map(|s| s.0).collect();
-            assert!(got == *want, "speak {text:?}: audio differs from the solo result");
+            assert!(
+                got == *want,
+                "speak {text:?}: audio differs from the solo result"
+            );
             counts.whole.fetch_add(1, Ordering::Relaxed);
-            counts.audio_samples.fetch_add(got.len() as u64, Ordering::Relaxed);
+            counts
+                .audio_samples
+                .fetch_add(got.len() as u64, Ordering::Relaxed);
         }
         4..=6 => {
             let mut got = Vec::with_capacity(want.len());
@@ -143,9 +159,14 @@ fn request(e: &Engine, refs: &BTreeMap<&'static str, Vec<f32>>, rng: &mut Rng, c
                 ControlFlow::Continue(())
             })
             .unwrap_or_else(|err| panic!("stream {text:?}: {err}"));
-            assert!(got == *want, "stream {text:?}: audio differs from the solo result");
+            assert!(
+                got == *want,
+                "stream {text:?}: audio differs from the solo result"
+            );
             counts.streamed.fetch_add(1, Ordering::Relaxed);
-            counts.audio_samples.fetch_add(got.len() as u64, Ordering::Relaxed);
+            counts
+                .audio_samples
+                .fetch_add(got.len() as u64, Ordering::Relaxed);
         }
         _ => {
             // Cancel after a random number of chunks (0: at the first).
@@ -163,7 +184,10 @@ fn request(e: &Engine, refs: &BTreeMap<&'static str, Vec<f32>>, rng: &mut Rng, c
             match r {
                 Err(Error::Cancelled) => counts.cancelled.fetch_add(1, Ordering::Relaxed),
                 Ok(()) => {
-                    assert!(got == *want, "stream {text:?}: audio differs from the solo result");
+                    assert!(
+                        got == *want,
+                        "stream {text:?}: audio differs from the solo result"
+                    );
                     counts.streamed.fetch_add(1, Ordering::Relaxed)
                 }
                 Err(other) => panic!("cancelled stream {text:?}: {other}"),
@@ -206,9 +230,12 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
         let next = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (e, refs, counts, next) = (e.clone(), refs.clone(), counts.clone(), next.clone());
+                let (e, refs, counts, next) =
+                    (e.clone(), refs.clone(), counts.clone(), next.clone());
                 std::thread::spawn(move || {
-                    let mut rng = Rng((seed ^ (round << 32) ^ (t + 1)).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                    let mut rng = Rng((seed ^ (round << 32) ^ (t + 1))
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        | 1);
                     while next.fetch_add(1, Ordering::Relaxed) < n as usize {
                         request(&e, &refs, &mut rng, &counts, long_pct);
                     }
@@ -250,7 +277,9 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
     let drift_last = 100.0 * (last - warm) / warm;
     let end_counts = (count_dir("/proc/self/task"), count_dir("/proc/self/fd"));
     // Every permit is back.
-    let held: Vec<_> = (0..permits).filter_map(|_| e.try_acquire_permit()).collect();
+    let held: Vec<_> = (0..permits)
+        .filter_map(|_| e.try_acquire_permit())
+        .collect();
     assert_eq!(held.len() as u64, permits, "a permit leaked");
     drop(held);
     drop(refs);
@@ -281,9 +310,18 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
         end_counts.0,
         end_counts.1,
     );
-    assert_eq!(end_counts, after_warmup, "threads or fds grew during the soak");
-    assert!(tasks1 <= tasks0, "threads leaked: {tasks0} before the engine, {tasks1} after");
-    assert!(fds1 <= fds0, "file descriptors leaked: {fds0} before the engine, {fds1} after");
+    assert_eq!(
+        end_counts, after_warmup,
+        "threads or fds grew during the soak"
+    );
+    assert!(
+        tasks1 <= tasks0,
+        "threads leaked: {tasks0} before the engine, {tasks1} after"
+    );
+    assert!(
+        fds1 <= fds0,
+        "file descriptors leaked: {fds0} before the engine, {fds1} after"
+    );
     if rss.len() > warmup {
         assert!(
             drift_peak <= rss_pct,

@@ -71,7 +71,10 @@ pub fn voice_onnx(data: &[u8]) {
     let path = Path::new("fuzz.onnx");
     if let Err(e) = voxide::voice::Weights::parse(data, path) {
         let msg = e.to_string();
-        assert!(msg.contains("fuzz.onnx"), "error does not name the file: {msg}");
+        assert!(
+            msg.contains("fuzz.onnx"),
+            "error does not name the file: {msg}"
+        );
     }
 }
 
@@ -89,7 +92,10 @@ pub fn voice_config(data: &[u8]) {
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.contains("fuzz.onnx.json"), "error does not name the file: {msg}");
+            assert!(
+                msg.contains("fuzz.onnx.json"),
+                "error does not name the file: {msg}"
+            );
         }
     }
 }
@@ -145,7 +151,10 @@ pub fn phonemes(data: &[u8]) {
         assert_eq!(mapped.ids[0], 1, "first id is not ^");
         assert_eq!(mapped.ids[mapped.ids.len() - 1], 2, "last id is not $");
         for &id in &mapped.ids {
-            assert!(id >= 0 && (id as usize) < m.symbols, "id {id} outside the voice");
+            assert!(
+                id >= 0 && (id as usize) < m.symbols,
+                "id {id} outside the voice"
+            );
         }
     }
     match m.map.parse_ids(&s) {
@@ -294,8 +303,11 @@ pub fn capi(data: &[u8]) {
                         2 => 0,
                         _ => std::mem::size_of::<VoxideSpeakOptions>(),
                     };
-                    let opts: *const VoxideSpeakOptions =
-                        if b.u8() % 5 == 0 { std::ptr::null() } else { &o };
+                    let opts: *const VoxideSpeakOptions = if b.u8() % 5 == 0 {
+                        std::ptr::null()
+                    } else {
+                        &o
+                    };
                     let voice = match b.u8() % 6 {
                         0 => c"nope".as_ptr(),
                         1 => c"en_US-joe-medium".as_ptr(),
@@ -326,8 +338,11 @@ pub fn capi(data: &[u8]) {
                             chunks_left: u32::from(b.u8() % 4),
                             samples: 0,
                         };
-                        let cb: VoxideChunkCallback =
-                            if b.u8() % 7 == 0 { None } else { Some(stream_cb) };
+                        let cb: VoxideChunkCallback = if b.u8() % 7 == 0 {
+                            None
+                        } else {
+                            Some(stream_cb)
+                        };
                         let st = voxide_engine_speak_stream(
                             e,
                             text.as_ptr(),
@@ -367,21 +382,52 @@ pub fn capi(data: &[u8]) {
                     let mut r = 0u32;
                     let mut eng: *mut VoxideEngine = std::ptr::null_mut();
                     for (st, what) in [
-                        (voxide_engine_acquire_permit(std::ptr::null_mut(), 0, &mut p), "acquire(NULL engine)"),
-                        (voxide_engine_acquire_permit(e, 0, std::ptr::null_mut()), "acquire(NULL out)"),
                         (
-                            voxide_engine_speak(std::ptr::null_mut(), c"hi".as_ptr(), std::ptr::null(), std::ptr::null_mut(), &mut a),
+                            voxide_engine_acquire_permit(std::ptr::null_mut(), 0, &mut p),
+                            "acquire(NULL engine)",
+                        ),
+                        (
+                            voxide_engine_acquire_permit(e, 0, std::ptr::null_mut()),
+                            "acquire(NULL out)",
+                        ),
+                        (
+                            voxide_engine_speak(
+                                std::ptr::null_mut(),
+                                c"hi".as_ptr(),
+                                std::ptr::null(),
+                                std::ptr::null_mut(),
+                                &mut a,
+                            ),
                             "speak(NULL engine, NULL permit)",
                         ),
                         (
                             voxide_engine_sample_rate(e, std::ptr::null(), std::ptr::null_mut()),
                             "sample_rate(NULL out)",
                         ),
-                        (voxide_engine_sample_rate(std::ptr::null_mut(), std::ptr::null(), &mut r), "sample_rate(NULL)"),
-                        (voxide_engine_add_voice(e, std::ptr::null(), c"x".as_ptr()), "add_voice(NULL name)"),
-                        (voxide_engine_create(std::ptr::null(), &mut eng), "create(NULL path)"),
-                        (voxide_engine_create_with(std::ptr::null(), &mut eng), "create_with(NULL)"),
-                        (voxide_audio_write_wav(std::ptr::null_mut(), c"/dev/null".as_ptr()), "write_wav(NULL audio)"),
+                        (
+                            voxide_engine_sample_rate(
+                                std::ptr::null_mut(),
+                                std::ptr::null(),
+                                &mut r,
+                            ),
+                            "sample_rate(NULL)",
+                        ),
+                        (
+                            voxide_engine_add_voice(e, std::ptr::null(), c"x".as_ptr()),
+                            "add_voice(NULL name)",
+                        ),
+                        (
+                            voxide_engine_create(std::ptr::null(), &mut eng),
+                            "create(NULL path)",
+                        ),
+                        (
+                            voxide_engine_create_with(std::ptr::null(), &mut eng),
+                            "create_with(NULL)",
+                        ),
+                        (
+                            voxide_audio_write_wav(std::ptr::null_mut(), c"/dev/null".as_ptr()),
+                            "write_wav(NULL audio)",
+                        ),
                     ] {
                         check(st, &[VOXIDE_ERR_NULL_ARGUMENT], what);
                     }
@@ -420,7 +466,11 @@ pub fn capi(data: &[u8]) {
                     let name = b.cstring(8);
                     let mut r = 0u32;
                     let st = voxide_engine_sample_rate(e, name.as_ptr(), &mut r);
-                    check(st, &[VOXIDE_OK, VOXIDE_ERR_UNKNOWN_VOICE, VOXIDE_ERR_INVALID_UTF8], "sample_rate");
+                    check(
+                        st,
+                        &[VOXIDE_OK, VOXIDE_ERR_UNKNOWN_VOICE, VOXIDE_ERR_INVALID_UTF8],
+                        "sample_rate",
+                    );
                 }
                 8 => {
                     let path = b.cstring(8);
@@ -447,8 +497,19 @@ pub fn capi(data: &[u8]) {
                         _ => o.speaker_id = 7,
                     }
                     let mut a = std::ptr::null_mut();
-                    let st = voxide_engine_speak_with(e, c"hi".as_ptr(), std::ptr::null(), &o, permit, &mut a);
-                    let want = if permit.is_null() { VOXIDE_ERR_NULL_ARGUMENT } else { VOXIDE_ERR_INVALID_ARGUMENT };
+                    let st = voxide_engine_speak_with(
+                        e,
+                        c"hi".as_ptr(),
+                        std::ptr::null(),
+                        &o,
+                        permit,
+                        &mut a,
+                    );
+                    let want = if permit.is_null() {
+                        VOXIDE_ERR_NULL_ARGUMENT
+                    } else {
+                        VOXIDE_ERR_INVALID_ARGUMENT
+                    };
                     check(st, &[want], "speak_with(bad options)");
                 }
                 11 => {
@@ -459,19 +520,33 @@ pub fn capi(data: &[u8]) {
                 12 => {
                     // An option struct of a size this library does not know.
                     let mut opts = voxide_engine_options_default();
-                    opts.struct_size = [0, 4, std::mem::size_of::<VoxideEngineOptions>() + 1]
-                        [b.u8() as usize % 3];
+                    opts.struct_size =
+                        [0, 4, std::mem::size_of::<VoxideEngineOptions>() + 1][b.u8() as usize % 3];
                     let mut other: *mut VoxideEngine = std::ptr::null_mut();
                     let st = voxide_engine_create_with(&opts, &mut other);
-                    check(st, &[VOXIDE_ERR_INVALID_ARGUMENT], "create_with(bad struct_size)");
+                    check(
+                        st,
+                        &[VOXIDE_ERR_INVALID_ARGUMENT],
+                        "create_with(bad struct_size)",
+                    );
                 }
                 _ => {
                     // Invalid UTF-8 text.
                     let permit = permits.pop().unwrap_or(std::ptr::null_mut());
                     let bad = [0xffu8, 0xfe, b'a', 0];
                     let mut a = std::ptr::null_mut();
-                    let st = voxide_engine_speak(e, bad.as_ptr().cast(), std::ptr::null(), permit, &mut a);
-                    let want = if permit.is_null() { VOXIDE_ERR_NULL_ARGUMENT } else { VOXIDE_ERR_INVALID_UTF8 };
+                    let st = voxide_engine_speak(
+                        e,
+                        bad.as_ptr().cast(),
+                        std::ptr::null(),
+                        permit,
+                        &mut a,
+                    );
+                    let want = if permit.is_null() {
+                        VOXIDE_ERR_NULL_ARGUMENT
+                    } else {
+                        VOXIDE_ERR_INVALID_UTF8
+                    };
                     check(st, &[want], "speak(invalid UTF-8)");
                 }
             }
@@ -521,11 +596,66 @@ impl Rng {
 
 /// Tokens the text frontend treats specially, for structure-aware mutation.
 const TEXT_TOKENS: &[&str] = &[
-    "0", "7", "1,000", "3.14", "-5", "1st", "$", "£", "€", "%", "12:30", "am", "Dr.", "St.",
-    "Mr.", "e.g.", "NASA", "U.S.A.", "http://x.y/z?q=1", "a@b.c", "km", "°C", ".", "?", "!", ",",
-    "...", ";", ":", "\"", "'", "(", ")", "-", "—", "\n", "\r\n", "\t", "\u{0}", "\u{7}", "\u{1b}[0m",
-    "\u{200b}", "\u{feff}", "\u{301}", "é", "ß", "İ", "ﬁ", "日本", "😀", "👩‍👩‍👧", "\u{fffd}", " ",
-    "hello", "world", "read", "the", "A", "I", "x",
+    "0",
+    "7",
+    "1,000",
+    "3.14",
+    "-5",
+    "1st",
+    "$",
+    "£",
+    "€",
+    "%",
+    "12:30",
+    "am",
+    "Dr.",
+    "St.",
+    "Mr.",
+    "e.g.",
+    "NASA",
+    "U.S.A.",
+    "http://x.y/z?q=1",
+    "a@b.c",
+    "km",
+    "°C",
+    ".",
+    "?",
+    "!",
+    ",",
+    "...",
+    ";",
+    ":",
+    "\"",
+    "'",
+    "(",
+    ")",
+    "-",
+    "—",
+    "\n",
+    "\r\n",
+    "\t",
+    "\u{0}",
+    "\u{7}",
+    "\u{1b}[0m",
+    "\u{200b}",
+    "\u{feff}",
+    "\u{301}",
+    "é",
+    "ß",
+    "İ",
+    "ﬁ",
+    "日本",
+    "😀",
+    "👩‍👩‍👧",
+    "\u{fffd}",
+    " ",
+    "hello",
+    "world",
+    "read",
+    "the",
+    "A",
+    "I",
+    "x",
 ];
 
 /// Mutate `input` for `target`: generic byte mutations, plus token splices and
