@@ -58,6 +58,32 @@ static class Program
                 using (var f = File.Create(streamPath)) engine.SpeakStreamWav(SentenceIpa, f, phonemes);
                 Console.WriteLine("streamed to " + streamPath);
 
+                // Lifetime guards (docs/c-api.md): a full GC on every chunk must not
+                // collect the callback delegate, and the stream equals the whole audio.
+                float[] whole;
+                using (Audio a = engine.Speak(SentenceIpa, phonemes)) whole = a.Samples();
+                var streamed = new System.Collections.Generic.List<float>();
+                engine.SpeakStream(SentenceIpa, chunk =>
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    streamed.AddRange(chunk);
+                    return true;
+                }, phonemes);
+                if (streamed.Count != whole.Length) throw new Exception("GC-stressed stream: wrong length");
+                for (int i = 0; i < whole.Length; i++)
+                    if (streamed[i] != whole[i]) throw new Exception("GC-stressed stream differs at sample " + i);
+                // An exception in the callback is rethrown after the call, the permit returned.
+                try
+                {
+                    engine.SpeakStream("hˈaɪ.", chunk => { throw new InvalidOperationException("boom"); }, phonemes);
+                    throw new Exception("the callback exception was lost");
+                }
+                catch (InvalidOperationException e) when (e.Message == "boom") { }
+                using (Permit p1 = engine.AcquirePermit(0))
+                using (Permit p2 = engine.AcquirePermit(0)) { }
+                Console.WriteLine("lifetime guards ok");
+
                 try
                 {
                     engine.Speak("hˈaɪ.", phonemes, "no-such-voice");

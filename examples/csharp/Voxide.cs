@@ -180,6 +180,9 @@ namespace Voxide
         {
             float[] s = new float[Length];
             if (s.Length > 0) Marshal.Copy(Native.voxide_audio_samples(handle), s, 0, s.Length);
+            // Lifetime rule: the samples belong to the native audio, which the
+            // handle's finalizer frees; keep it reachable until the copy is done.
+            GC.KeepAlive(handle);
             return s;
         }
         public void WriteWav(string path) { Native.Check(Native.voxide_audio_write_wav(handle, Native.Utf8z(path))); }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -82,6 +83,49 @@ func run(voice, out string) error {
 		return err
 	}
 	fmt.Println("streamed to", streamPath)
+
+	// Lifetime guards (docs/c-api.md): a garbage collection on every chunk
+	// must not collect the callback or the audio, and the stream must equal
+	// the whole-audio samples.
+	want := audio.Samples()
+	var got []float32
+	if err := engine.StreamFunc(sentenceIPA, &opts, func(chunk []float32) bool {
+		runtime.GC()
+		got = append(got, chunk...)
+		return true
+	}); err != nil {
+		return err
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("GC-stressed stream: %d samples, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return fmt.Errorf("GC-stressed stream differs at sample %d", i)
+		}
+	}
+	// A panic in the callback comes back as a panic after the call, with the
+	// request's permit returned (both permits can be taken without waiting).
+	var recovered any
+	func() {
+		defer func() { recovered = recover() }()
+		_ = engine.StreamFunc("hˈaɪ.", &opts, func([]float32) bool { panic("boom") })
+	}()
+	if recovered != "boom" {
+		return fmt.Errorf("callback panic: recovered %v, want boom", recovered)
+	}
+	var held []*voxide.Permit
+	for i := 0; i < 2; i++ {
+		p, err := engine.AcquirePermit(0)
+		if err != nil {
+			return fmt.Errorf("a permit leaked after the callback panic: %w", err)
+		}
+		held = append(held, p)
+	}
+	for _, p := range held {
+		p.Close()
+	}
+	fmt.Println("lifetime guards ok")
 
 	// Errors are values: match them with errors.Is.
 	p, err := engine.AcquirePermit(-1)

@@ -580,7 +580,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -590,7 +590,7 @@ impl Rng {
     }
     /// A value in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -673,7 +673,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], target: &str) -> Vec<u8> {
             }
             1 => {
                 let i = rng.below(v.len() + 1);
-                v.insert(i, rng.next() as u8);
+                v.insert(i, rng.next_u64() as u8);
             }
             2 if !v.is_empty() => {
                 let i = rng.below(v.len());
@@ -710,7 +710,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], target: &str) -> Vec<u8> {
             }
             8 => {
                 let at = rng.below(v.len() + 1);
-                let c = char::from_u32(rng.next() as u32 % 0x11_0000).unwrap_or('\u{fffd}');
+                let c = char::from_u32(rng.next_u64() as u32 % 0x11_0000).unwrap_or('\u{fffd}');
                 let mut buf = [0u8; 4];
                 v.splice(at..at, c.encode_utf8(&mut buf).bytes());
             }

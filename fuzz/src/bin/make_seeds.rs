@@ -22,13 +22,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = voxide_fuzz::repo_root().join("fuzz/corpus/voice_onnx");
     std::fs::create_dir_all(&out)?;
     let write = |name: &str, m: &ModelProto| std::fs::write(out.join(name), m.encode_to_vec());
-    write("empty-graph.onnx", &ModelProto { ir_version: 8, graph: Some(GraphProto::default()) })?;
+    write(
+        "empty-graph.onnx",
+        &ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto::default()),
+        },
+    )?;
     let node = NodeProto {
         input: vec!["enc_p.emb.weight".into()],
         output: vec!["y".into()],
         name: "/dec/ups.0/ConvTranspose".into(),
         op_type: "ConvTranspose".into(),
-        attribute: vec![AttributeProto { name: "strides".into(), i: 0, ints: vec![8] }],
+        attribute: vec![AttributeProto {
+            name: "strides".into(),
+            i: 0,
+            ints: vec![8],
+        }],
     };
     let g = GraphProto {
         node: vec![node],
@@ -36,7 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         initializer: vec![tensor("enc_p.emb.weight", &[4, 2], 8), tensor("x", &[3], 3)],
         ..Default::default()
     };
-    write("tiny-graph.onnx", &ModelProto { ir_version: 8, graph: Some(g) })?;
+    write(
+        "tiny-graph.onnx",
+        &ModelProto {
+            ir_version: 8,
+            graph: Some(g),
+        },
+    )?;
     // The real voice with every payload cut to at most 8 floats.
     let voice = voxide_fuzz::voice_path();
     let bytes = std::fs::read(&voice)?;
@@ -48,6 +64,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     write("joe-structure.onnx", &m)?;
-    std::fs::write(out.join("joe-prefix-4k.onnx"), &bytes[..4096.min(bytes.len())])?;
+    std::fs::write(
+        out.join("joe-prefix-4k.onnx"),
+        &bytes[..4096.min(bytes.len())],
+    )?;
     Ok(())
 }
