@@ -65,6 +65,20 @@ fn live_rss_kib() -> u64 {
     rss_kib()
 }
 
+/// Bytes the program holds in live heap allocations (glibc `mallinfo2`:
+/// in-use chunks plus mmapped blocks), immune to allocator fragmentation;
+/// 0 where unavailable. A leak grows this; fragmentation only grows RSS.
+fn live_heap_kib() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    unsafe {
+        let m = libc::mallinfo2();
+        return ((m.uordblks + m.hblkhd) / 1024) as u64;
+    }
+    #[allow(unreachable_code)]
+    0
+}
+
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
@@ -223,6 +237,7 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
     let start = Instant::now();
     let mut rss = Vec::new();
     let mut raw_peak = 0;
+    let mut heaps = Vec::new();
     let mut after_warmup = (0, 0);
     let mut done = 0;
     for round in 0..rounds.max(1) {
@@ -252,13 +267,16 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
         raw_peak = raw_peak.max(raw);
         let r = live_rss_kib();
         rss.push(r);
+        let heap = live_heap_kib();
+        heaps.push(heap);
         eprintln!(
-            "soak round {}/{}: {done} requests, {:.0} s, RSS {:.1} MiB (before trim {:.1}), threads {}, fds {}",
+            "soak round {}/{}: {done} requests, {:.0} s, RSS {:.1} MiB (before trim {:.1}), live heap {:.2} MiB, threads {}, fds {}",
             round + 1,
             rounds,
             start.elapsed().as_secs_f64(),
             r as f64 / 1024.0,
             raw as f64 / 1024.0,
+            heap as f64 / 1024.0,
             count_dir("/proc/self/task"),
             count_dir("/proc/self/fd")
         );
@@ -275,6 +293,13 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
     let last = *rss.last().unwrap_or(&0) as f64;
     let drift_peak = 100.0 * (peak - warm) / warm;
     let drift_last = 100.0 * (last - warm) / warm;
+    let heap_warm = heaps[..warmup].iter().copied().max().unwrap_or(0) as f64;
+    let heap_peak = heaps[warmup..].iter().copied().max().unwrap_or(heaps[0]) as f64;
+    let heap_drift = if heap_warm > 0.0 {
+        100.0 * (heap_peak - heap_warm) / heap_warm
+    } else {
+        0.0
+    };
     let end_counts = (count_dir("/proc/self/task"), count_dir("/proc/self/fd"));
     // Every permit is back.
     let held: Vec<_> = (0..permits)
@@ -296,6 +321,7 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
          whole {} streamed {} cancelled {} permit-timeouts {} (long texts {}); audio {:.1} s; \
          RSS (trimmed, between rounds) after warm-up {:.1} MiB, peak after {:.1} MiB ({drift_peak:+.2}%), \
          end {:.1} MiB ({drift_last:+.2}%), untrimmed peak {:.1} MiB; \
+         live heap after warm-up {:.2} MiB, peak after {:.2} MiB ({heap_drift:+.2}%); \
          threads {tasks0} -> {} -> {tasks1}, fds {fds0} -> {} -> {fds1}",
         c.whole.load(Ordering::Relaxed),
         c.streamed.load(Ordering::Relaxed),
@@ -307,6 +333,8 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
         peak / 1024.0,
         last / 1024.0,
         raw_peak as f64 / 1024.0,
+        heap_warm / 1024.0,
+        heap_peak / 1024.0,
         end_counts.0,
         end_counts.1,
     );
@@ -323,6 +351,10 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
         "file descriptors leaked: {fds0} before the engine, {fds1} after"
     );
     if rss.len() > warmup {
+        assert!(
+            heap_drift <= rss_pct,
+            "live heap grew {heap_drift:.2}% after warm-up (limit {rss_pct}%): a leak"
+        );
         assert!(
             drift_peak <= rss_pct,
             "RSS grew {drift_peak:.2}% after warm-up (limit {rss_pct}%)"
