@@ -4,6 +4,7 @@
 
 use crate::audio::{Audio, AudioSample, SampleRate};
 use crate::backend::cpu::{CpuBackend, Precision};
+use crate::backend::cuda::CudaBackend;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
@@ -113,7 +114,56 @@ const WHOLE_CHUNK_FRAMES: usize = 256;
 struct LoadedVoice {
     config: VoiceConfig,
     ids: PhonemeIdMap,
-    model: Vits<CpuBackend>,
+    model: Model,
+}
+
+/// The device an engine runs on.
+enum Dev {
+    Cpu(CpuBackend),
+    Cuda(Box<CudaBackend>),
+}
+
+/// A voice's model, on the engine's device.
+enum Model {
+    Cpu(Vits<CpuBackend>),
+    Cuda(Vits<CudaBackend>),
+}
+
+/// The sentence in flight of a request, on whichever device it runs.
+#[derive(Default)]
+struct UttSlot {
+    cpu: Option<Utterance<CpuBackend>>,
+    cuda: Option<Utterance<CudaBackend>>,
+}
+
+/// A backend the engine can run on: how to find its parts in the enums.
+trait OnDevice: Backend + Sized {
+    fn model(m: &Model) -> Option<&Vits<Self>>;
+    fn utt(slot: &mut UttSlot) -> &mut Option<Utterance<Self>>;
+}
+
+impl OnDevice for CpuBackend {
+    fn model(m: &Model) -> Option<&Vits<Self>> {
+        match m {
+            Model::Cpu(v) => Some(v),
+            Model::Cuda(_) => None,
+        }
+    }
+    fn utt(slot: &mut UttSlot) -> &mut Option<Utterance<Self>> {
+        &mut slot.cpu
+    }
+}
+
+impl OnDevice for CudaBackend {
+    fn model(m: &Model) -> Option<&Vits<Self>> {
+        match m {
+            Model::Cuda(v) => Some(v),
+            Model::Cpu(_) => None,
+        }
+    }
+    fn utt(slot: &mut UttSlot) -> &mut Option<Utterance<Self>> {
+        &mut slot.cuda
+    }
 }
 
 struct Semaphore {
@@ -122,7 +172,7 @@ struct Semaphore {
 }
 
 struct Inner {
-    backend: CpuBackend,
+    backend: Dev,
     voices: RwLock<BTreeMap<String, Arc<LoadedVoice>>>,
     default_voice: String,
     permits: Semaphore,
@@ -294,18 +344,6 @@ impl EngineBuilder {
                 Ok("1") | Ok("on") | Ok("true")
             ),
         };
-        let scheduler = if use_scheduler {
-            Some(Scheduler::start(
-                "cpu",
-                SchedulerOptions {
-                    queue_depth: self.queue_depth,
-                    max_active: self.max_concurrent.max(1),
-                    ..SchedulerOptions::default()
-                },
-            )?)
-        } else {
-            None
-        };
         let device = match self.device {
             Some(d) => d,
             None => match std::env::var("VOXIDE_DEVICE") {
@@ -322,19 +360,38 @@ impl EngineBuilder {
             },
         };
         let backend = match device {
-            Device::Auto | Device::Cpu => CpuBackend::with_precision(self.threads, precision)?,
-            Device::Cuda(n) => {
-                // Say exactly what is missing: the driver/device, or the ops.
-                return Err(Error::Device(match crate::backend::cuda::probe(n) {
-                    Err(crate::error::BackendError::Device(why)) => {
-                        format!("cuda:{n} requested, but {why}")
-                    }
-                    Err(e) => format!("cuda:{n} requested, but {e}"),
-                    Ok(name) => format!(
-                        "cuda:{n} ({name}) is present, but this build's CUDA backend runs no model ops yet (use --device cpu)"
-                    ),
-                }));
+            Device::Cpu => Dev::Cpu(CpuBackend::with_precision(self.threads, precision)?),
+            Device::Cuda(n) => match CudaBackend::new(n, precision) {
+                Ok(be) => Dev::Cuda(Box::new(be)),
+                // Say exactly what is missing: the driver, the device, NVRTC, …
+                Err(crate::error::BackendError::Device(why)) => {
+                    return Err(Error::Device(format!("cuda:{n} requested, but {why}")))
+                }
+                Err(e) => return Err(Error::Device(format!("cuda:{n} requested, but {e}"))),
+            },
+            // CUDA only when a driver and a GPU answer and the backend starts.
+            Device::Auto => {
+                match crate::backend::cuda::probe(0).and_then(|_| CudaBackend::new(0, precision)) {
+                    Ok(be) => Dev::Cuda(Box::new(be)),
+                    Err(_) => Dev::Cpu(CpuBackend::with_precision(self.threads, precision)?),
+                }
             }
+        };
+        let sched_name = match &backend {
+            Dev::Cpu(_) => "cpu".to_string(),
+            Dev::Cuda(be) => be.name(),
+        };
+        let scheduler = if use_scheduler {
+            Some(Scheduler::start(
+                &sched_name,
+                SchedulerOptions {
+                    queue_depth: self.queue_depth,
+                    max_active: self.max_concurrent.max(1),
+                    ..SchedulerOptions::default()
+                },
+            )?)
+        } else {
+            None
         };
         let first = self
             .voices
@@ -381,8 +438,13 @@ impl Engine {
 
     fn load_voice(&self, name: &str, path: &Path, config: Option<&Path>) -> Result<()> {
         let voice = Voice::load(path, config)?;
-        let be = &self.inner.backend;
-        let model = be.install(|| Vits::new(be, &voice.weights))?;
+        let model = match &self.inner.backend {
+            Dev::Cpu(be) => Model::Cpu(be.install(|| Vits::new(be, &voice.weights))?),
+            Dev::Cuda(be) => {
+                let be = be.as_ref();
+                Model::Cuda(be.install(|| Vits::new(be, &voice.weights))?)
+            }
+        };
         let Voice { config, ids, .. } = voice;
         self.inner.voices.write().insert(
             name.to_string(),
@@ -421,17 +483,29 @@ impl Engine {
 
     /// The device in use: `cpu` or `cuda:N (name)`.
     pub fn device_name(&self) -> String {
-        self.inner.backend.name()
+        match &self.inner.backend {
+            Dev::Cpu(be) => be.name(),
+            Dev::Cuda(be) => be.name(),
+        }
     }
 
     /// CPU threads used by the engine.
     pub fn threads(&self) -> usize {
-        self.inner.backend.threads()
+        match &self.inner.backend {
+            Dev::Cpu(be) => be.threads(),
+            // One host thread drives the GPU.
+            Dev::Cuda(_) => 1,
+        }
     }
 
     /// The conv arithmetic in use (`f32` unless bf16 was asked for).
     pub fn precision(&self) -> Precision {
-        self.inner.backend.precision()
+        match &self.inner.backend {
+            Dev::Cpu(be) => be.precision(),
+            // Reduced precision on the GPU: TF32 tensor cores for the flow and decoder.
+            Dev::Cuda(be) if be.reduced_precision() => Precision::Bf16,
+            Dev::Cuda(_) => Precision::F32,
+        }
     }
 
     /// Seconds spent per model stage by all finished sentences so far
@@ -692,7 +766,7 @@ pub(crate) struct Speech {
     first: usize,
     chunk: usize,
     sentence: usize,
-    utt: Option<Utterance<CpuBackend>>,
+    utt: UttSlot,
     at: usize,
     size: usize,
 }
@@ -724,19 +798,28 @@ impl Speech {
             first,
             chunk: o.chunk_frames.max(first),
             sentence: 0,
-            utt: None,
+            utt: UttSlot::default(),
             at: 0,
             size: first,
         })
     }
 
     fn step(&mut self, inner: &Inner, buf: &mut Vec<f32>) -> Result<Step> {
-        let be = &inner.backend;
-        let v = &self.voice;
+        match &inner.backend {
+            Dev::Cpu(be) => self.step_on(be, inner, buf),
+            Dev::Cuda(be) => self.step_on(be.as_ref(), inner, buf),
+        }
+    }
+
+    fn step_on<B: OnDevice>(&mut self, be: &B, inner: &Inner, buf: &mut Vec<f32>) -> Result<Step> {
+        let v = Arc::clone(&self.voice);
+        let model = B::model(&v.model)
+            .ok_or_else(|| Error::Device("the voice is not loaded on this device".into()))?;
         if self.sentence >= self.sentences.len() {
             return Ok(Step::Done);
         }
-        let u = match &mut self.utt {
+        let slot = B::utt(&mut self.utt);
+        let u = match slot {
             Some(u) => u,
             None => {
                 let opts = SynthOptions {
@@ -745,22 +828,22 @@ impl Speech {
                     max_frames: self.max_frames,
                 };
                 let ids = &self.sentences[self.sentence];
-                let u = be.install(|| v.model.prepare(be, ids, &opts))?;
+                let u = be.install(|| model.prepare(be, ids, &opts))?;
                 self.at = 0;
                 self.size = self.first;
-                self.utt.insert(u)
+                slot.insert(u)
             }
         };
         let f = u.frames();
         if self.at >= f {
             *inner.stage_times.lock() += u.times;
-            self.utt = None;
+            *slot = None;
             self.sentence += 1;
             return Ok(Step::SentenceEnd);
         }
         let (a, b) = (self.at, (self.at + self.size).min(f));
         buf.clear();
-        be.install(|| v.model.render(be, u, a, b, buf))?;
+        be.install(|| model.render(be, u, a, b, buf))?;
         self.at = b;
         self.size = (self.size * 4).min(self.chunk);
         Ok(Step::Samples)

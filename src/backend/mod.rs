@@ -206,6 +206,32 @@ pub trait Backend: Send + Sync + 'static {
         ym: Mat,
     );
 
+    /// An identity of a buffer (its address and size) for keys of recorded
+    /// work ([`Backend::recorded`]). Backends that record nothing return 0.
+    fn buf_key(&self, _b: &Self::Buf) -> u64 {
+        0
+    }
+
+    /// Run `f`, a fixed sequence of ops whose buffers, shapes and constants are
+    /// all determined by `key` (include [`Backend::buf_key`] of every buffer it
+    /// touches). A backend may record it on first use and replay the recording
+    /// afterwards instead of calling `f` (CUDA graphs); the CPU just calls `f`.
+    /// `f` must not read or write host memory (no `write`, `read`, `embed`,
+    /// `expand_prior`): such a sequence is run eagerly instead.
+    fn recorded(&self, _key: &[u64], f: &mut dyn FnMut()) {
+        f();
+    }
+
+    /// The first device error since the last call. Ops cannot fail in this
+    /// trait (the CPU's never do); a device backend records its failures and the
+    /// model calls this at the end of every stage.
+    ///
+    /// # Errors
+    /// [`BackendError::Device`] with the device's message.
+    fn check(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Run `f` on this backend's thread pool (CPU) or stream (GPU).
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
 }

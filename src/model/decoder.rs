@@ -26,6 +26,9 @@ pub(crate) struct DecoderW<B: Backend> {
     radius: usize,
 }
 
+/// First part of the decoder's recording keys.
+const DECODER_KEY: u64 = 0xdec0;
+
 fn conv_radius(k: usize, d: usize) -> usize {
     d * (k - 1) / 2
 }
@@ -94,7 +97,7 @@ impl<B: Backend> DecoderW<B> {
         self.stages.iter().map(|s| s.stride).product()
     }
 
-    /// `z` view `[C, L]` -> audio `[1, L·hop]` in a new buffer.
+    /// `z` view `[C, L]` -> audio `[1, L·hop]` in the arena's output buffer.
     pub(crate) fn run<'a>(
         &self,
         be: &B,
@@ -115,12 +118,43 @@ impl<B: Backend> DecoderW<B> {
             .iter()
             .any(|s| s.blocks.iter().any(|b| matches!(b, Block::One(_))));
         let t2_len = if one { max_len } else { 0 };
-        let lens = [max_len, max_len, max_len, max_len, max_len, t2_len, len];
-        let [x, act, y, acc, t1, t2, out] = arena.bufs(be, &lens, "decoder")? else {
+        // The window is copied into the arena first, so the layers read and
+        // write arena buffers only: a fixed op sequence per (length, arena),
+        // which a device backend records once and then replays.
+        let zinm = Mat::new(zm.rows, l);
+        let lens = [
+            max_len,
+            max_len,
+            max_len,
+            max_len,
+            max_len,
+            t2_len,
+            len,
+            zm.rows * l,
+        ];
+        let bufs = arena.bufs(be, &lens, "decoder")?;
+        let mut key = vec![DECODER_KEY, l as u64, zm.rows as u64];
+        key.extend(bufs.iter().map(|b| be.buf_key(b)));
+        let [x, act, y, acc, t1, t2, out, zin] = bufs else {
             return Err(BackendError::Device("decoder arena".into()));
         };
-        let (mut x, act, mut y, mut acc, t1, t2) = (x, act, y, acc, t1, t2);
-        let mut xm = Mat::new(self.pre_ch, l);
+        be.copy(z, zm, zin, zinm);
+        be.recorded(&key, &mut || {
+            self.layers(
+                be,
+                zin,
+                zinm,
+                [&mut *x, &mut *act, &mut *y, &mut *acc, &mut *t1, &mut *t2],
+                out,
+            )
+        });
+        Ok((&*out, Mat::new(1, len)))
+    }
+
+    /// The generator's layers from `z` (`zm`) to the audio row in `out`.
+    fn layers(&self, be: &B, z: &B::Buf, zm: Mat, bufs: [&mut B::Buf; 6], out: &mut B::Buf) {
+        let [mut x, act, mut y, mut acc, t1, t2] = bufs;
+        let mut xm = Mat::new(self.pre_ch, zm.cols);
         be.conv1d(&self.conv_pre, z, zm, x, xm, Out::Set);
         for s in &self.stages {
             be.leaky_relu(0.1, x, xm, act, xm);
@@ -166,8 +200,7 @@ impl<B: Backend> DecoderW<B> {
         }
         be.leaky_relu(0.01, x, xm, act, xm);
         let om = Mat::new(1, xm.cols);
-        be.conv1d(&self.conv_post, &*act, xm, &mut *out, om, Out::Set);
-        be.tanh(&mut *out, om);
-        Ok((&*out, om))
+        be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
+        be.tanh(out, om);
     }
 }

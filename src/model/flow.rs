@@ -4,6 +4,9 @@ use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
 use crate::voice::Coupling;
 
+/// First part of the flow's recording keys.
+const FLOW_KEY: u64 = 0xf10;
+
 struct CouplingW<B: Backend> {
     pre: B::Conv,
     in_layers: Vec<B::Conv>,
@@ -79,35 +82,50 @@ impl<B: Backend> FlowW<B> {
         let half = c / 2;
         let zm = Mat::new(c, l);
         let hm = Mat::new(wn, l);
+        let mut key = vec![FLOW_KEY, l as u64];
+        key.extend(bufs.iter().map(|b| be.buf_key(b)));
         let [z, tmp, h, a, g, rs, skip, mu] = bufs else {
             return Err(BackendError::Device("flow needs 8 buffers".into()));
         };
         let am = Mat::new(2 * wn, l);
-        for cp in &self.couplings {
-            be.flip_rows(z, zm, tmp, zm);
-            std::mem::swap(z, tmp);
-            be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, hm, Out::Set);
-            let n = cp.in_layers.len();
-            for (i, (inl, rsl)) in cp.in_layers.iter().zip(&cp.res_skip).enumerate() {
-                be.conv1d(inl, &*h, hm, &mut *a, am, Out::Set);
-                be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);
-                if i + 1 < n {
-                    be.conv1d(rsl, &*g, hm, &mut *rs, am, Out::Set);
-                    be.axpy(1.0, &*rs, am.rows(0, wn), &mut *h, hm);
-                    if i == 0 {
-                        be.copy(&*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
+        // Arena buffers only: a device backend records this once per (length, arena).
+        be.recorded(&key, &mut || {
+            // The flips ping-pong between the two buffers by reference (the
+            // buffers themselves never move, so a recording stays valid).
+            let (out, spare) = (&mut *z, &mut *tmp);
+            let (mut z, mut tmp) = (&mut *out, &mut *spare);
+            let (h, a, g, rs, skip, mu) =
+                (&mut *h, &mut *a, &mut *g, &mut *rs, &mut *skip, &mut *mu);
+            for cp in &self.couplings {
+                be.flip_rows(z, zm, tmp, zm);
+                std::mem::swap(&mut z, &mut tmp);
+                be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, hm, Out::Set);
+                let n = cp.in_layers.len();
+                for (i, (inl, rsl)) in cp.in_layers.iter().zip(&cp.res_skip).enumerate() {
+                    be.conv1d(inl, &*h, hm, &mut *a, am, Out::Set);
+                    be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);
+                    if i + 1 < n {
+                        be.conv1d(rsl, &*g, hm, &mut *rs, am, Out::Set);
+                        be.axpy(1.0, &*rs, am.rows(0, wn), &mut *h, hm);
+                        if i == 0 {
+                            be.copy(&*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
+                        } else {
+                            be.axpy(1.0, &*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
+                        }
+                    } else if i == 0 {
+                        be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Set);
                     } else {
-                        be.axpy(1.0, &*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
+                        be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Add);
                     }
-                } else if i == 0 {
-                    be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Set);
-                } else {
-                    be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Add);
                 }
+                be.conv1d(&cp.post, &*skip, hm, &mut *mu, Mat::new(half, l), Out::Set);
+                be.axpy(-1.0, &*mu, Mat::new(half, l), z, zm.rows(half, c));
             }
-            be.conv1d(&cp.post, &*skip, hm, &mut *mu, Mat::new(half, l), Out::Set);
-            be.axpy(-1.0, &*mu, Mat::new(half, l), z, zm.rows(half, c));
-        }
+            if self.couplings.len() % 2 == 1 {
+                // The result is in the spare buffer: bring it home.
+                be.copy(&*z, zm, &mut *tmp, zm);
+            }
+        });
         Ok(())
     }
 }

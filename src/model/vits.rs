@@ -146,7 +146,7 @@ impl<B: Backend> Vits<B> {
     /// # Errors
     /// Allocation or device failure.
     pub fn new(be: &B, w: &Weights) -> Result<Self> {
-        Ok(Vits {
+        let v = Vits {
             enc: EncoderW::new(be, &w.enc)?,
             dp: DurationW::new(be, &w.dp)?,
             flow: FlowW::new(be, &w.flow)?,
@@ -154,7 +154,9 @@ impl<B: Backend> Vits<B> {
             hidden: w.enc.hidden,
             symbols: w.enc.symbols,
             pool: Arc::new(Mutex::new(Vec::new())),
-        })
+        };
+        be.check()?;
+        Ok(v)
     }
 
     /// Samples per frame.
@@ -208,6 +210,8 @@ impl<B: Backend> Vits<B> {
         let logw = self
             .dp
             .run(be, &x, Mat::new(self.hidden, t), &opts.noise, sc.noise_w)?;
+        // A device failure makes the durations meaningless: stop here.
+        be.check()?;
         let t2 = Instant::now();
         let mut durations = Vec::with_capacity(t);
         let mut total: u64 = 0;
@@ -384,6 +388,10 @@ impl<B: Backend> Vits<B> {
         out.resize(start + (b - a) * hop, 0.0);
         be.read(audio, keep, &mut out[start..]);
         u.times.decoder += t0.elapsed().as_secs_f64();
+        if let Err(e) = be.check() {
+            out.truncate(start);
+            return Err(e.into());
+        }
         Ok(())
     }
 

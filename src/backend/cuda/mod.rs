@@ -2,14 +2,26 @@
 //! discovery, all through `cudarc` with dynamic loading (no CUDA needed to
 //! build or to run on the CPU).
 //!
-//! Status: the kernels of every non-GEMM op (element-wise, LayerNorm, im2col
-//! and epilogues, depthwise and transposed-conv interleave, relative attention
-//! pieces, the spline inverse) are written as `.cu` files under `kernels/`,
-//! each with its CPU twin named in its header, and compile with NVRTC for
-//! sm_80 and sm_90 (`tests/cuda.rs`, in CI with the PyPI NVRTC wheel). The
-//! `Backend` implementation that launches them (cuBLAS GEMMs, preallocated
-//! buffers, graph capture) is not written yet: `Device::Cuda` reports a clear
-//! error naming what is missing, and `Device::Auto` uses the CPU.
+//! - `kernels/*.cu`: every non-GEMM op (element-wise, LayerNorm, im2col and
+//!   the conv epilogue, depthwise and transposed-conv interleave, relative
+//!   attention pieces, the spline inverse, index-based prior expansion), each
+//!   with its CPU twin named in its header; compiled with NVRTC at engine start
+//!   for the device's architecture, once per process.
+//! - [`CudaBackend`] (`device.rs`): the `Backend` trait on one stream; convs as
+//!   im2col + cuBLAS GEMM (TF32 tensor cores for the flow/decoder in reduced
+//!   precision), attention as two GEMMs per head around the kernels.
+//! - `graph.rs`: recorded CUDA graphs of the flow and decoder per (shape,
+//!   arena) key, replayed afterwards; `VOXIDE_CUDA_GRAPHS=0` turns them off.
+//!
+//! Tests: `tests/cuda.rs` compiles every kernel for sm_80 and sm_90 (in CI,
+//! with the PyPI NVRTC wheel); `tests/cuda_ops.rs` checks every op against its
+//! CPU twin, the model against the CPU, and graph replay against eager
+//! launches on a GPU (skipped without one, required with `VOXIDE_REQUIRE_GPU=1`).
+
+mod device;
+pub mod graph;
+
+pub use device::{arch_for, CudaBackend, CudaBuf, CudaConv, CudaConvT};
 
 use crate::error::BackendError;
 
@@ -30,6 +42,21 @@ pub const KERNEL_FILES: &[(&str, &str)] = &[
 pub fn kernel_source(body: &str) -> String {
     let common = COMMON.replace("#pragma once", "");
     format!("{common}\n{}", body.replace("#include \"common.cuh\"", ""))
+}
+
+/// Names of the kernels (`VX_EXTERN` functions) a kernel file defines.
+pub fn kernel_names(file: &str) -> Vec<String> {
+    let Some((_, body)) = KERNEL_FILES.iter().find(|(n, _)| *n == file) else {
+        return Vec::new();
+    };
+    body.split("VX_EXTERN")
+        .skip(1)
+        .filter_map(|rest| {
+            let head = rest.split('(').next()?;
+            let name = head.split_whitespace().last()?;
+            name.starts_with("vx_").then(|| name.to_string())
+        })
+        .collect()
 }
 
 /// Whether the NVRTC library can be loaded (from the library path).

@@ -18,17 +18,16 @@ VX_EXTERN void vx_im2col(const float *x, View xm, float *cols, int k, int dil, i
     }
 }
 
-// y (op)= acc + bias: mode 0 set, 1 set then ReLU, 2 add. acc is dense [rows, cols].
-VX_EXTERN void vx_bias_epilogue(const float *acc, const float *bias, float *y, View ym, int mode) {
+// In place after a GEMM wrote (or accumulated into) y: y += bias[row], then
+// ReLU when relu != 0.
+VX_EXTERN void vx_bias_act(float *y, View ym, const float *bias, int relu) {
     long long total = (long long)ym.rows * ym.cols;
     for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
          e += (long long)gridDim.x * blockDim.x) {
         int r = (int)(e / ym.cols), c = (int)(e % ym.cols);
-        float v = acc[e] + bias[r];
         long long k = vx_at(ym, r, c);
-        if (mode == 1) v = fmaxf(v, 0.0f);
-        if (mode == 2) v += y[k];
-        y[k] = v;
+        float v = y[k] + bias[r];
+        y[k] = relu ? fmaxf(v, 0.0f) : v;
     }
 }
 

@@ -64,11 +64,24 @@ VX_EXTERN void vx_flip_rows(const float *x, View xm, float *y, View ym) {
     }
 }
 
-// y[:, t] = table[ids[t], :] * scale; table is [symbols, y.rows].
-VX_EXTERN void vx_embed(const float *table, const long long *ids, float scale, float *y, View ym) {
+// y[:, t] = table[ids[t], :] * scale; table is [symbols, y.rows]; an id
+// outside the table gives a zero column.
+VX_EXTERN void vx_embed(const float *table, long long symbols, const long long *ids, float scale,
+                        float *y, View ym) {
     VX_FOR_EACH(ym) {
         int r = (int)(i / ym.cols), c = (int)(i % ym.cols);
-        y[vx_at(ym, r, c)] = table[ids[c] * ym.rows + r] * scale;
+        long long id = ids[c];
+        y[vx_at(ym, r, c)] = (id >= 0 && id < symbols) ? table[id * ym.rows + r] * scale : 0.0f;
+    }
+}
+
+// Zero columns [c0, c1) of every row of the view.
+VX_EXTERN void vx_zero_cols(float *x, View xm, int c0, int c1) {
+    long long w = c1 - c0;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (long long)xm.rows * w;
+         i += (long long)gridDim.x * blockDim.x) {
+        int r = (int)(i / w), c = c0 + (int)(i % w);
+        x[vx_at(xm, r, c)] = 0.0f;
     }
 }
 
