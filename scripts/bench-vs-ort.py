@@ -43,6 +43,10 @@ def ort_run(model, ids_list, cfg, threads, repeat, device):
     t0 = time.perf_counter()
     sess = ort.InferenceSession(model, sess_options=so, providers=providers)
     load_ms = (time.perf_counter() - t0) * 1e3
+    if device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+        # onnxruntime falls back to the CPU silently: that would not be a GPU comparison.
+        sys.exit("onnxruntime has no CUDA provider here: pip install onnxruntime-gpu "
+                 "(with CUDA 12 and cuDNN 9 libraries), or run with --device cpu")
     scales = np.array([cfg.noise_scale, cfg.length_scale, cfg.noise_w_scale], np.float32)
 
     def once():

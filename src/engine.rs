@@ -489,6 +489,14 @@ impl Engine {
         }
     }
 
+    /// Device memory `(used, total)` in bytes on a GPU; `None` on the CPU.
+    pub fn device_memory(&self) -> Option<(usize, usize)> {
+        match &self.inner.backend {
+            Dev::Cpu(_) => None,
+            Dev::Cuda(be) => be.memory().map(|(free, total)| (total - free, total)),
+        }
+    }
+
     /// CPU threads used by the engine.
     pub fn threads(&self) -> usize {
         match &self.inner.backend {

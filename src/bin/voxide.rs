@@ -493,6 +493,10 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
             "decoder": per_run(st.decoder, stages_before.decoder),
         },
     });
+    if let Some((used, total)) = engine.device_memory() {
+        obj["gpu_mem_used_mb"] = (used as f64 / 1048576.0).into();
+        obj["gpu_mem_total_mb"] = (total as f64 / 1048576.0).into();
+    }
     if !walls_whole.is_empty() {
         let w = median(&mut walls_whole);
         obj["wall_whole_s"] = w.into();
