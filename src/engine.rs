@@ -612,7 +612,15 @@ impl Engine {
             chunk_frames: WHOLE_CHUNK_FRAMES,
             ..options.clone()
         };
-        self.run(&v, text, options, |ev| {
+        let job = Speech::new(Arc::clone(&v), text, options)?;
+        if let (None, Dev::Cpu(be)) = (&self.inner.scheduler, &self.inner.backend) {
+            if be.threads() > 1 && job.sentences.len() > 1 {
+                self.whole_in_parallel(be, &job, &mut audio)?;
+                drop(permit);
+                return Ok(audio);
+            }
+        }
+        self.run_speech(job, |ev| {
             match ev {
                 Event::Samples(s) => sentence.extend_from_slice(s),
                 Event::SentenceEnd => {
@@ -693,9 +701,71 @@ impl Engine {
         v: &Arc<LoadedVoice>,
         text: &str,
         o: &SpeakOptions,
+        sink: impl FnMut(Event<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.run_speech(Speech::new(Arc::clone(v), text, o)?, sink)
+    }
+
+    /// Whole audio of a request of several sentences on a multi-threaded CPU
+    /// backend: the threads take sentences in turn (each sentence's ops also
+    /// split over idle threads), and finished sentences join the audio in
+    /// order. The samples are those of the sequential path: every sentence
+    /// has its own seed and the kernels give the same sums on any thread count.
+    fn whole_in_parallel(&self, be: &CpuBackend, job: &Speech, audio: &mut Audio) -> Result<()> {
+        let model = CpuBackend::model(&job.voice.model)
+            .ok_or_else(|| Error::Device("the voice is not loaded on this device".into()))?;
+        let n = job.sentences.len();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        // Finished sentences waiting for their turn, the next one due, the first error.
+        let done: Mutex<(BTreeMap<usize, Vec<f32>>, usize, Option<Error>, &mut Audio)> =
+            Mutex::new((BTreeMap::new(), 0, None, audio));
+        let worker = || loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= n {
+                return;
+            }
+            let mut out = Vec::new();
+            let r = job.sentence_whole(be, model, i, &mut out);
+            let mut d = done.lock();
+            match r {
+                Ok(times) => {
+                    *self.inner.stage_times.lock() += times;
+                    d.0.insert(i, out);
+                    let d = &mut *d;
+                    while let Some(s) = d.0.remove(&d.1) {
+                        d.3.push_sentence(crate::audio::from_f32(&s));
+                        d.1 += 1;
+                    }
+                }
+                Err(e) => {
+                    if d.2.is_none() {
+                        d.2 = Some(e);
+                    }
+                    // Stop handing out sentences.
+                    next.store(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        };
+        be.install(|| {
+            rayon::scope(|s| {
+                for _ in 1..be.threads().min(n) {
+                    s.spawn(|_| worker());
+                }
+                worker();
+            })
+        });
+        let (_, _, err, _) = done.into_inner();
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn run_speech(
+        &self,
+        mut job: Speech,
         mut sink: impl FnMut(Event<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
-        let mut job = Speech::new(Arc::clone(v), text, o)?;
         if let Some(sched) = &self.inner.scheduler {
             let stream = sched.submit(SpeakJob {
                 inner: Arc::clone(&self.inner),
@@ -810,6 +880,32 @@ impl Speech {
             at: 0,
             size: first,
         })
+    }
+
+    /// Sentence `i` whole into `out`, in the chunks stepping it would use
+    /// (so the same samples); its stage times.
+    fn sentence_whole<B: OnDevice>(
+        &self,
+        be: &B,
+        model: &Vits<B>,
+        i: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<StageTimes> {
+        let opts = SynthOptions {
+            scales: self.scales,
+            noise: Noise::Seeded(self.seed.wrapping_add(i as u64)),
+            max_frames: self.max_frames,
+        };
+        let mut u = model.prepare(be, &self.sentences[i], &opts)?;
+        let f = u.frames();
+        let (mut a, mut size) = (0, self.first);
+        while a < f {
+            let b = (a + size).min(f);
+            model.render(be, &mut u, a, b, out)?;
+            a = b;
+            size = (size * 4).min(self.chunk);
+        }
+        Ok(u.times)
     }
 
     fn step(&mut self, inner: &Inner, buf: &mut Vec<f32>) -> Result<Step> {

@@ -39,3 +39,58 @@ fn eight_threads_two_permits_identical_audio() {
     let _b = eng.try_acquire_permit().expect("permit 2 free");
     assert!(eng.try_acquire_permit().is_none());
 }
+
+/// Whole audio of a several-sentence request on two threads (sentences run in
+/// parallel) equals the one-thread result and the streamed chunks, sentence
+/// boundaries included; a bad sentence fails the whole request cleanly.
+#[test]
+fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
+    let build = |threads| {
+        Engine::builder()
+            .voice(common::voice_path())
+            .threads(threads)
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (build(1), build(2));
+    let text = "Good morning. The meeting starts at nine, so please be on time! \
+                Did you bring the report? We will review the figures together. Thanks.";
+    let opts = SpeakOptions {
+        seed: 11,
+        ..SpeakOptions::default()
+    };
+    let a = one
+        .speak_with(text, None, &opts, one.acquire_permit().unwrap())
+        .unwrap();
+    let b = two
+        .speak_with(text, None, &opts, two.acquire_permit().unwrap())
+        .unwrap();
+    // PCM is normalised per sentence: equal PCM means equal sentence boundaries.
+    assert_eq!(a.to_pcm16(), b.to_pcm16());
+    assert!(
+        a.samples() == b.samples(),
+        "2-thread whole audio differs from 1-thread"
+    );
+    let mut streamed = Vec::new();
+    two.speak_stream(text, None, &opts, two.acquire_permit().unwrap(), |c| {
+        streamed.extend_from_slice(c);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(
+        streamed.as_slice() == b.samples(),
+        "streamed chunks differ from whole audio"
+    );
+    // A sentence over the frame cap fails the request; the engine stays usable.
+    let capped = SpeakOptions {
+        max_frames: 40,
+        ..opts.clone()
+    };
+    assert!(two
+        .speak_with(text, None, &capped, two.acquire_permit().unwrap())
+        .is_err());
+    let again = two
+        .speak_with(text, None, &opts, two.acquire_permit().unwrap())
+        .unwrap();
+    assert!(again.samples() == b.samples());
+}
