@@ -716,9 +716,12 @@ impl Engine {
             .ok_or_else(|| Error::Device("the voice is not loaded on this device".into()))?;
         let n = job.sentences.len();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        // Finished sentences waiting for their turn, the next one due, the first error.
-        let done: Mutex<(BTreeMap<usize, Vec<f32>>, usize, Option<Error>, &mut Audio)> =
-            Mutex::new((BTreeMap::new(), 0, None, audio));
+        let done = Mutex::new(Joined {
+            pending: BTreeMap::new(),
+            due: 0,
+            error: None,
+            audio,
+        });
         let worker = || loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if i >= n {
@@ -730,16 +733,16 @@ impl Engine {
             match r {
                 Ok(times) => {
                     *self.inner.stage_times.lock() += times;
-                    d.0.insert(i, out);
+                    d.pending.insert(i, out);
                     let d = &mut *d;
-                    while let Some(s) = d.0.remove(&d.1) {
-                        d.3.push_sentence(crate::audio::from_f32(&s));
-                        d.1 += 1;
+                    while let Some(s) = d.pending.remove(&d.due) {
+                        d.audio.push_sentence(crate::audio::from_f32(&s));
+                        d.due += 1;
                     }
                 }
                 Err(e) => {
-                    if d.2.is_none() {
-                        d.2 = Some(e);
+                    if d.error.is_none() {
+                        d.error = Some(e);
                     }
                     // Stop handing out sentences.
                     next.store(n, std::sync::atomic::Ordering::Relaxed);
@@ -754,8 +757,7 @@ impl Engine {
                 worker();
             })
         });
-        let (_, _, err, _) = done.into_inner();
-        match err {
+        match done.into_inner().error {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -794,6 +796,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// Sentences finished out of order, waiting for their turn to join the audio.
+struct Joined<'a> {
+    pending: BTreeMap<usize, Vec<f32>>,
+    /// The next sentence the audio takes.
+    due: usize,
+    /// The first failure (the request then fails).
+    error: Option<Error>,
+    audio: &'a mut Audio,
 }
 
 /// What a scheduled request streams back.
