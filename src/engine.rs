@@ -411,11 +411,17 @@ impl EngineBuilder {
             scheduler,
         });
         let engine = Engine { inner };
-        for (name, path, config) in &self.voices {
-            let name = name.clone().unwrap_or_else(|| voice_name(path));
-            engine.load_voice(&name, path, config.as_deref())?;
-        }
-        Ok(engine)
+        std::thread::scope(|s| {
+            // The text frontend's lexicon builds on another core meanwhile.
+            let _ = std::thread::Builder::new()
+                .name("voxide-warm-up".into())
+                .spawn_scoped(s, crate::text::g2p::warm_up);
+            for (name, path, config) in &self.voices {
+                let name = name.clone().unwrap_or_else(|| voice_name(path));
+                engine.load_voice(&name, path, config.as_deref())?;
+            }
+            Ok(engine)
+        })
     }
 }
 

@@ -146,11 +146,24 @@ impl<B: Backend> Vits<B> {
     /// # Errors
     /// Allocation or device failure.
     pub fn new(be: &B, w: &Weights) -> Result<Self> {
+        // The decoder holds most of the weights: prepare it beside the rest
+        // (on the CPU the two halves run on two threads of the pool).
+        let (front, dec) = rayon::join(
+            || -> Result<_> {
+                Ok((
+                    EncoderW::new(be, &w.enc)?,
+                    DurationW::new(be, &w.dp)?,
+                    FlowW::new(be, &w.flow)?,
+                ))
+            },
+            || DecoderW::new(be, &w.dec),
+        );
+        let (enc, dp, flow) = front?;
         let v = Vits {
-            enc: EncoderW::new(be, &w.enc)?,
-            dp: DurationW::new(be, &w.dp)?,
-            flow: FlowW::new(be, &w.flow)?,
-            dec: DecoderW::new(be, &w.dec)?,
+            enc,
+            dp,
+            flow,
+            dec: dec?,
             hidden: w.enc.hidden,
             symbols: w.enc.symbols,
             pool: Arc::new(Mutex::new(Vec::new())),

@@ -34,6 +34,13 @@ impl Lexicon {
     }
 }
 
+/// Build the lexicon now (it is otherwise built on first use, ~20 ms): the
+/// engine does this on a second thread while it loads the voices, so the
+/// first request does not pay for it.
+pub fn warm_up() {
+    let _ = lexicon();
+}
+
 fn lexicon() -> &'static Lexicon {
     static L: OnceLock<Lexicon> = OnceLock::new();
     L.get_or_init(|| {

@@ -357,10 +357,7 @@ impl Reader {
                     n * 4
                 )));
             }
-            t.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            le_floats(&t.raw_data)
         } else {
             if t.float_data.len() != n {
                 return Err(self.err(format!(
@@ -791,9 +788,31 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Little-endian `f32`s from bytes (`bytes.len()` a multiple of 4): a plain
+/// copy on little-endian machines, into huge-page-advised memory when large.
+fn le_floats(bytes: &[u8]) -> Vec<f32> {
+    let n = bytes.len() / 4;
+    if cfg!(target_endian = "little") {
+        let mut v: Vec<f32> = Vec::with_capacity(n);
+        advise_huge_pages(v.as_mut_ptr().cast(), n * 4);
+        // SAFETY: v has room for n floats; every bit pattern is a valid f32;
+        // the bytes are little-endian like the machine.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), n * 4);
+            v.set_len(n);
+        }
+        v
+    } else {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+}
+
 /// `madvise(MADV_HUGEPAGE)` on the 2 MiB-aligned interior of an untouched
 /// allocation (a hint: ignored where unsupported).
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
+pub(crate) fn advise_huge_pages(ptr: *mut u8, len: usize) {
     const HUGE: usize = 2 << 20;
     let start = (ptr as usize).next_multiple_of(HUGE);
     let end = (ptr as usize + len) & !(HUGE - 1);

@@ -93,6 +93,15 @@ pub(crate) struct Packed {
     k: usize,
 }
 
+/// A zeroed vector, its memory advised for huge pages first (fewer page
+/// faults when the weights are packed at load).
+fn huge_zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    crate::voice::advise_huge_pages(v.as_mut_ptr().cast(), n * std::mem::size_of::<T>());
+    v.resize(n, T::default());
+    v
+}
+
 impl Packed {
     /// Pack `w` (`[cout, cin, k]`, row-major).
     pub(crate) fn new(
@@ -111,12 +120,14 @@ impl Packed {
         let mut p = Vec::new();
         match precision {
             Precision::F32 => {
-                f.resize(cout * kk, 0.0);
+                f = huge_zeroed(cout * kk);
                 let (full, rest) = f.split_at_mut(panels * MR * kk);
                 for (pi, dst) in full.chunks_exact_mut(MR * kk).enumerate() {
-                    for m in 0..MR {
-                        for (q, &v) in row(pi * MR + m).iter().enumerate() {
-                            dst[q * MR + m] = v;
+                    let rows: [&[f32]; MR] = std::array::from_fn(|m| row(pi * MR + m));
+                    // Sequential writes, MR read streams.
+                    for (q, d) in dst.chunks_exact_mut(MR).enumerate() {
+                        for (m, v) in d.iter_mut().enumerate() {
+                            *v = rows[m][q];
                         }
                     }
                 }
@@ -137,7 +148,7 @@ impl Packed {
                     };
                     u32::from(lo) | (u32::from(hi) << 16)
                 };
-                p.resize(cout * k2, 0);
+                p = huge_zeroed(cout * k2);
                 let (full, rest) = p.split_at_mut(panels * MR * k2);
                 for (pi, dst) in full.chunks_exact_mut(MR * k2).enumerate() {
                     for m in 0..MR {

@@ -376,12 +376,14 @@ impl CudaBackend {
     }
 
     /// Host memory cannot take part in a recording: say so and skip the op.
+    /// Otherwise make sure this thread has the context (raw driver calls follow).
     fn host_io_allowed(&self) -> bool {
         if self.capturing.load(Ordering::Relaxed) {
             self.capture_broken.store(true, Ordering::Relaxed);
             false
         } else {
-            true
+            self.note("bind context", self.ctx.bind_to_thread())
+                .is_some()
         }
     }
 
@@ -480,6 +482,8 @@ impl CudaBackend {
     }
 
     fn upload_f32(&self, v: &[f32], what: &'static str) -> Result<CudaBuf, BackendError> {
+        // Weights may be prepared on any thread (the model prepares its parts in parallel).
+        self.ctx.bind_to_thread().map_err(|e| dev_err(what, e))?;
         let b = self.alloc(v.len(), what)?;
         if !v.is_empty() {
             // SAFETY: b holds v.len() floats.
