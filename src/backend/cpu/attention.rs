@@ -1,5 +1,6 @@
 //! Relative-position multi-head attention (VITS text encoder).
 
+use super::elementwise::fast_exp;
 use super::gemm::{gemm, Operand};
 use crate::backend::Mat;
 
@@ -24,7 +25,8 @@ pub(crate) fn rel_attention(
     let w = rows / 2;
     let scale = 1.0 / (d as f32).sqrt();
     let mut logits = vec![0.0f32; t * t];
-    let mut qs = vec![0.0f32; d];
+    let mut rel = vec![0.0f32; t * (2 * w + 1)];
+    let mut band: Vec<f32> = Vec::with_capacity(t);
     for h in 0..heads {
         let (qh, kh, vh, yh) = (
             q.rows(h * d, (h + 1) * d),
@@ -59,23 +61,47 @@ pub(crate) fn rel_attention(
             },
             scale,
         );
+        // rel[i, r] = (q_i / √d) · rel_k[r]: one small GEMM for all offsets.
+        let nr = 2 * w + 1;
+        gemm(
+            1,
+            t,
+            nr,
+            d,
+            &mut rel,
+            Operand {
+                off: 0,
+                rs: nr as isize,
+                cs: 1,
+            },
+            false,
+            qkv,
+            Operand {
+                off: qh.off,
+                rs: 1,
+                cs: qh.ld as isize,
+            },
+            rel_k,
+            Operand {
+                off: 0,
+                rs: 1,
+                cs: d as isize,
+            },
+            scale,
+        );
         for i in 0..t {
-            for (c, qv) in qs.iter_mut().enumerate() {
-                *qv = qkv[qh.off + c * qh.ld + i] * scale;
-            }
             let row = &mut logits[i * t..(i + 1) * t];
             let lo = i.saturating_sub(w);
             let hi = (i + w).min(t - 1);
+            let rr = &rel[i * nr..(i + 1) * nr];
             for (j, l) in row.iter_mut().enumerate().take(hi + 1).skip(lo) {
-                let e = &rel_k[(j + w - i) * d..(j + w - i + 1) * d];
-                *l += qs.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
+                *l += rr[j + w - i];
             }
             let mx = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0f32;
             for l in row.iter_mut() {
-                *l = (*l - mx).exp();
-                sum += *l;
+                *l = fast_exp(*l - mx);
             }
+            let sum: f32 = row.iter().sum();
             let inv = 1.0 / sum;
             for l in row.iter_mut() {
                 *l *= inv;
@@ -108,15 +134,23 @@ pub(crate) fn rel_attention(
             },
             1.0,
         );
-        // + Σ_r P[i, i+r] · rel_v[r + w]
-        for i in 0..t {
-            let lo = i.saturating_sub(w);
-            let hi = (i + w).min(t - 1);
-            for j in lo..=hi {
-                let p = logits[i * t + j];
-                let e = &rel_v[(j + w - i) * d..(j + w - i + 1) * d];
-                for (c, &ev) in e.iter().enumerate() {
-                    y[yh.off + c * yh.ld + i] += p * ev;
+        // + Σ_r P[i, i+r] · rel_v[r + w]: per offset r, the band P[i, i + r]
+        // gathered once, then each output row takes it times rel_v[r + w, c]
+        // (contiguous along i).
+        for r in 0..=2 * w {
+            let off = r as isize - w as isize;
+            let i0 = (-off).max(0) as usize;
+            let i1 = (t as isize - off).clamp(0, t as isize) as usize;
+            if i1 <= i0 {
+                continue;
+            }
+            band.clear();
+            band.extend((i0..i1).map(|i| logits[i * t + (i as isize + off) as usize]));
+            let e = &rel_v[r * d..(r + 1) * d];
+            for (c, &ev) in e.iter().enumerate() {
+                let row = &mut y[yh.off + c * yh.ld + i0..yh.off + c * yh.ld + i1];
+                for (o, &p) in row.iter_mut().zip(band.iter()) {
+                    *o += p * ev;
                 }
             }
         }

@@ -236,25 +236,49 @@ thread_local! {
 }
 
 fn depthwise(w: &CpuConv, x: &[f32], xm: Mat, y: &mut [f32], ym: Mat, out: Out, pad: usize) {
-    let t = xm.cols as isize;
-    for c in 0..w.cout {
-        let xr = &x[xm.off + c * xm.ld..xm.off + c * xm.ld + xm.cols];
-        let yr = &mut y[ym.off + c * ym.ld..ym.off + c * ym.ld + ym.cols];
-        for (ti, yv) in yr.iter_mut().enumerate() {
-            let mut acc = w.bias[c];
+    let t = xm.cols;
+    DW.with(|acc| {
+        let mut acc = acc.borrow_mut();
+        acc.clear();
+        acc.resize(t, 0.0);
+        for c in 0..w.cout {
+            let xr = &x[xm.off + c * xm.ld..xm.off + c * xm.ld + t];
+            let yr = &mut y[ym.off + c * ym.ld..ym.off + c * ym.ld + ym.cols];
+            // Tap by tap over whole rows (vectorizes); each output still sums
+            // bias, then taps in order, as the per-sample loop did.
+            acc.fill(w.bias[c]);
             for j in 0..w.k {
-                let src = ti as isize + (j * w.dilation) as isize - pad as isize;
-                if src >= 0 && src < t {
-                    acc += w.im2col[c * w.k + j] * xr[src as usize];
+                let wj = w.im2col[c * w.k + j];
+                let s = (j * w.dilation) as isize - pad as isize;
+                // Outputs ti with 0 <= ti + s < t.
+                let lo = (-s).clamp(0, t as isize) as usize;
+                let hi = (t as isize - s).clamp(0, t as isize) as usize;
+                if hi > lo {
+                    let src = &xr[(lo as isize + s) as usize..(hi as isize + s) as usize];
+                    for (a, &v) in acc[lo..hi].iter_mut().zip(src) {
+                        *a += wj * v;
+                    }
                 }
             }
-            *yv = match out {
-                Out::Set => acc,
-                Out::SetRelu => acc.max(0.0),
-                Out::Add => *yv + acc,
-            };
+            match out {
+                Out::Set => yr.copy_from_slice(&acc),
+                Out::SetRelu => {
+                    for (o, &a) in yr.iter_mut().zip(acc.iter()) {
+                        *o = a.max(0.0);
+                    }
+                }
+                Out::Add => {
+                    for (o, &a) in yr.iter_mut().zip(acc.iter()) {
+                        *o += a;
+                    }
+                }
+            }
         }
-    }
+    });
+}
+
+thread_local! {
+    static DW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Polyphase transposed conv: with `q = n + u/2`, `t = q / u`, `r = q % u`,

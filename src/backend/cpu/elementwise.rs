@@ -19,7 +19,40 @@ pub(crate) fn rows(x: &[f32], m: Mat) -> impl Iterator<Item = &[f32]> {
 }
 
 /// `x = LN(x [+ r])` over rows for each column; optional GELU after.
+/// AVX-512 code where the CPU has it (the same sums in the same order: the
+/// vectors run across columns).
 pub(crate) fn layer_norm(
+    x: &mut [f32],
+    xm: Mat,
+    r: Option<(&[f32], Mat)>,
+    gamma: &[f32],
+    beta: &[f32],
+    gelu_after: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::has_avx512() {
+        // SAFETY: the CPU has AVX-512F/BW (checked just above).
+        unsafe { layer_norm_avx512(x, xm, r, gamma, beta, gelu_after) };
+        return;
+    }
+    layer_norm_body(x, xm, r, gamma, beta, gelu_after);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn layer_norm_avx512(
+    x: &mut [f32],
+    xm: Mat,
+    r: Option<(&[f32], Mat)>,
+    gamma: &[f32],
+    beta: &[f32],
+    gelu_after: bool,
+) {
+    layer_norm_body(x, xm, r, gamma, beta, gelu_after);
+}
+
+#[inline(always)]
+fn layer_norm_body(
     x: &mut [f32],
     xm: Mat,
     r: Option<(&[f32], Mat)>,
@@ -65,23 +98,22 @@ pub(crate) fn layer_norm(
 }
 
 /// GELU `½x(1 + erf(x/√2))` with [`erf_fast`] (absolute error of erf < 1e-6).
+#[inline(always)]
 pub(crate) fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_fast(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// erf in f32 (Abramowitz & Stegun 7.1.26: |error| ≤ 1.5e-7 in exact arithmetic, < 1e-6 in f32).
+#[inline(always)]
 pub(crate) fn erf_fast(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t
         * (0.254_829_6
             + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let r = 1.0 - poly * (-a * a).exp();
-    if x < 0.0 {
-        -r
-    } else {
-        r
-    }
+    // Branch-free (fast_exp, copysign) so LayerNorm+GELU loops vectorize.
+    let r = 1.0 - poly * fast_exp(-a * a);
+    r.copysign(x)
 }
 
 /// `e^x` without a libm call: `2^n · p(r)` with `r = x − n·ln 2`, a degree-6
