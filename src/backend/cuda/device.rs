@@ -255,7 +255,24 @@ impl CudaBackend {
         precision: Precision,
         graphs: bool,
     ) -> Result<Self, BackendError> {
+        // cudarc panics when a library it loads lazily is missing: never let
+        // that reach the host.
+        std::panic::catch_unwind(|| Self::open(ordinal, precision, graphs)).unwrap_or_else(|p| {
+            Err(BackendError::Device(format!(
+                "the CUDA libraries failed at start: {}",
+                crate::error::panic_message(p.as_ref())
+            )))
+        })
+    }
+
+    fn open(ordinal: usize, precision: Precision, graphs: bool) -> Result<Self, BackendError> {
         let name = super::probe(ordinal)?;
+        // SAFETY: only tries to dlopen the library under its known names.
+        if !std::panic::catch_unwind(|| unsafe { bsys::is_culib_present() }).unwrap_or(false) {
+            return Err(BackendError::Device(
+                "cuBLAS (libcublas.so.12 or libcublas.so) not found on the library path".into(),
+            ));
+        }
         let ctx = CudaContext::new(ordinal).map_err(|e| dev_err("CUDA context", e))?;
         // One stream, used in order: the event bookkeeping for several streams is not needed.
         // SAFETY: every buffer of this backend is used on `stream` only.
