@@ -9,7 +9,12 @@
 //! soak (`soak_full`, ignored by default) in release mode. Configuration
 //! (environment): VOXIDE_SOAK_REQUESTS (20000), VOXIDE_SOAK_THREADS (16),
 //! VOXIDE_SOAK_PERMITS (4), VOXIDE_SOAK_ROUNDS (10, the first is warm-up),
-//! VOXIDE_SOAK_RSS_PCT (5), VOXIDE_SOAK_LONG_PCT (2), VOXIDE_SOAK_SEED (1).
+//! VOXIDE_SOAK_RSS_PCT (5), VOXIDE_SOAK_LONG_PCT (2), VOXIDE_SOAK_SEED (1);
+//! VOXIDE_SOAK_MALLOC_INFO=DIR writes glibc's `malloc_info` and
+//! `/proc/self/smaps` after every round (diagnosis of RSS growth).
+//! Warm-up: the first fifth of the rounds (at least one); RSS and the live
+//! heap of every later round must stay within RSS_PCT of their largest value
+//! in the warm-up.
 //! Mix: LONG_PCT% long texts, 15% short texts (text frontend), the rest tiny
 //! phoneme requests; 40% whole, 30% streamed, 30% streams cancelled after
 //! 0-3 chunks; one request in five waits at most 0-19 ms for its permit.
