@@ -7,7 +7,7 @@
 #   scripts/soak.sh                       # the full soak
 #   VOXIDE_SOAK_REQUESTS=2000 scripts/soak.sh
 # Knobs (environment): VOXIDE_SOAK_REQUESTS, _THREADS, _PERMITS, _ROUNDS,
-# _RSS_PCT, _LONG_PCT, _SEED — see tests/soak.rs.
+# _RSS_PCT, _LONG_PCT, _SEED, _MALLOC_INFO=DIR — see tests/soak.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VOXIDE_VOICE=${VOXIDE_VOICE:-$PWD/voices/en_US-joe-medium.onnx}

@@ -9,7 +9,12 @@
 //! soak (`soak_full`, ignored by default) in release mode. Configuration
 //! (environment): VOXIDE_SOAK_REQUESTS (20000), VOXIDE_SOAK_THREADS (16),
 //! VOXIDE_SOAK_PERMITS (4), VOXIDE_SOAK_ROUNDS (10, the first is warm-up),
-//! VOXIDE_SOAK_RSS_PCT (5), VOXIDE_SOAK_LONG_PCT (2), VOXIDE_SOAK_SEED (1).
+//! VOXIDE_SOAK_RSS_PCT (5), VOXIDE_SOAK_LONG_PCT (2), VOXIDE_SOAK_SEED (1);
+//! VOXIDE_SOAK_MALLOC_INFO=DIR writes glibc's `malloc_info` and
+//! `/proc/self/smaps` after every round (diagnosis of RSS growth).
+//! Warm-up: the first fifth of the rounds (at least one); RSS and the live
+//! heap of every later round must stay within RSS_PCT of their largest value
+//! in the warm-up.
 //! Mix: LONG_PCT% long texts, 15% short texts (text frontend), the rest tiny
 //! phoneme requests; 40% whole, 30% streamed, 30% streams cancelled after
 //! 0-3 chunks; one request in five waits at most 0-19 ms for its permit.
@@ -77,6 +82,40 @@ fn live_heap_kib() -> u64 {
     }
     #[allow(unreachable_code)]
     0
+}
+
+/// glibc's view, for diagnosis: (arena: heap bytes obtained from the kernel
+/// by sbrk/arenas, hblkhd: mmapped blocks, uordblks: in use, fordblks: free) in KiB.
+fn malloc_stats_kib() -> [u64; 4] {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    unsafe {
+        let m = libc::mallinfo2();
+        return [m.arena, m.hblkhd, m.uordblks, m.fordblks].map(|b| (b / 1024) as u64);
+    }
+    #[allow(unreachable_code)]
+    [0; 4]
+}
+
+/// glibc's per-arena statistics (`malloc_info`) into `path`, for diagnosis
+/// (`VOXIDE_SOAK_MALLOC_INFO=DIR`).
+fn malloc_info_to(path: &str) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let Ok(c) = std::ffi::CString::new(path) else {
+            return;
+        };
+        // SAFETY: a valid path and mode; the stream is closed after use.
+        unsafe {
+            let f = libc::fopen(c.as_ptr(), c"w".as_ptr());
+            if !f.is_null() {
+                libc::malloc_info(0, f);
+                libc::fclose(f);
+            }
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = path;
 }
 
 fn rss_kib() -> u64 {
@@ -269,8 +308,14 @@ fn soak(requests: u64, threads: u64, permits: u64, rounds: u64, rss_pct: f64, lo
         rss.push(r);
         let heap = live_heap_kib();
         heaps.push(heap);
+        let [arena, mmapped, used, free] = malloc_stats_kib();
+        if let Ok(dir) = std::env::var("VOXIDE_SOAK_MALLOC_INFO") {
+            malloc_info_to(&format!("{dir}/round-{:02}.xml", round + 1));
+            let _ = std::fs::copy("/proc/self/smaps", format!("{dir}/smaps-{:02}", round + 1));
+        }
         eprintln!(
-            "soak round {}/{}: {done} requests, {:.0} s, RSS {:.1} MiB (before trim {:.1}), live heap {:.2} MiB, threads {}, fds {}",
+            "soak round {}/{}: {done} requests, {:.0} s, RSS {:.1} MiB (before trim {:.1}), live heap {:.2} MiB \
+             (malloc: arena {arena} KiB, mmapped {mmapped} KiB, in use {used} KiB, free {free} KiB), threads {}, fds {}",
             round + 1,
             rounds,
             start.elapsed().as_secs_f64(),

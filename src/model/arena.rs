@@ -1,25 +1,65 @@
 //! Per-request scratch buffers: sized once for the largest chunk seen and
 //! reused, so the per-chunk path does not allocate (stable addresses, too).
+//!
+//! The arenas of one voice's pool share their sizes ([`Sizes`]): an arena
+//! that needs a buffer allocates it at the largest size any arena of the pool
+//! has needed so far, in one go. So every scratch set is at its steady-state
+//! size from its first use, instead of each growing through every chunk size
+//! on its own (8, 32, 128, 256 frames...). That matters for the host's
+//! allocator: each growth frees the previous multi-MB buffer, which with
+//! glibc raises the dynamic mmap threshold, after which the next big buffers
+//! land in (per-thread) heap arenas and fragment them: RSS crept up for
+//! thousands of requests with the live heap flat. With shared sizes a big
+//! buffer is freed only when the pool's maximum grows, and a new one is
+//! never smaller than a freed one (so it stays above the threshold).
 
 use crate::backend::Backend;
 use crate::error::BackendError;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// The largest length (floats) each buffer index of a family of arenas has
+/// needed so far.
+#[derive(Default)]
+pub(crate) struct Sizes(Mutex<Vec<usize>>);
+
+impl Sizes {
+    /// The capacity to allocate for buffer `i` that must hold `len` floats:
+    /// at least the family's high-water mark, which it raises to the result.
+    fn grow(&self, i: usize, len: usize) -> usize {
+        let mut hw = self.0.lock();
+        if hw.len() <= i {
+            hw.resize(i + 1, 0);
+        }
+        hw[i] = hw[i].max(len);
+        hw[i]
+    }
+}
 
 /// A set of reusable device buffers.
 pub(crate) struct Arena<B: Backend> {
     caps: Vec<usize>,
     bufs: Vec<B::Buf>,
+    sizes: Arc<Sizes>,
 }
 
 impl<B: Backend> Default for Arena<B> {
+    /// An arena sizing its buffers on its own.
     fn default() -> Self {
-        Arena {
-            caps: Vec::new(),
-            bufs: Vec::new(),
-        }
+        Arena::shared(Arc::default())
     }
 }
 
 impl<B: Backend> Arena<B> {
+    /// An arena of the family whose sizes are `sizes`.
+    pub(crate) fn shared(sizes: Arc<Sizes>) -> Self {
+        Arena {
+            caps: Vec::new(),
+            bufs: Vec::new(),
+            sizes,
+        }
+    }
+
     /// Buffers with at least `lens[i]` floats each. Contents are whatever the
     /// previous user left: every op writes its whole output view.
     pub(crate) fn bufs(
@@ -30,11 +70,13 @@ impl<B: Backend> Arena<B> {
     ) -> Result<&mut [B::Buf], BackendError> {
         for (i, &len) in lens.iter().enumerate() {
             if i == self.bufs.len() {
-                self.bufs.push(be.alloc(len, what)?);
-                self.caps.push(len);
+                let cap = self.sizes.grow(i, len);
+                self.bufs.push(be.alloc(cap, what)?);
+                self.caps.push(cap);
             } else if self.caps[i] < len {
-                // Headroom, so that slowly growing chunks do not reallocate each time.
-                let cap = len + len / 4;
+                // Headroom, so that slowly growing chunks do not reallocate
+                // each time; and never below what the family already needed.
+                let cap = self.sizes.grow(i, len + len / 4);
                 self.bufs[i] = be.alloc(cap, what)?;
                 self.caps[i] = cap;
             }
@@ -48,4 +90,30 @@ impl<B: Backend> Arena<B> {
 pub(crate) fn unique_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+
+    #[test]
+    fn arenas_of_a_family_allocate_at_the_largest_size_needed_so_far() {
+        let be = CpuBackend::new(1).expect("cpu backend");
+        let sizes = Arc::new(Sizes::default());
+        let mut a: Arena<CpuBackend> = Arena::shared(Arc::clone(&sizes));
+        let mut b: Arena<CpuBackend> = Arena::shared(Arc::clone(&sizes));
+        let mut lone: Arena<CpuBackend> = Arena::default();
+        assert_eq!(a.bufs(&be, &[10, 100], "t").expect("alloc")[1].len(), 100);
+        // Growth keeps headroom and raises the family's mark...
+        assert_eq!(a.bufs(&be, &[10, 200], "t").expect("alloc")[1].len(), 250);
+        // ...so a new arena starts at it, even for a small request.
+        let bb = b.bufs(&be, &[1, 1], "t").expect("alloc");
+        assert_eq!((bb[0].len(), bb[1].len()), (10, 250));
+        // A large need in one arena does not shrink or touch another's buffers.
+        assert_eq!(b.bufs(&be, &[1, 1000], "t").expect("alloc")[1].len(), 1250);
+        assert_eq!(a.bufs(&be, &[10, 250], "t").expect("alloc")[1].len(), 250);
+        // An arena outside any family sizes on its own.
+        assert_eq!(lone.bufs(&be, &[5], "t").expect("alloc")[0].len(), 5);
+    }
 }

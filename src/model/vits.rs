@@ -1,7 +1,7 @@
 //! The whole VITS forward pass over a [`Backend`]: stages 1–5 per sentence
 //! ([`Vits::prepare`]), stages 6–9 on frame ranges with a halo ([`Vits::render`]).
 
-use super::arena::Arena;
+use super::arena::{Arena, Sizes};
 use super::decoder::DecoderW;
 use super::duration::DurationW;
 use super::encoder::EncoderW;
@@ -82,7 +82,7 @@ pub struct Utterance<B: Backend> {
     /// voice's pool, from sentence to sentence (no allocation, no page faults,
     /// flat memory once warm).
     work: Option<Work<B>>,
-    pool: Arc<Mutex<Vec<Work<B>>>>,
+    pool: Arc<Pool<B>>,
 }
 
 /// Scratch of one utterance in flight.
@@ -91,12 +91,31 @@ struct Work<B: Backend> {
     dec: Arena<B>,
 }
 
-impl<B: Backend> Default for Work<B> {
-    fn default() -> Self {
-        Work {
-            flow: Arena::default(),
-            dec: Arena::default(),
+/// A voice's scratch sets not in use, and the sizes all of them share (see
+/// [`super::arena`]: every set is allocated at the largest size needed so far,
+/// so the pool reaches its steady state as soon as the largest chunk and the
+/// most concurrent sentences have been seen once).
+struct Pool<B: Backend> {
+    free: Mutex<Vec<Work<B>>>,
+    flow: Arc<Sizes>,
+    dec: Arc<Sizes>,
+}
+
+impl<B: Backend> Pool<B> {
+    fn new() -> Self {
+        Pool {
+            free: Mutex::new(Vec::new()),
+            flow: Arc::default(),
+            dec: Arc::default(),
         }
+    }
+
+    /// A free scratch set, or a new one of the pool's family.
+    fn take(&self) -> Work<B> {
+        self.free.lock().pop().unwrap_or_else(|| Work {
+            flow: Arena::shared(Arc::clone(&self.flow)),
+            dec: Arena::shared(Arc::clone(&self.dec)),
+        })
     }
 }
 
@@ -106,9 +125,9 @@ const POOL_MAX: usize = 16;
 impl<B: Backend> Drop for Utterance<B> {
     fn drop(&mut self) {
         if let Some(w) = self.work.take() {
-            let mut pool = self.pool.lock();
-            if pool.len() < POOL_MAX {
-                pool.push(w);
+            let mut free = self.pool.free.lock();
+            if free.len() < POOL_MAX {
+                free.push(w);
             }
         }
     }
@@ -137,7 +156,7 @@ pub struct Vits<B: Backend> {
     dec: DecoderW<B>,
     hidden: usize,
     symbols: usize,
-    pool: Arc<Mutex<Vec<Work<B>>>>,
+    pool: Arc<Pool<B>>,
 }
 
 impl<B: Backend> Vits<B> {
@@ -166,7 +185,7 @@ impl<B: Backend> Vits<B> {
             dec: dec?,
             hidden: w.enc.hidden,
             symbols: w.enc.symbols,
-            pool: Arc::new(Mutex::new(Vec::new())),
+            pool: Arc::new(Pool::new()),
         };
         be.check()?;
         Ok(v)
@@ -280,7 +299,7 @@ impl<B: Backend> Vits<B> {
             },
             z: None,
             z_ready: 0,
-            work: Some(self.pool.lock().pop().unwrap_or_default()),
+            work: Some(self.pool.take()),
             pool: Arc::clone(&self.pool),
         })
     }
@@ -293,7 +312,7 @@ impl<B: Backend> Vits<B> {
         u.noise
             .fill(STREAM_Z, c, s, e, &mut noise)
             .map_err(Error::InvalidArgument)?;
-        let work = u.work.get_or_insert_with(Work::default);
+        let work = u.work.get_or_insert_with(|| u.pool.take());
         let bufs = work.flow.bufs(be, &self.flow.lens(l), "flow")?;
         be.expand_prior(
             &u.ml,
@@ -316,7 +335,7 @@ impl<B: Backend> Vits<B> {
         let f = u.frames();
         self.latent_window(be, u, 0, f)?;
         let mut out = vec![0.0; self.hidden * f];
-        let work = u.work.get_or_insert_with(Work::default);
+        let work = u.work.get_or_insert_with(|| u.pool.take());
         let z = work.flow.bufs(be, &[0], "flow")?;
         be.read(&z[0], Mat::new(self.hidden, f), &mut out);
         Ok(out)
@@ -349,7 +368,7 @@ impl<B: Backend> Vits<B> {
         self.latent_window(be, u, s, e)?;
         let src = Mat::new(c, e - s).cols(r - s, r2 - s);
         let dst = Mat::new(c, f).cols(r, r2);
-        let work = u.work.get_or_insert_with(Work::default);
+        let work = u.work.get_or_insert_with(|| u.pool.take());
         let seg = work.flow.bufs(be, &[0], "flow")?;
         if let Some(z) = u.z.as_mut() {
             be.copy(&seg[0], src, z, dst);
@@ -393,7 +412,7 @@ impl<B: Backend> Vits<B> {
                 .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
         let zm = Mat::new(self.hidden, f).cols(s2, e2);
         let t0 = Instant::now();
-        let work = u.work.get_or_insert_with(Work::default);
+        let work = u.work.get_or_insert_with(|| u.pool.take());
         let (audio, am) = self.dec.run(be, z, zm, &mut work.dec)?;
         let hop = self.hop();
         let keep = am.cols((a - s2) * hop, (b - s2) * hop);
