@@ -123,7 +123,9 @@ enum Dev {
     Cuda(Box<CudaBackend>),
 }
 
-/// A voice's model, on the engine's device.
+/// A voice's model, on the engine's device (one per voice, behind an `Arc`:
+/// the variants' size difference does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Model {
     Cpu(Vits<CpuBackend>),
     Cuda(Vits<CudaBackend>),
@@ -516,7 +518,7 @@ impl Engine {
     pub fn precision(&self) -> Precision {
         match &self.inner.backend {
             Dev::Cpu(be) => be.precision(),
-            // Reduced precision on the GPU: TF32 tensor cores for the flow and decoder.
+            // Reduced precision on the GPU: TF32 tensor cores for the decoder.
             Dev::Cuda(be) if be.reduced_precision() => Precision::Bf16,
             Dev::Cuda(_) => Precision::F32,
         }

@@ -85,6 +85,13 @@ impl<B: Backend> Arena<B> {
     }
 }
 
+/// A process-unique id for a model part, for keys of recorded device work:
+/// buffer addresses alone can come back for another voice's weights.
+pub(crate) fn unique_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,8 @@ pub(crate) struct DecoderW<B: Backend> {
     stages: Vec<Stage<B>>,
     conv_post: B::Conv,
     radius: usize,
+    /// Identity in recording keys.
+    id: u64,
 }
 
 /// First part of the decoder's recording keys.
@@ -84,6 +86,7 @@ impl<B: Backend> DecoderW<B> {
             stages,
             conv_post: be.prepare_conv_lowp(&d.conv_post)?,
             radius: radius_frames.ceil() as usize,
+            id: super::arena::unique_id(),
         })
     }
 
@@ -133,7 +136,7 @@ impl<B: Backend> DecoderW<B> {
             zm.rows * l,
         ];
         let bufs = arena.bufs(be, &lens, "decoder")?;
-        let mut key = vec![DECODER_KEY, l as u64, zm.rows as u64];
+        let mut key = vec![DECODER_KEY, self.id, l as u64, zm.rows as u64];
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         let [x, act, y, acc, t1, t2, out, zin] = bufs else {
             return Err(BackendError::Device("decoder arena".into()));

@@ -20,6 +20,8 @@ pub(crate) struct FlowW<B: Backend> {
     channels: usize,
     wn: usize,
     radius: usize,
+    /// Identity in recording keys.
+    id: u64,
 }
 
 impl<B: Backend> FlowW<B> {
@@ -52,6 +54,7 @@ impl<B: Backend> FlowW<B> {
             channels: c.first().map_or(0, |c| 2 * c.pre.cin),
             wn: c.first().map_or(0, |c| c.pre.cout),
             radius,
+            id: super::arena::unique_id(),
         })
     }
 
@@ -82,7 +85,7 @@ impl<B: Backend> FlowW<B> {
         let half = c / 2;
         let zm = Mat::new(c, l);
         let hm = Mat::new(wn, l);
-        let mut key = vec![FLOW_KEY, l as u64];
+        let mut key = vec![FLOW_KEY, self.id, l as u64];
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         let [z, tmp, h, a, g, rs, skip, mu] = bufs else {
             return Err(BackendError::Device("flow needs 8 buffers".into()));

@@ -24,10 +24,11 @@ pub(crate) fn rel_attention(
     let rows = rel_k.len() / d;
     let w = rows / 2;
     let scale = 1.0 / (d as f32).sqrt();
-    let mut logits = vec![0.0f32; t * t];
-    let mut rel = vec![0.0f32; t * (2 * w + 1)];
-    let mut band: Vec<f32> = Vec::with_capacity(t);
-    for h in 0..heads {
+    // One head: its own scratch, rows h·d..(h+1)·d of y.
+    let run_head = |h: usize, threads: usize, y: &mut [f32]| {
+        let mut logits = vec![0.0f32; t * t];
+        let mut rel = vec![0.0f32; t * (2 * w + 1)];
+        let mut band: Vec<f32> = Vec::with_capacity(t);
         let (qh, kh, vh, yh) = (
             q.rows(h * d, (h + 1) * d),
             k.rows(h * d, (h + 1) * d),
@@ -154,5 +155,34 @@ pub(crate) fn rel_attention(
                 }
             }
         }
+    };
+    if threads > 1 && heads > 1 {
+        // Heads in parallel, each on one thread (their GEMMs are small).
+        use rayon::prelude::*;
+        let yp = SendPtr(y.as_mut_ptr());
+        let ylen = y.len();
+        (0..heads).into_par_iter().for_each(|h| {
+            // SAFETY: head h writes only rows h·d..(h+1)·d of the view ym,
+            // which no other head touches; y outlives the parallel loop.
+            let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
+            run_head(h, 1, y);
+        });
+    } else {
+        for h in 0..heads {
+            run_head(h, threads, y);
+        }
+    }
+}
+
+/// A raw pointer that may cross threads: heads write disjoint rows.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to write disjoint row ranges from different heads.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }

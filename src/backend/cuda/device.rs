@@ -15,7 +15,7 @@ use crate::backend::cpu::Precision;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
 use crate::voice::{Conv, ConvTranspose};
-use cudarc::cublas::{result as blas, sys as bsys, CudaBlas};
+use cudarc::cublas::{result as blas, sys as bsys};
 use cudarc::driver::{
     result as dres, sys, CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr,
     DeviceRepr, LaunchConfig, PushKernelArg,
@@ -23,7 +23,7 @@ use cudarc::driver::{
 use parking_lot::{Mutex, ReentrantMutex};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 /// A view as the kernels see it (`struct View` in `common.cuh`).
 #[repr(C)]
@@ -38,6 +38,7 @@ struct View {
 // SAFETY: a plain `repr(C)` struct of integers, laid out as the C `View`.
 unsafe impl DeviceRepr for View {}
 
+/// The kernels' view of `m` (callers checked its sizes with [`CudaBackend::fits`]).
 fn view(m: Mat) -> View {
     View {
         off: m.off as i64,
@@ -47,11 +48,30 @@ fn view(m: Mat) -> View {
     }
 }
 
+/// Freed device memory waiting for the device lock (see `Drop for CudaBuf`).
+type Graveyard = Mutex<Vec<CudaSlice<f32>>>;
+
 /// A device buffer of `f32` and its address.
 pub struct CudaBuf {
-    _mem: CudaSlice<f32>,
+    mem: Option<CudaSlice<f32>>,
     ptr: u64,
     len: usize,
+    graveyard: Weak<Graveyard>,
+}
+
+impl Drop for CudaBuf {
+    /// A buffer may be dropped on any thread (an utterance ending, a voice
+    /// replaced) while another thread records a graph on the stream: a free
+    /// then would join that recording. So the memory goes to the backend's
+    /// graveyard, emptied under the device lock outside recordings.
+    fn drop(&mut self) {
+        if let Some(mem) = self.mem.take() {
+            match self.graveyard.upgrade() {
+                Some(g) => g.lock().push(mem),
+                None => drop(mem),
+            }
+        }
+    }
 }
 
 impl CudaBuf {
@@ -119,8 +139,21 @@ struct Kernels {
 #[derive(Default)]
 struct Scratch {
     slots: HashMap<Slot, CudaSlice<u8>>,
-    /// Bumped whenever a slot is reallocated: graphs of older generations are invalid.
+    /// Bumped whenever a slot that recordings use (the GEMM scratch) is
+    /// reallocated: graphs of older generations are invalid.
     generation: u64,
+}
+
+/// A cuBLAS handle of our own (cudarc's wrapper panics if destroying it fails).
+struct Blas(bsys::cublasHandle_t);
+// SAFETY: the handle is used under the backend's mutex only.
+unsafe impl Send for Blas {}
+
+impl Drop for Blas {
+    fn drop(&mut self) {
+        // SAFETY: the handle was created by cublasCreate and is destroyed once.
+        let _ = unsafe { blas::destroy_handle(self.0) };
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -204,8 +237,9 @@ pub struct CudaBackend {
     name: String,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    blas: Mutex<CudaBlas>,
+    blas: Mutex<Blas>,
     _workspace: CudaSlice<u8>,
+    graveyard: Arc<Graveyard>,
     k: Kernels,
     scratch: Mutex<Scratch>,
     graphs: Option<Mutex<GraphCache<Graph>>>,
@@ -233,7 +267,7 @@ fn dev_err(what: &str, e: impl std::fmt::Debug) -> BackendError {
 impl CudaBackend {
     /// Open device `ordinal`: context, stream, cuBLAS, and the kernels
     /// (compiled with NVRTC for the device's architecture, once per process).
-    /// `precision` [`Precision::Bf16`] runs the flow's and decoder's convs on
+    /// `precision` [`Precision::Bf16`] runs the decoder's convs and transposed convs on
     /// TF32 tensor cores (f32 storage and accumulation); the encoder and
     /// duration predictor always stay f32. Graphs are on unless
     /// `VOXIDE_CUDA_GRAPHS=0`.
@@ -319,7 +353,10 @@ impl CudaBackend {
             rel_values: take("vx_rel_values")?,
             rqs_inverse: take("vx_rqs_inverse")?,
         };
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| dev_err("cuBLAS", e))?;
+        let blas = Blas(blas::create_handle().map_err(|e| dev_err("cuBLAS", e))?);
+        // SAFETY: a live handle and our stream.
+        unsafe { blas::set_stream(blas.0, stream.cu_stream() as _) }
+            .map_err(|e| dev_err("cuBLAS stream", e))?;
         // A workspace of our own, so cuBLAS never allocates while a graph records.
         const WORKSPACE: usize = 32 << 20;
         let workspace = stream
@@ -328,7 +365,7 @@ impl CudaBackend {
         let (wp, _) = workspace.device_ptr(&stream);
         // SAFETY: the handle is live; the workspace outlives it (same struct, dropped after).
         unsafe {
-            bsys::cublasSetWorkspace_v2(*blas.handle(), wp as *mut _, WORKSPACE)
+            bsys::cublasSetWorkspace_v2(blas.0, wp as *mut _, WORKSPACE)
                 .result()
                 .map_err(|e| dev_err("cuBLAS workspace", e))?;
         }
@@ -340,6 +377,7 @@ impl CudaBackend {
             stream,
             blas: Mutex::new(blas),
             _workspace: workspace,
+            graveyard: Arc::new(Mutex::new(Vec::new())),
             k,
             scratch: Mutex::new(Scratch::default()),
             graphs,
@@ -364,7 +402,7 @@ impl CudaBackend {
         })
     }
 
-    /// Whether the flow/decoder convs use TF32 tensor cores.
+    /// Whether the decoder's GEMMs use TF32 tensor cores.
     pub fn reduced_precision(&self) -> bool {
         self.tf32
     }
@@ -390,6 +428,39 @@ impl CudaBackend {
                 None
             }
         }
+    }
+
+    /// Whether every view lies inside its buffer and fits the kernels' `int`
+    /// sizes; records an error naming `what` if not.
+    fn fits(&self, what: &str, views: &[(&CudaBuf, Mat)]) -> bool {
+        let small = |v: usize| i32::try_from(v).is_ok();
+        for &(b, m) in views {
+            if m.end() > b.len || !small(m.rows) || !small(m.cols) || !small(m.ld) {
+                self.note::<(), _>(
+                    what,
+                    Err(format!(
+                        "view {m:?} outside its buffer of {} floats or too large",
+                        b.len
+                    )),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether `ok` holds; records `msg` for `what` if not.
+    fn check_shape(&self, what: &str, ok: bool, msg: impl FnOnce() -> String) -> bool {
+        if !ok {
+            self.note::<(), _>(what, Err(msg()));
+        }
+        ok
+    }
+
+    /// Free the buffers dropped since the last call (device lock held, no recording).
+    fn bury(&self) {
+        let dead = std::mem::take(&mut *self.graveyard.lock());
+        drop(dead);
     }
 
     /// Host memory cannot take part in a recording: say so and skip the op.
@@ -419,7 +490,9 @@ impl CudaBackend {
                 self.stream.alloc::<u8>(cap)
             })?;
             s.slots.insert(slot, buf);
-            s.generation += 1;
+            if matches!(slot, Slot::Cols | Slot::Phases) {
+                s.generation += 1;
+            }
         }
         s.slots.get(&slot).map(|b| b.device_ptr(&self.stream).0)
     }
@@ -468,13 +541,13 @@ impl CudaBackend {
             bsys::cublasComputeType_t::CUBLAS_COMPUTE_32F
         };
         let f32t = bsys::cudaDataType::CUDA_R_32F;
-        let blas_h = self.blas.lock();
+        let handle = self.blas.lock();
         // Column-major view of row-major storage: C^T = op(B)^T · op(A)^T.
         // SAFETY: the addresses are live device buffers holding the operands
         // with the given strides (callers pass views inside their buffers).
         let r = unsafe {
             blas::gemm_ex(
-                *blas_h.handle(),
+                handle.0,
                 op(tb),
                 op(ta),
                 n as i32,
@@ -507,7 +580,6 @@ impl CudaBackend {
             unsafe { dres::memcpy_htod_async(b.ptr, v, self.stream.cu_stream()) }
                 .map_err(|e| dev_err(what, e))?;
         }
-        self.stream.synchronize().map_err(|e| dev_err(what, e))?;
         Ok(b)
     }
 
@@ -572,18 +644,22 @@ impl Backend for CudaBackend {
                 })?;
         let ptr = mem.device_ptr(&self.stream).0;
         Ok(CudaBuf {
-            _mem: mem,
+            mem: Some(mem),
             ptr,
             len,
+            graveyard: Arc::downgrade(&self.graveyard),
         })
     }
 
     fn write(&self, dst: &mut CudaBuf, m: Mat, src: &[f32]) {
         let n = m.rows * m.cols;
-        if n == 0 || !self.host_io_allowed() {
+        if n == 0 || !self.fits("write", &[(dst, m)]) || !self.host_io_allowed() {
             return;
         }
-        let src = &src[..n];
+        let Some(src) = src.get(..n) else {
+            self.note::<(), _>("write", Err("host data shorter than the view"));
+            return;
+        };
         if m.ld == m.cols || m.rows == 1 {
             // SAFETY: the view is inside dst; pageable memory is copied before return.
             let r = unsafe { dres::memcpy_htod_async(dst.at(m.off), src, self.stream.cu_stream()) };
@@ -600,14 +676,18 @@ impl Backend for CudaBackend {
 
     fn read(&self, src: &CudaBuf, m: Mat, dst: &mut [f32]) {
         let n = m.rows * m.cols;
-        if n == 0 || !self.host_io_allowed() {
+        if n == 0 || !self.fits("read", &[(src, m)]) || !self.host_io_allowed() {
             return;
         }
-        let dst = &mut dst[..n];
+        let Some(dst) = dst.get_mut(..n) else {
+            self.note::<(), _>("read", Err("host buffer shorter than the view"));
+            return;
+        };
+        // The staging slot stays locked until the copy is queued.
+        let mut s = self.scratch.lock();
         let from = if m.ld == m.cols || m.rows == 1 {
             src.at(m.off)
         } else {
-            let mut s = self.scratch.lock();
             let Some(p) = self.scratch(&mut s, Slot::Staging, 4 * n) else {
                 return;
             };
@@ -667,7 +747,7 @@ impl Backend for CudaBackend {
 
     fn embed(&self, table: &CudaBuf, ids: &[i64], scale: f32, y: &mut CudaBuf, ym: Mat) {
         let ym = ym.cols(0, ym.cols.min(ids.len()));
-        if ym.rows == 0 || ym.cols == 0 {
+        if ym.rows == 0 || ym.cols == 0 || !self.fits("embed", &[(y, ym)]) {
             return;
         }
         let mut s = self.scratch.lock();
@@ -691,6 +771,21 @@ impl Backend for CudaBackend {
 
     fn conv1d(&self, w: &CudaConv, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat, out: Out) {
         let t = xm.cols;
+        let depthwise = w.depthwise && xm.rows == w.cout;
+        if !self.fits("conv1d", &[(x, xm), (y, ym)])
+            || !self.check_shape(
+                "conv1d",
+                (depthwise || xm.rows == w.cin) && ym.rows == w.cout && ym.cols == t,
+                || {
+                    format!(
+                        "input {xm:?} / output {ym:?} for a {}→{} conv",
+                        w.cin, w.cout
+                    )
+                },
+            )
+        {
+            return;
+        }
         if t == 0 || ym.rows == 0 {
             return;
         }
@@ -700,7 +795,7 @@ impl Backend for CudaBackend {
             Out::Add => 2,
         };
         let (k, dil) = (w.k as i32, w.dilation as i32);
-        if w.depthwise && xm.rows == w.cout {
+        if depthwise {
             let (xv, yv) = (view(xm), view(ym));
             launch!(
                 self,
@@ -747,6 +842,15 @@ impl Backend for CudaBackend {
 
     fn conv_transpose(&self, w: &CudaConvT, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
         let (u, l) = (w.stride, xm.cols);
+        if !self.fits("conv_transpose", &[(x, xm), (y, ym)])
+            || !self.check_shape(
+                "conv_transpose",
+                xm.rows == w.cin && ym.rows == w.cout && ym.cols == u * l,
+                || format!("input {xm:?} / output {ym:?} for a ×{u} transposed conv"),
+            )
+        {
+            return;
+        }
         if l == 0 {
             return;
         }
@@ -811,6 +915,15 @@ impl Backend for CudaBackend {
         let t = q.cols;
         let heads = heads.max(1);
         let d = q.rows / heads;
+        if !self.fits("rel_attention", &[(qkv, q), (qkv, k), (qkv, v), (y, ym)])
+            || !self.check_shape(
+                "rel_attention",
+                k.cols == t && v.cols == t && ym.cols == t && ym.rows == q.rows,
+                || format!("q {q:?}, k {k:?}, v {v:?}, y {ym:?}"),
+            )
+        {
+            return;
+        }
         if t == 0 || d == 0 {
             return;
         }
@@ -898,7 +1011,7 @@ impl Backend for CudaBackend {
             shared_mem_bytes: block * 4,
         };
         let (xv, rv, has_r, gelu) = (view(xm), view(rm), 1i32, 0i32);
-        if xm.cols > 0 {
+        if xm.cols > 0 && self.fits("layer_norm", &[(x, xm), (r, rm)]) {
             launch!(self, layer_norm, cfg, x.ptr, xv, r.ptr, rv, has_r, gamma.ptr, beta.ptr, gelu);
         }
     }
@@ -911,14 +1024,14 @@ impl Backend for CudaBackend {
             shared_mem_bytes: block * 4,
         };
         let (xv, has_r, gelu) = (view(xm), 0i32, 1i32);
-        if xm.cols > 0 {
+        if xm.cols > 0 && self.fits("layer_norm", &[(x, xm)]) {
             launch!(self, layer_norm, cfg, x.ptr, xv, x.ptr, xv, has_r, gamma.ptr, beta.ptr, gelu);
         }
     }
 
     fn axpy(&self, alpha: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 {
+        if ym.rows * ym.cols > 0 && self.fits("axpy", &[(x, xm), (y, ym)]) {
             launch!(
                 self,
                 axpy,
@@ -934,21 +1047,21 @@ impl Backend for CudaBackend {
 
     fn scale(&self, alpha: f32, x: &mut CudaBuf, xm: Mat) {
         let xv = view(xm);
-        if xm.rows * xm.cols > 0 {
+        if xm.rows * xm.cols > 0 && self.fits("scale", &[(x, xm)]) {
             launch!(self, scale, grid(xm.rows * xm.cols), alpha, x.ptr, xv);
         }
     }
 
     fn copy(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 {
+        if ym.rows * ym.cols > 0 && self.fits("copy", &[(x, xm), (y, ym)]) {
             launch!(self, copy, grid(ym.rows * ym.cols), x.ptr, xv, y.ptr, yv);
         }
     }
 
     fn flip_rows(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 {
+        if ym.rows * ym.cols > 0 && self.fits("flip_rows", &[(x, xm), (y, ym)]) {
             launch!(
                 self,
                 flip_rows,
@@ -963,7 +1076,8 @@ impl Backend for CudaBackend {
 
     fn gate_tanh_sigmoid(&self, a: &CudaBuf, am: Mat, y: &mut CudaBuf, ym: Mat) {
         let (av, yv) = (view(am), view(ym));
-        if ym.rows * ym.cols > 0 {
+        if ym.rows * ym.cols > 0 && am.rows >= 2 * ym.rows && self.fits("gate", &[(a, am), (y, ym)])
+        {
             launch!(
                 self,
                 gate_tanh_sigmoid,
@@ -978,7 +1092,7 @@ impl Backend for CudaBackend {
 
     fn leaky_relu(&self, slope: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 {
+        if ym.rows * ym.cols > 0 && self.fits("leaky_relu", &[(x, xm), (y, ym)]) {
             launch!(
                 self,
                 leaky_relu,
@@ -994,7 +1108,7 @@ impl Backend for CudaBackend {
 
     fn tanh(&self, x: &mut CudaBuf, xm: Mat) {
         let xv = view(xm);
-        if xm.rows * xm.cols > 0 {
+        if xm.rows * xm.cols > 0 && self.fits("tanh", &[(x, xm)]) {
             launch!(self, tanh, grid(xm.rows * xm.cols), x.ptr, xv);
         }
     }
@@ -1008,7 +1122,7 @@ impl Backend for CudaBackend {
         bins: usize,
         wh_scale: f32,
     ) {
-        if zm.cols == 0 {
+        if zm.cols == 0 || !self.fits("spline", &[(z, zm), (theta, thm)]) {
             return;
         }
         if bins == 0 || bins > 64 {
@@ -1048,7 +1162,7 @@ impl Backend for CudaBackend {
         ym: Mat,
     ) {
         let n = ym.rows * ym.cols;
-        if n == 0 {
+        if n == 0 || !self.fits("expand_prior", &[(ml, mlm), (y, ym)]) {
             return;
         }
         if owner.len() < ym.cols || noise.len() < n {
@@ -1097,6 +1211,7 @@ impl Backend for CudaBackend {
             return;
         };
         let _device = self.lock.lock();
+        self.bury();
         let generation = self.scratch.lock().generation;
         let full = GraphCache::<Graph>::key(generation, key);
         let mut c = cache.lock();
@@ -1152,8 +1267,16 @@ impl Backend for CudaBackend {
     }
 
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let outer = !self.lock.is_owned_by_current_thread();
         let _device = self.lock.lock();
-        self.note("bind context", self.ctx.bind_to_thread());
+        if outer {
+            // A new piece of work: failures recorded before it (a buffer's
+            // drop, an earlier request that stopped early) are not its own.
+            let _ = self.ctx.check_err();
+            *self.error.lock() = None;
+            self.note("bind context", self.ctx.bind_to_thread());
+            self.bury();
+        }
         f()
     }
 }

@@ -14,15 +14,22 @@ use std::collections::HashMap;
 pub enum Plan {
     /// A graph exists: launch it.
     Replay,
-    /// Recording failed before for this key: run the ops eagerly.
+    /// First sighting, or recording failed before: run the ops eagerly.
     Eager,
-    /// Not seen yet: record it (then launch).
+    /// Seen once before: record it now (then launch). Shapes seen only once
+    /// (a sentence's last chunk) never pay for a recording.
     Record,
 }
 
-/// A bounded map from keys to recorded graphs (`None`: recording failed).
+enum Entry<G> {
+    Seen,
+    Graph(G),
+    Failed,
+}
+
+/// A bounded map from keys to recorded graphs.
 pub struct GraphCache<G> {
-    map: HashMap<Vec<u64>, (Option<G>, u64)>,
+    map: HashMap<Vec<u64>, (Entry<G>, u64)>,
     clock: u64,
     cap: usize,
     /// Graphs launched from the cache.
@@ -51,35 +58,49 @@ impl<G> GraphCache<G> {
         k
     }
 
-    /// What to do for `key`; marks it used.
+    /// What to do for `key`; marks it used (a first sighting is remembered).
     pub fn plan(&mut self, key: &[u64]) -> Plan {
         self.clock += 1;
         match self.map.get_mut(key) {
-            Some((g, used)) => {
+            Some((e, used)) => {
                 *used = self.clock;
-                if g.is_some() {
-                    Plan::Replay
-                } else {
-                    Plan::Eager
+                match e {
+                    Entry::Graph(_) => Plan::Replay,
+                    Entry::Seen => Plan::Record,
+                    Entry::Failed => Plan::Eager,
                 }
             }
-            None => Plan::Record,
+            None => {
+                self.put(key.to_vec(), Entry::Seen);
+                Plan::Eager
+            }
         }
     }
 
     /// The graph of `key`, if one was recorded.
     pub fn get(&self, key: &[u64]) -> Option<&G> {
-        self.map.get(key).and_then(|(g, _)| g.as_ref())
+        match self.map.get(key) {
+            Some((Entry::Graph(g), _)) => Some(g),
+            _ => None,
+        }
     }
 
     /// Store the result of recording `key` (`None`: it failed), evicting the
     /// least recently used entries beyond the capacity, and every entry of an
     /// older scratch generation than `key`'s (its buffers may be gone).
     pub fn insert(&mut self, key: Vec<u64>, graph: Option<G>) {
+        let entry = match graph {
+            Some(g) => {
+                self.recorded += 1;
+                Entry::Graph(g)
+            }
+            None => Entry::Failed,
+        };
+        self.put(key, entry);
+    }
+
+    fn put(&mut self, key: Vec<u64>, entry: Entry<G>) {
         self.clock += 1;
-        if graph.is_some() {
-            self.recorded += 1;
-        }
         let generation = key.first().copied().unwrap_or(0);
         self.map
             .retain(|k, _| k.first().copied().unwrap_or(0) >= generation);
@@ -94,7 +115,7 @@ impl<G> GraphCache<G> {
             };
             self.map.remove(&oldest);
         }
-        self.map.insert(key, (graph, self.clock));
+        self.map.insert(key, (entry, self.clock));
     }
 
     /// Keys held.
@@ -129,11 +150,13 @@ mod tests {
     fn record_then_replay_then_eager_after_failure() {
         let mut c: GraphCache<u32> = GraphCache::new(4);
         let k = GraphCache::<u32>::key(0, &[1, 64, 0xdead]);
-        assert_eq!(c.plan(&k), Plan::Record);
+        assert_eq!(c.plan(&k), Plan::Eager, "first sighting runs eagerly");
+        assert_eq!(c.plan(&k), Plan::Record, "second sighting records");
         c.insert(k.clone(), Some(7));
         assert_eq!(c.plan(&k), Plan::Replay);
         assert_eq!(c.get(&k), Some(&7));
         let bad = GraphCache::<u32>::key(0, &[2, 64, 0xbeef]);
+        assert_eq!(c.plan(&bad), Plan::Eager);
         assert_eq!(c.plan(&bad), Plan::Record);
         c.insert(bad.clone(), None);
         assert_eq!(c.plan(&bad), Plan::Eager);
@@ -149,9 +172,15 @@ mod tests {
         assert_eq!(c.plan(&a), Plan::Replay); // a is now newer than b
         c.insert(d.clone(), Some(3));
         assert_eq!(c.len(), 2);
-        assert_eq!(c.plan(&b), Plan::Record);
-        assert_eq!(c.plan(&a), Plan::Replay);
         assert_eq!(c.plan(&d), Plan::Replay);
+        assert_eq!(c.plan(&a), Plan::Replay);
+        assert_eq!(
+            c.plan(&b),
+            Plan::Eager,
+            "b was evicted: a first sighting again"
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.plan(&a), Plan::Replay, "the newest graph stays");
     }
 
     #[test]
@@ -161,7 +190,7 @@ mod tests {
         c.insert(GraphCache::<usize>::key(0, &[2]), Some(2));
         c.insert(GraphCache::<usize>::key(1, &[1]), Some(3));
         assert_eq!(c.len(), 1);
-        assert_eq!(c.plan(&GraphCache::<usize>::key(0, &[2])), Plan::Record);
+        assert_eq!(c.plan(&GraphCache::<usize>::key(0, &[2])), Plan::Eager);
         assert_eq!(c.plan(&GraphCache::<usize>::key(1, &[1])), Plan::Replay);
     }
 

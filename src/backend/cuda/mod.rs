@@ -8,7 +8,7 @@
 //!   with its CPU twin named in its header; compiled with NVRTC at engine start
 //!   for the device's architecture, once per process.
 //! - [`CudaBackend`] (`device.rs`): the `Backend` trait on one stream; convs as
-//!   im2col + cuBLAS GEMM (TF32 tensor cores for the flow/decoder in reduced
+//!   im2col + cuBLAS GEMM (TF32 tensor cores for the decoder in reduced
 //!   precision), attention as two GEMMs per head around the kernels.
 //! - `graph.rs`: recorded CUDA graphs of the flow and decoder per (shape,
 //!   arena) key, replayed afterwards; `VOXIDE_CUDA_GRAPHS=0` turns them off.

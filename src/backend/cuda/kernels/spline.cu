@@ -8,17 +8,17 @@
 
 __device__ float vx_softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
-__device__ void vx_knots(const float *theta, View thm, int t, int row0, int k, float inv_scale,
+__device__ void vx_knots(const float *theta, View thm, int t, int row0, int k, float wh_scale,
                          float tail, float *out) {
     const float MIN = 1e-3f;
     float mx = VX_NEG_INF;
-    for (int i = 0; i < k; ++i) mx = fmaxf(mx, theta[vx_at(thm, row0 + i, t)] * inv_scale);
+    for (int i = 0; i < k; ++i) mx = fmaxf(mx, theta[vx_at(thm, row0 + i, t)] / wh_scale);
     float s = 0.0f;
-    for (int i = 0; i < k; ++i) s += expf(theta[vx_at(thm, row0 + i, t)] * inv_scale - mx);
+    for (int i = 0; i < k; ++i) s += expf(theta[vx_at(thm, row0 + i, t)] / wh_scale - mx);
     out[0] = -tail;
     float cum = 0.0f;
     for (int i = 0; i < k; ++i) {
-        float p = expf(theta[vx_at(thm, row0 + i, t)] * inv_scale - mx) / s;
+        float p = expf(theta[vx_at(thm, row0 + i, t)] / wh_scale - mx) / s;
         cum += MIN + (1.0f - MIN * k) * p;
         out[i + 1] = 2.0f * tail * cum - tail;
     }
@@ -33,9 +33,8 @@ VX_EXTERN void vx_rqs_inverse(float *z, View zm, const float *theta, View thm, i
     float y = z[zi];
     if (!(y >= -TAIL && y <= TAIL)) return;
     float xk[VX_MAX_BINS + 1], yk[VX_MAX_BINS + 1];
-    float inv = 1.0f / wh_scale;
-    vx_knots(theta, thm, t, 0, k, inv, TAIL, xk);
-    vx_knots(theta, thm, t, k, k, inv, TAIL, yk);
+    vx_knots(theta, thm, t, 0, k, wh_scale, TAIL, xk);
+    vx_knots(theta, thm, t, k, k, wh_scale, TAIL, yk);
     float kappa = logf(expf(1.0f - MIN_D) - 1.0f);
     int bin = 0;
     for (int j = 0; j <= k; ++j) {
