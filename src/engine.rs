@@ -228,34 +228,9 @@ impl std::fmt::Debug for Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        {
-            let mut free = self.inner.permits.free.lock();
-            *free += 1;
-            self.inner.permits.cv.notify_one();
-        }
-        trim_heap();
-    }
-}
-
-/// Give the C heap's free pages back to the system, at most once a second
-/// (process-wide), when a request ends. glibc keeps memory freed by the
-/// compute threads in their arenas, so without this the process's RSS wanders
-/// by several percent with the mix of requests; the memory in use is not
-/// affected, only returned. A no-op outside glibc.
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        static LAST: AtomicU64 = AtomicU64::new(0);
-        let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1000;
-        let last = LAST.load(Relaxed);
-        if now >= last + 1000 && LAST.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
-            // SAFETY: malloc_trim only releases free memory; always safe to call.
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        }
+        let mut free = self.inner.permits.free.lock();
+        *free += 1;
+        self.inner.permits.cv.notify_one();
     }
 }
 
