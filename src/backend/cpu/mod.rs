@@ -325,6 +325,17 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn zero_cols(&self, x: &mut Vec<f32>, xm: Mat, ranges: &[(usize, usize)]) {
+        for r in rows_mut(x, xm) {
+            for &(c0, c1) in ranges {
+                let (c0, c1) = (c0.min(r.len()), c1.min(r.len()));
+                if c0 < c1 {
+                    r[c0..c1].fill(0.0);
+                }
+            }
+        }
+    }
+
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
     }
