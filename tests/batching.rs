@@ -187,6 +187,7 @@ fn batch_scratch_is_bounded() {
         .collect();
     let (got, _) = batched(f, &plans);
     let held = f.model.batch_scratch_held_bytes();
+    eprintln!("batch scratch: held {held} B, bound {bound} B");
     assert!(held > 0);
     assert!(
         held <= bound,
