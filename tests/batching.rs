@@ -27,6 +27,31 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// `None` when `got` matches `want`: bit for bit on the direct AVX-512
+/// kernels; within 1e-6 of the peak on the portable GEMM path (whose blocking
+/// may depend on the view length). Else the first mismatch.
+fn mismatch(f: &Fixture, got: &[f32], want: &[f32]) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!("length {} vs {}", got.len(), want.len()));
+    }
+    let peak = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let tol = if f.be.direct_kernels() {
+        0.0
+    } else {
+        1e-6 * peak.max(1e-3)
+    };
+    got.iter()
+        .zip(want)
+        .position(|(a, b)| {
+            if tol == 0.0 {
+                a.to_bits() != b.to_bits()
+            } else {
+                (a - b).abs() > tol
+            }
+        })
+        .map(|i| format!("sample {i} of {}: {} vs {}", want.len(), got[i], want[i]))
+}
+
 fn ids(len: usize, k: usize) -> Vec<i64> {
     (0..len)
         .map(|i| (20 + (i * 7 + k * 5) % 30) as i64)
@@ -131,9 +156,8 @@ proptest! {
         let (got, multi) = batched(f, &plans);
         prop_assert!(multi > 0, "no step ran more than one item");
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-            prop_assert_eq!(g.len(), w.len(), "item {} length", k);
-            if let Some(i) = g.iter().zip(w).position(|(a, b)| a.to_bits() != b.to_bits()) {
-                prop_assert!(false, "item {k} differs first at sample {i} of {}: {} vs {}", w.len(), g[i], w[i]);
+            if let Some(m) = mismatch(f, g, w) {
+                prop_assert!(false, "item {k} differs: {m}");
             }
         }
     }
@@ -168,7 +192,7 @@ fn short_item_tail_is_exact_next_to_a_long_one() {
     for (k, p) in plans.iter().enumerate() {
         let want = solo(f, k, p);
         assert!(!want.is_empty());
-        assert_eq!(got[k], want, "item {k}");
+        assert_eq!(mismatch(f, &got[k], &want), None, "item {k}");
     }
 }
 
@@ -194,5 +218,5 @@ fn batch_scratch_is_bounded() {
         "batch scratch {held} B over its bound {bound} B"
     );
     // Spot-check one item against its solo run.
-    assert_eq!(got[7], solo(f, 7, &plans[7]));
+    assert_eq!(mismatch(f, &got[7], &solo(f, 7, &plans[7])), None);
 }

@@ -543,8 +543,20 @@ impl<B: Backend> Vits<B> {
                 flow_win.push((i, r.saturating_sub(rf), (r2 + rf).min(f)));
             }
         }
-        let mut guard = self.batch.lock();
-        let work = &mut *guard;
+        // Never block on the lock: a caller waiting inside the backend's
+        // thread pool could run another batch on this very thread (work
+        // stealing) and deadlock. A concurrent caller (the engine has one
+        // actor per device, so only tests) gets its own scratch instead.
+        let mut own = None;
+        let mut guard = self.batch.try_lock();
+        let work = match guard.as_deref_mut() {
+            Some(w) => w,
+            None => own.insert(BatchWork {
+                flow: Arena::default(),
+                z: Arena::default(),
+                dec: Arena::default(),
+            }),
+        };
         let mut noise = Vec::new();
         for Launch { slots, total, gaps } in pack(&flow_win, gap, BATCH_FLOW_FRAMES) {
             let t0 = Instant::now();

@@ -83,6 +83,13 @@ impl CpuBackend {
         self.threads
     }
 
+    /// Whether convs run on the direct AVX-512 kernels (whose output columns
+    /// do not depend on the view: batched and chunked runs are bit-identical
+    /// to whole ones), rather than the portable im2col + GEMM path.
+    pub fn direct_kernels(&self) -> bool {
+        self.kernels.is_some()
+    }
+
     /// The conv arithmetic in use.
     pub fn precision(&self) -> Precision {
         self.kernels.unwrap_or(Precision::F32)
