@@ -7,7 +7,9 @@ use crate::backend::cpu::{CpuBackend, Precision};
 use crate::backend::cuda::CudaBackend;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
+use crate::model::{
+    BatchItem, Noise, StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES,
+};
 use crate::scheduler::{Job, Scheduler, SchedulerOptions};
 use crate::voice::{phoneme_sentences, PhonemeIdMap, Scales, Voice, VoiceConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -244,6 +246,8 @@ pub struct EngineBuilder {
     precision: Option<Precision>,
     scheduler: Option<bool>,
     queue_depth: usize,
+    max_batch: usize,
+    batch_max_wait: Duration,
 }
 
 impl Default for EngineBuilder {
@@ -256,6 +260,8 @@ impl Default for EngineBuilder {
             precision: None,
             scheduler: None,
             queue_depth: 64,
+            max_batch: 64,
+            batch_max_wait: Duration::ZERO,
         }
     }
 }
@@ -332,6 +338,22 @@ impl EngineBuilder {
         self
     }
 
+    /// Requests whose chunks the scheduler runs as one batched step at most
+    /// (a power of two: 1, 2, 4, … 64). Default 64; only used with
+    /// [`EngineBuilder::scheduler`].
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// How long a new request's first batch may wait for others to join it.
+    /// Default zero (never wait: a lone request is never held back); only
+    /// used with [`EngineBuilder::scheduler`].
+    pub fn batch_max_wait(mut self, d: Duration) -> Self {
+        self.batch_max_wait = d;
+        self
+    }
+
     /// Load the voices and start the device.
     ///
     /// # Errors
@@ -389,6 +411,8 @@ impl EngineBuilder {
                 SchedulerOptions {
                     queue_depth: self.queue_depth,
                     max_active: self.max_concurrent.max(1),
+                    max_batch: self.max_batch,
+                    max_wait: self.batch_max_wait,
                     ..SchedulerOptions::default()
                 },
             )?)
@@ -840,6 +864,113 @@ impl Job for SpeakJob {
             Step::Done => None,
         })
     }
+
+    /// Encoder + duration of new sentences run per request; the flow +
+    /// decoder chunks of all requests on the same voice run as one
+    /// [`Vits::render_batch`] (the CPU needs no padding to the bucket).
+    fn step_batch(jobs: &mut [&mut Self], _bucket: usize) -> Vec<Result<Option<Out>>> {
+        // One scheduler per engine: every job runs on the same device.
+        let Some(inner) = jobs.first().map(|j| Arc::clone(&j.inner)) else {
+            return Vec::new();
+        };
+        match &inner.backend {
+            Dev::Cpu(be) => batch_on(be, jobs),
+            Dev::Cuda(be) => batch_on(be.as_ref(), jobs),
+        }
+    }
+}
+
+/// [`SpeakJob::step_batch`] on one backend.
+fn batch_on<B: OnDevice>(be: &B, jobs: &mut [&mut SpeakJob]) -> Vec<Result<Option<Out>>> {
+    let n = jobs.len();
+    let mut res: Vec<Option<Result<Option<Out>>>> = (0..n).map(|_| None).collect();
+    let mut want: Vec<Option<(usize, usize)>> = vec![None; n];
+    for (i, j) in jobs.iter_mut().enumerate() {
+        let inner = Arc::clone(&j.inner);
+        match j.speech.next_on(be, &inner) {
+            Ok(Next::Render(a, b)) => want[i] = Some((a, b)),
+            Ok(Next::Ready(step)) => res[i] = Some(Ok(step.into_out(Vec::new()))),
+            Err(e) => res[i] = Some(Err(e)),
+        }
+    }
+    let mut bufs: Vec<Vec<f32>> = vec![Vec::new(); n];
+    // One batched render per voice among the requests with a chunk to render.
+    while let Some(head) = (0..n).find(|&i| want[i].is_some() && res[i].is_none()) {
+        let voice = Arc::clone(&jobs[head].speech.voice);
+        let members: Vec<usize> = (0..n)
+            .filter(|&i| {
+                want[i].is_some() && res[i].is_none() && Arc::ptr_eq(&jobs[i].speech.voice, &voice)
+            })
+            .collect();
+        let Some(model) = B::model(&voice.model) else {
+            for &i in &members {
+                res[i] = Some(Err(Error::Device(
+                    "the voice is not loaded on this device".into(),
+                )));
+            }
+            continue;
+        };
+        let mut items: Vec<BatchItem<'_, B>> = Vec::with_capacity(members.len());
+        let mut rendered = Vec::with_capacity(members.len());
+        for (i, (j, buf)) in jobs.iter_mut().zip(bufs.iter_mut()).enumerate() {
+            let (Some((a, b)), true) = (want[i], members.contains(&i)) else {
+                continue;
+            };
+            if let Some(u) = B::utt(&mut j.speech.utt).as_mut() {
+                items.push(BatchItem {
+                    utt: u,
+                    a,
+                    b,
+                    out: buf,
+                });
+                rendered.push((i, b));
+            }
+        }
+        let r = be.install(|| model.render_batch(be, &mut items));
+        drop(items);
+        for &i in &members {
+            res[i] = Some(match &r {
+                Err(e) => Err(share_error(e)),
+                Ok(()) => match rendered.iter().find(|x| x.0 == i) {
+                    Some(&(_, b)) => {
+                        jobs[i].speech.rendered(b);
+                        Ok(Some(Out::Samples(std::mem::take(&mut bufs[i]))))
+                    }
+                    None => Err(Error::Device(
+                        "a request in a batch had no sentence to render".into(),
+                    )),
+                },
+            });
+        }
+    }
+    res.into_iter().map(|r| r.unwrap_or(Ok(None))).collect()
+}
+
+/// The same failure for every request of a failed batch.
+fn share_error(e: &Error) -> Error {
+    match e {
+        Error::OutOfMemory(m) => Error::OutOfMemory(m.clone()),
+        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+        Error::Device(m) => Error::Device(m.clone()),
+        other => Error::Device(format!("a batched render failed: {other}")),
+    }
+}
+
+impl Step {
+    fn into_out(self, buf: Vec<f32>) -> Option<Out> {
+        match self {
+            Step::Samples => Some(Out::Samples(buf)),
+            Step::SentenceEnd => Some(Out::SentenceEnd),
+            Step::Done => None,
+        }
+    }
+}
+
+/// What a request does next: render output frames `a..b` of its current
+/// sentence, or report a step that needs no rendering.
+enum Next {
+    Render(usize, usize),
+    Ready(Step),
 }
 
 /// What one [`Speech::step`] produced.
@@ -937,11 +1068,36 @@ impl Speech {
     }
 
     fn step_on<B: OnDevice>(&mut self, be: &B, inner: &Inner, buf: &mut Vec<f32>) -> Result<Step> {
+        let (a, b) = match self.next_on(be, inner)? {
+            Next::Ready(step) => return Ok(step),
+            Next::Render(a, b) => (a, b),
+        };
+        let v = Arc::clone(&self.voice);
+        let model = B::model(&v.model)
+            .ok_or_else(|| Error::Device("the voice is not loaded on this device".into()))?;
+        let u = B::utt(&mut self.utt)
+            .as_mut()
+            .ok_or_else(|| Error::Device("no sentence in flight to render".into()))?;
+        buf.clear();
+        be.install(|| model.render(be, u, a, b, buf))?;
+        self.rendered(b);
+        Ok(Step::Samples)
+    }
+
+    /// Output frames `a..b` were rendered: move on, the next chunk larger.
+    fn rendered(&mut self, b: usize) {
+        self.at = b;
+        self.size = (self.size * 4).min(self.chunk);
+    }
+
+    /// Prepare the next sentence if needed (encoder + duration), and say what
+    /// to render next, or the step that needs no rendering.
+    fn next_on<B: OnDevice>(&mut self, be: &B, inner: &Inner) -> Result<Next> {
         let v = Arc::clone(&self.voice);
         let model = B::model(&v.model)
             .ok_or_else(|| Error::Device("the voice is not loaded on this device".into()))?;
         if self.sentence >= self.sentences.len() {
-            return Ok(Step::Done);
+            return Ok(Next::Ready(Step::Done));
         }
         let slot = B::utt(&mut self.utt);
         let u = match slot {
@@ -964,14 +1120,9 @@ impl Speech {
             *inner.stage_times.lock() += u.times;
             *slot = None;
             self.sentence += 1;
-            return Ok(Step::SentenceEnd);
+            return Ok(Next::Ready(Step::SentenceEnd));
         }
-        let (a, b) = (self.at, (self.at + self.size).min(f));
-        buf.clear();
-        be.install(|| model.render(be, u, a, b, buf))?;
-        self.at = b;
-        self.size = (self.size * 4).min(self.chunk);
-        Ok(Step::Samples)
+        Ok(Next::Render(self.at, (self.at + self.size).min(f)))
     }
 }
 

@@ -173,6 +173,8 @@ fn run_ops<B: Backend>(be: &B) -> Vec<(&'static str, Vec<f32>)> {
         dense,
     );
     out.push(("expand_prior", down(be, &z, dense)));
+    be.zero_cols(&mut z, dense, &[(2, 5), (30, t + 4)]);
+    out.push(("zero_cols", down(be, &z, dense)));
     be.check().expect("device errors");
     out
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use voxide::scheduler::{Job, Scheduler, SchedulerOptions};
 use voxide::{Engine, Error, Input, SpeakOptions};
@@ -39,7 +39,7 @@ fn count(n: usize) -> Count {
     }
 }
 
-fn wait_idle(s: &Scheduler<Count>) {
+fn wait_idle<J: Job>(s: &Scheduler<J>) {
     for _ in 0..5000 {
         if s.active() == 0 && s.admitted() == s.finished() {
             return;
@@ -71,6 +71,7 @@ fn cancellation_mid_stream_frees_the_slot() {
         max_active: 1,
         queue_depth: 4,
         stream_depth: 1,
+        ..SchedulerOptions::default()
     };
     let s = Scheduler::start("t", opts).unwrap();
     let mut st = s.submit(count(1_000_000)).unwrap();
@@ -89,6 +90,7 @@ fn no_slot_leak_after_10000_mixed_requests() {
         max_active: 8,
         queue_depth: 16,
         stream_depth: 2,
+        ..SchedulerOptions::default()
     };
     let s = Scheduler::start("t", opts).unwrap();
     std::thread::scope(|sc| {
@@ -113,6 +115,166 @@ fn no_slot_leak_after_10000_mixed_requests() {
     wait_idle(&s);
     assert_eq!(s.admitted(), 10_000);
     assert_eq!(s.finished(), 10_000);
+    // The requests ran through batched steps, several at a time.
+    assert!(s.largest_batch() > 1, "largest batch {}", s.largest_batch());
+    assert!(s.largest_batch() <= 8);
+    assert!(s.batches() < s.batched_steps());
+}
+
+/// Per batched step: its bucket and (job id, item index) per member.
+type BatchLog = Arc<Mutex<Vec<(usize, Vec<(usize, usize)>)>>>;
+
+/// Records every batch it is stepped in.
+struct Rec {
+    id: usize,
+    i: usize,
+    n: usize,
+    log: BatchLog,
+}
+
+impl Job for Rec {
+    type Item = usize;
+    fn step(&mut self) -> voxide::Result<Option<usize>> {
+        if self.i < self.n {
+            self.i += 1;
+            Ok(Some(self.i - 1))
+        } else {
+            Ok(None)
+        }
+    }
+    fn step_batch(jobs: &mut [&mut Self], bucket: usize) -> Vec<voxide::Result<Option<usize>>> {
+        if let Some(j) = jobs.first() {
+            let members = jobs.iter().map(|j| (j.id, j.i)).collect();
+            j.log.lock().unwrap().push((bucket, members));
+        }
+        jobs.iter_mut().map(|j| j.step()).collect()
+    }
+}
+
+#[test]
+fn batches_are_bucketed_and_new_requests_go_first() {
+    let opts = SchedulerOptions {
+        max_active: 16,
+        max_batch: 6, // rounded down to the bucket 4
+        stream_depth: 64,
+        ..SchedulerOptions::default()
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    assert_eq!(s.options().max_batch, 4);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut streams = Vec::new();
+    for id in 0..12 {
+        streams.push(
+            s.submit(Rec {
+                id,
+                i: 0,
+                n: 20 + id,
+                log: log.clone(),
+            })
+            .unwrap(),
+        );
+        if id % 4 == 3 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for (id, st) in streams.into_iter().enumerate() {
+        let got: Vec<usize> = st.map(|r| r.unwrap()).collect();
+        assert_eq!(got, (0..20 + id).collect::<Vec<_>>());
+    }
+    wait_idle(&s);
+    let log = log.lock().unwrap();
+    assert!(log.iter().any(|(_, m)| m.len() > 1), "never batched");
+    for (bucket, members) in log.iter() {
+        assert!(members.len() <= 4, "batch of {}", members.len());
+        assert_eq!(*bucket, members.len().next_power_of_two());
+        // A request's first step runs only with other first steps.
+        if members.iter().any(|m| m.1 == 0) {
+            assert!(members.iter().all(|m| m.1 == 0), "mixed batch {members:?}");
+        }
+    }
+}
+
+#[test]
+fn cancellation_mid_stream_while_batched() {
+    let opts = SchedulerOptions {
+        max_active: 4,
+        stream_depth: 1,
+        ..SchedulerOptions::default()
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let rec = |id, n| Rec {
+        id,
+        i: 0,
+        n,
+        log: log.clone(),
+    };
+    let mut streams: Vec<_> = (0..4)
+        .map(|id| s.submit(rec(id, 1_000_000)).unwrap())
+        .collect();
+    for st in &mut streams {
+        assert_eq!(st.next().unwrap().unwrap(), 0);
+        assert_eq!(st.next().unwrap().unwrap(), 1);
+    }
+    assert!(log.lock().unwrap().iter().any(|(_, m)| m.len() > 1));
+    // Cancel one while the others keep streaming: its slot frees at once and
+    // a new request takes it while the other three are still active.
+    let dropped = streams.remove(1);
+    drop(dropped);
+    let got: Vec<usize> = s.submit(rec(9, 5)).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    for st in &mut streams {
+        let k = st.next().unwrap().unwrap();
+        assert!(k >= 2);
+    }
+    // The finished request's slot is released right after its stream ends.
+    for _ in 0..5000 {
+        if s.active() == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(s.active(), 3);
+    drop(streams);
+    wait_idle(&s);
+}
+
+#[test]
+fn max_wait_gathers_a_first_batch_and_zero_wait_does_not_hold_a_lone_request() {
+    // Default: a lone request runs at once.
+    let s = Scheduler::start("t", SchedulerOptions::default()).unwrap();
+    let t0 = std::time::Instant::now();
+    let got: Vec<usize> = s.submit(count(1)).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![0]);
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    // With a wait bound, requests submitted within it start in one batch.
+    let opts = SchedulerOptions {
+        max_wait: Duration::from_millis(300),
+        ..SchedulerOptions::default()
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let streams: Vec<_> = (0..3)
+        .map(|id| {
+            std::thread::sleep(Duration::from_millis(5));
+            s.submit(Rec {
+                id,
+                i: 0,
+                n: 2,
+                log: log.clone(),
+            })
+            .unwrap()
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    for st in streams {
+        assert_eq!(st.map(|r| r.unwrap()).collect::<Vec<_>>(), vec![0, 1]);
+    }
+    // Waited no longer than the bound (plus scheduling slack).
+    assert!(t0.elapsed() < Duration::from_millis(2000));
+    let log = log.lock().unwrap();
+    assert_eq!(log[0].1.len(), 3, "first batch {:?}", log[0]);
+    wait_idle(&s);
 }
 
 #[test]
@@ -121,6 +283,7 @@ fn full_queue_pushes_back() {
         max_active: 1,
         queue_depth: 2,
         stream_depth: 1,
+        ..SchedulerOptions::default()
     };
     let s = Scheduler::start("t", opts).unwrap();
     let (go, gate) = mpsc::channel();
@@ -242,4 +405,60 @@ fn engine_stream_cancel_then_next_request_runs() {
         .speak_with(text, None, &opts, eng.acquire_permit().unwrap())
         .unwrap();
     assert!(a.samples().len() > 10_000);
+}
+
+/// Three concurrent streams through the batched scheduler; one cancels after
+/// two chunks; the other two still get exactly their solo samples.
+#[test]
+fn engine_cancel_while_batched_others_unaffected() {
+    let solo_eng = engine(false);
+    let eng = engine(true);
+    let opts = SpeakOptions {
+        input: Input::Ids,
+        seed: 3,
+        first_chunk_frames: 8,
+        chunk_frames: 32,
+        ..SpeakOptions::default()
+    };
+    let texts = [
+        "20,31,22,43,24,35,26,47",
+        "30,21,32,23,34,25,36,27,38,29",
+        "40,22,44,26,48,30,52,34",
+    ];
+    let solo: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| {
+            let p = solo_eng.acquire_permit().unwrap();
+            let a = solo_eng.speak_with(t, None, &opts, p).unwrap();
+            a.samples().iter().map(|s| s.0).collect()
+        })
+        .collect();
+    let got: Vec<voxide::Result<Vec<f32>>> = std::thread::scope(|s| {
+        let hs: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let (eng, opts) = (&eng, &opts);
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    let mut n = 0;
+                    let p = eng.acquire_permit().unwrap();
+                    eng.speak_stream(t, None, opts, p, |c| {
+                        out.extend(c.iter().map(|s| s.0));
+                        n += 1;
+                        if k == 1 && n == 2 {
+                            std::ops::ControlFlow::Break(())
+                        } else {
+                            std::ops::ControlFlow::Continue(())
+                        }
+                    })
+                    .map(|()| out)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(matches!(got[1], Err(Error::Cancelled)));
+    assert_eq!(got[0].as_ref().unwrap(), &solo[0]);
+    assert_eq!(got[2].as_ref().unwrap(), &solo[2]);
 }

@@ -232,6 +232,25 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Zero the columns `c0..c1` (relative to the view) of every row of `xm`,
+    /// for each `(c0, c1)` in `ranges` (ranges past the view's end are clipped).
+    ///
+    /// Batched rendering lays several utterances' windows side by side in one
+    /// buffer with gap columns between them; the decoder and flow have no
+    /// masks, so the gaps are zeroed before every conv to give each window
+    /// exactly the zero padding it sees when run alone. The default writes
+    /// zeros from the host through [`Backend::write`]; backends override it
+    /// with a device-side fill.
+    fn zero_cols(&self, x: &mut Self::Buf, xm: Mat, ranges: &[(usize, usize)]) {
+        for &(c0, c1) in ranges {
+            let (c0, c1) = (c0.min(xm.cols), c1.min(xm.cols));
+            if c0 < c1 && xm.rows > 0 {
+                let zeros = vec![0.0; xm.rows * (c1 - c0)];
+                self.write(x, xm.cols(c0, c1), &zeros);
+            }
+        }
+    }
+
     /// Run `f` on this backend's thread pool (CPU) or stream (GPU).
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
 }

@@ -122,9 +122,14 @@ struct BenchArgs {
     /// Timed repetitions (median reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Simultaneous requests, each the whole text.
+    /// Simultaneous requests, each the whole text, through the device's
+    /// batching scheduler.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// With --concurrency: run the requests directly on their own threads,
+    /// without the scheduler (for comparison).
+    #[arg(long)]
+    direct: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -137,6 +142,14 @@ fn default_voice() -> PathBuf {
 }
 
 fn build_engine(v: &VoiceArgs, max_concurrent: usize) -> Result<Engine, Error> {
+    build_engine_with(v, max_concurrent, None)
+}
+
+fn build_engine_with(
+    v: &VoiceArgs,
+    max_concurrent: usize,
+    scheduler: Option<bool>,
+) -> Result<Engine, Error> {
     let mut b = Engine::builder()
         .voice(v.voice.clone().unwrap_or_else(default_voice))
         .max_concurrent(max_concurrent)
@@ -149,6 +162,9 @@ fn build_engine(v: &VoiceArgs, max_concurrent: usize) -> Result<Engine, Error> {
     }
     if let Some(p) = &v.precision {
         b = b.precision(Precision::parse(p).map_err(Error::InvalidArgument)?);
+    }
+    if let Some(on) = scheduler {
+        b = b.scheduler(on);
     }
     b.build()
 }
@@ -397,8 +413,18 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         }
     };
     let conc = a.concurrency.unwrap_or(1).max(1);
+    // `--concurrency` goes through the scheduler unless `--direct`; without
+    // it, `$VOXIDE_SCHEDULER` decides as for `speak`.
+    let scheduled = if a.concurrency.is_some() {
+        !a.direct
+    } else {
+        matches!(
+            std::env::var("VOXIDE_SCHEDULER").as_deref(),
+            Ok("1") | Ok("on") | Ok("true")
+        )
+    };
     let t0 = Instant::now();
-    let engine = build_engine(&a.voice, conc)?;
+    let engine = build_engine_with(&a.voice, conc, Some(scheduled))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let rate = f64::from(engine.sample_rate(None)?.hz());
     let opts = SpeakOptions {
@@ -504,6 +530,9 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
     }
     if a.concurrency.is_some() {
         obj["concurrency"] = conc.into();
+        obj["scheduler"] = scheduled.into();
+        // Device memory in use: only on a GPU (null on the CPU backend).
+        obj["gpu_mem_mb"] = serde_json::Value::Null;
         obj["ttfa_p50_ms"] = median(&mut req_ttfa.clone()).into();
         obj["ttfa_p99_ms"] = percentile(&mut req_ttfa, 0.99).into();
     }

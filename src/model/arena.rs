@@ -60,6 +60,11 @@ impl<B: Backend> Arena<B> {
         }
     }
 
+    /// Floats held in all buffers.
+    pub(crate) fn held(&self) -> usize {
+        self.caps.iter().sum()
+    }
+
     /// Buffers with at least `lens[i]` floats each. Contents are whatever the
     /// previous user left: every op writes its whole output view.
     pub(crate) fn bufs(

@@ -26,6 +26,7 @@ pub(crate) struct DecoderW<B: Backend> {
     radius: usize,
     /// Identity in recording keys.
     id: u64,
+    gap: usize,
 }
 
 /// First part of the decoder's recording keys.
@@ -41,6 +42,10 @@ impl<B: Backend> DecoderW<B> {
         // Receptive radius in output samples, walked from the output back to frames.
         let mut rate = 1usize; // samples per frame at the current stage
         let mut radius_frames = conv_radius(d.conv_pre.k, d.conv_pre.dilation) as f64;
+        // Gap (frames) between batched windows: at every stage the gap, times
+        // the samples per frame there, must cover the widest conv padding; the
+        // transposed convs reach one input column back.
+        let mut gap = conv_radius(d.conv_pre.k, d.conv_pre.dilation).max(1);
         for (up, blocks) in d.ups.iter().zip(&d.resblocks) {
             // The transposed conv reaches one input step back (taps t and t−1).
             radius_frames += 1.0 / rate as f64;
@@ -57,6 +62,20 @@ impl<B: Backend> DecoderW<B> {
                 .max()
                 .unwrap_or(0);
             radius_frames += mrf as f64 / rate as f64;
+            let widest = blocks
+                .iter()
+                .flat_map(|b| match b {
+                    ResBlock::One(v) => v
+                        .iter()
+                        .flat_map(|(a, c)| {
+                            [conv_radius(a.k, a.dilation), conv_radius(c.k, c.dilation)]
+                        })
+                        .collect::<Vec<_>>(),
+                    ResBlock::Two(v) => v.iter().map(|c| conv_radius(c.k, c.dilation)).collect(),
+                })
+                .max()
+                .unwrap_or(0);
+            gap = gap.max(widest.div_ceil(rate));
             let mut bl = Vec::new();
             for b in blocks {
                 bl.push(match b {
@@ -80,6 +99,7 @@ impl<B: Backend> DecoderW<B> {
             });
         }
         radius_frames += conv_radius(d.conv_post.k, d.conv_post.dilation) as f64 / rate as f64;
+        gap = gap.max(conv_radius(d.conv_post.k, d.conv_post.dilation).div_ceil(rate));
         Ok(DecoderW {
             conv_pre: be.prepare_conv_lowp(&d.conv_pre)?,
             pre_ch: d.conv_pre.cout,
@@ -87,12 +107,29 @@ impl<B: Backend> DecoderW<B> {
             conv_post: be.prepare_conv_lowp(&d.conv_post)?,
             radius: radius_frames.ceil() as usize,
             id: super::arena::unique_id(),
+            gap,
         })
     }
 
     /// Frames of context needed on each side of an output frame.
     pub(crate) fn radius(&self) -> usize {
         self.radius
+    }
+
+    /// Zero frames each side of a window that keep batched windows apart.
+    pub(crate) fn gap(&self) -> usize {
+        self.gap
+    }
+
+    /// Floats of scratch [`DecoderW::run`] needs per input column (all buffers).
+    pub(crate) fn floats_per_frame(&self) -> usize {
+        let mut per = self.pre_ch;
+        let mut rate = 1;
+        for s in &self.stages {
+            rate *= s.stride;
+            per = per.max(s.ch * rate);
+        }
+        7 * per
     }
 
     /// Samples per frame.
@@ -106,6 +143,24 @@ impl<B: Backend> DecoderW<B> {
         be: &B,
         z: &B::Buf,
         zm: Mat,
+        arena: &'a mut Arena<B>,
+    ) -> Result<(&'a B::Buf, Mat), BackendError> {
+        self.run_gapped(be, z, zm, &[], arena)
+    }
+
+    /// [`DecoderW::run`] over several windows laid side by side along the
+    /// columns of `z`, with the frame ranges `gaps` (each at least
+    /// [`DecoderW::gap`] wide, zero in `z`) between them.
+    /// The decoder has no masks: the gaps, scaled by every upsampling, are
+    /// zeroed before every conv, so each window sees exactly the zero padding
+    /// it sees alone and its samples come out the same. Gap samples of the
+    /// result hold garbage.
+    pub(crate) fn run_gapped<'a>(
+        &self,
+        be: &B,
+        z: &B::Buf,
+        zm: Mat,
+        gaps: &[(usize, usize)],
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
         let l = zm.cols;
@@ -138,6 +193,7 @@ impl<B: Backend> DecoderW<B> {
         let bufs = arena.bufs(be, &lens, "decoder")?;
         let mut key = vec![DECODER_KEY, self.id, l as u64, zm.rows as u64];
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
+        key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
         let [x, act, y, acc, t1, t2, out, zin] = bufs else {
             return Err(BackendError::Device("decoder arena".into()));
         };
@@ -149,23 +205,47 @@ impl<B: Backend> DecoderW<B> {
                 zinm,
                 [&mut *x, &mut *act, &mut *y, &mut *acc, &mut *t1, &mut *t2],
                 out,
+                gaps,
             )
         });
         Ok((&*out, Mat::new(1, len)))
     }
 
-    /// The generator's layers from `z` (`zm`) to the audio row in `out`.
-    fn layers(&self, be: &B, z: &B::Buf, zm: Mat, bufs: [&mut B::Buf; 6], out: &mut B::Buf) {
+    /// The generator's layers from `z` (`zm`) to the audio row in `out`;
+    /// `gaps` (input frames) are re-zeroed, at every stage's rate, before
+    /// every conv.
+    fn layers(
+        &self,
+        be: &B,
+        z: &B::Buf,
+        zm: Mat,
+        bufs: [&mut B::Buf; 6],
+        out: &mut B::Buf,
+        gaps: &[(usize, usize)],
+    ) {
         let [mut x, act, mut y, mut acc, t1, t2] = bufs;
+        let mut rate = 1;
+        let mut scaled: Vec<(usize, usize)> = gaps.to_vec();
+        let zero = |b: &mut B::Buf, m: Mat, g: &[(usize, usize)]| {
+            if !g.is_empty() {
+                be.zero_cols(b, m, g);
+            }
+        };
         let mut xm = Mat::new(self.pre_ch, zm.cols);
         be.conv1d(&self.conv_pre, z, zm, x, xm, Out::Set);
         for s in &self.stages {
             be.leaky_relu(0.1, x, xm, act, xm);
+            zero(act, xm, &scaled);
             let um = Mat::new(s.ch, xm.cols * s.stride);
             be.conv_transpose(&s.up, act, xm, x, um);
             xm = um;
+            rate *= s.stride;
+            for (g, &(a, b)) in scaled.iter_mut().zip(gaps) {
+                *g = (a * rate, b * rate);
+            }
             // The first activation of every block is the same: compute it once.
             be.leaky_relu(0.1, x, xm, act, xm);
+            zero(act, xm, &scaled);
             for (bi, b) in s.blocks.iter().enumerate() {
                 be.copy(x, xm, y, xm);
                 match b {
@@ -175,6 +255,7 @@ impl<B: Backend> DecoderW<B> {
                                 be.conv1d(c, act, xm, y, xm, Out::Add);
                             } else {
                                 be.leaky_relu(0.1, y, xm, t1, xm);
+                                zero(t1, xm, &scaled);
                                 be.conv1d(c, t1, xm, y, xm, Out::Add);
                             }
                         }
@@ -185,9 +266,11 @@ impl<B: Backend> DecoderW<B> {
                                 be.conv1d(c1, act, xm, t2, xm, Out::Set);
                             } else {
                                 be.leaky_relu(0.1, y, xm, t1, xm);
+                                zero(t1, xm, &scaled);
                                 be.conv1d(c1, t1, xm, t2, xm, Out::Set);
                             }
                             be.leaky_relu(0.1, t2, xm, t1, xm);
+                            zero(t1, xm, &scaled);
                             be.conv1d(c2, t1, xm, y, xm, Out::Add);
                         }
                     }
@@ -202,6 +285,7 @@ impl<B: Backend> DecoderW<B> {
             std::mem::swap(&mut x, &mut acc);
         }
         be.leaky_relu(0.01, x, xm, act, xm);
+        zero(act, xm, &scaled);
         let om = Mat::new(1, xm.cols);
         be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
         be.tanh(out, om);

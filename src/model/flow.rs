@@ -22,13 +22,23 @@ pub(crate) struct FlowW<B: Backend> {
     radius: usize,
     /// Identity in recording keys.
     id: u64,
+    gap: usize,
 }
 
 impl<B: Backend> FlowW<B> {
     pub(crate) fn new(be: &B, c: &[Coupling]) -> Result<Self, BackendError> {
         let mut couplings = Vec::with_capacity(c.len());
         let mut radius = 0;
+        let mut gap = 0;
         for cp in c {
+            for l in cp
+                .in_layers
+                .iter()
+                .chain(&cp.res_skip)
+                .chain([&cp.pre, &cp.post])
+            {
+                gap = gap.max(l.dilation * (l.k - 1) / 2);
+            }
             radius += cp
                 .in_layers
                 .iter()
@@ -55,6 +65,7 @@ impl<B: Backend> FlowW<B> {
             wn: c.first().map_or(0, |c| c.pre.cout),
             radius,
             id: super::arena::unique_id(),
+            gap,
         })
     }
 
@@ -78,20 +89,48 @@ impl<B: Backend> FlowW<B> {
         ]
     }
 
+    /// Zero columns each side of a window that keep batched windows apart:
+    /// the widest conv padding of the flow.
+    pub(crate) fn gap(&self) -> usize {
+        self.gap
+    }
+
     /// Reverse flow over `[C, L]`: `bufs[0]` in, result left in `bufs[0]`;
     /// the others (lengths from [`FlowW::lens`]) are scratch.
     pub(crate) fn run(&self, be: &B, bufs: &mut [B::Buf], l: usize) -> Result<(), BackendError> {
+        self.run_gapped(be, bufs, l, &[])
+    }
+
+    /// [`FlowW::run`] over several windows laid side by side along the
+    /// columns, with the column ranges `gaps` (each at least [`FlowW::gap`]
+    /// wide) between them: the gaps are zeroed before every conv, so each
+    /// window's columns come out exactly as when it runs alone. Gap columns
+    /// of the result hold garbage.
+    pub(crate) fn run_gapped(
+        &self,
+        be: &B,
+        bufs: &mut [B::Buf],
+        l: usize,
+        gaps: &[(usize, usize)],
+    ) -> Result<(), BackendError> {
+        let zero = |b: &mut B::Buf, m: Mat| {
+            if !gaps.is_empty() {
+                be.zero_cols(b, m, gaps);
+            }
+        };
         let (c, wn) = (self.channels, self.wn);
         let half = c / 2;
         let zm = Mat::new(c, l);
         let hm = Mat::new(wn, l);
         let mut key = vec![FLOW_KEY, self.id, l as u64];
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
+        key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
         let [z, tmp, h, a, g, rs, skip, mu] = bufs else {
             return Err(BackendError::Device("flow needs 8 buffers".into()));
         };
         let am = Mat::new(2 * wn, l);
-        // Arena buffers only: a device backend records this once per (length, arena).
+        // Arena buffers only: a device backend records this once per
+        // (length, arena, gaps) and replays it.
         be.recorded(&key, &mut || {
             // The flips ping-pong between the two buffers by reference (the
             // buffers themselves never move, so a recording stays valid).
@@ -102,11 +141,14 @@ impl<B: Backend> FlowW<B> {
             for cp in &self.couplings {
                 be.flip_rows(z, zm, tmp, zm);
                 std::mem::swap(&mut z, &mut tmp);
+                zero(z, zm.rows(0, half));
                 be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, hm, Out::Set);
                 let n = cp.in_layers.len();
                 for (i, (inl, rsl)) in cp.in_layers.iter().zip(&cp.res_skip).enumerate() {
+                    zero(h, hm);
                     be.conv1d(inl, &*h, hm, &mut *a, am, Out::Set);
                     be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);
+                    zero(g, hm);
                     if i + 1 < n {
                         be.conv1d(rsl, &*g, hm, &mut *rs, am, Out::Set);
                         be.axpy(1.0, &*rs, am.rows(0, wn), &mut *h, hm);
@@ -121,6 +163,7 @@ impl<B: Backend> FlowW<B> {
                         be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Add);
                     }
                 }
+                zero(skip, hm);
                 be.conv1d(&cp.post, &*skip, hm, &mut *mu, Mat::new(half, l), Out::Set);
                 be.axpy(-1.0, &*mu, Mat::new(half, l), z, zm.rows(half, c));
             }

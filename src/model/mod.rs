@@ -10,4 +10,7 @@ mod noise;
 mod vits;
 
 pub use noise::{normal_at, Noise, STREAM_DP, STREAM_Z};
-pub use vits::{StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES};
+pub use vits::{
+    BatchItem, StageTimes, SynthOptions, Utterance, Vits, BATCH_DECODER_FRAMES, BATCH_FLOW_FRAMES,
+    DEFAULT_MAX_FRAMES,
+};

@@ -148,6 +148,79 @@ impl<B: Backend> Utterance<B> {
     }
 }
 
+/// One utterance's share of a [`Vits::render_batch`]: output frames `a..b`,
+/// whose samples are appended to `out`.
+pub struct BatchItem<'a, B: Backend> {
+    /// The sentence.
+    pub utt: &'a mut Utterance<B>,
+    /// First output frame.
+    pub a: usize,
+    /// One past the last output frame (clipped to the sentence).
+    pub b: usize,
+    /// Where the samples go.
+    pub out: &'a mut Vec<f32>,
+}
+
+/// Scratch of batched renders (one set per voice; the device's actor is its
+/// only user, so the lock is uncontended).
+struct BatchWork<B: Backend> {
+    flow: Arena<B>,
+    z: Arena<B>,
+    dec: Arena<B>,
+}
+
+/// Decoder columns (windows, halos and gaps) of one batched launch: bounds the
+/// batch scratch (about 230 KB per column for Piper medium voices, so about
+/// 235 MB); more ready work runs as several launches.
+pub const BATCH_DECODER_FRAMES: usize = 1024;
+/// Flow columns of one batched launch (about 7 KB per column: about 30 MB).
+pub const BATCH_FLOW_FRAMES: usize = 4096;
+
+/// Where one item's window sits in a batched launch.
+struct Slot {
+    item: usize,
+    off: usize,
+    s: usize,
+    e: usize,
+}
+
+/// One launch of a batched stage: its windows, total columns, gap ranges.
+#[derive(Default)]
+struct Launch {
+    slots: Vec<Slot>,
+    total: usize,
+    gaps: Vec<(usize, usize)>,
+}
+
+/// Lay windows `(item, s, e)` side by side with `gap` zero columns between
+/// them, in launches of at most `budget` columns (a window wider than that
+/// runs alone).
+fn pack(windows: &[(usize, usize, usize)], gap: usize, budget: usize) -> Vec<Launch> {
+    let mut launches = Vec::new();
+    let mut cur = Launch::default();
+    for &(item, s, e) in windows {
+        let len = e - s;
+        if !cur.slots.is_empty() && cur.total + gap + len > budget {
+            launches.push(std::mem::take(&mut cur));
+        }
+        if !cur.slots.is_empty() {
+            cur.gaps.push((cur.total, cur.total + gap));
+            cur.total += gap;
+        }
+        cur.slots.push(Slot {
+            item,
+            off: cur.total,
+            s,
+            e,
+        });
+        cur.total += len;
+    }
+    if !cur.slots.is_empty() {
+        launches.push(cur);
+    }
+    launches
+}
+
 /// A VITS voice on a backend.
 pub struct Vits<B: Backend> {
     enc: EncoderW<B>,
@@ -157,6 +230,7 @@ pub struct Vits<B: Backend> {
     hidden: usize,
     symbols: usize,
     pool: Arc<Pool<B>>,
+    batch: Mutex<BatchWork<B>>,
 }
 
 impl<B: Backend> Vits<B> {
@@ -186,6 +260,11 @@ impl<B: Backend> Vits<B> {
             hidden: w.enc.hidden,
             symbols: w.enc.symbols,
             pool: Arc::new(Pool::new()),
+            batch: Mutex::new(BatchWork {
+                flow: Arena::default(),
+                z: Arena::default(),
+                dec: Arena::default(),
+            }),
         };
         be.check()?;
         Ok(v)
@@ -423,6 +502,168 @@ impl<B: Backend> Vits<B> {
         if let Err(e) = be.check() {
             out.truncate(start);
             return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Zero columns kept between the windows of a batched render (the widest
+    /// conv padding of flow and decoder, in frames).
+    pub fn batch_gap(&self) -> usize {
+        self.flow.gap().max(self.dec.gap())
+    }
+
+    /// Bytes of scratch a batched render may hold at most (flow, gathered z
+    /// and decoder, for launches of [`BATCH_FLOW_FRAMES`] and
+    /// [`BATCH_DECODER_FRAMES`] columns; a single window wider than that
+    /// needs as much as [`Vits::render`] would for it).
+    pub fn batch_scratch_bytes(&self) -> usize {
+        let flow: usize = self.flow.lens(BATCH_FLOW_FRAMES).iter().sum();
+        let z = self.hidden * BATCH_DECODER_FRAMES;
+        let dec = self.dec.floats_per_frame() * BATCH_DECODER_FRAMES;
+        // Arena headroom: up to 1/4 over the largest request.
+        (flow + z + dec) * std::mem::size_of::<f32>() * 5 / 4
+    }
+
+    /// Bytes of batch scratch held now (at most [`Vits::batch_scratch_bytes`]
+    /// unless one window alone was wider than a launch).
+    pub fn batch_scratch_held_bytes(&self) -> usize {
+        let w = self.batch.lock();
+        (w.flow.held() + w.z.held() + w.dec.held()) * std::mem::size_of::<f32>()
+    }
+
+    /// [`Vits::render`] for several utterances at once, as ONE sequence of
+    /// ops per stage: their flow windows, then their decoder windows, laid
+    /// side by side along the columns of shared buffers with
+    /// [`Vits::batch_gap`] zero columns between them (re-zeroed before every
+    /// conv: the decoder has no masks, and the gaps give each window exactly
+    /// the zero padding it sees alone). Every item gets the samples
+    /// [`Vits::render`] would give it (bit-identical on the CPU backend, whose
+    /// conv columns do not depend on the view). Work beyond
+    /// [`BATCH_DECODER_FRAMES`] / [`BATCH_FLOW_FRAMES`] columns runs as
+    /// several launches.
+    ///
+    /// # Errors
+    /// Allocation failure or short fixed noise; the items' outputs are then
+    /// unspecified.
+    pub fn render_batch(&self, be: &B, items: &mut [BatchItem<'_, B>]) -> Result<()> {
+        let (c, rf, rd, hop) = (
+            self.hidden,
+            self.flow.radius(),
+            self.dec.radius(),
+            self.hop(),
+        );
+        let gap = self.batch_gap();
+        // Plan: per item, the flow segment to compute (as `render` would) and
+        // the decoder window.
+        let mut flow_win = Vec::new();
+        let mut dec_win = Vec::new();
+        let mut seg = vec![(0usize, 0usize); items.len()];
+        for (i, it) in items.iter_mut().enumerate() {
+            let u = &mut *it.utt;
+            let f = u.frames();
+            it.b = it.b.min(f);
+            if it.a >= it.b {
+                continue;
+            }
+            let (s2, e2) = (it.a.saturating_sub(rd), (it.b + rd).min(f));
+            dec_win.push((i, s2, e2));
+            if u.z.is_none() {
+                u.z = Some(be.alloc(c * f, "flow output")?);
+            }
+            let min_step = if u.z_ready == 0 {
+                0
+            } else {
+                u.z_ready.clamp(4 * rf, 1024)
+            };
+            let upto = e2.min(f);
+            if upto > u.z_ready {
+                let r = u.z_ready;
+                let r2 = upto.max((r + min_step).min(f));
+                seg[i] = (r, r2);
+                flow_win.push((i, r.saturating_sub(rf), (r2 + rf).min(f)));
+            }
+        }
+        // Never block on the lock: a caller waiting inside the backend's
+        // thread pool could run another batch on this very thread (work
+        // stealing) and deadlock. A concurrent caller (the engine has one
+        // actor per device, so only tests) gets its own scratch instead.
+        let mut own = None;
+        let mut guard = self.batch.try_lock();
+        let work = match guard.as_deref_mut() {
+            Some(w) => w,
+            None => own.insert(BatchWork {
+                flow: Arena::default(),
+                z: Arena::default(),
+                dec: Arena::default(),
+            }),
+        };
+        let mut noise = Vec::new();
+        for Launch { slots, total, gaps } in pack(&flow_win, gap, BATCH_FLOW_FRAMES) {
+            let t0 = Instant::now();
+            let bufs = work.flow.bufs(be, &self.flow.lens(total), "batched flow")?;
+            let whole = Mat::new(c, total);
+            for sl in &slots {
+                let u = &mut *items[sl.item].utt;
+                u.noise
+                    .fill(STREAM_Z, c, sl.s, sl.e, &mut noise)
+                    .map_err(Error::InvalidArgument)?;
+                be.expand_prior(
+                    &u.ml,
+                    Mat::new(2 * c, u.ids),
+                    &u.owner[sl.s..sl.e],
+                    &noise,
+                    u.noise_scale,
+                    &mut bufs[0],
+                    whole.cols(sl.off, sl.off + sl.e - sl.s),
+                );
+            }
+            if !gaps.is_empty() {
+                be.zero_cols(&mut bufs[0], whole, &gaps);
+            }
+            self.flow.run_gapped(be, bufs, total, &gaps)?;
+            for sl in &slots {
+                let u = &mut *items[sl.item].utt;
+                let (r, r2) = seg[sl.item];
+                let f = u.frames();
+                let src = whole.cols(sl.off + r - sl.s, sl.off + r2 - sl.s);
+                if let Some(z) = u.z.as_mut() {
+                    be.copy(&bufs[0], src, z, Mat::new(c, f).cols(r, r2));
+                }
+                u.z_ready = r2;
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            for sl in &slots {
+                items[sl.item].utt.times.flow += dt * (sl.e - sl.s) as f64 / total as f64;
+            }
+        }
+        for Launch { slots, total, gaps } in pack(&dec_win, gap, BATCH_DECODER_FRAMES) {
+            let t0 = Instant::now();
+            let zb = &mut work.z.bufs(be, &[c * total], "batched decoder input")?[0];
+            let whole = Mat::new(c, total);
+            for sl in &slots {
+                let u = &*items[sl.item].utt;
+                let z =
+                    u.z.as_ref()
+                        .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
+                let src = Mat::new(c, u.frames()).cols(sl.s, sl.e);
+                be.copy(z, src, zb, whole.cols(sl.off, sl.off + sl.e - sl.s));
+            }
+            if !gaps.is_empty() {
+                be.zero_cols(zb, whole, &gaps);
+            }
+            let (audio, am) = self.dec.run_gapped(be, zb, whole, &gaps, &mut work.dec)?;
+            for sl in &slots {
+                let it = &mut items[sl.item];
+                let (a, b) = (it.a, it.b);
+                let keep = am.cols((sl.off + a - sl.s) * hop, (sl.off + b - sl.s) * hop);
+                let start = it.out.len();
+                it.out.resize(start + (b - a) * hop, 0.0);
+                be.read(audio, keep, &mut it.out[start..]);
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            for sl in &slots {
+                items[sl.item].utt.times.decoder += dt * (sl.e - sl.s) as f64 / total as f64;
+            }
         }
         Ok(())
     }

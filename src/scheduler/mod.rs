@@ -6,10 +6,19 @@
 //! through its own bounded channel ([`Stream`]). Dropping the stream cancels
 //! the request: the actor frees the slot before its next step.
 //!
-//! Order of work: a request that has not delivered its first item yet goes
-//! ahead of requests already streaming (time to first audio first); the rest
-//! are served round-robin. Work runs as soon as it is ready (no waiting for a
-//! batch to fill), so a lone request is never held back.
+//! Dynamic batching: at each step the actor gathers the ready work of the
+//! active requests into ONE batch and hands it to [`Job::step_batch`] (the
+//! engine's job runs their flow + decoder chunks as one batched launch). A
+//! batch holds at most [`SchedulerOptions::max_batch`] requests; its size is
+//! rounded up to a bucket (1, 2, 4, … [`bucket`]) for the device to replay the
+//! bucket's recorded launch.
+//!
+//! Order of work: requests that have not delivered their first item yet form
+//! their own batch, ahead of requests already streaming (time to first audio
+//! first, oldest first); the rest are batched round-robin. By default work
+//! runs as soon as it is ready (no waiting for a batch to fill), so a lone
+//! request is never held back; [`SchedulerOptions::max_wait`] lets new
+//! requests wait a bounded time for others to join their first batch.
 //!
 //! The scheduler is device-independent: what a step computes is the [`Job`]'s
 //! business (the engine's job runs the model's stages on its backend).
@@ -86,6 +95,14 @@ impl<T> SlotArena<T> {
         self.free.is_empty()
     }
 
+    /// The taken slots and their values, in index order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (State, &mut T)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_mut().map(|v| (State(i as i64), v)))
+    }
+
     /// The taken slots, in index order.
     pub fn states(&self) -> Vec<State> {
         (0..self.slots.len())
@@ -110,6 +127,20 @@ pub trait Job: Send + 'static {
     /// # Errors
     /// Any error ends the request and is delivered to its caller.
     fn step(&mut self) -> Result<Option<Self::Item>>;
+
+    /// Run the next step of every job in `jobs` together (one batched launch
+    /// where the device allows), returning one result per job, in order.
+    /// `bucket` is `jobs.len()` rounded up to a batch bucket: a device that
+    /// replays recorded launches per bucket pads the batch to it with empty
+    /// slots; the CPU needs no padding. The default runs [`Job::step`] of
+    /// each job in turn.
+    fn step_batch(jobs: &mut [&mut Self], bucket: usize) -> Vec<Result<Option<Self::Item>>>
+    where
+        Self: Sized,
+    {
+        let _ = bucket;
+        jobs.iter_mut().map(|j| j.step()).collect()
+    }
 }
 
 /// Scheduler options.
@@ -121,6 +152,13 @@ pub struct SchedulerOptions {
     pub max_active: usize,
     /// Items buffered per request before the actor waits for its caller.
     pub stream_depth: usize,
+    /// Requests per batched step at most (rounded down to a power of two:
+    /// the largest bucket).
+    pub max_batch: usize,
+    /// How long a new request's first batch may wait for more requests to
+    /// arrive and join it (only while the batch has room and a slot is free).
+    /// Zero (the default): never wait, so a lone request is never held back.
+    pub max_wait: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -129,6 +167,8 @@ impl Default for SchedulerOptions {
             queue_depth: 64,
             max_active: 64,
             stream_depth: 4,
+            max_batch: 64,
+            max_wait: Duration::ZERO,
         }
     }
 }
@@ -148,6 +188,7 @@ struct Active<J: Job> {
     started: bool,
     done: bool,
     seq: u64,
+    admitted_at: Instant,
 }
 
 #[derive(Default)]
@@ -155,6 +196,9 @@ struct Stats {
     active: AtomicUsize,
     admitted: AtomicUsize,
     finished: AtomicUsize,
+    batches: AtomicUsize,
+    batched: AtomicUsize,
+    largest: AtomicUsize,
 }
 
 /// Handle to a device's actor. Cloning shares the actor; the actor thread ends
@@ -216,17 +260,21 @@ impl<J: Job> Scheduler<J> {
     /// # Errors
     /// [`Error::Device`] when the thread cannot be spawned.
     pub fn start(name: &str, opts: SchedulerOptions) -> Result<Self> {
+        let max_batch = opts.max_batch.max(1);
         let opts = SchedulerOptions {
             queue_depth: opts.queue_depth.max(1),
             max_active: opts.max_active.max(1),
             stream_depth: opts.stream_depth.max(1),
+            // The largest bucket at most.
+            max_batch: 1 << (usize::BITS - 1 - max_batch.leading_zeros()),
+            max_wait: opts.max_wait,
         };
         let (tx, rx) = mpsc::sync_channel(opts.queue_depth);
         let stats = Arc::new(Stats::default());
         let st = stats.clone();
         std::thread::Builder::new()
             .name(format!("voxide-sched-{name}"))
-            .spawn(move || actor(rx, st, opts.max_active))
+            .spawn(move || actor(rx, st, opts))
             .map_err(|e| Error::Device(format!("cannot start the scheduler thread: {e}")))?;
         Ok(Scheduler { tx, stats, opts })
     }
@@ -249,6 +297,21 @@ impl<J: Job> Scheduler<J> {
     /// Requests finished (completed, failed or cancelled) so far.
     pub fn finished(&self) -> usize {
         self.stats.finished.load(Ordering::Acquire)
+    }
+
+    /// Batched steps run so far (one per [`Job::step_batch`] call).
+    pub fn batches(&self) -> usize {
+        self.stats.batches.load(Ordering::Acquire)
+    }
+
+    /// Request steps run so far, over all batches (`/ batches()` = mean batch size).
+    pub fn batched_steps(&self) -> usize {
+        self.stats.batched.load(Ordering::Acquire)
+    }
+
+    /// The largest batch run so far.
+    pub fn largest_batch(&self) -> usize {
+        self.stats.largest.load(Ordering::Acquire)
     }
 
     fn pair(&self, job: J) -> (Submit<J>, Stream<J::Item>) {
@@ -320,8 +383,42 @@ impl<J: Job> Scheduler<J> {
     }
 }
 
-fn actor<J: Job>(rx: Receiver<Submit<J>>, stats: Arc<Stats>, max_active: usize) {
-    let mut arena: SlotArena<Active<J>> = SlotArena::new(max_active);
+/// Take a submission into a free slot (or count it finished when it was
+/// cancelled before it started).
+fn admit<J: Job>(arena: &mut SlotArena<Active<J>>, stats: &Stats, s: Submit<J>, seq: &mut u64) {
+    stats.admitted.fetch_add(1, Ordering::AcqRel);
+    if s.cancel.load(Ordering::Acquire) {
+        stats.finished.fetch_add(1, Ordering::AcqRel);
+        return;
+    }
+    *seq += 1;
+    let a = Active {
+        job: s.job,
+        tx: s.tx,
+        cancel: s.cancel,
+        pending: None,
+        started: false,
+        done: false,
+        seq: *seq,
+        admitted_at: Instant::now(),
+    };
+    if arena.alloc(a).is_none() {
+        // Callers admit only while a slot is free; count it so nothing is lost.
+        stats.finished.fetch_add(1, Ordering::AcqRel);
+    }
+    stats.active.store(arena.live(), Ordering::Release);
+}
+
+/// Free slot `st` (finished, failed, cancelled or caller gone).
+fn free<J: Job>(arena: &mut SlotArena<Active<J>>, stats: &Stats, st: State) {
+    if arena.release(st).is_some() {
+        stats.finished.fetch_add(1, Ordering::AcqRel);
+    }
+    stats.active.store(arena.live(), Ordering::Release);
+}
+
+fn actor<J: Job>(rx: Receiver<Submit<J>>, stats: Arc<Stats>, opts: SchedulerOptions) {
+    let mut arena: SlotArena<Active<J>> = SlotArena::new(opts.max_active);
     let mut seq = 0u64;
     let mut open = true;
     // Round-robin cursor over started requests: the sequence number served last.
@@ -349,53 +446,34 @@ fn actor<J: Job>(rx: Receiver<Submit<J>>, stats: Arc<Stats>, max_active: usize) 
                 }
             };
             let Some(s) = got else { break };
-            if s.cancel.load(Ordering::Acquire) {
-                stats.admitted.fetch_add(1, Ordering::AcqRel);
-                stats.finished.fetch_add(1, Ordering::AcqRel);
-                continue;
-            }
-            seq += 1;
-            let a = Active {
-                job: s.job,
-                tx: s.tx,
-                cancel: s.cancel,
-                pending: None,
-                started: false,
-                done: false,
-                seq,
-            };
-            if arena.alloc(a).is_some() {
-                stats.admitted.fetch_add(1, Ordering::AcqRel);
-                stats.active.store(arena.live(), Ordering::Release);
-            }
+            admit(&mut arena, &stats, s, &mut seq);
         }
         if !open && arena.live() == 0 {
             return;
         }
         // Free cancelled and finished slots, and flush pending items.
-        let mut runnable: Vec<(bool, u64, State)> = Vec::new();
+        let mut runnable: Vec<(bool, u64, State, Instant)> = Vec::new();
         for st in arena.states() {
             let Some(a) = arena.get_mut(st) else { continue };
-            let mut free = a.cancel.load(Ordering::Acquire);
-            if !free {
+            let mut gone = a.cancel.load(Ordering::Acquire);
+            if !gone {
                 if let Some(item) = a.pending.take() {
                     match a.tx.try_send(item) {
                         Ok(()) => {}
                         Err(TrySendError::Full(back)) => a.pending = Some(back),
-                        Err(TrySendError::Disconnected(_)) => free = true,
+                        Err(TrySendError::Disconnected(_)) => gone = true,
                     }
                 }
                 if a.done && a.pending.is_none() {
-                    free = true;
+                    gone = true;
                 }
             }
-            if free {
-                arena.release(st);
-                stats.finished.fetch_add(1, Ordering::AcqRel);
+            if gone {
+                free(&mut arena, &stats, st);
                 continue;
             }
             if a.pending.is_none() {
-                runnable.push((a.started, a.seq, st));
+                runnable.push((a.started, a.seq, st, a.admitted_at));
             }
         }
         stats.active.store(arena.live(), Ordering::Release);
@@ -406,54 +484,114 @@ fn actor<J: Job>(rx: Receiver<Submit<J>>, stats: Arc<Stats>, max_active: usize) 
             }
             continue;
         }
-        // New requests (no item delivered yet) first, oldest first; then round-robin.
-        let pick = runnable
-            .iter()
-            .filter(|r| !r.0)
-            .min_by_key(|r| r.1)
-            .or_else(|| {
-                runnable
-                    .iter()
-                    .filter(|r| r.1 > last_served)
-                    .min_by_key(|r| r.1)
-                    .or_else(|| runnable.iter().min_by_key(|r| r.1))
-            })
-            .map(|r| r.2);
-        let Some(st) = pick else { continue };
-        let Some(a) = arena.get_mut(st) else { continue };
-        last_served = a.seq;
-        let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.job.step())) {
-            Ok(r) => r,
-            Err(_) => Err(Error::Panic("a scheduled request panicked".into())),
-        };
-        match out {
-            Ok(Some(item)) => {
-                a.started = true;
-                a.pending = Some(Ok(item));
-            }
-            Ok(None) => a.done = true,
-            Err(e) => {
-                a.done = true;
-                a.pending = Some(Err(e));
-            }
-        }
-        if let Some(item) = a.pending.take() {
-            match a.tx.try_send(item) {
-                Ok(()) => {}
-                Err(TrySendError::Full(back)) => a.pending = Some(back),
-                Err(TrySendError::Disconnected(_)) => {
-                    arena.release(st);
-                    stats.finished.fetch_add(1, Ordering::AcqRel);
-                    stats.active.store(arena.live(), Ordering::Release);
+        // New requests (no item delivered yet) form their own batch, oldest
+        // first; otherwise the started ones, round-robin from the cursor.
+        let mut fresh: Vec<_> = runnable.iter().filter(|r| !r.0).collect();
+        let batch: Vec<State> = if !fresh.is_empty() {
+            fresh.sort_by_key(|r| r.1);
+            // Bounded wait for more requests to join a first batch with room.
+            if !opts.max_wait.is_zero() && fresh.len() < opts.max_batch && open && !arena.is_full()
+            {
+                let deadline = fresh[0].3 + opts.max_wait;
+                let now = Instant::now();
+                if now < deadline {
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(s) => admit(&mut arena, &stats, s, &mut seq),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => open = false,
+                    }
+                    // Re-gather (cancellations may have come in meanwhile).
                     continue;
                 }
             }
+            fresh.iter().take(opts.max_batch).map(|r| r.2).collect()
+        } else {
+            let mut old: Vec<_> = runnable.iter().collect();
+            old.sort_by_key(|r| (r.1 <= last_served, r.1));
+            old.iter().take(opts.max_batch).map(|r| r.2).collect()
+        };
+        run_batch(&mut arena, &stats, &batch, &mut last_served, opts.max_batch);
+    }
+}
+
+/// One batched step of the requests in slots `batch` (in that order), then
+/// delivery of their items and release of finished slots.
+fn run_batch<J: Job>(
+    arena: &mut SlotArena<Active<J>>,
+    stats: &Stats,
+    batch: &[State],
+    last_served: &mut u64,
+    max_batch: usize,
+) {
+    let n = batch.len();
+    if n == 0 {
+        return;
+    }
+    let mut release = Vec::new();
+    {
+        let mut chosen: Vec<(usize, State, &mut Active<J>)> = arena
+            .iter_mut()
+            .filter_map(|(st, a)| batch.iter().position(|&b| b == st).map(|k| (k, st, a)))
+            .collect();
+        chosen.sort_by_key(|c| c.0);
+        // The round-robin cursor moves past a batch of started requests.
+        if let Some(last) = chosen.last().filter(|c| c.2.started) {
+            *last_served = last.2.seq;
         }
-        if a.done && a.pending.is_none() {
-            arena.release(st);
-            stats.finished.fetch_add(1, Ordering::AcqRel);
-            stats.active.store(arena.live(), Ordering::Release);
+        let outs = {
+            let mut jobs: Vec<&mut J> = chosen.iter_mut().map(|c| &mut c.2.job).collect();
+            let k = bucket(jobs.len(), max_batch);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                J::step_batch(&mut jobs, k)
+            })) {
+                Ok(v) if v.len() == jobs.len() => v,
+                Ok(v) => {
+                    let msg = format!(
+                        "a batched step returned {} results for {} requests",
+                        v.len(),
+                        jobs.len()
+                    );
+                    (0..jobs.len())
+                        .map(|_| Err(Error::Device(msg.clone())))
+                        .collect()
+                }
+                Err(_) => (0..jobs.len())
+                    .map(|_| Err(Error::Panic("a scheduled request panicked".into())))
+                    .collect(),
+            }
+        };
+        stats.batches.fetch_add(1, Ordering::AcqRel);
+        stats.batched.fetch_add(n, Ordering::AcqRel);
+        stats.largest.fetch_max(n, Ordering::AcqRel);
+        for ((_, st, a), out) in chosen.into_iter().zip(outs) {
+            match out {
+                Ok(Some(item)) => {
+                    a.started = true;
+                    a.pending = Some(Ok(item));
+                }
+                Ok(None) => a.done = true,
+                Err(e) => {
+                    a.done = true;
+                    a.pending = Some(Err(e));
+                }
+            }
+            if let Some(item) = a.pending.take() {
+                match a.tx.try_send(item) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(back)) => a.pending = Some(back),
+                    Err(TrySendError::Disconnected(_)) => {
+                        release.push(st);
+                        continue;
+                    }
+                }
+            }
+            if a.done && a.pending.is_none() {
+                release.push(st);
+            }
         }
+    }
+    for st in release {
+        free(arena, stats, st);
     }
 }
 

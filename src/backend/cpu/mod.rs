@@ -83,6 +83,13 @@ impl CpuBackend {
         self.threads
     }
 
+    /// Whether convs run on the direct AVX-512 kernels (whose output columns
+    /// do not depend on the view: batched and chunked runs are bit-identical
+    /// to whole ones), rather than the portable im2col + GEMM path.
+    pub fn direct_kernels(&self) -> bool {
+        self.kernels.is_some()
+    }
+
     /// The conv arithmetic in use.
     pub fn precision(&self) -> Precision {
         self.kernels.unwrap_or(Precision::F32)
@@ -325,7 +332,43 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn zero_cols(&self, x: &mut Vec<f32>, xm: Mat, ranges: &[(usize, usize)]) {
+        for r in rows_mut(x, xm) {
+            for &(c0, c1) in ranges {
+                let (c0, c1) = (c0.min(r.len()), c1.min(r.len()));
+                if c0 < c1 {
+                    r[c0..c1].fill(0.0);
+                }
+            }
+        }
+    }
+
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_cols_zeroes_only_the_ranges_of_the_view() {
+        let be = CpuBackend::new(1).unwrap();
+        // A 3 × 10 buffer; the view is rows 1..3, columns 2..9.
+        let mut x: Vec<f32> = (1..=30).map(|v| v as f32).collect();
+        let view = Mat::new(3, 10).rows(1, 3).cols(2, 9);
+        be.zero_cols(&mut x, view, &[(0, 2), (5, 20)]);
+        for r in 0..3 {
+            for c in 0..10 {
+                let v = x[r * 10 + c];
+                let zeroed = r >= 1 && ((2..4).contains(&c) || (7..9).contains(&c));
+                if zeroed {
+                    assert_eq!(v, 0.0, "row {r} col {c}");
+                } else {
+                    assert_eq!(v, (r * 10 + c + 1) as f32, "row {r} col {c}");
+                }
+            }
+        }
     }
 }

@@ -133,6 +133,7 @@ struct Kernels {
     softmax_rows: CudaFunction,
     rel_values: CudaFunction,
     rqs_inverse: CudaFunction,
+    zero_cols: CudaFunction,
 }
 
 /// Shared scratch of the backend, grown on demand (never during a recording).
@@ -352,6 +353,7 @@ impl CudaBackend {
             softmax_rows: take("vx_softmax_rows")?,
             rel_values: take("vx_rel_values")?,
             rqs_inverse: take("vx_rqs_inverse")?,
+            zero_cols: take("vx_zero_cols")?,
         };
         let blas = Blas(blas::create_handle().map_err(|e| dev_err("cuBLAS", e))?);
         // SAFETY: a live handle and our stream.
@@ -1199,6 +1201,20 @@ impl Backend for CudaBackend {
             y.ptr,
             yv
         );
+    }
+
+    fn zero_cols(&self, x: &mut CudaBuf, xm: Mat, ranges: &[(usize, usize)]) {
+        if xm.rows == 0 || !self.fits("zero_cols", &[(x, xm)]) {
+            return;
+        }
+        let xv = view(xm);
+        for &(c0, c1) in ranges {
+            let (c0, c1) = (c0.min(xm.cols), c1.min(xm.cols));
+            if c0 < c1 {
+                let (a, b) = (c0 as i32, c1 as i32);
+                launch!(self, zero_cols, grid(xm.rows * (c1 - c0)), x.ptr, xv, a, b);
+            }
+        }
     }
 
     fn buf_key(&self, b: &CudaBuf) -> u64 {
