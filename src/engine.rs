@@ -437,17 +437,13 @@ impl EngineBuilder {
             scheduler,
         });
         let engine = Engine { inner };
-        std::thread::scope(|s| {
-            // The text frontend's lexicon builds on another core meanwhile.
-            let _ = std::thread::Builder::new()
-                .name("voxide-warm-up".into())
-                .spawn_scoped(s, crate::text::g2p::warm_up);
-            for (name, path, config) in &self.voices {
-                let name = name.clone().unwrap_or_else(|| voice_name(path));
-                engine.load_voice(&name, path, config.as_deref())?;
-            }
-            Ok(engine)
-        })
+        // (The lexicon is built on first use: a warm-up thread here made the
+        // C caller's thread allocate std's thread handle, which valgrind flags.)
+        for (name, path, config) in &self.voices {
+            let name = name.clone().unwrap_or_else(|| voice_name(path));
+            engine.load_voice(&name, path, config.as_deref())?;
+        }
+        Ok(engine)
     }
 }
 
