@@ -1,5 +1,6 @@
 //! Relative-position multi-head attention (VITS text encoder).
 
+use super::conv::SendPtr;
 use super::elementwise::fast_exp;
 use super::gemm::{gemm, Operand};
 use crate::backend::Mat;
@@ -171,18 +172,5 @@ pub(crate) fn rel_attention(
         for h in 0..heads {
             run_head(h, threads, y);
         }
-    }
-}
-
-/// A raw pointer that may cross threads: heads write disjoint rows.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to write disjoint row ranges from different heads.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }

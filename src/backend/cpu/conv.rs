@@ -99,15 +99,16 @@ fn add_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
     }
 }
 
-/// A raw pointer that may cross threads: tiles write disjoint columns.
+/// A raw pointer that may cross threads: parallel items (conv tiles,
+/// attention heads) write disjoint parts of one output.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: used only to write disjoint column ranges from different tiles.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
