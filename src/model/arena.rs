@@ -19,20 +19,39 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 
 /// The largest length (floats) each buffer index of a family of arenas has
-/// needed so far.
-#[derive(Default)]
-pub(crate) struct Sizes(Mutex<Vec<usize>>);
+/// needed so far, up to a cap: a one-off huge need (a very long sentence) is
+/// met but neither raises the family's sizes nor stays in a pool (see
+/// [`Arena::over_cap`]).
+pub(crate) struct Sizes {
+    hw: Mutex<Vec<usize>>,
+    cap: usize,
+}
+
+impl Default for Sizes {
+    /// Sizes without a cap.
+    fn default() -> Self {
+        Sizes::capped(usize::MAX)
+    }
+}
 
 impl Sizes {
+    /// Sizes whose marks stop at `cap` floats per buffer.
+    pub(crate) fn capped(cap: usize) -> Self {
+        Sizes {
+            hw: Mutex::new(Vec::new()),
+            cap,
+        }
+    }
+
     /// The capacity to allocate for buffer `i` that must hold `len` floats:
-    /// at least the family's high-water mark, which it raises to the result.
+    /// at least the family's high-water mark, which it raises (up to the cap).
     fn grow(&self, i: usize, len: usize) -> usize {
-        let mut hw = self.0.lock();
+        let mut hw = self.hw.lock();
         if hw.len() <= i {
             hw.resize(i + 1, 0);
         }
-        hw[i] = hw[i].max(len);
-        hw[i]
+        hw[i] = hw[i].max(len.min(self.cap));
+        hw[i].max(len)
     }
 }
 
@@ -63,6 +82,22 @@ impl<B: Backend> Arena<B> {
     /// Floats held in all buffers.
     pub(crate) fn held(&self) -> usize {
         self.caps.iter().sum()
+    }
+
+    /// Whether a buffer is over the family's cap (an arena worth dropping
+    /// rather than keeping for reuse).
+    pub(crate) fn over_cap(&self) -> bool {
+        self.caps.iter().any(|&c| c > self.sizes.cap)
+    }
+
+    /// Buffer `i` as last sized by [`Arena::bufs`].
+    pub(crate) fn get(&self, i: usize) -> Option<&B::Buf> {
+        self.bufs.get(i)
+    }
+
+    /// Buffer `i`, mutable.
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut B::Buf> {
+        self.bufs.get_mut(i)
     }
 
     /// Buffers with at least `lens[i]` floats each. Contents are whatever the
@@ -120,5 +155,20 @@ mod tests {
         assert_eq!(a.bufs(&be, &[10, 250], "t").expect("alloc")[1].len(), 250);
         // An arena outside any family sizes on its own.
         assert_eq!(lone.bufs(&be, &[5], "t").expect("alloc")[0].len(), 5);
+    }
+
+    #[test]
+    fn a_need_over_the_cap_is_met_but_not_passed_on() {
+        let be = CpuBackend::new(1).expect("cpu backend");
+        let sizes = Arc::new(Sizes::capped(100));
+        let mut a: Arena<CpuBackend> = Arena::shared(Arc::clone(&sizes));
+        assert_eq!(a.bufs(&be, &[50], "t").expect("alloc")[0].len(), 50);
+        assert!(!a.over_cap());
+        assert_eq!(a.bufs(&be, &[400], "t").expect("alloc")[0].len(), 500);
+        assert!(a.over_cap());
+        // A new arena of the family starts at the cap, not at 500.
+        let mut b: Arena<CpuBackend> = Arena::shared(sizes);
+        assert_eq!(b.bufs(&be, &[1], "t").expect("alloc")[0].len(), 100);
+        assert!(!b.over_cap());
     }
 }

@@ -87,24 +87,30 @@ impl<B: Backend> DurationW<B> {
         })
     }
 
-    /// `x` `[H, T]` -> logw `[T]` (host).
+    /// Floats of the scratch buffers [`DurationW::run`] takes for `t` ids, in
+    /// its order: conditioning, state, two scratch, flow state, spline parameters.
+    pub(crate) fn lens(&self, t: usize) -> [usize; 6] {
+        let ch = self.ch * t;
+        let max_rows = self.flows.iter().map(|f| f.proj_rows).max().unwrap_or(0);
+        [ch, ch, ch, ch, 2 * t, max_rows * t]
+    }
+
+    /// `x` `[H, T]` -> logw `[T]` (host); `bufs` as [`DurationW::lens`].
     pub(crate) fn run(
         &self,
         be: &B,
         x: &B::Buf,
         xm: Mat,
+        bufs: &mut [B::Buf; 6],
         noise: &Noise,
         noise_w: f32,
     ) -> Result<Vec<f32>, Error> {
         let t = xm.cols;
         let m = Mat::new(self.ch, t);
-        let mut cond = be.alloc(self.ch * t, "duration conditioning")?;
-        let mut h = be.alloc(self.ch * t, "duration state")?;
-        let mut y1 = be.alloc(self.ch * t, "duration scratch")?;
-        let mut y2 = be.alloc(self.ch * t, "duration scratch")?;
-        be.conv1d(&self.pre, x, xm, &mut h, m, Out::Set);
-        self.convs.run(be, &mut h, m, &mut y1, &mut y2);
-        be.conv1d(&self.proj, &h, m, &mut cond, m, Out::Set);
+        let [cond, h, y1, y2, z, theta] = bufs;
+        be.conv1d(&self.pre, x, xm, h, m, Out::Set);
+        self.convs.run(be, h, m, y1, y2);
+        be.conv1d(&self.proj, h, m, cond, m, Out::Set);
 
         let mut host = Vec::new();
         noise
@@ -113,26 +119,23 @@ impl<B: Backend> DurationW<B> {
         for v in &mut host {
             *v *= noise_w;
         }
-        let mut z = be.alloc(2 * t, "duration flow state")?;
         let zm = Mat::new(2, t);
-        be.write(&mut z, zm, &host);
-        let max_rows = self.flows.iter().map(|f| f.proj_rows).max().unwrap_or(0);
-        let mut theta = be.alloc(max_rows * t, "spline parameters")?;
+        be.write(z, zm, &host);
         // Rows of z playing channel 0 and 1; a Flip swaps the roles.
         let (mut c0, mut c1) = (zm.rows(0, 1), zm.rows(1, 2));
         let wh_scale = (self.ch as f32).sqrt();
         for f in &self.flows {
             std::mem::swap(&mut c0, &mut c1);
-            be.conv1d(&f.pre, &z, c0, &mut h, m, Out::Set);
-            be.axpy(1.0, &cond, m, &mut h, m);
-            f.convs.run(be, &mut h, m, &mut y1, &mut y2);
+            be.conv1d(&f.pre, z, c0, h, m, Out::Set);
+            be.axpy(1.0, cond, m, h, m);
+            f.convs.run(be, h, m, y1, y2);
             let thm = Mat::new(f.proj_rows, t);
-            be.conv1d(&f.proj, &h, m, &mut theta, thm, Out::Set);
-            be.spline_inverse(&mut z, c1, &theta, thm, self.bins, wh_scale);
+            be.conv1d(&f.proj, h, m, theta, thm, Out::Set);
+            be.spline_inverse(z, c1, theta, thm, self.bins, wh_scale);
         }
         std::mem::swap(&mut c0, &mut c1);
         let mut logw = vec![0.0f32; t];
-        be.read(&z, c0, &mut logw);
+        be.read(z, c0, &mut logw);
         for v in &mut logw {
             *v = (*v - self.affine_m[0]) * self.affine_e[0];
         }

@@ -73,40 +73,42 @@ impl<B: Backend> EncoderW<B> {
         })
     }
 
-    /// ids -> (`x` `[H, T]`, `m_p ‖ logs_p` `[2H, T]`).
-    pub(crate) fn run(&self, be: &B, ids: &[i64]) -> Result<(B::Buf, B::Buf), BackendError> {
+    /// Floats of the scratch buffers [`EncoderW::run`] takes for `t` ids, in
+    /// its order: `x`, `m_p ‖ logs_p`, q/k/v, attention, residual, FFN.
+    pub(crate) fn lens(&self, t: usize) -> [usize; 6] {
+        let h = self.hidden;
+        let ffn_ch = self.layers.iter().map(|l| l.ffn_ch).max().unwrap_or(0);
+        [h * t, 2 * h * t, 3 * h * t, h * t, h * t, ffn_ch * t]
+    }
+
+    /// ids -> `x` `[H, T]` in `bufs[0]`, `m_p ‖ logs_p` `[2H, T]` in `bufs[1]`;
+    /// `bufs` as [`EncoderW::lens`] (at least those lengths).
+    pub(crate) fn run(&self, be: &B, ids: &[i64], bufs: &mut [B::Buf; 6]) {
         let (h, t) = (self.hidden, ids.len());
         let xm = Mat::new(h, t);
-        let mut x = be.alloc(h * t, "encoder state")?;
-        be.embed(&self.emb, ids, (h as f32).sqrt(), &mut x, xm);
-        let mut qkv = be.alloc(3 * h * t, "attention q/k/v")?;
         let qkvm = Mat::new(3 * h, t);
-        let mut att = be.alloc(h * t, "attention output")?;
-        let mut r = be.alloc(h * t, "encoder residual")?;
-        let ffn_ch = self.layers.iter().map(|l| l.ffn_ch).max().unwrap_or(0);
-        let mut ffn = be.alloc(ffn_ch * t, "encoder ffn")?;
+        let [x, ml, qkv, att, r, ffn] = bufs;
+        be.embed(&self.emb, ids, (h as f32).sqrt(), x, xm);
         for l in &self.layers {
-            be.conv1d(&l.qkv, &x, xm, &mut qkv, qkvm, Out::Set);
+            be.conv1d(&l.qkv, x, xm, qkv, qkvm, Out::Set);
             be.rel_attention(
-                &qkv,
+                qkv,
                 qkvm.rows(0, h),
                 qkvm.rows(h, 2 * h),
                 qkvm.rows(2 * h, 3 * h),
                 &l.rel_k,
                 &l.rel_v,
                 self.heads,
-                &mut att,
+                att,
                 xm,
             );
-            be.conv1d(&l.o, &att, xm, &mut r, xm, Out::Set);
-            be.add_layer_norm(&mut x, xm, &r, xm, &l.n1.0, &l.n1.1);
+            be.conv1d(&l.o, att, xm, r, xm, Out::Set);
+            be.add_layer_norm(x, xm, r, xm, &l.n1.0, &l.n1.1);
             let fm = Mat::new(l.ffn_ch, t);
-            be.conv1d(&l.ffn1, &x, xm, &mut ffn, fm, Out::SetRelu);
-            be.conv1d(&l.ffn2, &ffn, fm, &mut r, xm, Out::Set);
-            be.add_layer_norm(&mut x, xm, &r, xm, &l.n2.0, &l.n2.1);
+            be.conv1d(&l.ffn1, x, xm, ffn, fm, Out::SetRelu);
+            be.conv1d(&l.ffn2, ffn, fm, r, xm, Out::Set);
+            be.add_layer_norm(x, xm, r, xm, &l.n2.0, &l.n2.1);
         }
-        let mut ml = be.alloc(2 * h * t, "m_p/logs_p")?;
-        be.conv1d(&self.proj, &x, xm, &mut ml, Mat::new(2 * h, t), Out::Set);
-        Ok((x, ml))
+        be.conv1d(&self.proj, x, xm, ml, Mat::new(2 * h, t), Out::Set);
     }
 }

@@ -11,6 +11,7 @@ use crate::backend::{Backend, Mat};
 use crate::error::{Error, Result};
 use crate::voice::{Scales, Weights};
 use parking_lot::Mutex;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,7 +63,6 @@ impl std::ops::AddAssign for StageTimes {
 
 /// A sentence after the encoder and duration predictor: ready to render frames.
 pub struct Utterance<B: Backend> {
-    ml: B::Buf,
     ids: usize,
     hidden: usize,
     /// Log-durations per id (`logw`).
@@ -74,21 +74,39 @@ pub struct Utterance<B: Backend> {
     noise_scale: f32,
     /// Seconds spent per stage on this sentence so far.
     pub times: StageTimes,
-    /// Flow output `[C, F]`, computed progressively by `render`.
-    z: Option<B::Buf>,
-    /// Frames `0..z_ready` of `z` are final.
+    /// Frames `0..z_ready` of the flow output (`work.z`) are final.
     z_ready: usize,
-    /// Flow and decoder scratch, reused from chunk to chunk and, through the
-    /// voice's pool, from sentence to sentence (no allocation, no page faults,
-    /// flat memory once warm).
-    work: Option<Work<B>>,
-    pool: Arc<Pool<B>>,
+    /// The sentence's buffers (encoder output, flow output) and the flow and
+    /// decoder scratch, reused from chunk to chunk and, through the voice's
+    /// pool, from sentence to sentence (no allocation, no page faults, flat
+    /// memory once warm).
+    work: Lease<B>,
 }
 
-/// Scratch of one utterance in flight.
+/// Buffers of one utterance in flight.
 struct Work<B: Backend> {
+    /// Encoder ([`ML`] is its output `m_p ‖ logs_p` `[2H, T]`) and duration
+    /// predictor scratch.
+    prep: Arena<B>,
+    /// Flow output `[C, F]` (buffer 0), computed progressively by `render`.
+    z: Arena<B>,
     flow: Arena<B>,
     dec: Arena<B>,
+}
+
+/// Index of `m_p ‖ logs_p` in [`Work::prep`] (the encoder's second buffer).
+const ML: usize = 1;
+
+/// Buffer `i` of an utterance's arena (`what` names it in the error).
+fn held<'a, B: Backend>(a: &'a Arena<B>, i: usize, what: &str) -> Result<&'a B::Buf> {
+    a.get(i)
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} missing")))
+}
+
+/// [`held`], mutable.
+fn held_mut<'a, B: Backend>(a: &'a mut Arena<B>, i: usize, what: &str) -> Result<&'a mut B::Buf> {
+    a.get_mut(i)
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} missing")))
 }
 
 /// A voice's scratch sets not in use, and the sizes all of them share (see
@@ -97,14 +115,24 @@ struct Work<B: Backend> {
 /// most concurrent sentences have been seen once).
 struct Pool<B: Backend> {
     free: Mutex<Vec<Work<B>>>,
+    prep: Arc<Sizes>,
+    z: Arc<Sizes>,
     flow: Arc<Sizes>,
     dec: Arc<Sizes>,
 }
+
+/// Largest per-sentence buffer (floats) the pool keeps: 4M floats (16 MB) is
+/// about 5,400 ids through the encoder's FFN or 21,000 frames (4 minutes of
+/// audio) of flow output. A sentence beyond it gets its buffers, which are
+/// dropped after it instead of pinning that much memory for good.
+const PREP_KEEP_FLOATS: usize = 1 << 22;
 
 impl<B: Backend> Pool<B> {
     fn new() -> Self {
         Pool {
             free: Mutex::new(Vec::new()),
+            prep: Arc::new(Sizes::capped(PREP_KEEP_FLOATS)),
+            z: Arc::new(Sizes::capped(PREP_KEEP_FLOATS)),
             flow: Arc::default(),
             dec: Arc::default(),
         }
@@ -113,23 +141,62 @@ impl<B: Backend> Pool<B> {
     /// A free scratch set, or a new one of the pool's family.
     fn take(&self) -> Work<B> {
         self.free.lock().pop().unwrap_or_else(|| Work {
+            prep: Arena::shared(Arc::clone(&self.prep)),
+            z: Arena::shared(Arc::clone(&self.z)),
             flow: Arena::shared(Arc::clone(&self.flow)),
             dec: Arena::shared(Arc::clone(&self.dec)),
         })
+    }
+
+    /// Keep `w` for the next sentence (unless the pool is full or `w` holds
+    /// a one-off huge buffer).
+    fn give(&self, w: Work<B>) {
+        if w.prep.over_cap() || w.z.over_cap() {
+            return;
+        }
+        let mut free = self.free.lock();
+        if free.len() < POOL_MAX {
+            free.push(w);
+        }
     }
 }
 
 /// Scratch sets kept for reuse per voice (one per concurrent utterance, up to this).
 const POOL_MAX: usize = 16;
 
-impl<B: Backend> Drop for Utterance<B> {
-    fn drop(&mut self) {
-        if let Some(w) = self.work.take() {
-            let mut free = self.pool.free.lock();
-            if free.len() < POOL_MAX {
-                free.push(w);
-            }
+/// A scratch set taken from a voice's pool, given back when dropped.
+struct Lease<B: Backend> {
+    work: ManuallyDrop<Work<B>>,
+    pool: Arc<Pool<B>>,
+}
+
+impl<B: Backend> Lease<B> {
+    fn new(pool: &Arc<Pool<B>>) -> Self {
+        Lease {
+            work: ManuallyDrop::new(pool.take()),
+            pool: Arc::clone(pool),
         }
+    }
+}
+
+impl<B: Backend> std::ops::Deref for Lease<B> {
+    type Target = Work<B>;
+    fn deref(&self) -> &Work<B> {
+        &self.work
+    }
+}
+
+impl<B: Backend> std::ops::DerefMut for Lease<B> {
+    fn deref_mut(&mut self) -> &mut Work<B> {
+        &mut self.work
+    }
+}
+
+impl<B: Backend> Drop for Lease<B> {
+    fn drop(&mut self) {
+        // SAFETY: `work` is not touched again: this is the end of `self`.
+        let w = unsafe { ManuallyDrop::take(&mut self.work) };
+        self.pool.give(w);
     }
 }
 
@@ -143,7 +210,9 @@ impl<B: Backend> Utterance<B> {
     pub fn encoded(&self, be: &B) -> Vec<f32> {
         let m = Mat::new(2 * self.hidden, self.ids);
         let mut out = vec![0.0; m.rows * m.cols];
-        be.read(&self.ml, m, &mut out);
+        if let Ok(ml) = held(&self.work.prep, ML, "encoder output") {
+            be.read(ml, m, &mut out);
+        }
         out
     }
 }
@@ -316,11 +385,35 @@ impl<B: Backend> Vits<B> {
         }
         let t = ids.len();
         let t0 = Instant::now();
-        let (x, ml) = self.enc.run(be, ids)?;
+        // Given back to the pool when the utterance (or this function, on an
+        // error) drops it.
+        let mut work = Lease::new(&self.pool);
+        let lens: Vec<usize> = self
+            .enc
+            .lens(t)
+            .into_iter()
+            .chain(self.dp.lens(t))
+            .collect();
+        let bufs = work.prep.bufs(be, &lens, "encoder and duration scratch")?;
+        let (enc, dp) = bufs.split_at_mut(6);
+        let (Ok(enc), Ok(dp)) = (
+            <&mut [B::Buf; 6]>::try_from(enc),
+            <&mut [B::Buf; 6]>::try_from(dp),
+        ) else {
+            return Err(Error::InvalidArgument(
+                "scratch set of the wrong size".into(),
+            ));
+        };
+        self.enc.run(be, ids, enc);
         let t1 = Instant::now();
-        let logw = self
-            .dp
-            .run(be, &x, Mat::new(self.hidden, t), &opts.noise, sc.noise_w)?;
+        let logw = self.dp.run(
+            be,
+            &enc[0],
+            Mat::new(self.hidden, t),
+            dp,
+            &opts.noise,
+            sc.noise_w,
+        )?;
         // A device failure makes the durations meaningless: stop here.
         be.check()?;
         let t2 = Instant::now();
@@ -362,8 +455,9 @@ impl<B: Backend> Vits<B> {
         if owner.is_empty() {
             owner.push(u32::MAX);
         }
+        work.z
+            .bufs(be, &[self.hidden * owner.len()], "flow output")?;
         Ok(Utterance {
-            ml,
             ids: t,
             hidden: self.hidden,
             logw,
@@ -376,10 +470,8 @@ impl<B: Backend> Vits<B> {
                 duration: (t2 - t1).as_secs_f64(),
                 ..StageTimes::default()
             },
-            z: None,
             z_ready: 0,
-            work: Some(self.pool.take()),
-            pool: Arc::clone(&self.pool),
+            work,
         })
     }
 
@@ -391,10 +483,10 @@ impl<B: Backend> Vits<B> {
         u.noise
             .fill(STREAM_Z, c, s, e, &mut noise)
             .map_err(Error::InvalidArgument)?;
-        let work = u.work.get_or_insert_with(|| u.pool.take());
+        let work = &mut *u.work;
         let bufs = work.flow.bufs(be, &self.flow.lens(l), "flow")?;
         be.expand_prior(
-            &u.ml,
+            held(&work.prep, ML, "encoder output")?,
             Mat::new(2 * c, u.ids),
             &u.owner[s..e],
             &noise,
@@ -414,8 +506,7 @@ impl<B: Backend> Vits<B> {
         let f = u.frames();
         self.latent_window(be, u, 0, f)?;
         let mut out = vec![0.0; self.hidden * f];
-        let work = u.work.get_or_insert_with(|| u.pool.take());
-        let z = work.flow.bufs(be, &[0], "flow")?;
+        let z = u.work.flow.bufs(be, &[0], "flow")?;
         be.read(&z[0], Mat::new(self.hidden, f), &mut out);
         Ok(out)
     }
@@ -432,9 +523,6 @@ impl<B: Backend> Vits<B> {
     ) -> Result<()> {
         let f = u.frames();
         let c = self.hidden;
-        if u.z.is_none() {
-            u.z = Some(be.alloc(c * f, "flow output")?);
-        }
         let upto = upto.min(f);
         if upto <= u.z_ready {
             return Ok(());
@@ -447,11 +535,9 @@ impl<B: Backend> Vits<B> {
         self.latent_window(be, u, s, e)?;
         let src = Mat::new(c, e - s).cols(r - s, r2 - s);
         let dst = Mat::new(c, f).cols(r, r2);
-        let work = u.work.get_or_insert_with(|| u.pool.take());
+        let work = &mut *u.work;
         let seg = work.flow.bufs(be, &[0], "flow")?;
-        if let Some(z) = u.z.as_mut() {
-            be.copy(&seg[0], src, z, dst);
-        }
+        be.copy(&seg[0], src, held_mut(&mut work.z, 0, "flow output")?, dst);
         u.z_ready = r2;
         u.times.flow += t0.elapsed().as_secs_f64();
         Ok(())
@@ -486,12 +572,10 @@ impl<B: Backend> Vits<B> {
             u.z_ready.clamp(4 * self.flow.radius(), 1024)
         };
         self.advance_latent(be, u, e2, step)?;
-        let z =
-            u.z.as_ref()
-                .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
         let zm = Mat::new(self.hidden, f).cols(s2, e2);
         let t0 = Instant::now();
-        let work = u.work.get_or_insert_with(|| u.pool.take());
+        let work = &mut *u.work;
+        let z = held(&work.z, 0, "flow output")?;
         let (audio, am) = self.dec.run(be, z, zm, &mut work.dec)?;
         let hop = self.hop();
         let keep = am.cols((a - s2) * hop, (b - s2) * hop);
@@ -567,9 +651,6 @@ impl<B: Backend> Vits<B> {
             }
             let (s2, e2) = (it.a.saturating_sub(rd), (it.b + rd).min(f));
             dec_win.push((i, s2, e2));
-            if u.z.is_none() {
-                u.z = Some(be.alloc(c * f, "flow output")?);
-            }
             let min_step = if u.z_ready == 0 {
                 0
             } else {
@@ -608,7 +689,7 @@ impl<B: Backend> Vits<B> {
                     .fill(STREAM_Z, c, sl.s, sl.e, &mut noise)
                     .map_err(Error::InvalidArgument)?;
                 be.expand_prior(
-                    &u.ml,
+                    held(&u.work.prep, ML, "encoder output")?,
                     Mat::new(2 * c, u.ids),
                     &u.owner[sl.s..sl.e],
                     &noise,
@@ -626,9 +707,12 @@ impl<B: Backend> Vits<B> {
                 let (r, r2) = seg[sl.item];
                 let f = u.frames();
                 let src = whole.cols(sl.off + r - sl.s, sl.off + r2 - sl.s);
-                if let Some(z) = u.z.as_mut() {
-                    be.copy(&bufs[0], src, z, Mat::new(c, f).cols(r, r2));
-                }
+                be.copy(
+                    &bufs[0],
+                    src,
+                    held_mut(&mut u.work.z, 0, "flow output")?,
+                    Mat::new(c, f).cols(r, r2),
+                );
                 u.z_ready = r2;
             }
             let dt = t0.elapsed().as_secs_f64();
@@ -642,9 +726,7 @@ impl<B: Backend> Vits<B> {
             let whole = Mat::new(c, total);
             for sl in &slots {
                 let u = &*items[sl.item].utt;
-                let z =
-                    u.z.as_ref()
-                        .ok_or_else(|| Error::InvalidArgument("flow output missing".into()))?;
+                let z = held(&u.work.z, 0, "flow output")?;
                 let src = Mat::new(c, u.frames()).cols(sl.s, sl.e);
                 be.copy(z, src, zb, whole.cols(sl.off, sl.off + sl.e - sl.s));
             }

@@ -27,9 +27,13 @@ pub(crate) fn rel_attention(
     let scale = 1.0 / (d as f32).sqrt();
     // One head: its own scratch, rows h·d..(h+1)·d of y.
     let run_head = |h: usize, threads: usize, y: &mut [f32]| {
-        let mut logits = vec![0.0f32; t * t];
-        let mut rel = vec![0.0f32; t * (2 * w + 1)];
-        let mut band: Vec<f32> = Vec::with_capacity(t);
+        // This thread's scratch, taken out for the head (nothing below uses
+        // it reentrantly) and put back after: per-sentence buffers reused,
+        // not a fresh t×t block per head and sentence.
+        let mut s = HEAD.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        s.fit(t * t, t * (2 * w + 1), t);
+        let Scratch { logits, rel, band } = &mut s;
+        let (logits, rel) = (&mut logits[..t * t], &mut rel[..t * (2 * w + 1)]);
         let (qh, kh, vh, yh) = (
             q.rows(h * d, (h + 1) * d),
             k.rows(h * d, (h + 1) * d),
@@ -42,7 +46,7 @@ pub(crate) fn rel_attention(
             t,
             t,
             d,
-            &mut logits,
+            logits,
             Operand {
                 off: 0,
                 rs: t as isize,
@@ -70,7 +74,7 @@ pub(crate) fn rel_attention(
             t,
             nr,
             d,
-            &mut rel,
+            rel,
             Operand {
                 off: 0,
                 rs: nr as isize,
@@ -128,7 +132,7 @@ pub(crate) fn rel_attention(
                 rs: vh.ld as isize,
                 cs: 1,
             },
-            &logits,
+            logits,
             Operand {
                 off: 0,
                 rs: 1,
@@ -156,6 +160,7 @@ pub(crate) fn rel_attention(
                 }
             }
         }
+        HEAD.with(|h| *h.borrow_mut() = s);
     };
     if threads > 1 && heads > 1 {
         // Heads in parallel, each on one thread (their GEMMs are small).
@@ -173,4 +178,31 @@ pub(crate) fn rel_attention(
             run_head(h, threads, y);
         }
     }
+}
+
+/// One thread's attention scratch: logits `t×t`, relative logits, a band.
+#[derive(Default)]
+struct Scratch {
+    logits: Vec<f32>,
+    rel: Vec<f32>,
+    band: Vec<f32>,
+}
+
+impl Scratch {
+    /// At least these lengths. Growth keeps a quarter of headroom, so a
+    /// slowly rising sentence length does not reallocate every time.
+    fn fit(&mut self, logits: usize, rel: usize, band: usize) {
+        for (v, n) in [(&mut self.logits, logits), (&mut self.rel, rel)] {
+            if v.len() < n {
+                *v = vec![0.0; n + n / 4];
+            }
+        }
+        if self.band.capacity() < band {
+            self.band = Vec::with_capacity(band + band / 4);
+        }
+    }
+}
+
+thread_local! {
+    static HEAD: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
