@@ -15,12 +15,15 @@ struct Stage<B: Backend> {
     stride: usize,
     ch: usize,
     blocks: Vec<Block<B>>,
+    /// Per block, the padding radius of each conv in the order they run.
+    radii: Vec<Vec<usize>>,
 }
 
 /// Decoder weights on a backend.
 pub(crate) struct DecoderW<B: Backend> {
     conv_pre: B::Conv,
     pre_ch: usize,
+    pre_radius: usize,
     stages: Vec<Stage<B>>,
     conv_post: B::Conv,
     radius: usize,
@@ -91,11 +94,24 @@ impl<B: Backend> DecoderW<B> {
                     ),
                 });
             }
+            let radii = blocks
+                .iter()
+                .map(|b| match b {
+                    ResBlock::One(v) => v
+                        .iter()
+                        .flat_map(|(a, c)| {
+                            [conv_radius(a.k, a.dilation), conv_radius(c.k, c.dilation)]
+                        })
+                        .collect(),
+                    ResBlock::Two(v) => v.iter().map(|c| conv_radius(c.k, c.dilation)).collect(),
+                })
+                .collect();
             stages.push(Stage {
                 up: be.prepare_conv_t(up)?,
                 stride: up.stride,
                 ch: up.cout,
                 blocks: bl,
+                radii,
             });
         }
         radius_frames += conv_radius(d.conv_post.k, d.conv_post.dilation) as f64 / rate as f64;
@@ -103,6 +119,7 @@ impl<B: Backend> DecoderW<B> {
         Ok(DecoderW {
             conv_pre: be.prepare_conv_lowp(&d.conv_pre)?,
             pre_ch: d.conv_pre.cout,
+            pre_radius: conv_radius(d.conv_pre.k, d.conv_pre.dilation),
             stages,
             conv_post: be.prepare_conv_lowp(&d.conv_post)?,
             radius: radius_frames.ceil() as usize,
@@ -138,14 +155,19 @@ impl<B: Backend> DecoderW<B> {
     }
 
     /// `z` view `[C, L]` -> audio `[1, L·hop]` in the arena's output buffer.
+    /// `cut` says which ends of the window are cuts inside a longer sentence
+    /// (not its start or end): there the samples within [`DecoderW::radius`]
+    /// frames of the end are not computed (they would be discarded anyway).
+    /// Every other sample is the same as with the whole sentence.
     pub(crate) fn run<'a>(
         &self,
         be: &B,
         z: &B::Buf,
         zm: Mat,
+        cut: (bool, bool),
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
-        self.run_gapped(be, z, zm, &[], arena)
+        self.run_with(be, z, zm, &[], cut, arena)
     }
 
     /// [`DecoderW::run`] over several windows laid side by side along the
@@ -163,6 +185,20 @@ impl<B: Backend> DecoderW<B> {
         gaps: &[(usize, usize)],
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
+        self.run_with(be, z, zm, gaps, (false, false), arena)
+    }
+
+    /// [`DecoderW::run`] or [`DecoderW::run_gapped`] (gaps and cuts exclusive).
+    fn run_with<'a>(
+        &self,
+        be: &B,
+        z: &B::Buf,
+        zm: Mat,
+        gaps: &[(usize, usize)],
+        cut: (bool, bool),
+        arena: &'a mut Arena<B>,
+    ) -> Result<(&'a B::Buf, Mat), BackendError> {
+        let cut = if gaps.is_empty() { cut } else { (false, false) };
         let l = zm.cols;
         let mut max_len = self.pre_ch * l;
         let mut len = l;
@@ -193,6 +229,7 @@ impl<B: Backend> DecoderW<B> {
         let bufs = arena.bufs(be, &lens, "decoder")?;
         let mut key = vec![DECODER_KEY, self.id, l as u64, zm.rows as u64];
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
+        key.push(u64::from(cut.0) | u64::from(cut.1) << 1);
         key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
         let [x, act, y, acc, t1, t2, out, zin] = bufs else {
             return Err(BackendError::Device("decoder arena".into()));
@@ -206,6 +243,7 @@ impl<B: Backend> DecoderW<B> {
                 [&mut *x, &mut *act, &mut *y, &mut *acc, &mut *t1, &mut *t2],
                 out,
                 gaps,
+                cut,
             )
         });
         Ok((&*out, Mat::new(1, len)))
@@ -213,7 +251,10 @@ impl<B: Backend> DecoderW<B> {
 
     /// The generator's layers from `z` (`zm`) to the audio row in `out`;
     /// `gaps` (input frames) are re-zeroed, at every stage's rate, before
-    /// every conv.
+    /// every conv. At a `cut` end, each op skips the columns that are already
+    /// wrong there (they saw zeros for the unknown input beyond the cut), so
+    /// the rest is computed exactly as without skipping.
+    #[allow(clippy::too_many_arguments)]
     fn layers(
         &self,
         be: &B,
@@ -222,6 +263,7 @@ impl<B: Backend> DecoderW<B> {
         bufs: [&mut B::Buf; 6],
         out: &mut B::Buf,
         gaps: &[(usize, usize)],
+        cut: (bool, bool),
     ) {
         let [mut x, act, mut y, mut acc, t1, t2] = bufs;
         let mut rate = 1;
@@ -231,63 +273,146 @@ impl<B: Backend> DecoderW<B> {
                 be.zero_cols(b, m, g);
             }
         };
-        let mut xm = Mat::new(self.pre_ch, zm.cols);
+        let mut sp = Span::new(zm.cols, cut);
+        let xm = sp.view(self.pre_ch);
         be.conv1d(&self.conv_pre, z, zm, x, xm, Out::Set);
+        sp.grow(self.pre_radius);
+        let mut rows = self.pre_ch;
         for s in &self.stages {
+            let xm = sp.view(rows);
+            rows = s.ch;
             be.leaky_relu(0.1, x, xm, act, xm);
             zero(act, xm, &scaled);
-            let um = Mat::new(s.ch, xm.cols * s.stride);
+            // The transposed conv writes `stride` columns per input column;
+            // the first and last `stride/2` of them read beyond the view.
+            let (lo, hi) = sp.range();
+            let um = Mat::new(s.ch, sp.n * s.stride).cols(lo * s.stride, hi * s.stride);
             be.conv_transpose(&s.up, act, xm, x, um);
-            xm = um;
+            sp.up(s.stride);
+            let um = sp.view(s.ch);
             rate *= s.stride;
             for (g, &(a, b)) in scaled.iter_mut().zip(gaps) {
                 *g = (a * rate, b * rate);
             }
             // The first activation of every block is the same: compute it once.
-            be.leaky_relu(0.1, x, xm, act, xm);
-            zero(act, xm, &scaled);
-            for (bi, b) in s.blocks.iter().enumerate() {
-                be.copy(x, xm, y, xm);
+            be.leaky_relu(0.1, x, um, act, um);
+            zero(act, um, &scaled);
+            // Columns wrong at the end of the stage: the widest block's.
+            let mut end = sp;
+            for (bi, (b, radii)) in s.blocks.iter().zip(&s.radii).enumerate() {
+                let mut bs = sp;
+                let mut radius = radii.iter().copied();
+                be.copy(x, um, y, um);
                 match b {
                     Block::Two(convs) => {
                         for (ci, c) in convs.iter().enumerate() {
+                            let m = bs.view(s.ch);
                             if ci == 0 {
-                                be.conv1d(c, act, xm, y, xm, Out::Add);
+                                be.conv1d(c, act, m, y, m, Out::Add);
                             } else {
-                                be.leaky_relu(0.1, y, xm, t1, xm);
-                                zero(t1, xm, &scaled);
-                                be.conv1d(c, t1, xm, y, xm, Out::Add);
+                                be.leaky_relu(0.1, y, m, t1, m);
+                                zero(t1, m, &scaled);
+                                be.conv1d(c, t1, m, y, m, Out::Add);
                             }
+                            bs.grow(radius.next().unwrap_or(0));
                         }
                     }
                     Block::One(pairs) => {
                         for (ci, (c1, c2)) in pairs.iter().enumerate() {
+                            let m = bs.view(s.ch);
                             if ci == 0 {
-                                be.conv1d(c1, act, xm, t2, xm, Out::Set);
+                                be.conv1d(c1, act, m, t2, m, Out::Set);
                             } else {
-                                be.leaky_relu(0.1, y, xm, t1, xm);
-                                zero(t1, xm, &scaled);
-                                be.conv1d(c1, t1, xm, t2, xm, Out::Set);
+                                be.leaky_relu(0.1, y, m, t1, m);
+                                zero(t1, m, &scaled);
+                                be.conv1d(c1, t1, m, t2, m, Out::Set);
                             }
-                            be.leaky_relu(0.1, t2, xm, t1, xm);
-                            zero(t1, xm, &scaled);
-                            be.conv1d(c2, t1, xm, y, xm, Out::Add);
+                            bs.grow(radius.next().unwrap_or(0));
+                            let m = bs.view(s.ch);
+                            be.leaky_relu(0.1, t2, m, t1, m);
+                            zero(t1, m, &scaled);
+                            be.conv1d(c2, t1, m, y, m, Out::Add);
+                            bs.grow(radius.next().unwrap_or(0));
                         }
                     }
                 }
+                let m = bs.view(s.ch);
                 if bi == 0 {
                     std::mem::swap(&mut y, &mut acc);
                 } else {
-                    be.axpy(1.0, y, xm, acc, xm);
+                    be.axpy(1.0, y, m, acc, m);
                 }
+                end = end.widest(bs);
             }
-            be.scale(1.0 / s.blocks.len().max(1) as f32, acc, xm);
+            sp = end;
+            be.scale(1.0 / s.blocks.len().max(1) as f32, acc, sp.view(s.ch));
             std::mem::swap(&mut x, &mut acc);
         }
+        let xm = sp.view(rows);
         be.leaky_relu(0.01, x, xm, act, xm);
         zero(act, xm, &scaled);
-        let om = Mat::new(1, xm.cols);
+        let om = sp.view(1);
         be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
         be.tanh(out, om);
+    }
+}
+
+/// The columns an op computes at the current rate: all `n` but `l` on the
+/// left and `r` on the right, which are wrong already at a cut end (and are
+/// 0 at a true end of the sentence, where the zero padding is right).
+#[derive(Clone, Copy)]
+struct Span {
+    n: usize,
+    l: usize,
+    r: usize,
+    cut: (bool, bool),
+}
+
+impl Span {
+    fn new(n: usize, cut: (bool, bool)) -> Span {
+        Span { n, l: 0, r: 0, cut }
+    }
+
+    /// The computed columns `lo..hi` (empty rather than inverted).
+    fn range(self) -> (usize, usize) {
+        let lo = self.l.min(self.n);
+        (lo, self.n.saturating_sub(self.r).max(lo))
+    }
+
+    /// Rows `rows` over the computed columns.
+    fn view(self, rows: usize) -> Mat {
+        let (lo, hi) = self.range();
+        Mat::new(rows, self.n).cols(lo, hi)
+    }
+
+    /// After a "same" conv of radius `p`: `p` more wrong columns at each cut end.
+    fn grow(&mut self, p: usize) {
+        if self.cut.0 {
+            self.l += p;
+        }
+        if self.cut.1 {
+            self.r += p;
+        }
+    }
+
+    /// After a transposed conv of stride `u` (output `n` reads inputs
+    /// `(n + u/2)/u` and one before): wrong input columns scale by `u`, plus `u/2`.
+    fn up(&mut self, u: usize) {
+        self.n *= u;
+        if self.cut.0 {
+            self.l = self.l * u + u / 2;
+        }
+        if self.cut.1 {
+            self.r = self.r * u + u / 2;
+        }
+    }
+
+    /// The more trimmed of two spans of one buffer.
+    fn widest(self, o: Span) -> Span {
+        Span {
+            l: self.l.max(o.l),
+            r: self.r.max(o.r),
+            ..self
+        }
     }
 }

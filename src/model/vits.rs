@@ -576,7 +576,8 @@ impl<B: Backend> Vits<B> {
         let t0 = Instant::now();
         let work = &mut *u.work;
         let z = held(&work.z, 0, "flow output")?;
-        let (audio, am) = self.dec.run(be, z, zm, &mut work.dec)?;
+        let cut = (s2 > 0, e2 < f);
+        let (audio, am) = self.dec.run(be, z, zm, cut, &mut work.dec)?;
         let hop = self.hop();
         let keep = am.cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();
