@@ -437,8 +437,6 @@ impl EngineBuilder {
             scheduler,
         });
         let engine = Engine { inner };
-        // (The lexicon is built on first use: a warm-up thread here made the
-        // C caller's thread allocate std's thread handle, which valgrind flags.)
         for (name, path, config) in &self.voices {
             let name = name.clone().unwrap_or_else(|| voice_name(path));
             engine.load_voice(&name, path, config.as_deref())?;

@@ -6,7 +6,6 @@
 //! lexicon lacks. Context effects between words (function-word forms, joins,
 //! linking r, the ʲ glide) are in [`super::context`].
 
-use std::sync::OnceLock;
 
 static LEXICON_TSV: &str = include_str!("../../data/lexicon.tsv");
 
@@ -20,38 +19,35 @@ const PHONES: [&str; 72] = [
     "M", "N", "NG", "P", "R", "S", "SH", "T", "TH", "V", "W", "Y", "Z", "ZH", "DX", "Q", "IX0",
 ];
 
-/// The lexicon as a sorted table (binary search). A plain Vec rather than a
-/// hash map: its heap block is referenced from its start, so leak checkers
-/// see this process-lifetime cache as reachable.
-struct Lexicon(Vec<(&'static str, &'static str)>);
-
-impl Lexicon {
-    fn get(&self, word: &str) -> Option<&'static str> {
-        self.0
-            .binary_search_by(|(w, _)| (*w).cmp(word))
-            .ok()
-            .map(|i| self.0[i].1)
+/// The pronunciation of `word` in data/lexicon.tsv, searched in place: the
+/// file is sorted by word in byte order with one entry per word
+/// (scripts/build-lexicon.py writes it so; a test checks), so a binary search
+/// over its lines needs no table built at run time (building one took ~20 ms
+/// of the first request).
+fn lexicon_get(word: &str) -> Option<&'static str> {
+    let text = LEXICON_TSV.as_bytes();
+    // Invariant: `lo` is the start of a line, `hi` the end of one (or of the
+    // text); the word, if present, is on a line inside `lo..hi`.
+    let (mut lo, mut hi) = (0usize, text.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let start = text[lo..mid]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(lo, |p| lo + p + 1);
+        let end = text[start..hi]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(hi, |p| start + p);
+        // Both ends sit next to a newline (ASCII): char boundaries.
+        let (w, pron) = LEXICON_TSV.get(start..end)?.split_once('\t')?;
+        match w.cmp(word) {
+            std::cmp::Ordering::Equal => return Some(pron),
+            std::cmp::Ordering::Less => lo = end + 1,
+            std::cmp::Ordering::Greater => hi = start,
+        }
     }
-}
-
-/// Build the lexicon now (it is otherwise built on first use, ~20 ms): the
-/// engine does this on a second thread while it loads the voices, so the
-/// first request does not pay for it.
-pub fn warm_up() {
-    let _ = lexicon();
-}
-
-fn lexicon() -> &'static Lexicon {
-    static L: OnceLock<Lexicon> = OnceLock::new();
-    L.get_or_init(|| {
-        let mut v: Vec<(&str, &str)> = LEXICON_TSV
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        v.dedup_by(|a, b| a.0 == b.0);
-        Lexicon(v)
-    })
+    None
 }
 
 /// One phone: ARPAbet base ("AA", "T", "IX", "DX"), stress 0/1/2 for vowels.
@@ -87,7 +83,7 @@ impl P {
 }
 
 fn lookup(word: &str) -> Option<Vec<P>> {
-    let enc = lexicon().get(word)?;
+    let enc = lexicon_get(word)?;
     Some(
         enc.bytes()
             .filter_map(|b| PHONES.get(usize::from(b.wrapping_sub(0x21))))
@@ -98,7 +94,7 @@ fn lookup(word: &str) -> Option<Vec<P>> {
 
 /// Whether an all-caps token is read as a word (it is in the lexicon) rather than spelled.
 pub fn is_pronounceable_acronym(letters: &str) -> bool {
-    letters.len() >= 4 && lexicon().get(letters.to_lowercase().as_str()).is_some()
+    letters.len() >= 4 && lexicon_get(letters.to_lowercase().as_str()).is_some()
 }
 
 fn cons(base: &'static str) -> P {
@@ -784,6 +780,34 @@ pub fn starts_with_vowel_sound(ipa: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lexicon_file_is_sorted_unique_and_searchable() {
+        let mut prev: Option<&str> = None;
+        let mut n = 0;
+        for line in LEXICON_TSV.lines() {
+            let (w, pron) = line.split_once('\t').expect("word<TAB>phones");
+            assert!(!w.is_empty() && !pron.is_empty(), "line {line:?}");
+            if let Some(p) = prev {
+                assert!(p < w, "not sorted/unique: {p:?} then {w:?}");
+            }
+            prev = Some(w);
+            // Every 97th entry is found by the in-place search.
+            if n % 97 == 0 {
+                assert_eq!(lexicon_get(w), Some(pron), "{w}");
+            }
+            n += 1;
+        }
+        assert!(n > 100_000);
+        let (first, last) = (LEXICON_TSV.lines().next(), LEXICON_TSV.lines().last());
+        for l in [first, last].into_iter().flatten() {
+            let (w, pron) = l.split_once('\t').expect("entry");
+            assert_eq!(lexicon_get(w), Some(pron));
+        }
+        for absent in ["", "zzzzzzzzzz", "\u{0}", "aaaaaaaaaaaaaaaaaaaaaaa", "quux_not_a_word"] {
+            assert_eq!(lexicon_get(absent), None, "{absent:?}");
+        }
+    }
 
     #[test]
     fn lexicon_words_map_to_espeak_conventions() {
