@@ -6,7 +6,6 @@
 //! lexicon lacks. Context effects between words (function-word forms, joins,
 //! linking r, the ʲ glide) are in [`super::context`].
 
-
 static LEXICON_TSV: &str = include_str!("../../data/lexicon.tsv");
 
 /// The phone alphabet of data/lexicon.tsv: the phone at index i is written as
@@ -804,7 +803,13 @@ mod tests {
             let (w, pron) = l.split_once('\t').expect("entry");
             assert_eq!(lexicon_get(w), Some(pron));
         }
-        for absent in ["", "zzzzzzzzzz", "\u{0}", "aaaaaaaaaaaaaaaaaaaaaaa", "quux_not_a_word"] {
+        for absent in [
+            "",
+            "zzzzzzzzzz",
+            "\u{0}",
+            "aaaaaaaaaaaaaaaaaaaaaaa",
+            "quux_not_a_word",
+        ] {
             assert_eq!(lexicon_get(absent), None, "{absent:?}");
         }
     }
