@@ -463,7 +463,12 @@ impl Engine {
     }
 
     fn load_voice(&self, name: &str, path: &Path, config: Option<&Path>) -> Result<()> {
-        let voice = Voice::load(path, config)?;
+        // On the CPU, inside its pool: reading and converting the weights
+        // then use every thread.
+        let voice = match &self.inner.backend {
+            Dev::Cpu(be) => be.install(|| Voice::load(path, config))?,
+            Dev::Cuda(_) => Voice::load(path, config)?,
+        };
         let model = match &self.inner.backend {
             Dev::Cpu(be) => Model::Cpu(be.install(|| Vits::new(be, &voice.weights))?),
             Dev::Cuda(be) => {

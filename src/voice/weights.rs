@@ -256,6 +256,9 @@ struct Reader {
     by_name: HashMap<String, usize>,
     nodes: HashMap<String, usize>,
     used: HashSet<usize>,
+    /// Float payloads converted up front (in parallel inside a thread pool),
+    /// by initializer index; `tensor` takes them after its checks.
+    floats: Vec<Option<Vec<f32>>>,
 }
 
 impl Reader {
@@ -272,12 +275,14 @@ impl Reader {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        let floats = convert_all(&graph.initializer);
         Ok(Reader {
             path: path.to_path_buf(),
             graph,
             by_name,
             nodes,
             used: HashSet::new(),
+            floats,
         })
     }
 
@@ -357,7 +362,10 @@ impl Reader {
                     n * 4
                 )));
             }
-            le_floats(&t.raw_data)
+            match self.floats.get_mut(i).and_then(Option::take) {
+                Some(v) if v.len() == n => v,
+                _ => le_floats(&t.raw_data),
+            }
         } else {
             if t.float_data.len() != n {
                 return Err(self.err(format!(
@@ -784,8 +792,58 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
         std::io::Error::new(std::io::ErrorKind::OutOfMemory, "voice file too large")
     })?;
     advise_huge_pages(buf.as_mut_ptr(), buf.capacity());
+    if len >= 1 << 23 && rayon::current_thread_index().is_some() && read_halves(&f, &mut buf, len) {
+        // The file may have grown since its size was taken: read the rest.
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(len as u64))?;
+    }
+    // (After a failed parallel read `buf` is empty and the cursor at 0.)
     f.read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// Read the first `len` bytes of `f` into `buf`'s spare capacity as two
+/// halves on two threads of the current pool (copying tens of megabytes out
+/// of the page cache is most of a load). `false`, with `buf` empty, on any
+/// error or short read (the caller then reads it plainly).
+fn read_halves(f: &std::fs::File, buf: &mut Vec<u8>, len: usize) -> bool {
+    use std::os::unix::fs::FileExt;
+    let spare = &mut buf.spare_capacity_mut()[..len];
+    let (a, b) = spare.split_at_mut(len / 2);
+    let read = |part: &mut [std::mem::MaybeUninit<u8>], at: usize| -> bool {
+        // SAFETY: zero-filling makes the bytes initialised before they are
+        // viewed as `[u8]` (cheap next to the copy, and in the same pass).
+        let part = unsafe {
+            std::ptr::write_bytes(part.as_mut_ptr(), 0, part.len());
+            std::slice::from_raw_parts_mut(part.as_mut_ptr().cast::<u8>(), part.len())
+        };
+        f.read_exact_at(part, at as u64).is_ok()
+    };
+    let half = a.len();
+    let (ok_a, ok_b) = rayon::join(|| read(a, 0), || read(b, half));
+    if ok_a && ok_b {
+        // SAFETY: all `len` bytes were written above.
+        unsafe { buf.set_len(len) };
+        true
+    } else {
+        false
+    }
+}
+
+/// The raw float payloads of `inits` as `f32`s, converted in parallel when
+/// called inside a thread pool (the engine loads voices in its CPU pool);
+/// `None` for the others.
+fn convert_all(inits: &[TensorProto]) -> Vec<Option<Vec<f32>>> {
+    let one = |t: &TensorProto| {
+        (t.data_type == DATA_TYPE_FLOAT && !t.raw_data.is_empty() && t.raw_data.len() % 4 == 0)
+            .then(|| le_floats(&t.raw_data))
+    };
+    if rayon::current_thread_index().is_some() {
+        use rayon::prelude::*;
+        inits.par_iter().map(one).collect()
+    } else {
+        inits.iter().map(one).collect()
+    }
 }
 
 /// Little-endian `f32`s from bytes (`bytes.len()` a multiple of 4): a plain
