@@ -835,8 +835,10 @@ fn read_halves(f: &std::fs::File, buf: &mut Vec<u8>, len: usize) -> bool {
 /// `None` for the others.
 fn convert_all(inits: &[TensorProto]) -> Vec<Option<Vec<f32>>> {
     let one = |t: &TensorProto| {
-        (t.data_type == DATA_TYPE_FLOAT && !t.raw_data.is_empty() && t.raw_data.len() % 4 == 0)
-            .then(|| le_floats(&t.raw_data))
+        (t.data_type == DATA_TYPE_FLOAT
+            && !t.raw_data.is_empty()
+            && t.raw_data.len().is_multiple_of(4))
+        .then(|| le_floats(&t.raw_data))
     };
     if rayon::current_thread_index().is_some() {
         use rayon::prelude::*;
