@@ -750,9 +750,7 @@ impl Engine {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let done = Mutex::new(Joined {
             pending: BTreeMap::new(),
-            due: 0,
             error: None,
-            audio,
         });
         let worker = || loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -766,11 +764,6 @@ impl Engine {
                 Ok(times) => {
                     *self.inner.stage_times.lock() += times;
                     d.pending.insert(i, out);
-                    let d = &mut *d;
-                    while let Some(s) = d.pending.remove(&d.due) {
-                        d.audio.push_sentence(crate::audio::from_f32(&s));
-                        d.due += 1;
-                    }
                 }
                 Err(e) => {
                     if d.error.is_none() {
@@ -789,10 +782,18 @@ impl Engine {
                 worker();
             })
         });
-        match done.into_inner().error {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let done = done.into_inner();
+        if let Some(e) = done.error {
+            return Err(e);
         }
+        // One allocation of the exact size for the whole audio (growing it
+        // sentence by sentence left a trail of freed mid-size buffers in the
+        // allocator's heaps, request after request).
+        audio.reserve_exact(done.pending.values().map(Vec::len).sum());
+        for s in done.pending.values() {
+            audio.push_sentence(crate::audio::from_f32(s));
+        }
+        Ok(())
     }
 
     fn run_speech(
@@ -831,13 +832,11 @@ impl Engine {
 }
 
 /// Sentences finished out of order, waiting for their turn to join the audio.
-struct Joined<'a> {
+struct Joined {
+    /// Finished sentences by index.
     pending: BTreeMap<usize, Vec<f32>>,
-    /// The next sentence the audio takes.
-    due: usize,
     /// The first failure (the request then fails).
     error: Option<Error>,
-    audio: &'a mut Audio,
 }
 
 /// What a scheduled request streams back.
@@ -1049,6 +1048,8 @@ impl Speech {
         };
         let mut u = model.prepare(be, &self.sentences[i], &opts)?;
         let f = u.frames();
+        // Exactly the sentence's samples, in one allocation.
+        out.reserve_exact(f * model.hop());
         let (mut a, mut size) = (0, self.first);
         while a < f {
             let b = (a + size).min(f);

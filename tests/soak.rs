@@ -195,9 +195,9 @@ fn request(
             let a = e
                 .speak_with(text, None, &o, permit)
                 .unwrap_or_else(|err| panic!("speak {text:?}: {err}"));
-            let got: Vec<f32> = a.samples().iter().map(|s| s.0).collect();
+            let got = a.samples_f32();
             assert!(
-                got == *want,
+                got == want.as_slice(),
                 "speak {text:?}: audio differs from the solo result"
             );
             counts.whole.fetch_add(1, Ordering::Relaxed);

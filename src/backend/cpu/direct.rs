@@ -522,63 +522,31 @@ unsafe fn run(
                     let t0 = ti * NR;
                     let n = (t - t0).min(NR);
                     let yt = yp.get().add(ym.off + o0 * ym.ld + t0);
+                    // The arguments every kernel takes after its weights,
+                    // input rows and input scratch.
+                    macro_rules! tile {
+                        ($kernel:expr, $a:expr, $rows:expr, $xs:expr) => {
+                            $kernel(
+                                $a.as_ptr().add(a_off),
+                                $rows,
+                                w.k,
+                                dilation,
+                                $xs.get(),
+                                ldx,
+                                t0,
+                                bias.as_ptr().add(o0),
+                                yt,
+                                ym.ld,
+                                n,
+                                out,
+                            )
+                        };
+                    }
                     match (w.precision, m) {
-                        (Precision::F32, MR) => tile_f32::<MR>(
-                            w.f.as_ptr().add(a_off),
-                            w.cin,
-                            w.k,
-                            dilation,
-                            xs_f.get(),
-                            ldx,
-                            t0,
-                            bias.as_ptr().add(o0),
-                            yt,
-                            ym.ld,
-                            n,
-                            out,
-                        ),
-                        (Precision::F32, _) => tile_f32::<1>(
-                            w.f.as_ptr().add(a_off),
-                            w.cin,
-                            w.k,
-                            dilation,
-                            xs_f.get(),
-                            ldx,
-                            t0,
-                            bias.as_ptr().add(o0),
-                            yt,
-                            ym.ld,
-                            n,
-                            out,
-                        ),
-                        (Precision::Bf16, MR) => tile_bf16::<MR>(
-                            w.p.as_ptr().add(a_off),
-                            rows,
-                            w.k,
-                            dilation,
-                            xs_p.get(),
-                            ldx,
-                            t0,
-                            bias.as_ptr().add(o0),
-                            yt,
-                            ym.ld,
-                            n,
-                            out,
-                        ),
-                        (Precision::Bf16, _) => tile_bf16::<1>(
-                            w.p.as_ptr().add(a_off),
-                            rows,
-                            w.k,
-                            dilation,
-                            xs_p.get(),
-                            ldx,
-                            t0,
-                            bias.as_ptr().add(o0),
-                            yt,
-                            ym.ld,
-                            n,
-                            out,
-                        ),
+                        (Precision::F32, MR) => tile!(tile_f32::<MR>, w.f, w.cin, xs_f),
+                        (Precision::F32, _) => tile!(tile_f32::<1>, w.f, w.cin, xs_f),
+                        (Precision::Bf16, MR) => tile!(tile_bf16::<MR>, w.p, rows, xs_p),
+                        (Precision::Bf16, _) => tile!(tile_bf16::<1>, w.p, rows, xs_p),
                     }
                 }
             };
