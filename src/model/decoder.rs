@@ -1,6 +1,7 @@
 //! HiFi-GAN generator: z -> audio.
 
 use super::arena::Arena;
+use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
 use crate::voice::{Decoder, ResBlock};
@@ -286,7 +287,7 @@ impl<B: Backend> DecoderW<B> {
             // The transposed conv writes `stride` columns per input column;
             // the first and last `stride/2` of them read beyond the view.
             let (lo, hi) = sp.range();
-            let um = Mat::new(s.ch, sp.n * s.stride).cols(lo * s.stride, hi * s.stride);
+            let um = Mat::new(s.ch, sp.len() * s.stride).cols(lo * s.stride, hi * s.stride);
             be.conv_transpose(&s.up, act, xm, x, um);
             sp.up(s.stride);
             let um = sp.view(s.ch);
@@ -354,65 +355,5 @@ impl<B: Backend> DecoderW<B> {
         let om = sp.view(1);
         be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
         be.tanh(out, om);
-    }
-}
-
-/// The columns an op computes at the current rate: all `n` but `l` on the
-/// left and `r` on the right, which are wrong already at a cut end (and are
-/// 0 at a true end of the sentence, where the zero padding is right).
-#[derive(Clone, Copy)]
-struct Span {
-    n: usize,
-    l: usize,
-    r: usize,
-    cut: (bool, bool),
-}
-
-impl Span {
-    fn new(n: usize, cut: (bool, bool)) -> Span {
-        Span { n, l: 0, r: 0, cut }
-    }
-
-    /// The computed columns `lo..hi` (empty rather than inverted).
-    fn range(self) -> (usize, usize) {
-        let lo = self.l.min(self.n);
-        (lo, self.n.saturating_sub(self.r).max(lo))
-    }
-
-    /// Rows `rows` over the computed columns.
-    fn view(self, rows: usize) -> Mat {
-        let (lo, hi) = self.range();
-        Mat::new(rows, self.n).cols(lo, hi)
-    }
-
-    /// After a "same" conv of radius `p`: `p` more wrong columns at each cut end.
-    fn grow(&mut self, p: usize) {
-        if self.cut.0 {
-            self.l += p;
-        }
-        if self.cut.1 {
-            self.r += p;
-        }
-    }
-
-    /// After a transposed conv of stride `u` (output `n` reads inputs
-    /// `(n + u/2)/u` and one before): wrong input columns scale by `u`, plus `u/2`.
-    fn up(&mut self, u: usize) {
-        self.n *= u;
-        if self.cut.0 {
-            self.l = self.l * u + u / 2;
-        }
-        if self.cut.1 {
-            self.r = self.r * u + u / 2;
-        }
-    }
-
-    /// The more trimmed of two spans of one buffer.
-    fn widest(self, o: Span) -> Span {
-        Span {
-            l: self.l.max(o.l),
-            r: self.r.max(o.r),
-            ..self
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! Main normalising flow, reverse direction: z_p -> z (mean-only couplings and flips).
 
+use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
 use crate::voice::Coupling;
@@ -12,6 +13,8 @@ struct CouplingW<B: Backend> {
     in_layers: Vec<B::Conv>,
     res_skip: Vec<B::Conv>,
     post: B::Conv,
+    /// Padding radius of each in-layer conv.
+    radii: Vec<usize>,
 }
 
 /// Flow weights on a backend.
@@ -57,6 +60,11 @@ impl<B: Backend> FlowW<B> {
                     .map(|l| be.prepare_conv(l))
                     .collect::<Result<_, _>>()?,
                 post: be.prepare_conv(&cp.post)?,
+                radii: cp
+                    .in_layers
+                    .iter()
+                    .map(|l| l.dilation * (l.k - 1) / 2)
+                    .collect(),
             });
         }
         Ok(FlowW {
@@ -96,9 +104,18 @@ impl<B: Backend> FlowW<B> {
     }
 
     /// Reverse flow over `[C, L]`: `bufs[0]` in, result left in `bufs[0]`;
-    /// the others (lengths from [`FlowW::lens`]) are scratch.
-    pub(crate) fn run(&self, be: &B, bufs: &mut [B::Buf], l: usize) -> Result<(), BackendError> {
-        self.run_gapped(be, bufs, l, &[])
+    /// the others (lengths from [`FlowW::lens`]) are scratch. `cut` says
+    /// which ends of the window are cuts inside a longer sentence: there the
+    /// columns within [`FlowW::radius`] of the end are not computed (they
+    /// would be discarded); every other column is as with the whole sentence.
+    pub(crate) fn run(
+        &self,
+        be: &B,
+        bufs: &mut [B::Buf],
+        l: usize,
+        cut: (bool, bool),
+    ) -> Result<(), BackendError> {
+        self.run_with(be, bufs, l, &[], cut)
     }
 
     /// [`FlowW::run`] over several windows laid side by side along the
@@ -113,6 +130,19 @@ impl<B: Backend> FlowW<B> {
         l: usize,
         gaps: &[(usize, usize)],
     ) -> Result<(), BackendError> {
+        self.run_with(be, bufs, l, gaps, (false, false))
+    }
+
+    /// [`FlowW::run`] or [`FlowW::run_gapped`] (gaps and cuts exclusive).
+    fn run_with(
+        &self,
+        be: &B,
+        bufs: &mut [B::Buf],
+        l: usize,
+        gaps: &[(usize, usize)],
+        cut: (bool, bool),
+    ) -> Result<(), BackendError> {
+        let cut = if gaps.is_empty() { cut } else { (false, false) };
         let zero = |b: &mut B::Buf, m: Mat| {
             if !gaps.is_empty() {
                 be.zero_cols(b, m, gaps);
@@ -120,15 +150,13 @@ impl<B: Backend> FlowW<B> {
         };
         let (c, wn) = (self.channels, self.wn);
         let half = c / 2;
-        let zm = Mat::new(c, l);
-        let hm = Mat::new(wn, l);
         let mut key = vec![FLOW_KEY, self.id, l as u64];
+        key.push(u64::from(cut.0) | u64::from(cut.1) << 1);
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
         let [z, tmp, h, a, g, rs, skip, mu] = bufs else {
             return Err(BackendError::Device("flow needs 8 buffers".into()));
         };
-        let am = Mat::new(2 * wn, l);
         // Arena buffers only: a device backend records this once per
         // (length, arena, gaps) and replays it.
         be.recorded(&key, &mut || {
@@ -138,15 +166,21 @@ impl<B: Backend> FlowW<B> {
             let (mut z, mut tmp) = (&mut *out, &mut *spare);
             let (h, a, g, rs, skip, mu) =
                 (&mut *h, &mut *a, &mut *g, &mut *rs, &mut *skip, &mut *mu);
+            let mut sp = Span::new(l, cut);
             for cp in &self.couplings {
+                let zm = sp.view(c);
                 be.flip_rows(z, zm, tmp, zm);
                 std::mem::swap(&mut z, &mut tmp);
                 zero(z, zm.rows(0, half));
-                be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, hm, Out::Set);
+                be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, sp.view(wn), Out::Set);
                 let n = cp.in_layers.len();
-                for (i, (inl, rsl)) in cp.in_layers.iter().zip(&cp.res_skip).enumerate() {
+                let layers = cp.in_layers.iter().zip(&cp.res_skip).zip(&cp.radii);
+                for (i, ((inl, rsl), &radius)) in layers.enumerate() {
+                    let hm = sp.view(wn);
                     zero(h, hm);
-                    be.conv1d(inl, &*h, hm, &mut *a, am, Out::Set);
+                    be.conv1d(inl, &*h, hm, &mut *a, sp.view(2 * wn), Out::Set);
+                    sp.grow(radius);
+                    let (hm, am) = (sp.view(wn), sp.view(2 * wn));
                     be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);
                     zero(g, hm);
                     if i + 1 < n {
@@ -163,12 +197,15 @@ impl<B: Backend> FlowW<B> {
                         be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Add);
                     }
                 }
+                let hm = sp.view(wn);
                 zero(skip, hm);
-                be.conv1d(&cp.post, &*skip, hm, &mut *mu, Mat::new(half, l), Out::Set);
-                be.axpy(-1.0, &*mu, Mat::new(half, l), z, zm.rows(half, c));
+                let mm = sp.view(half);
+                be.conv1d(&cp.post, &*skip, hm, &mut *mu, mm, Out::Set);
+                be.axpy(-1.0, &*mu, mm, z, sp.view(c).rows(half, c));
             }
             if self.couplings.len() % 2 == 1 {
                 // The result is in the spare buffer: bring it home.
+                let zm = sp.view(c);
                 be.copy(&*z, zm, &mut *tmp, zm);
             }
         });

@@ -7,6 +7,7 @@ mod duration;
 mod encoder;
 mod flow;
 mod noise;
+mod span;
 mod vits;
 
 pub use noise::{normal_at, Noise, STREAM_DP, STREAM_Z};

@@ -479,6 +479,8 @@ impl<B: Backend> Vits<B> {
     /// first buffer of the utterance's flow arena.
     fn latent_window(&self, be: &B, u: &mut Utterance<B>, s: usize, e: usize) -> Result<()> {
         let (c, l) = (self.hidden, e - s);
+        // Ends of the window inside the sentence (their halo is not computed).
+        let cut = (s > 0, e < u.frames());
         let mut noise = Vec::new();
         u.noise
             .fill(STREAM_Z, c, s, e, &mut noise)
@@ -494,7 +496,7 @@ impl<B: Backend> Vits<B> {
             &mut bufs[0],
             Mat::new(c, l),
         );
-        self.flow.run(be, bufs, l)?;
+        self.flow.run(be, bufs, l, cut)?;
         Ok(())
     }
 
