@@ -67,11 +67,6 @@ impl Audio {
         }
     }
 
-    /// Room for `n` more samples, exactly (for callers that know the total).
-    pub(crate) fn reserve_exact(&mut self, n: usize) {
-        self.samples.reserve_exact(n);
-    }
-
     /// Append one sentence's raw samples.
     pub fn push_sentence(&mut self, samples: &[AudioSample]) {
         self.samples.extend_from_slice(samples);

@@ -103,14 +103,20 @@ impl Default for SpeakOptions {
             input: Input::Text,
             max_frames: DEFAULT_MAX_FRAMES,
             first_chunk_frames: 8,
-            chunk_frames: 192,
+            chunk_frames: 128,
             phonemizer: crate::text::Phonemizer::BuiltIn,
         }
     }
 }
 
-/// Frames per chunk when the whole audio is returned at once.
+/// Frames per chunk when the whole audio is returned at once (one sentence
+/// in flight: larger chunks, a little less halo work).
 const WHOLE_CHUNK_FRAMES: usize = 192;
+/// The same with sentences in parallel on several CPU threads: each sentence
+/// in flight holds decoder scratch in proportion (about 230 KB per frame for
+/// Piper medium voices), so smaller chunks keep peak RSS down; the cut ends
+/// of a chunk skip their halo work, so they cost about the same.
+const WHOLE_CHUNK_FRAMES_PARALLEL: usize = 128;
 
 /// A voice on the device. Host copies of the weights are dropped after upload.
 struct LoadedVoice {
@@ -637,11 +643,14 @@ impl Engine {
         let mut sentence = Vec::new();
         // Nobody waits for a first chunk here: start with full-size chunks,
         // which spends less on small-chunk halos (same samples: chunked ==
-        // whole). 192 frames keeps the scratch, and peak RSS, as streaming's
-        // (two sentences in flight on two threads stay under 250 MB).
+        // whole).
+        let chunk = match &self.inner.backend {
+            Dev::Cpu(be) if be.threads() > 1 => WHOLE_CHUNK_FRAMES_PARALLEL,
+            _ => WHOLE_CHUNK_FRAMES,
+        };
         let options = &SpeakOptions {
-            first_chunk_frames: WHOLE_CHUNK_FRAMES,
-            chunk_frames: WHOLE_CHUNK_FRAMES,
+            first_chunk_frames: chunk,
+            chunk_frames: chunk,
             ..options.clone()
         };
         let job = Speech::new(Arc::clone(&v), text, options)?;
@@ -750,7 +759,9 @@ impl Engine {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let done = Mutex::new(Joined {
             pending: BTreeMap::new(),
+            due: 0,
             error: None,
+            audio,
         });
         let worker = || loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -764,6 +775,13 @@ impl Engine {
                 Ok(times) => {
                     *self.inner.stage_times.lock() += times;
                     d.pending.insert(i, out);
+                    // Join finished sentences in order as soon as possible:
+                    // memory stays about one copy of the audio.
+                    let d = &mut *d;
+                    while let Some(s) = d.pending.remove(&d.due) {
+                        d.audio.push_sentence(crate::audio::from_f32(&s));
+                        d.due += 1;
+                    }
                 }
                 Err(e) => {
                     if d.error.is_none() {
@@ -782,18 +800,10 @@ impl Engine {
                 worker();
             })
         });
-        let done = done.into_inner();
-        if let Some(e) = done.error {
-            return Err(e);
+        match done.into_inner().error {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        // One allocation of the exact size for the whole audio (growing it
-        // sentence by sentence left a trail of freed mid-size buffers in the
-        // allocator's heaps, request after request).
-        audio.reserve_exact(done.pending.values().map(Vec::len).sum());
-        for s in done.pending.values() {
-            audio.push_sentence(crate::audio::from_f32(s));
-        }
-        Ok(())
     }
 
     fn run_speech(
@@ -832,11 +842,14 @@ impl Engine {
 }
 
 /// Sentences finished out of order, waiting for their turn to join the audio.
-struct Joined {
-    /// Finished sentences by index.
+struct Joined<'a> {
+    /// Finished sentences by index, waiting for the ones before them.
     pending: BTreeMap<usize, Vec<f32>>,
+    /// The next sentence the audio takes.
+    due: usize,
     /// The first failure (the request then fails).
     error: Option<Error>,
+    audio: &'a mut Audio,
 }
 
 /// What a scheduled request streams back.
