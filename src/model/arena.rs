@@ -53,6 +53,11 @@ impl Sizes {
         hw[i] = hw[i].max(len.min(self.cap));
         hw[i].max(len)
     }
+
+    /// The family's mark for buffer `i` (0 if none yet).
+    fn mark(&self, i: usize) -> usize {
+        self.hw.lock().get(i).copied().unwrap_or(0)
+    }
 }
 
 /// A set of reusable device buffers.
@@ -60,6 +65,8 @@ pub(crate) struct Arena<B: Backend> {
     caps: Vec<usize>,
     bufs: Vec<B::Buf>,
     sizes: Arc<Sizes>,
+    /// Handed to a new user that has not asked for buffers yet.
+    fresh: bool,
 }
 
 impl<B: Backend> Default for Arena<B> {
@@ -76,7 +83,14 @@ impl<B: Backend> Arena<B> {
             caps: Vec::new(),
             bufs: Vec::new(),
             sizes,
+            fresh: true,
         }
+    }
+
+    /// Hand the arena to a new user: its next [`Arena::bufs`] may replace
+    /// buffers that are behind the family's sizes.
+    pub(crate) fn renew(&mut self) {
+        self.fresh = true;
     }
 
     /// Floats held in all buffers.
@@ -119,8 +133,19 @@ impl<B: Backend> Arena<B> {
                 let cap = self.sizes.grow(i, len + len / 4);
                 self.bufs[i] = be.alloc(cap, what)?;
                 self.caps[i] = cap;
+            } else if self.fresh && self.caps[i] < self.sizes.mark(i) {
+                // Behind the family (another arena met a longer input since
+                // this one last grew): catch up at the first use by a new
+                // user, whose buffers hold nothing for it yet, so that a pool
+                // reaches its steady size early instead of whenever this
+                // arena happens to meet that input. Never later: a user may
+                // keep data in its buffers from call to call.
+                let cap = self.sizes.grow(i, len);
+                self.bufs[i] = be.alloc(cap, what)?;
+                self.caps[i] = cap;
             }
         }
+        self.fresh = false;
         Ok(&mut self.bufs[..lens.len()])
     }
 }
@@ -150,9 +175,14 @@ mod tests {
         // ...so a new arena starts at it, even for a small request.
         let bb = b.bufs(&be, &[1, 1], "t").expect("alloc");
         assert_eq!((bb[0].len(), bb[1].len()), (10, 250));
-        // A large need in one arena does not shrink or touch another's buffers.
+        // A large need in one arena does not touch another's buffers while
+        // it is in use (they may hold data)...
         assert_eq!(b.bufs(&be, &[1, 1000], "t").expect("alloc")[1].len(), 1250);
         assert_eq!(a.bufs(&be, &[10, 250], "t").expect("alloc")[1].len(), 250);
+        // ...but a renewed arena catches up with the family on its first use.
+        a.renew();
+        assert_eq!(a.bufs(&be, &[10, 250], "t").expect("alloc")[1].len(), 1250);
+        assert_eq!(a.bufs(&be, &[10, 250], "t").expect("alloc")[1].len(), 1250);
         // An arena outside any family sizes on its own.
         assert_eq!(lone.bufs(&be, &[5], "t").expect("alloc")[0].len(), 5);
     }

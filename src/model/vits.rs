@@ -138,14 +138,22 @@ impl<B: Backend> Pool<B> {
         }
     }
 
-    /// A free scratch set, or a new one of the pool's family.
+    /// A free scratch set (renewed: it catches up with the family's sizes on
+    /// its first use), or a new one of the pool's family.
     fn take(&self) -> Work<B> {
-        self.free.lock().pop().unwrap_or_else(|| Work {
+        let free = self.free.lock().pop();
+        if let Some(mut w) = free {
+            for a in [&mut w.prep, &mut w.z, &mut w.flow, &mut w.dec] {
+                a.renew();
+            }
+            return w;
+        }
+        Work {
             prep: Arena::shared(Arc::clone(&self.prep)),
             z: Arena::shared(Arc::clone(&self.z)),
             flow: Arena::shared(Arc::clone(&self.flow)),
             dec: Arena::shared(Arc::clone(&self.dec)),
-        })
+        }
     }
 
     /// Keep `w` for the next sentence (unless the pool is full or `w` holds
