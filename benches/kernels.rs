@@ -30,6 +30,9 @@ fn main() {
     let shapes = [
         ("encoder ffn k3", 768, 192, 3, 1, 200),
         ("flow wn in k5", 384, 192, 5, 1, 600),
+        // A first streamed chunk's flow window (narrow: tail tiles matter).
+        ("flow wn in k5 t45", 384, 192, 5, 1, 45),
+        ("flow res k1 t45", 384, 192, 1, 1, 45),
         ("dec conv_pre k7", 256, 192, 7, 1, 300),
         ("dec mrf0 k7 d3", 128, 128, 7, 3, 2400),
         ("dec mrf1 k5 d2", 64, 64, 5, 2, 19200),

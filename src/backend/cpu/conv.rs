@@ -1,6 +1,7 @@
 //! Convolutions as shifted GEMMs (one per tap) and polyphase transposed convs.
 
 use super::direct::{self, Packed, PackedT, Precision};
+use super::elementwise::{rows, rows_mut};
 use super::gemm::{gemm, Operand};
 use crate::backend::{Mat, Out};
 use crate::voice::{Conv, ConvTranspose};
@@ -135,7 +136,7 @@ pub(crate) fn conv1d(
     assert!(xm.end() <= x.len() && ym.end() <= y.len());
     let pad = w.dilation * (w.k - 1) / 2;
     if w.cin == 1 && xm.rows == w.cout && w.cout > 1 {
-        depthwise(w, x, xm, y, ym, out, pad);
+        depthwise(threads, w, x, xm, y, ym, out, pad);
         return;
     }
     assert_eq!(xm.rows, w.cin, "conv1d input rows");
@@ -236,15 +237,23 @@ thread_local! {
     static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn depthwise(w: &CpuConv, x: &[f32], xm: Mat, y: &mut [f32], ym: Mat, out: Out, pad: usize) {
+#[allow(clippy::too_many_arguments)]
+fn depthwise(
+    threads: usize,
+    w: &CpuConv,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+    pad: usize,
+) {
     let t = xm.cols;
-    DW.with(|acc| {
-        let mut acc = acc.borrow_mut();
-        acc.clear();
-        acc.resize(t, 0.0);
-        for c in 0..w.cout {
-            let xr = &x[xm.off + c * xm.ld..xm.off + c * xm.ld + t];
-            let yr = &mut y[ym.off + c * ym.ld..ym.off + c * ym.ld + ym.cols];
+    let row = |(c, (yr, xr)): (usize, (&mut [f32], &[f32]))| {
+        DW.with(|acc| {
+            let mut acc = acc.borrow_mut();
+            acc.clear();
+            acc.resize(t, 0.0);
             // Tap by tap over whole rows (vectorizes); each output still sums
             // bias, then taps in order, as the per-sample loop did.
             acc.fill(w.bias[c]);
@@ -274,8 +283,16 @@ fn depthwise(w: &CpuConv, x: &[f32], xm: Mat, y: &mut [f32], ym: Mat, out: Out, 
                     }
                 }
             }
-        }
-    });
+        })
+    };
+    let pairs = rows_mut(y, ym).zip(rows(x, xm)).take(w.cout).enumerate();
+    // Rows are independent: split them over the threads when the op is big.
+    if threads > 1 && w.cout * w.k * t >= 1 << 16 {
+        use rayon::prelude::*;
+        pairs.collect::<Vec<_>>().into_par_iter().for_each(row);
+    } else {
+        pairs.for_each(row);
+    }
 }
 
 thread_local! {

@@ -18,6 +18,39 @@ pub(crate) fn rows(x: &[f32], m: Mat) -> impl Iterator<Item = &[f32]> {
         .map(move |r| &r[..cols])
 }
 
+/// [`layer_norm`] with the columns split over the pool's threads when the
+/// op is big (each column is normalised on its own: the same result bit for
+/// bit whatever the split).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layer_norm_par(
+    threads: usize,
+    x: &mut [f32],
+    xm: Mat,
+    r: Option<(&[f32], Mat)>,
+    gamma: &[f32],
+    beta: &[f32],
+    gelu_after: bool,
+) {
+    const BLOCK: usize = 64;
+    let blocks = xm.cols.div_ceil(BLOCK);
+    if threads <= 1 || blocks < 2 || xm.rows * xm.cols < 1 << 15 {
+        layer_norm(x, xm, r, gamma, beta, gelu_after);
+        return;
+    }
+    assert!(xm.end() <= x.len(), "layer_norm view out of bounds");
+    let (xp, xlen) = (super::conv::SendPtr(x.as_mut_ptr()), x.len());
+    let block = |b: usize| {
+        let (c0, c1) = (b * BLOCK, ((b + 1) * BLOCK).min(xm.cols));
+        // SAFETY: each block reads and writes only columns c0..c1 of the
+        // rows of xm, which no other block touches; bounds asserted above.
+        let x = unsafe { std::slice::from_raw_parts_mut(xp.get(), xlen) };
+        let r = r.map(|(r, rm)| (r, rm.cols(c0, c1)));
+        layer_norm(x, xm.cols(c0, c1), r, gamma, beta, gelu_after);
+    };
+    use rayon::prelude::*;
+    (0..blocks).into_par_iter().for_each(block);
+}
+
 /// `x = LN(x [+ r])` over rows for each column; optional GELU after.
 /// AVX-512 code where the CPU has it (the same sums in the same order: the
 /// vectors run across columns).
@@ -125,7 +158,11 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round x·log2(e) to an integer with the 1.5·2^23 shifter.
     let shifter = 12_582_912.0f32;
-    let n = (x * std::f32::consts::LOG2_E + shifter) - shifter;
+    let shifted = x * std::f32::consts::LOG2_E + shifter;
+    let n = shifted - shifter;
+    // n as an integer, read from the shifted value's low mantissa bits (an
+    // `as i32` cast is a scalar, saturating conversion per lane).
+    let k = (shifted.to_bits() as i32).wrapping_sub(0x4b40_0000);
     let r = n * -0.693_145_75 + x;
     let r = n * -1.428_606_8e-6 + r;
     let p = r * (1.0 / 720.0) + 1.0 / 120.0;
@@ -134,7 +171,7 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    p * f32::from_bits(((k + 127) << 23) as u32)
 }
 
 /// `tanh(x)` as `(1 − e)/(1 + e)` with `e = e^{−2|x|}`: absolute error below 3e-7.
@@ -276,6 +313,71 @@ pub(crate) fn rqs_inverse(y: f32, theta: &[f32], k: usize, wh_scale: f32) -> f32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exponent of `fast_exp` read from the shifted value's bits is the
+    /// integer the plain cast gave: the same results bit for bit.
+    #[test]
+    fn fast_exp_exponent_from_bits_equals_cast() {
+        let old = |x: f32| {
+            let x = x.clamp(-87.0, 88.0);
+            let shifter = 12_582_912.0f32;
+            let n = (x * std::f32::consts::LOG2_E + shifter) - shifter;
+            let r = n * -0.693_145_75 + x;
+            let r = n * -1.428_606_8e-6 + r;
+            let p = r * (1.0 / 720.0) + 1.0 / 120.0;
+            let p = p * r + 1.0 / 24.0;
+            let p = p * r + 1.0 / 6.0;
+            let p = p * r + 0.5;
+            let p = p * r + 1.0;
+            let p = p * r + 1.0;
+            p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+        };
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            assert_eq!(fast_exp(x).to_bits(), old(x).to_bits(), "x = {x}");
+            x += 0.000_37;
+        }
+        for x in [f32::MIN, -87.0, 88.0, f32::MAX, 0.0, -0.0] {
+            assert_eq!(fast_exp(x).to_bits(), old(x).to_bits(), "x = {x}");
+        }
+    }
+
+    /// LayerNorm (+ residual, + GELU) split over threads by columns equals
+    /// the one-thread result bit for bit, on a strided view.
+    #[test]
+    fn layer_norm_par_equals_serial() {
+        let (rows, cols, ld) = (192, 301, 320);
+        let mut seed = 11u32;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32 - 0.5
+        };
+        let x: Vec<f32> = (0..rows * ld + 7).map(|_| rnd() * 3.0).collect();
+        let r: Vec<f32> = (0..rows * ld + 7).map(|_| rnd()).collect();
+        let gamma: Vec<f32> = (0..rows).map(|_| 1.0 + rnd()).collect();
+        let beta: Vec<f32> = (0..rows).map(|_| rnd()).collect();
+        let xm = Mat {
+            off: 5,
+            rows,
+            cols,
+            ld,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        for (res, gelu_after) in [(false, true), (true, false), (true, true)] {
+            let rr = res.then_some((&r[..], xm));
+            let mut one = x.clone();
+            layer_norm(&mut one, xm, rr, &gamma, &beta, gelu_after);
+            let mut two = x.clone();
+            pool.install(|| layer_norm_par(2, &mut two, xm, rr, &gamma, &beta, gelu_after));
+            assert!(one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert_ne!(one, x, "the op changed nothing");
+        }
+    }
 
     #[test]
     fn erf_matches_known_values() {

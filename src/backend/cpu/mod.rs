@@ -220,11 +220,11 @@ impl Backend for CpuBackend {
         gamma: &Vec<f32>,
         beta: &Vec<f32>,
     ) {
-        elementwise::layer_norm(x, xm, Some((r, rm)), gamma, beta, false);
+        elementwise::layer_norm_par(self.threads, x, xm, Some((r, rm)), gamma, beta, false);
     }
 
     fn layer_norm_gelu(&self, x: &mut Vec<f32>, xm: Mat, gamma: &Vec<f32>, beta: &Vec<f32>) {
-        elementwise::layer_norm(x, xm, None, gamma, beta, true);
+        elementwise::layer_norm_par(self.threads, x, xm, None, gamma, beta, true);
     }
 
     fn axpy(&self, alpha: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
