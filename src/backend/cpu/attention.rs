@@ -103,12 +103,11 @@ pub(crate) fn rel_attention(
             for (j, l) in row.iter_mut().enumerate().take(hi + 1).skip(lo) {
                 *l += rr[j + w - i];
             }
-            let mx = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mx = lanes(row, f32::NEG_INFINITY, f32::max);
             for l in row.iter_mut() {
                 *l = fast_exp(*l - mx);
             }
-            let sum: f32 = row.iter().sum();
-            let inv = 1.0 / sum;
+            let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
             for l in row.iter_mut() {
                 *l *= inv;
             }
@@ -178,6 +177,23 @@ pub(crate) fn rel_attention(
             run_head(h, threads, y);
         }
     }
+}
+
+/// Reduce `x` with `f` in 16 interleaved lanes (so it vectorizes: a single
+/// running value is one long dependency chain), then the lanes in order.
+#[inline(always)]
+fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = f(*a, v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a = f(*a, v);
+    }
+    acc.into_iter().fold(init, f)
 }
 
 /// One thread's attention scratch: logits `t×t`, relative logits, a band.
