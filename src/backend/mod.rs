@@ -130,6 +130,36 @@ pub trait Backend: Send + Sync + 'static {
     fn embed(&self, table: &Self::Vector, ids: &[i64], scale: f32, y: &mut Self::Buf, ym: Mat);
     /// "Same"-padded 1-D conv (dilation from the weight); depthwise when the weight has one input channel.
     fn conv1d(&self, w: &Self::Conv, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat, out: Out);
+    /// `y (op)= conv(LeakyReLU_slope(x))`; `tmp` (room for `xm`) may hold the
+    /// activation. The default runs the two ops; a backend may fuse them.
+    #[allow(clippy::too_many_arguments)]
+    fn conv1d_lrelu(
+        &self,
+        w: &Self::Conv,
+        slope: f32,
+        x: &Self::Buf,
+        xm: Mat,
+        tmp: &mut Self::Buf,
+        y: &mut Self::Buf,
+        ym: Mat,
+        out: Out,
+    ) {
+        self.leaky_relu(slope, x, xm, tmp, xm);
+        self.conv1d(w, tmp, xm, y, ym, out);
+    }
+    /// `y += conv(LeakyReLU_slope(y))` (a ResBlock step); `tmp` (room for
+    /// `ym`) may hold the activation. The default runs the two ops.
+    fn conv1d_lrelu_add_inplace(
+        &self,
+        w: &Self::Conv,
+        slope: f32,
+        y: &mut Self::Buf,
+        ym: Mat,
+        tmp: &mut Self::Buf,
+    ) {
+        self.leaky_relu(slope, y, ym, tmp, ym);
+        self.conv1d(w, tmp, ym, y, ym, Out::Add);
+    }
     /// Transposed conv with kernel 2·stride and padding stride/2: `y.cols = stride · x.cols`.
     fn conv_transpose(&self, w: &Self::ConvT, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
     /// Multi-head attention with relative positions (window from the tables),

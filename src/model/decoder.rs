@@ -300,20 +300,31 @@ impl<B: Backend> DecoderW<B> {
             zero(act, um, &scaled);
             // Columns wrong at the end of the stage: the widest block's.
             let mut end = sp;
+            let n_blocks = s.blocks.len();
             for (bi, (b, radii)) in s.blocks.iter().zip(&s.radii).enumerate() {
                 let mut bs = sp;
                 let mut radius = radii.iter().copied();
-                be.copy(x, um, y, um);
+                // Each block starts from the stage input x; the last one (of
+                // several) may work on x itself, no longer needed after it.
+                let last = bi > 0 && bi + 1 == n_blocks;
+                let yb: &mut B::Buf = if last {
+                    &mut *x
+                } else {
+                    be.copy(x, um, y, um);
+                    &mut *y
+                };
                 match b {
                     Block::Two(convs) => {
                         for (ci, c) in convs.iter().enumerate() {
                             let m = bs.view(s.ch);
                             if ci == 0 {
-                                be.conv1d(c, act, m, y, m, Out::Add);
+                                be.conv1d(c, act, m, yb, m, Out::Add);
+                            } else if scaled.is_empty() {
+                                be.conv1d_lrelu_add_inplace(c, 0.1, yb, m, t1);
                             } else {
-                                be.leaky_relu(0.1, y, m, t1, m);
+                                be.leaky_relu(0.1, yb, m, t1, m);
                                 zero(t1, m, &scaled);
-                                be.conv1d(c, t1, m, y, m, Out::Add);
+                                be.conv1d(c, t1, m, yb, m, Out::Add);
                             }
                             bs.grow(radius.next().unwrap_or(0));
                         }
@@ -323,25 +334,33 @@ impl<B: Backend> DecoderW<B> {
                             let m = bs.view(s.ch);
                             if ci == 0 {
                                 be.conv1d(c1, act, m, t2, m, Out::Set);
+                            } else if scaled.is_empty() {
+                                be.conv1d_lrelu(c1, 0.1, yb, m, t1, t2, m, Out::Set);
                             } else {
-                                be.leaky_relu(0.1, y, m, t1, m);
+                                be.leaky_relu(0.1, yb, m, t1, m);
                                 zero(t1, m, &scaled);
                                 be.conv1d(c1, t1, m, t2, m, Out::Set);
                             }
                             bs.grow(radius.next().unwrap_or(0));
                             let m = bs.view(s.ch);
-                            be.leaky_relu(0.1, t2, m, t1, m);
-                            zero(t1, m, &scaled);
-                            be.conv1d(c2, t1, m, y, m, Out::Add);
+                            if scaled.is_empty() {
+                                be.conv1d_lrelu(c2, 0.1, t2, m, t1, yb, m, Out::Add);
+                            } else {
+                                be.leaky_relu(0.1, t2, m, t1, m);
+                                zero(t1, m, &scaled);
+                                be.conv1d(c2, t1, m, yb, m, Out::Add);
+                            }
                             bs.grow(radius.next().unwrap_or(0));
                         }
                     }
                 }
                 let m = bs.view(s.ch);
                 if bi == 0 {
+                    // Swap which buffer the names point at (never the buffers'
+                    // contents: a recorded device graph keeps their addresses).
                     std::mem::swap(&mut y, &mut acc);
                 } else {
-                    be.axpy(1.0, y, m, acc, m);
+                    be.axpy(1.0, yb, m, acc, m);
                 }
                 end = end.widest(bs);
             }
@@ -350,10 +369,14 @@ impl<B: Backend> DecoderW<B> {
             std::mem::swap(&mut x, &mut acc);
         }
         let xm = sp.view(rows);
-        be.leaky_relu(0.01, x, xm, act, xm);
-        zero(act, xm, &scaled);
         let om = sp.view(1);
-        be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
+        if scaled.is_empty() {
+            be.conv1d_lrelu(&self.conv_post, 0.01, x, xm, act, out, om, Out::Set);
+        } else {
+            be.leaky_relu(0.01, x, xm, act, xm);
+            zero(act, xm, &scaled);
+            be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
+        }
         be.tanh(out, om);
     }
 }

@@ -122,6 +122,66 @@ fn tile_cols(rows: usize, cols: usize, threads: usize) -> usize {
     by_cache.min(by_threads).max(16)
 }
 
+/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` when the weight
+/// has direct kernels (the activation applied as the input is staged);
+/// `false` (nothing done) otherwise.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv1d_lrelu(
+    threads: usize,
+    w: &CpuConv,
+    slope: f32,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+) -> bool {
+    let Some(p) = &w.direct else {
+        return false;
+    };
+    assert_eq!(xm.cols, ym.cols, "conv1d keeps the length");
+    assert_eq!((xm.rows, ym.rows), (w.cin, w.cout), "conv1d rows");
+    assert!(xm.end() <= x.len() && ym.end() <= y.len());
+    // SAFETY: the pack exists only where the CPU has the kernels; bounds and
+    // shapes were asserted above.
+    unsafe {
+        direct::conv1d(
+            threads,
+            p,
+            &w.bias,
+            w.dilation,
+            x,
+            xm,
+            Some(slope),
+            y,
+            ym,
+            out,
+        );
+    }
+    true
+}
+
+/// `y += conv(LeakyReLU_slope(y))` in place with the direct kernels; `false`
+/// (nothing done) where the weight has none.
+pub(crate) fn conv1d_lrelu_add_inplace(
+    threads: usize,
+    w: &CpuConv,
+    slope: f32,
+    y: &mut [f32],
+    ym: Mat,
+) -> bool {
+    let Some(p) = &w.direct else {
+        return false;
+    };
+    assert_eq!((ym.rows, ym.rows), (w.cin, w.cout), "conv1d rows");
+    assert!(ym.end() <= y.len());
+    // SAFETY: as in conv1d_lrelu; input and output are the same view.
+    unsafe {
+        direct::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym);
+    }
+    true
+}
+
 pub(crate) fn conv1d(
     threads: usize,
     w: &CpuConv,
@@ -144,7 +204,7 @@ pub(crate) fn conv1d(
         // SAFETY: the pack exists only where the CPU has the kernels (checked
         // when the weight was prepared); bounds and shapes were asserted above.
         unsafe {
-            direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, y, ym, out);
+            direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, None, y, ym, out);
         }
         return;
     }

@@ -363,11 +363,21 @@ unsafe fn tile_bf16<const M: usize, const V: usize>(
 
 /// Copy `x` rows into `dst` with `padl` zeros before and zeros after, as f32.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat) {
+unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat, act: Option<f32>) {
     let t = xm.cols;
     for (i, row) in dst.chunks_exact_mut(ldx).take(xm.rows).enumerate() {
         row[..padl].fill(0.0);
-        row[padl..padl + t].copy_from_slice(&x[xm.off + i * xm.ld..xm.off + i * xm.ld + t]);
+        let src = &x[xm.off + i * xm.ld..xm.off + i * xm.ld + t];
+        let body = &mut row[padl..padl + t];
+        match act {
+            None => body.copy_from_slice(src),
+            // Exactly the backend's leaky_relu.
+            Some(slope) => {
+                for (d, &v) in body.iter_mut().zip(src) {
+                    *d = if v >= 0.0 { v } else { v * slope };
+                }
+            }
+        }
         row[padl + t..].fill(0.0);
     }
 }
@@ -375,7 +385,24 @@ unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat)
 /// Copy `x` rows into bf16 channel pairs: lane `t` of pair row `p` holds
 /// channels `2p` (low half) and `2p + 1` (high half) at time `t − padl`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn fill_bf16(dst: &mut [u32], ldx: usize, padl: usize, x: &[f32], xm: Mat) {
+unsafe fn fill_bf16(
+    dst: &mut [u32],
+    ldx: usize,
+    padl: usize,
+    x: &[f32],
+    xm: Mat,
+    act: Option<f32>,
+) {
+    // LeakyReLU as a masked multiply: v·slope where v < 0 (NaN and −0 kept).
+    let lrelu = |v: __m512| match act {
+        None => v,
+        Some(slope) => _mm512_mask_mul_ps(
+            v,
+            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps()),
+            v,
+            _mm512_set1_ps(slope),
+        ),
+    };
     let t = xm.cols;
     let idx: [u16; 32] = std::array::from_fn(|q| {
         if q % 2 == 0 {
@@ -405,9 +432,9 @@ unsafe fn fill_bf16(dst: &mut [u32], ldx: usize, padl: usize, x: &[f32], xm: Mat
             } else {
                 ((1u32 << (t - c)) - 1) as __mmask16
             };
-            let a = _mm512_maskz_loadu_ps(mask, lo.add(c));
+            let a = lrelu(_mm512_maskz_loadu_ps(mask, lo.add(c)));
             let b = match hi {
-                Some(h) => _mm512_maskz_loadu_ps(mask, h.add(c)),
+                Some(h) => lrelu(_mm512_maskz_loadu_ps(mask, h.add(c))),
                 None => _mm512_setzero_ps(),
             };
             // Elements 0..16 from a, 16..32 from b; then interleave a_i, b_i.
@@ -422,7 +449,9 @@ unsafe fn fill_bf16(dst: &mut [u32], ldx: usize, padl: usize, x: &[f32], xm: Mat
     }
 }
 
-/// `y (op)= conv(x) + b` with the direct kernels ("same" padding, dilation).
+/// `y (op)= conv(x) + b` with the direct kernels ("same" padding, dilation);
+/// with `act = Some(slope)`, `conv(LeakyReLU_slope(x))` (applied while the
+/// input is copied into the scratch: the same values as a separate pass).
 ///
 /// # Safety
 /// The caller has checked `has_avx512()` (and `has_bf16()` for bf16 packs),
@@ -436,12 +465,58 @@ pub(crate) unsafe fn conv1d(
     dilation: usize,
     x: &[f32],
     xm: Mat,
+    act: Option<f32>,
     y: &mut [f32],
     ym: Mat,
     out: Out,
 ) {
     let pad = dilation * (w.k - 1) / 2;
-    run(threads, w, bias, dilation, pad, x, xm, y, ym, out);
+    run(
+        threads,
+        w,
+        bias,
+        dilation,
+        pad,
+        x,
+        xm,
+        act,
+        y.as_mut_ptr(),
+        ym,
+        out,
+    );
+}
+
+/// `y += conv(LeakyReLU_slope(y)) + b` in place: the input is copied (and
+/// activated) into the scratch before any output is written.
+///
+/// # Safety
+/// As [`conv1d`] with `x = y`, `xm = ym` (so `cin == cout`).
+pub(crate) unsafe fn conv1d_lrelu_add_inplace(
+    threads: usize,
+    w: &Packed,
+    bias: &[f32],
+    dilation: usize,
+    slope: f32,
+    y: &mut [f32],
+    ym: Mat,
+) {
+    let pad = dilation * (w.k - 1) / 2;
+    let (yp, len) = (y.as_mut_ptr(), y.len());
+    // Read only by the fill, which ends before the first write through yp.
+    let x = std::slice::from_raw_parts(yp.cast_const(), len);
+    run(
+        threads,
+        w,
+        bias,
+        dilation,
+        pad,
+        x,
+        ym,
+        Some(slope),
+        yp,
+        ym,
+        Out::Add,
+    );
 }
 
 /// Output column `t` of `ym` (any length) reads input columns
@@ -458,7 +533,8 @@ unsafe fn run(
     padl: usize,
     x: &[f32],
     xm: Mat,
-    y: &mut [f32],
+    act: Option<f32>,
+    y: *mut f32,
     ym: Mat,
     out: Out,
 ) {
@@ -483,7 +559,7 @@ unsafe fn run(
                 }
                 let dst = &mut s.f[..rows * ldx];
                 par_rows(threads, dst, ldx, rows, |d, r0, r1| {
-                    fill_f32(d, ldx, padl, x, xm.rows(r0, r1))
+                    fill_f32(d, ldx, padl, x, xm.rows(r0, r1), act)
                 });
             }
             Precision::Bf16 => {
@@ -493,7 +569,7 @@ unsafe fn run(
                 let dst = &mut s.p[..rows * ldx];
                 par_rows(threads, dst, ldx, rows, |d, r0, r1| {
                     // Pair rows r0..r1 hold input rows 2·r0 .. 2·r1.
-                    fill_bf16(d, ldx, padl, x, xm.rows(2 * r0, (2 * r1).min(xm.rows)))
+                    fill_bf16(d, ldx, padl, x, xm.rows(2 * r0, (2 * r1).min(xm.rows)), act)
                 });
             }
         }
@@ -519,7 +595,7 @@ unsafe fn run(
         } else {
             panels.div_ceil(per_group)
         };
-        let yp = SendPtr(y.as_mut_ptr());
+        let yp = SendPtr(y);
         let item = |it: usize| {
             let (cb, g) = (it / groups, it % groups);
             let tile0 = cb * block_tiles;
@@ -729,6 +805,70 @@ mod tests {
         }
     }
 
+    /// LeakyReLU staged with the input (and the in-place residual form)
+    /// equals a separate LeakyReLU pass then the conv, bit for bit.
+    #[test]
+    fn fused_lrelu_equals_two_passes() {
+        use crate::backend::cpu::conv::{conv1d_lrelu, conv1d_lrelu_add_inplace};
+        if !has_avx512() {
+            return;
+        }
+        let precisions: &[Precision] = if has_bf16() {
+            &[Precision::F32, Precision::Bf16]
+        } else {
+            &[Precision::F32]
+        };
+        let mut seed = 3u64;
+        let (ch, k, d, t) = (24, 5, 3, 203);
+        let c = Conv {
+            w: (0..ch * ch * k).map(|_| rnd(&mut seed)).collect(),
+            b: Some((0..ch).map(|_| rnd(&mut seed)).collect()),
+            cout: ch,
+            cin: ch,
+            k,
+            dilation: d,
+        };
+        // Strided view with negative values, −0 and a NaN-free mix.
+        let ld = t + 9;
+        let mut x: Vec<f32> = (0..ch * ld).map(|_| rnd(&mut seed) * 4.0).collect();
+        x[ld + 3] = -0.0;
+        let m = Mat {
+            off: 2,
+            rows: ch,
+            cols: t,
+            ld,
+        };
+        let lrelu: Vec<f32> = x
+            .iter()
+            .map(|&v| if v >= 0.0 { v } else { v * 0.1 })
+            .collect();
+        for &p in precisions {
+            let w = CpuConv::new(&c, Some(p));
+            for threads in [1, 2] {
+                for out in [Out::Set, Out::Add] {
+                    let y0: Vec<f32> = (0..ch * ld).map(|i| i as f32 * 1e-3).collect();
+                    let mut want = y0.clone();
+                    reference(threads, &w, &lrelu, m, &mut want, m, out);
+                    let mut got = y0.clone();
+                    assert!(conv1d_lrelu(threads, &w, 0.1, &x, m, &mut got, m, out));
+                    assert!(want
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                }
+                // y += conv(lrelu(y)) in place.
+                let mut want = x.clone();
+                reference(threads, &w, &lrelu, m, &mut want, m, Out::Add);
+                let mut got = x.clone();
+                assert!(conv1d_lrelu_add_inplace(threads, &w, 0.1, &mut got, m));
+                assert!(want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+    }
+
     /// Depthwise convs split over threads by rows equal one thread's result.
     #[test]
     fn depthwise_threads_equal() {
@@ -754,7 +894,10 @@ mod tests {
             let mut two = one.clone();
             reference(1, &w, &x, m, &mut one, m, out);
             pool.install(|| reference(2, &w, &x, m, &mut two, m, out));
-            assert!(one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(one
+                .iter()
+                .zip(&two)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 
@@ -909,7 +1052,8 @@ pub(crate) unsafe fn conv_transpose(
         1,
         x,
         xm,
-        &mut ph,
+        None,
+        ph.as_mut_ptr(),
         Mat::new(u * c, cols),
         Out::Set,
     );

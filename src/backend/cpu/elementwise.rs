@@ -374,7 +374,10 @@ mod tests {
             layer_norm(&mut one, xm, rr, &gamma, &beta, gelu_after);
             let mut two = x.clone();
             pool.install(|| layer_norm_par(2, &mut two, xm, rr, &gamma, &beta, gelu_after));
-            assert!(one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(one
+                .iter()
+                .zip(&two)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
             assert_ne!(one, x, "the op changed nothing");
         }
     }

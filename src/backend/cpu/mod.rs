@@ -192,6 +192,37 @@ impl Backend for CpuBackend {
         conv::conv1d(self.threads, w, x, xm, y, ym, out);
     }
 
+    fn conv1d_lrelu(
+        &self,
+        w: &CpuConv,
+        slope: f32,
+        x: &Vec<f32>,
+        xm: Mat,
+        tmp: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+        ym: Mat,
+        out: Out,
+    ) {
+        if !conv::conv1d_lrelu(self.threads, w, slope, x, xm, y, ym, out) {
+            self.leaky_relu(slope, x, xm, tmp, xm);
+            conv::conv1d(self.threads, w, tmp, xm, y, ym, out);
+        }
+    }
+
+    fn conv1d_lrelu_add_inplace(
+        &self,
+        w: &CpuConv,
+        slope: f32,
+        y: &mut Vec<f32>,
+        ym: Mat,
+        tmp: &mut Vec<f32>,
+    ) {
+        if !conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym) {
+            self.leaky_relu(slope, y, ym, tmp, ym);
+            conv::conv1d(self.threads, w, tmp, ym, y, ym, Out::Add);
+        }
+    }
+
     fn conv_transpose(&self, w: &CpuConvT, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
         conv::conv_transpose(self.threads, w, x, xm, y, ym);
     }
