@@ -3,7 +3,7 @@
 use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
-use crate::voice::Coupling;
+use crate::voice::{Conv, Coupling};
 
 /// First part of the flow's recording keys.
 const FLOW_KEY: u64 = 0xf10;
@@ -11,7 +11,9 @@ const FLOW_KEY: u64 = 0xf10;
 struct CouplingW<B: Backend> {
     pre: B::Conv,
     in_layers: Vec<B::Conv>,
-    res_skip: Vec<B::Conv>,
+    /// Per layer, the res_skip conv split by output rows: the residual half
+    /// (added straight into h; none for the last layer) and the skip half.
+    res_skip: Vec<(Option<B::Conv>, B::Conv)>,
     post: B::Conv,
     /// Padding radius of each in-layer conv.
     radii: Vec<usize>,
@@ -57,8 +59,18 @@ impl<B: Backend> FlowW<B> {
                 res_skip: cp
                     .res_skip
                     .iter()
-                    .map(|l| be.prepare_conv(l))
-                    .collect::<Result<_, _>>()?,
+                    .enumerate()
+                    .map(|(i, l)| {
+                        if i + 1 == cp.res_skip.len() {
+                            return Ok((None, be.prepare_conv(l)?));
+                        }
+                        let half = l.cout / 2;
+                        Ok((
+                            Some(be.prepare_conv(&out_rows(l, 0, half))?),
+                            be.prepare_conv(&out_rows(l, half, l.cout))?,
+                        ))
+                    })
+                    .collect::<Result<_, BackendError>>()?,
                 post: be.prepare_conv(&cp.post)?,
                 radii: cp
                     .in_layers
@@ -83,18 +95,9 @@ impl<B: Backend> FlowW<B> {
     }
 
     /// Buffer lengths [`FlowW::run`] needs for `l` frames.
-    pub(crate) fn lens(&self, l: usize) -> [usize; 8] {
+    pub(crate) fn lens(&self, l: usize) -> [usize; 7] {
         let (c, wn) = (self.channels, self.wn);
-        [
-            c * l,
-            c * l,
-            wn * l,
-            2 * wn * l,
-            wn * l,
-            2 * wn * l,
-            wn * l,
-            c / 2 * l,
-        ]
+        [c * l, c * l, wn * l, 2 * wn * l, wn * l, wn * l, c / 2 * l]
     }
 
     /// Zero columns each side of a window that keep batched windows apart:
@@ -154,8 +157,8 @@ impl<B: Backend> FlowW<B> {
         key.push(u64::from(cut.0) | u64::from(cut.1) << 1);
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
-        let [z, tmp, h, a, g, rs, skip, mu] = bufs else {
-            return Err(BackendError::Device("flow needs 8 buffers".into()));
+        let [z, tmp, h, a, g, skip, mu] = bufs else {
+            return Err(BackendError::Device("flow needs 7 buffers".into()));
         };
         // Arena buffers only: a device backend records this once per
         // (length, arena, gaps) and replays it.
@@ -164,8 +167,7 @@ impl<B: Backend> FlowW<B> {
             // buffers themselves never move, so a recording stays valid).
             let (out, spare) = (&mut *z, &mut *tmp);
             let (mut z, mut tmp) = (&mut *out, &mut *spare);
-            let (h, a, g, rs, skip, mu) =
-                (&mut *h, &mut *a, &mut *g, &mut *rs, &mut *skip, &mut *mu);
+            let (h, a, g, skip, mu) = (&mut *h, &mut *a, &mut *g, &mut *skip, &mut *mu);
             let mut sp = Span::new(l, cut);
             for cp in &self.couplings {
                 let zm = sp.view(c);
@@ -173,9 +175,8 @@ impl<B: Backend> FlowW<B> {
                 std::mem::swap(&mut z, &mut tmp);
                 zero(z, zm.rows(0, half));
                 be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, sp.view(wn), Out::Set);
-                let n = cp.in_layers.len();
                 let layers = cp.in_layers.iter().zip(&cp.res_skip).zip(&cp.radii);
-                for (i, ((inl, rsl), &radius)) in layers.enumerate() {
+                for (i, ((inl, (res, skl)), &radius)) in layers.enumerate() {
                     let hm = sp.view(wn);
                     zero(h, hm);
                     be.conv1d(inl, &*h, hm, &mut *a, sp.view(2 * wn), Out::Set);
@@ -183,19 +184,14 @@ impl<B: Backend> FlowW<B> {
                     let (hm, am) = (sp.view(wn), sp.view(2 * wn));
                     be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);
                     zero(g, hm);
-                    if i + 1 < n {
-                        be.conv1d(rsl, &*g, hm, &mut *rs, am, Out::Set);
-                        be.axpy(1.0, &*rs, am.rows(0, wn), &mut *h, hm);
-                        if i == 0 {
-                            be.copy(&*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
-                        } else {
-                            be.axpy(1.0, &*rs, am.rows(wn, 2 * wn), &mut *skip, hm);
-                        }
-                    } else if i == 0 {
-                        be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Set);
-                    } else {
-                        be.conv1d(rsl, &*g, hm, &mut *skip, hm, Out::Add);
+                    // h += res(g), skip (+)= skip(g): each output adds the
+                    // conv's sum (bias first) to what is there, as adding a
+                    // separate res_skip result did.
+                    if let Some(res) = res {
+                        be.conv1d(res, &*g, hm, &mut *h, hm, Out::Add);
                     }
+                    let out = if i == 0 { Out::Set } else { Out::Add };
+                    be.conv1d(skl, &*g, hm, &mut *skip, hm, out);
                 }
                 let hm = sp.view(wn);
                 zero(skip, hm);
@@ -210,5 +206,18 @@ impl<B: Backend> FlowW<B> {
             }
         });
         Ok(())
+    }
+}
+
+/// Output rows `r0..r1` of a conv (weights and bias) as a conv of its own.
+fn out_rows(c: &Conv, r0: usize, r1: usize) -> Conv {
+    let per = c.cin * c.k;
+    Conv {
+        w: c.w[r0 * per..r1 * per].to_vec(),
+        b: c.b.as_ref().map(|b| b[r0..r1].to_vec()),
+        cout: r1 - r0,
+        cin: c.cin,
+        k: c.k,
+        dilation: c.dilation,
     }
 }
