@@ -96,12 +96,15 @@ pub(crate) struct Packed {
     k: usize,
 }
 
-/// A zeroed vector, its memory advised for huge pages first (fewer page
-/// faults when the weights are packed at load).
+/// Weights (elements) from which packing runs its panels in parallel.
+const PAR_PACK: usize = 1 << 16;
+
+/// A zeroed vector (f32 / u32: zeroed by the allocator, so a large one is
+/// fresh pages not yet touched), its memory advised for huge pages before
+/// the packing writes fault it in (fewer faults, taken on all threads).
 fn huge_zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(n);
+    let mut v: Vec<T> = vec![T::default(); n];
     crate::voice::advise_huge_pages(v.as_mut_ptr().cast(), n * std::mem::size_of::<T>());
-    v.resize(n, T::default());
     v
 }
 
@@ -125,7 +128,7 @@ impl Packed {
             Precision::F32 => {
                 f = huge_zeroed(cout * kk);
                 let (full, rest) = f.split_at_mut(panels * MR * kk);
-                for (pi, dst) in full.chunks_exact_mut(MR * kk).enumerate() {
+                let panel = |(pi, dst): (usize, &mut [f32])| {
                     let rows: [&[f32]; MR] = std::array::from_fn(|m| row(pi * MR + m));
                     // Sequential writes, MR read streams.
                     for (q, d) in dst.chunks_exact_mut(MR).enumerate() {
@@ -133,6 +136,15 @@ impl Packed {
                             *v = rows[m][q];
                         }
                     }
+                };
+                if full.len() >= PAR_PACK {
+                    // Panels in parallel (the voice loads on all threads).
+                    use rayon::prelude::*;
+                    full.par_chunks_exact_mut(MR * kk)
+                        .enumerate()
+                        .for_each(panel);
+                } else {
+                    full.chunks_exact_mut(MR * kk).enumerate().for_each(panel);
                 }
                 for (r, dst) in rest.chunks_exact_mut(kk).enumerate() {
                     dst.copy_from_slice(row(panels * MR + r));
@@ -153,7 +165,7 @@ impl Packed {
                 };
                 p = huge_zeroed(cout * k2);
                 let (full, rest) = p.split_at_mut(panels * MR * k2);
-                for (pi, dst) in full.chunks_exact_mut(MR * k2).enumerate() {
+                let panel = |(pi, dst): (usize, &mut [u32])| {
                     for m in 0..MR {
                         let r = row(pi * MR + m);
                         for i2 in 0..cin2 {
@@ -162,6 +174,14 @@ impl Packed {
                             }
                         }
                     }
+                };
+                if full.len() >= PAR_PACK {
+                    use rayon::prelude::*;
+                    full.par_chunks_exact_mut(MR * k2)
+                        .enumerate()
+                        .for_each(panel);
+                } else {
+                    full.chunks_exact_mut(MR * k2).enumerate().for_each(panel);
                 }
                 for (ri, dst) in rest.chunks_exact_mut(k2).enumerate() {
                     let r = row(panels * MR + ri);
