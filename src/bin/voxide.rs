@@ -50,7 +50,7 @@ struct VoiceArgs {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// CPU conv arithmetic: f32 (reference) or bf16 (faster, lower fidelity)
+    /// CPU conv arithmetic: f32 (reference) or bf16 (lower fidelity; faster only where the CPU has fast AVX-512 BF16 dot products, e.g. AMD Zen 4)
     /// (default: $VOXIDE_PRECISION, else f32).
     #[arg(long)]
     precision: Option<String>,
