@@ -699,6 +699,27 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
 
+    /// The precisions this CPU's direct kernels run.
+    fn precisions() -> &'static [Precision] {
+        if has_bf16() {
+            &[Precision::F32, Precision::Bf16]
+        } else {
+            &[Precision::F32]
+        }
+    }
+
+    /// A conv with random weights and bias.
+    fn random_conv(seed: &mut u64, cout: usize, cin: usize, k: usize, dilation: usize) -> Conv {
+        Conv {
+            w: (0..cout * cin * k).map(|_| rnd(seed)).collect(),
+            b: Some((0..cout).map(|_| rnd(seed)).collect()),
+            cout,
+            cin,
+            k,
+            dilation,
+        }
+    }
+
     /// Direct kernels against the im2col + GEMM reference over awkward shapes:
     /// row remainders, odd channel counts, every output mode, short and
     /// tile-straddling lengths, dilations, strided views.
@@ -709,11 +730,7 @@ mod tests {
             return;
         }
         let mut seed = 7u64;
-        let precisions: &[Precision] = if has_bf16() {
-            &[Precision::F32, Precision::Bf16]
-        } else {
-            &[Precision::F32]
-        };
+        let precisions = precisions();
         for &(cout, cin, k, d) in &[
             (8, 4, 3, 1),
             (13, 5, 3, 2),
@@ -723,14 +740,7 @@ mod tests {
             (32, 32, 7, 12),
             (9, 64, 1, 1),
         ] {
-            let c = Conv {
-                w: (0..cout * cin * k).map(|_| rnd(&mut seed)).collect(),
-                b: Some((0..cout).map(|_| rnd(&mut seed)).collect()),
-                cout,
-                cin,
-                k,
-                dilation: d,
-            };
+            let c = random_conv(&mut seed, cout, cin, k, d);
             let plain = CpuConv::new(&c, None);
             for &t in &[1usize, 5, 47, 48, 49, 130, 300] {
                 for out in [Out::Set, Out::SetRelu, Out::Add] {
@@ -774,9 +784,8 @@ mod tests {
         }
     }
 
-    /// Every column is computed in the same order whatever the length: a
-    /// window of a longer input gives bit-identical interior columns.
-    /// Kept columns of any window equal the whole run's bit for bit, for
+    /// Every column is computed in the same order whatever the length: the
+    /// kept columns of any window equal the whole run's bit for bit, for
     /// every width (full tiles and 1-, 2- and 3-vector tails), threads and
     /// precision.
     #[test]
@@ -784,21 +793,10 @@ mod tests {
         if !has_avx512() {
             return;
         }
-        let precisions: &[Precision] = if has_bf16() {
-            &[Precision::F32, Precision::Bf16]
-        } else {
-            &[Precision::F32]
-        };
+        let precisions = precisions();
         let mut seed = 11u64;
         let (cout, cin, k, d) = (16, 8, 5, 2);
-        let c = Conv {
-            w: (0..cout * cin * k).map(|_| rnd(&mut seed)).collect(),
-            b: Some((0..cout).map(|_| rnd(&mut seed)).collect()),
-            cout,
-            cin,
-            k,
-            dilation: d,
-        };
+        let c = random_conv(&mut seed, cout, cin, k, d);
         let t = 400;
         let x: Vec<f32> = (0..cin * t).map(|_| rnd(&mut seed)).collect();
         for &p in precisions {
@@ -833,21 +831,10 @@ mod tests {
         if !has_avx512() {
             return;
         }
-        let precisions: &[Precision] = if has_bf16() {
-            &[Precision::F32, Precision::Bf16]
-        } else {
-            &[Precision::F32]
-        };
+        let precisions = precisions();
         let mut seed = 3u64;
         let (ch, k, d, t) = (24, 5, 3, 203);
-        let c = Conv {
-            w: (0..ch * ch * k).map(|_| rnd(&mut seed)).collect(),
-            b: Some((0..ch).map(|_| rnd(&mut seed)).collect()),
-            cout: ch,
-            cin: ch,
-            k,
-            dilation: d,
-        };
+        let c = random_conv(&mut seed, ch, ch, k, d);
         // Strided view with negative values, −0 and a NaN-free mix.
         let ld = t + 9;
         let mut x: Vec<f32> = (0..ch * ld).map(|_| rnd(&mut seed) * 4.0).collect();
@@ -894,14 +881,7 @@ mod tests {
     fn depthwise_threads_equal() {
         let mut seed = 5u64;
         let (ch, k, d, t) = (192, 3, 3, 700);
-        let c = Conv {
-            w: (0..ch * k).map(|_| rnd(&mut seed)).collect(),
-            b: Some((0..ch).map(|_| rnd(&mut seed)).collect()),
-            cout: ch,
-            cin: 1,
-            k,
-            dilation: d,
-        };
+        let c = random_conv(&mut seed, ch, 1, k, d);
         let w = CpuConv::new(&c, None);
         let x: Vec<f32> = (0..ch * t).map(|_| rnd(&mut seed)).collect();
         let m = Mat::new(ch, t);
@@ -958,11 +938,7 @@ mod tests {
                 let y0: Vec<f32> = (0..ym.end() + 2).map(|_| rnd(&mut seed)).collect();
                 let mut want = y0.clone();
                 reference_t(1, &plain, &x, xm, &mut want, ym);
-                let precisions: &[Precision] = if has_bf16() {
-                    &[Precision::F32, Precision::Bf16]
-                } else {
-                    &[Precision::F32]
-                };
+                let precisions = precisions();
                 for &p in precisions {
                     for threads in [1, 2] {
                         let mut got = y0.clone();
