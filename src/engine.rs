@@ -85,6 +85,8 @@ pub struct SpeakOptions {
     pub max_frames: usize,
     /// Frames in the first streamed chunk (default 8, about 93 ms of audio; later
     /// chunks grow ×4 up to `chunk_frames`). Smaller means earlier first audio.
+    /// Only the request's first sentence starts this small: later sentences
+    /// start at `chunk_frames` (their audio follows audio already delivered).
     pub first_chunk_frames: usize,
     /// Frames per streamed chunk after the first ones.
     pub chunk_frames: usize,
@@ -1124,7 +1126,15 @@ impl Speech {
                 let ids = &self.sentences[self.sentence];
                 let u = be.install(|| model.prepare(be, ids, &opts))?;
                 self.at = 0;
-                self.size = self.first;
+                // Small first chunks only where the listener is waiting: at
+                // the start of the request. Later sentences follow audio
+                // that is already ahead of playback, and larger chunks cost
+                // less halo (the samples are the same either way).
+                self.size = if self.sentence == 0 {
+                    self.first
+                } else {
+                    self.chunk
+                };
                 slot.insert(u)
             }
         };
