@@ -375,7 +375,7 @@ impl Reader {
             }
             t.float_data.clone()
         };
-        if let Some(p) = data.iter().position(|v| !v.is_finite()) {
+        if let Some(p) = first_non_finite(&data) {
             return Err(self.err(format!("tensor {name} has a non-finite value at {p}")));
         }
         self.used.insert(i);
@@ -807,17 +807,33 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
 /// of the page cache is most of a load). `false`, with `buf` empty, on any
 /// error or short read (the caller then reads it plainly).
 fn read_halves(f: &std::fs::File, buf: &mut Vec<u8>, len: usize) -> bool {
-    use std::os::unix::fs::FileExt;
     let spare = &mut buf.spare_capacity_mut()[..len];
     let (a, b) = spare.split_at_mut(len / 2);
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    // pread straight into the uninitialised memory (the kernel writes it; no
+    // zero-fill pass first), looping over short reads.
     let read = |part: &mut [std::mem::MaybeUninit<u8>], at: usize| -> bool {
-        // SAFETY: zero-filling makes the bytes initialised before they are
-        // viewed as `[u8]` (cheap next to the copy, and in the same pass).
-        let part = unsafe {
-            std::ptr::write_bytes(part.as_mut_ptr(), 0, part.len());
-            std::slice::from_raw_parts_mut(part.as_mut_ptr().cast::<u8>(), part.len())
-        };
-        f.read_exact_at(part, at as u64).is_ok()
+        let mut done = 0;
+        while done < part.len() {
+            // SAFETY: the destination is `part.len() - done` writable bytes
+            // of memory we own; pread writes at most that many.
+            let r = unsafe {
+                libc::pread(
+                    fd,
+                    part.as_mut_ptr().add(done).cast::<libc::c_void>(),
+                    part.len() - done,
+                    (at + done) as libc::off_t,
+                )
+            };
+            match r {
+                r if r > 0 => done += r as usize,
+                -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+                }
+                _ => return false,
+            }
+        }
+        true
     };
     let half = a.len();
     let (ok_a, ok_b) = rayon::join(|| read(a, 0), || read(b, half));
@@ -846,6 +862,23 @@ fn convert_all(inits: &[TensorProto]) -> Vec<Option<Vec<f32>>> {
     } else {
         inits.iter().map(one).collect()
     }
+}
+
+/// Index of the first NaN or infinity: blocks are tested without an early
+/// exit per element (so the test vectorizes), then searched if one fails.
+fn first_non_finite(v: &[f32]) -> Option<usize> {
+    const BLOCK: usize = 256;
+    v.chunks(BLOCK).enumerate().find_map(|(b, c)| {
+        // Exponent bits all ones: infinity or NaN.
+        let bad = c.iter().fold(false, |acc, x| {
+            acc | (x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+        });
+        if bad {
+            c.iter().position(|x| !x.is_finite()).map(|i| b * BLOCK + i)
+        } else {
+            None
+        }
+    })
 }
 
 /// Little-endian `f32`s from bytes (`bytes.len()` a multiple of 4): a plain
@@ -882,5 +915,26 @@ pub(crate) fn advise_huge_pages(ptr: *mut u8, len: usize) {
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_non_finite;
+
+    #[test]
+    fn first_non_finite_finds_the_first_bad_value() {
+        let mut v = vec![1.5f32; 1000];
+        assert_eq!(first_non_finite(&v), None);
+        assert_eq!(first_non_finite(&[]), None);
+        v[999] = f32::NEG_INFINITY;
+        assert_eq!(first_non_finite(&v), Some(999));
+        v[300] = f32::NAN;
+        assert_eq!(first_non_finite(&v), Some(300));
+        v[256] = f32::INFINITY;
+        assert_eq!(first_non_finite(&v), Some(256));
+        // Largest finite values and subnormals are fine.
+        let w = [f32::MAX, f32::MIN, f32::MIN_POSITIVE / 2.0, -0.0];
+        assert_eq!(first_non_finite(&w), None);
     }
 }
