@@ -130,8 +130,9 @@ pub trait Backend: Send + Sync + 'static {
     fn embed(&self, table: &Self::Vector, ids: &[i64], scale: f32, y: &mut Self::Buf, ym: Mat);
     /// "Same"-padded 1-D conv (dilation from the weight); depthwise when the weight has one input channel.
     fn conv1d(&self, w: &Self::Conv, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat, out: Out);
-    /// `y (op)= conv(LeakyReLU_slope(x))`; `tmp` (room for `xm`) may hold the
-    /// activation. The default runs the two ops; a backend may fuse them.
+    /// `y (op)= conv(LeakyReLU_slope(x))`, the activation's `gaps` columns
+    /// zeroed (batched windows); `tmp` (room for `xm`) may hold the
+    /// activation. The default runs the separate ops; a backend may fuse them.
     #[allow(clippy::too_many_arguments)]
     fn conv1d_lrelu(
         &self,
@@ -140,15 +141,16 @@ pub trait Backend: Send + Sync + 'static {
         x: &Self::Buf,
         xm: Mat,
         tmp: &mut Self::Buf,
+        gaps: &[(usize, usize)],
         y: &mut Self::Buf,
         ym: Mat,
         out: Out,
     ) {
-        self.leaky_relu(slope, x, xm, tmp, xm);
-        self.conv1d(w, tmp, xm, y, ym, out);
+        lrelu_conv(self, w, slope, x, xm, tmp, gaps, y, ym, out);
     }
-    /// `y += conv(LeakyReLU_slope(y))` (a ResBlock step); `tmp` (room for
-    /// `ym`) may hold the activation. The default runs the two ops.
+    /// `y += conv(LeakyReLU_slope(y))` (a ResBlock step), gaps as in
+    /// [`Backend::conv1d_lrelu`]; `tmp` (room for `ym`) may hold the
+    /// activation. The default runs the separate ops.
     fn conv1d_lrelu_add_inplace(
         &self,
         w: &Self::Conv,
@@ -156,8 +158,9 @@ pub trait Backend: Send + Sync + 'static {
         y: &mut Self::Buf,
         ym: Mat,
         tmp: &mut Self::Buf,
+        gaps: &[(usize, usize)],
     ) {
-        self.leaky_relu(slope, y, ym, tmp, ym);
+        lrelu_into(self, slope, y, ym, tmp, gaps);
         self.conv1d(w, tmp, ym, y, ym, Out::Add);
     }
     /// Transposed conv with kernel 2·stride and padding stride/2: `y.cols = stride · x.cols`.
@@ -283,4 +286,38 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Run `f` on this backend's thread pool (CPU) or stream (GPU).
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+}
+
+/// `tmp = LeakyReLU_slope(x)` with the `gaps` columns zeroed.
+pub(crate) fn lrelu_into<B: Backend + ?Sized>(
+    be: &B,
+    slope: f32,
+    x: &B::Buf,
+    xm: Mat,
+    tmp: &mut B::Buf,
+    gaps: &[(usize, usize)],
+) {
+    be.leaky_relu(slope, x, xm, tmp, xm);
+    if !gaps.is_empty() {
+        be.zero_cols(tmp, xm, gaps);
+    }
+}
+
+/// [`Backend::conv1d_lrelu`] as separate ops (the default, and a fused
+/// backend's fallback).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lrelu_conv<B: Backend + ?Sized>(
+    be: &B,
+    w: &B::Conv,
+    slope: f32,
+    x: &B::Buf,
+    xm: Mat,
+    tmp: &mut B::Buf,
+    gaps: &[(usize, usize)],
+    y: &mut B::Buf,
+    ym: Mat,
+    out: Out,
+) {
+    lrelu_into(be, slope, x, xm, tmp, gaps);
+    be.conv1d(w, tmp, xm, y, ym, out);
 }

@@ -319,12 +319,8 @@ impl<B: Backend> DecoderW<B> {
                             let m = bs.view(s.ch);
                             if ci == 0 {
                                 be.conv1d(c, act, m, yb, m, Out::Add);
-                            } else if scaled.is_empty() {
-                                be.conv1d_lrelu_add_inplace(c, 0.1, yb, m, t1);
                             } else {
-                                be.leaky_relu(0.1, yb, m, t1, m);
-                                zero(t1, m, &scaled);
-                                be.conv1d(c, t1, m, yb, m, Out::Add);
+                                be.conv1d_lrelu_add_inplace(c, 0.1, yb, m, t1, &scaled);
                             }
                             bs.grow(radius.next().unwrap_or(0));
                         }
@@ -334,22 +330,12 @@ impl<B: Backend> DecoderW<B> {
                             let m = bs.view(s.ch);
                             if ci == 0 {
                                 be.conv1d(c1, act, m, t2, m, Out::Set);
-                            } else if scaled.is_empty() {
-                                be.conv1d_lrelu(c1, 0.1, yb, m, t1, t2, m, Out::Set);
                             } else {
-                                be.leaky_relu(0.1, yb, m, t1, m);
-                                zero(t1, m, &scaled);
-                                be.conv1d(c1, t1, m, t2, m, Out::Set);
+                                be.conv1d_lrelu(c1, 0.1, yb, m, t1, &scaled, t2, m, Out::Set);
                             }
                             bs.grow(radius.next().unwrap_or(0));
                             let m = bs.view(s.ch);
-                            if scaled.is_empty() {
-                                be.conv1d_lrelu(c2, 0.1, t2, m, t1, yb, m, Out::Add);
-                            } else {
-                                be.leaky_relu(0.1, t2, m, t1, m);
-                                zero(t1, m, &scaled);
-                                be.conv1d(c2, t1, m, yb, m, Out::Add);
-                            }
+                            be.conv1d_lrelu(c2, 0.1, t2, m, t1, &scaled, yb, m, Out::Add);
                             bs.grow(radius.next().unwrap_or(0));
                         }
                     }
@@ -370,13 +356,17 @@ impl<B: Backend> DecoderW<B> {
         }
         let xm = sp.view(rows);
         let om = sp.view(1);
-        if scaled.is_empty() {
-            be.conv1d_lrelu(&self.conv_post, 0.01, x, xm, act, out, om, Out::Set);
-        } else {
-            be.leaky_relu(0.01, x, xm, act, xm);
-            zero(act, xm, &scaled);
-            be.conv1d(&self.conv_post, act, xm, out, om, Out::Set);
-        }
+        be.conv1d_lrelu(
+            &self.conv_post,
+            0.01,
+            x,
+            xm,
+            act,
+            &scaled,
+            out,
+            om,
+            Out::Set,
+        );
         be.tanh(out, om);
     }
 }

@@ -136,29 +136,7 @@ pub(crate) fn conv1d_lrelu(
     ym: Mat,
     out: Out,
 ) -> bool {
-    let Some(p) = &w.direct else {
-        return false;
-    };
-    assert_eq!(xm.cols, ym.cols, "conv1d keeps the length");
-    assert_eq!((xm.rows, ym.rows), (w.cin, w.cout), "conv1d rows");
-    assert!(xm.end() <= x.len() && ym.end() <= y.len());
-    // SAFETY: the pack exists only where the CPU has the kernels; bounds and
-    // shapes were asserted above.
-    unsafe {
-        direct::conv1d(
-            threads,
-            p,
-            &w.bias,
-            w.dilation,
-            x,
-            xm,
-            Some(slope),
-            y,
-            ym,
-            out,
-        );
-    }
-    true
+    conv1d_act(threads, w, x, xm, Some(slope), y, ym, out)
 }
 
 /// `y += conv(LeakyReLU_slope(y))` in place with the direct kernels; `false`
@@ -191,22 +169,45 @@ pub(crate) fn conv1d(
     ym: Mat,
     out: Out,
 ) {
+    conv1d_act(threads, w, x, xm, None, y, ym, out);
+}
+
+/// [`conv1d`] of `x`, or of `LeakyReLU_slope(x)` with `act = Some(slope)`:
+/// the activation only on the direct kernels (`false`, nothing done, on the
+/// other paths).
+#[allow(clippy::too_many_arguments)]
+fn conv1d_act(
+    threads: usize,
+    w: &CpuConv,
+    x: &[f32],
+    xm: Mat,
+    act: Option<f32>,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+) -> bool {
     assert_eq!(xm.cols, ym.cols, "conv1d keeps the length");
     assert_eq!(ym.rows, w.cout, "conv1d output rows");
     assert!(xm.end() <= x.len() && ym.end() <= y.len());
     let pad = w.dilation * (w.k - 1) / 2;
-    if w.cin == 1 && xm.rows == w.cout && w.cout > 1 {
-        depthwise(threads, w, x, xm, y, ym, out, pad);
-        return;
+    let depthwise_w = w.cin == 1 && xm.rows == w.cout && w.cout > 1;
+    if !depthwise_w {
+        assert_eq!(xm.rows, w.cin, "conv1d input rows");
     }
-    assert_eq!(xm.rows, w.cin, "conv1d input rows");
-    if let Some(p) = &w.direct {
-        // SAFETY: the pack exists only where the CPU has the kernels (checked
-        // when the weight was prepared); bounds and shapes were asserted above.
-        unsafe {
-            direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, None, y, ym, out);
+    match (&w.direct, act) {
+        (Some(p), _) if !depthwise_w => {
+            // SAFETY: the pack exists only where the CPU has the kernels
+            // (checked when the weight was prepared); bounds and shapes were
+            // asserted above.
+            unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
+            return true;
         }
-        return;
+        (_, Some(_)) => return false,
+        _ => {}
+    }
+    if depthwise_w {
+        depthwise(threads, w, x, xm, y, ym, out, pad);
+        return true;
     }
     let t = xm.cols;
     let kk = w.cin * w.k;
@@ -291,6 +292,7 @@ pub(crate) fn conv1d(
     } else {
         (0..n_tiles).for_each(run_tile);
     }
+    true
 }
 
 thread_local! {

@@ -96,8 +96,21 @@ pub(crate) struct Packed {
     k: usize,
 }
 
-/// Weights (elements) from which packing runs its panels in parallel.
-const PAR_PACK: usize = 1 << 16;
+/// `panel((index, chunk))` for every `len`-element chunk of `full`, in
+/// parallel when there are enough weights (the voice loads on all threads).
+fn each_panel<T: Send>(
+    full: &mut [T],
+    len: usize,
+    panel: impl Fn((usize, &mut [T])) + Sync + Send,
+) {
+    const PAR_PACK: usize = 1 << 16;
+    if full.len() >= PAR_PACK {
+        use rayon::prelude::*;
+        full.par_chunks_exact_mut(len).enumerate().for_each(panel);
+    } else {
+        full.chunks_exact_mut(len).enumerate().for_each(panel);
+    }
+}
 
 /// A zeroed vector (f32 / u32: zeroed by the allocator, so a large one is
 /// fresh pages not yet touched), its memory advised for huge pages before
@@ -137,15 +150,7 @@ impl Packed {
                         }
                     }
                 };
-                if full.len() >= PAR_PACK {
-                    // Panels in parallel (the voice loads on all threads).
-                    use rayon::prelude::*;
-                    full.par_chunks_exact_mut(MR * kk)
-                        .enumerate()
-                        .for_each(panel);
-                } else {
-                    full.chunks_exact_mut(MR * kk).enumerate().for_each(panel);
-                }
+                each_panel(full, MR * kk, panel);
                 for (r, dst) in rest.chunks_exact_mut(kk).enumerate() {
                     dst.copy_from_slice(row(panels * MR + r));
                 }
@@ -175,14 +180,7 @@ impl Packed {
                         }
                     }
                 };
-                if full.len() >= PAR_PACK {
-                    use rayon::prelude::*;
-                    full.par_chunks_exact_mut(MR * k2)
-                        .enumerate()
-                        .for_each(panel);
-                } else {
-                    full.chunks_exact_mut(MR * k2).enumerate().for_each(panel);
-                }
+                each_panel(full, MR * k2, panel);
                 for (ri, dst) in rest.chunks_exact_mut(k2).enumerate() {
                     let r = row(panels * MR + ri);
                     for i2 in 0..cin2 {

@@ -199,14 +199,16 @@ impl Backend for CpuBackend {
         x: &Vec<f32>,
         xm: Mat,
         tmp: &mut Vec<f32>,
+        gaps: &[(usize, usize)],
         y: &mut Vec<f32>,
         ym: Mat,
         out: Out,
     ) {
-        if !conv::conv1d_lrelu(self.threads, w, slope, x, xm, y, ym, out) {
-            self.leaky_relu(slope, x, xm, tmp, xm);
-            conv::conv1d(self.threads, w, tmp, xm, y, ym, out);
+        // Fused where there are no gaps to zero between activation and conv.
+        if gaps.is_empty() && conv::conv1d_lrelu(self.threads, w, slope, x, xm, y, ym, out) {
+            return;
         }
+        super::lrelu_conv(self, w, slope, x, xm, tmp, gaps, y, ym, out);
     }
 
     fn conv1d_lrelu_add_inplace(
@@ -216,11 +218,13 @@ impl Backend for CpuBackend {
         y: &mut Vec<f32>,
         ym: Mat,
         tmp: &mut Vec<f32>,
+        gaps: &[(usize, usize)],
     ) {
-        if !conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym) {
-            self.leaky_relu(slope, y, ym, tmp, ym);
-            conv::conv1d(self.threads, w, tmp, ym, y, ym, Out::Add);
+        if gaps.is_empty() && conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym) {
+            return;
         }
+        super::lrelu_into(self, slope, y, ym, tmp, gaps);
+        conv::conv1d(self.threads, w, tmp, ym, y, ym, Out::Add);
     }
 
     fn conv_transpose(&self, w: &CpuConvT, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
