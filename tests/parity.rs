@@ -6,7 +6,7 @@ mod common;
 
 use common::{read_f32, snr_db};
 use serde_json::Value;
-use voxide::backend::cpu::CpuBackend;
+use voxide::backend::cpu::{CpuBackend, Precision};
 use voxide::backend::Backend;
 use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::{Scales, Voice};
@@ -39,8 +39,21 @@ fn options(c: &Value) -> SynthOptions {
 
 #[test]
 fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
+    parity(CpuBackend::new(2).unwrap());
+}
+
+/// The f32-grade AMX kernels (where the CPU has them) keep f32 parity too.
+#[test]
+fn bf16x3_matches_onnxruntime() {
+    match CpuBackend::with_precision(2, Precision::Bf16x3) {
+        Ok(be) => parity(be),
+        Err(e) => eprintln!("skipped: {e}"),
+    }
+}
+
+fn parity(be: CpuBackend) {
     let voice = Voice::load(&common::voice_path(), None).expect("voice loads");
-    let be = CpuBackend::new(2).unwrap();
+    println!("precision {}", be.precision().as_str());
     let model = Vits::new(&be, &voice.weights).unwrap();
     let mut report = Vec::new();
     let mut ids_lens = Vec::new();

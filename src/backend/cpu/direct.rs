@@ -16,6 +16,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
+use super::amx;
 use crate::backend::{Mat, Out};
 use std::arch::x86_64::*;
 
@@ -38,10 +39,14 @@ pub enum Precision {
     /// bf16 weights and conv inputs, f32 accumulation (AVX-512 BF16; about
     /// twice the f32 throughput, lower fidelity).
     Bf16,
+    /// f32-grade arithmetic on AMX tiles: each value split into two bf16
+    /// halves, three bf16 products per multiply, f32 accumulation (see
+    /// `amx.rs`). Needs AMX-BF16 (Intel Xeon 4th generation and later).
+    Bf16x3,
 }
 
 impl Precision {
-    /// Parse `f32` / `bf16`.
+    /// Parse `f32` / `bf16x3` / `bf16`.
     ///
     /// # Errors
     /// A message naming the accepted values.
@@ -49,17 +54,19 @@ impl Precision {
         match s.trim().to_ascii_lowercase().as_str() {
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "bf16x3" => Ok(Precision::Bf16x3),
             other => Err(format!(
-                "unknown precision '{other}' (expected f32 or bf16)"
+                "unknown precision '{other}' (expected f32, bf16x3 or bf16)"
             )),
         }
     }
 
-    /// `f32` / `bf16`.
+    /// `f32` / `bf16` / `bf16x3`.
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Bf16x3 => "bf16x3",
         }
     }
 }
@@ -90,6 +97,7 @@ pub(crate) struct Packed {
     /// F32: full panels `[panel][cin·k][MR]`, then remainder rows `[row][cin·k]`.
     f: Vec<f32>,
     /// Bf16: the same with `ceil(cin/2)·k` pairs per row (channel pair, tap).
+    /// Bf16x3: AMX tiles (`amx.rs`).
     p: Vec<u32>,
     cout: usize,
     cin: usize,
@@ -130,6 +138,11 @@ impl Packed {
         cin: usize,
         k: usize,
     ) -> Packed {
+        // A block of 32 AMX rows would be mostly padding for a few outputs.
+        let precision = match precision {
+            Precision::Bf16x3 if cout < 16 => Precision::F32,
+            p => p,
+        };
         let panels = cout / MR;
         let kk = cin * k;
         // Row o of the weight is `[cin·k]` in (channel, tap) order, the K order
@@ -189,6 +202,13 @@ impl Packed {
                         }
                     }
                 }
+            }
+            Precision::Bf16x3 => {
+                p = huge_zeroed(amx::packed_len(cout, kk));
+                let per_block = amx::packed_len(amx::BLOCK, kk);
+                each_panel(&mut p, per_block, |(rb, dst)| {
+                    amx::pack_block(w, cout, kk, rb, dst)
+                });
             }
         }
         Packed {
@@ -562,7 +582,7 @@ unsafe fn run(
     }
     let ldx = (padl + xm.cols.max(t) + (w.k - 1) * dilation + NR).div_ceil(16) * 16;
     let rows = match w.precision {
-        Precision::F32 => w.cin,
+        Precision::F32 | Precision::Bf16x3 => w.cin,
         Precision::Bf16 => w.cin.div_ceil(2),
     };
     // Taken out of the thread-local for the call: a rayon worker waiting on
@@ -571,7 +591,7 @@ unsafe fn run(
     {
         let s = &mut scratch;
         match w.precision {
-            Precision::F32 => {
+            Precision::F32 | Precision::Bf16x3 => {
                 if s.f.len() < rows * ldx {
                     s.f.resize(rows * ldx, 0.0);
                 }
@@ -592,6 +612,11 @@ unsafe fn run(
             }
         }
         let xs_f = SendPtr(s.f.as_mut_ptr());
+        if w.precision == Precision::Bf16x3 {
+            run_amx(threads, w, bias, dilation, xs_f, ldx, y, ym, out);
+            SCRATCH.with(|sc| *sc.borrow_mut() = scratch);
+            return;
+        }
         let xs_p = SendPtr(s.p.as_mut_ptr());
         let panels = w.cout / MR;
         let rem = w.cout - panels * MR;
@@ -660,6 +685,7 @@ unsafe fn run(
                         (Precision::Bf16, _, 1) => tile!(tile_bf16::<1, 1>, w.p, rows, xs_p),
                         (Precision::Bf16, _, 2) => tile!(tile_bf16::<1, 2>, w.p, rows, xs_p),
                         (Precision::Bf16, _, _) => tile!(tile_bf16::<1, NV>, w.p, rows, xs_p),
+                        (Precision::Bf16x3, _, _) => unreachable!("AMX packs run in run_amx"),
                     }
                 }
             };
@@ -684,6 +710,80 @@ unsafe fn run(
     SCRATCH.with(|s| *s.borrow_mut() = scratch);
 }
 
+thread_local! {
+    /// One thread's AMX input tiles for a block of columns.
+    static AMX_B: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The AMX tile path of [`run`]: blocks of 32 output columns (their input
+/// tiles built once per block) × groups of 32-row weight blocks over the
+/// threads. `xs` is the filled f32 scratch.
+///
+/// # Safety
+/// As [`run`], with `w.precision == Bf16x3` (so [`amx::available`]).
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_amx(
+    threads: usize,
+    w: &Packed,
+    bias: &[f32],
+    dilation: usize,
+    xs: SendPtr<f32>,
+    ldx: usize,
+    y: *mut f32,
+    ym: Mat,
+    out: Out,
+) {
+    use amx::BLOCK;
+    let t = ym.cols;
+    let nkb = amx::k_blocks(w.cin * w.k);
+    let per_block = amx::packed_len(BLOCK, w.cin * w.k);
+    let row_blocks = w.cout.div_ceil(BLOCK);
+    let col_blocks = t.div_ceil(BLOCK);
+    let want = if threads > 1 { 2 * threads } else { 1 };
+    let groups = if col_blocks >= want {
+        1
+    } else {
+        want.div_ceil(col_blocks).min(row_blocks)
+    };
+    let per_group = row_blocks.div_ceil(groups);
+    let groups = row_blocks.div_ceil(per_group);
+    let yp = SendPtr(y);
+    let item = |it: usize| {
+        let (cb, g) = (it / groups, it % groups);
+        let t0 = cb * BLOCK;
+        AMX_B.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() < nkb * 4 * 256 {
+                b.resize(nkb * 4 * 256, 0);
+            }
+            amx::build_b(xs.get(), ldx, w.cin, w.k, dilation, t0, &mut b);
+            amx::configure();
+            let mut c = [0.0f32; BLOCK * BLOCK];
+            for rb in g * per_group..((g + 1) * per_group).min(row_blocks) {
+                amx::block(w.p.as_ptr().add(rb * per_block), b.as_ptr(), nkb, &mut c);
+                let o0 = rb * BLOCK;
+                amx::store(
+                    &c,
+                    bias.as_ptr().add(o0),
+                    (w.cout - o0).min(BLOCK),
+                    (t - t0).min(BLOCK),
+                    yp.get().add(ym.off + o0 * ym.ld + t0),
+                    ym.ld,
+                    out,
+                );
+            }
+            amx::release();
+        });
+    };
+    let items = col_blocks * groups;
+    if threads > 1 && items > 1 && w.cout * w.cin * w.k * t >= 1 << 16 {
+        use rayon::prelude::*;
+        (0..items).into_par_iter().for_each(item);
+    } else {
+        (0..items).for_each(item);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,10 +799,10 @@ mod tests {
 
     /// The precisions this CPU's direct kernels run.
     fn precisions() -> &'static [Precision] {
-        if has_bf16() {
-            &[Precision::F32, Precision::Bf16]
-        } else {
-            &[Precision::F32]
+        match (has_bf16(), amx::available()) {
+            (true, true) => &[Precision::F32, Precision::Bf16, Precision::Bf16x3],
+            (true, false) => &[Precision::F32, Precision::Bf16],
+            _ => &[Precision::F32],
         }
     }
 
@@ -737,6 +837,7 @@ mod tests {
             (16, 1, 1, 1),
             (32, 32, 7, 12),
             (9, 64, 1, 1),
+            (72, 70, 3, 2),
         ] {
             let c = random_conv(&mut seed, cout, cin, k, d);
             let plain = CpuConv::new(&c, None);
@@ -767,6 +868,7 @@ mod tests {
                             let scale = (cin * k) as f32;
                             let tol = match p {
                                 Precision::F32 => 1e-5 * scale,
+                                Precision::Bf16x3 => 2e-5 * scale,
                                 Precision::Bf16 => 1e-2 * scale.sqrt(),
                             };
                             for (i, (a, b)) in want.iter().zip(&got).enumerate() {
@@ -943,6 +1045,7 @@ mod tests {
                         reference_t(threads, &CpuConvT::new(&c, Some(p)), &x, xm, &mut got, ym);
                         let tol = match p {
                             Precision::F32 => 1e-5 * cin as f32,
+                            Precision::Bf16x3 => 2e-5 * cin as f32,
                             Precision::Bf16 => 1e-2 * (cin as f32).sqrt(),
                         };
                         for (i, (a, b)) in want.iter().zip(&got).enumerate() {

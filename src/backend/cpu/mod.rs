@@ -1,6 +1,7 @@
 //! The CPU backend: the reference implementation of every op. GEMMs go to the
 //! `gemm` crate (runtime SIMD dispatch); threads come from a private rayon pool.
 
+mod amx;
 mod attention;
 mod conv;
 mod direct;
@@ -58,6 +59,12 @@ impl CpuBackend {
             Precision::Bf16 => {
                 return Err(BackendError::Device(
                     "bf16 precision needs a CPU with AVX-512 BF16 (and VOXIDE_CPU_KERNELS unset); use f32".into(),
+                ))
+            }
+            Precision::Bf16x3 if !portable && amx::available() => Some(Precision::Bf16x3),
+            Precision::Bf16x3 => {
+                return Err(BackendError::Device(
+                    "bf16x3 precision needs a CPU with AMX-BF16 tiles and an OS that enables them (and VOXIDE_CPU_KERNELS unset); use f32".into(),
                 ))
             }
         };
@@ -160,8 +167,13 @@ impl Backend for CpuBackend {
     }
 
     fn prepare_conv(&self, c: &Conv) -> Result<CpuConv, BackendError> {
-        // Full precision outside the stages that opted in.
-        Ok(CpuConv::new(c, self.kernels.map(|_| Precision::F32)))
+        // Full precision (or f32-grade bf16x3) outside the stages that opted
+        // in to bf16.
+        let p = self.kernels.map(|p| match p {
+            Precision::Bf16 => Precision::F32,
+            p => p,
+        });
+        Ok(CpuConv::new(c, p))
     }
 
     fn prepare_conv_lowp(&self, c: &Conv) -> Result<CpuConv, BackendError> {
