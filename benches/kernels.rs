@@ -29,6 +29,8 @@ fn main() {
     // (name, cout, cin, k, dilation, time steps)
     let shapes = [
         ("encoder ffn k3", 768, 192, 3, 1, 200),
+        ("encoder ffn k3 t485", 768, 192, 3, 1, 485),
+        ("encoder ffn2 k3 t485", 192, 768, 3, 1, 485),
         ("flow wn in k5", 384, 192, 5, 1, 600),
         // A first streamed chunk's flow window (narrow: tail tiles matter).
         ("flow wn in k5 t45", 384, 192, 5, 1, 45),
@@ -40,7 +42,7 @@ fn main() {
         ("dec mrf2 k7 d12", 32, 32, 7, 12, 76800),
     ];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for precision in [Precision::F32, Precision::Bf16] {
+    for precision in [Precision::F32, Precision::Bf16x3, Precision::Bf16] {
         for th in [1, threads] {
             let be = match CpuBackend::with_precision(th, precision) {
                 Ok(b) => b,

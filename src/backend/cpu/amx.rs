@@ -35,6 +35,36 @@ pub(crate) const KB: usize = 32;
 /// `u32` per tile (16 rows × 64 bytes).
 const TILE: usize = 256;
 
+/// One 64-byte tile row. Tile loads from 64-byte aligned rows are several
+/// times faster than from rows straddling two cache lines, so every tile
+/// buffer is made of these.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line([u32; 16]);
+
+/// `n` zeroed lines (fresh allocator-zeroed pages for a large one).
+pub(crate) fn zeroed_lines(n: usize) -> Vec<Line> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let layout = std::alloc::Layout::array::<Line>(n).expect("tile buffer size");
+    // SAFETY: a non-zero layout; the zeroed memory is a valid [Line] (plain
+    // integers), allocated with the layout Vec<Line> frees it with.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<Line>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(p, n, n)
+    }
+}
+
+/// The `u32` of a line buffer.
+pub(crate) fn words_mut(v: &mut [Line]) -> &mut [u32] {
+    // SAFETY: Line is 16 u32 with no padding.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len() * 16) }
+}
+
 /// Whether this CPU and OS run AMX-BF16 tiles (asks Linux for the tile
 /// state once per process).
 pub(crate) fn available() -> bool {
@@ -71,44 +101,49 @@ fn request_tile_state() -> bool {
     false
 }
 
-/// Round-to-nearest-even bf16 of `x`, as the f32 bit pattern (low half 0).
-fn split_bits(x: u32) -> u32 {
-    x.wrapping_add(0x7fff + ((x >> 16) & 1)) & 0xffff_0000
-}
-
-/// `(hi, lo)` bf16 bits of `v` (`v ≈ hi + lo`).
-fn split(v: f32) -> (u16, u16) {
-    let hi = split_bits(v.to_bits());
-    let lo = split_bits((v - f32::from_bits(hi)).to_bits());
-    ((hi >> 16) as u16, (lo >> 16) as u16)
-}
-
 /// K blocks for `kk = cin·k`.
 pub(crate) fn k_blocks(kk: usize) -> usize {
     kk.div_ceil(KB)
 }
 
-/// `u32` of the packed weights for `cout` rows and `kk` K.
-pub(crate) fn packed_len(cout: usize, kk: usize) -> usize {
-    cout.div_ceil(BLOCK) * k_blocks(kk) * 4 * TILE
+/// Lines of the packed weights for `cout` rows and `kk` K.
+pub(crate) fn packed_lines(cout: usize, kk: usize) -> usize {
+    cout.div_ceil(BLOCK) * k_blocks(kk) * 4 * 16
 }
 
 /// Pack one row block (`dst`: `[k block][4 tiles]`) of `w` (`[cout, kk]`).
-pub(crate) fn pack_block(w: &[f32], cout: usize, kk: usize, rb: usize, dst: &mut [u32]) {
-    for r in 0..BLOCK {
-        let o = rb * BLOCK + r;
-        if o >= cout {
-            break;
-        }
-        let row = &w[o * kk..(o + 1) * kk];
+///
+/// # Safety
+/// [`available`] returned true; `dst` holds `packed_lines(32, kk)` lines.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn pack_block(w: &[f32], cout: usize, kk: usize, rb: usize, dst: &mut [Line]) {
+    let nkb = k_blocks(kk);
+    for r in 0..BLOCK.min(cout.saturating_sub(rb * BLOCK)) {
+        let row = w.as_ptr().add((rb * BLOCK + r) * kk);
         let (half, m) = (r / 16, r % 16);
-        for (q, &v) in row.iter().enumerate() {
-            let (hi, lo) = split(v);
-            let (kb, c, e) = (q / KB, (q % KB) / 2, q % 2);
-            let base = kb * 4 * TILE + m * 16 + c;
-            let sh = 16 * e;
-            dst[base + half * TILE] |= u32::from(hi) << sh;
-            dst[base + (2 + half) * TILE] |= u32::from(lo) << sh;
+        for kb in 0..nkb {
+            // 32 weights of K block kb (zeros past kk) -> one row of the
+            // hi tile and one of the lo tile, K in order (pairs in u32).
+            let load = |q: usize| {
+                let left = kk.saturating_sub(q).min(16);
+                _mm512_maskz_loadu_ps(((1u32 << left) - 1) as __mmask16, row.add(q))
+            };
+            let (h0, l0) = split16(load(kb * KB));
+            let (h1, l1) = split16(load(kb * KB + 16));
+            let narrow = |a: __m512i, b: __m512i| {
+                let a = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(a));
+                let b = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(b));
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
+            };
+            let base = kb * 4 * 16 + m;
+            _mm512_store_si512(
+                dst.as_mut_ptr().add(base + half * 16).cast(),
+                narrow(h0, h1),
+            );
+            _mm512_store_si512(
+                dst.as_mut_ptr().add(base + (2 + half) * 16).cast(),
+                narrow(l0, l1),
+            );
         }
     }
 }
@@ -134,46 +169,108 @@ unsafe fn split16(v: __m512) -> (__m512i, __m512i) {
     (hi, lo)
 }
 
-/// Build the `B` tiles of the 32 output columns from `t0` into `dst`
-/// (`k_blocks(cin·k)·4·TILE` u32): pair row `c` of k block `kb` holds K
-/// `2c, 2c + 1` of that block, lane `n` column `t0 + n` (+16 in tile 1).
+/// Copy `x` rows (`xm`, the activation applied as the direct kernels do)
+/// into split planes: row `i` of `dst` (`2·ldx` u16) is `ldx` bf16 `hi`
+/// halves then `ldx` `lo` halves, `padl` zeros before the data, zeros after.
 ///
 /// # Safety
-/// `xs` rows (`ldx` apart) readable at `t0 + j·dil .. + 32` for every channel
-/// `< cin` and tap `j < k`.
+/// `x` holds the view; `dst` holds `xm.rows` rows of `2·ldx`;
+/// `ldx ≥ padl + round_up(xm.cols, 16)`.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn fill_split(
+    dst: &mut [u16],
+    ldx: usize,
+    padl: usize,
+    x: &[f32],
+    xm: crate::backend::Mat,
+    act: Option<f32>,
+) {
+    let t = xm.cols;
+    for (i, row) in dst.chunks_exact_mut(2 * ldx).take(xm.rows).enumerate() {
+        let (hi, lo) = row.split_at_mut(ldx);
+        hi[..padl].fill(0);
+        lo[..padl].fill(0);
+        let src = x.as_ptr().add(xm.off + i * xm.ld);
+        let mut c = 0;
+        while c < t {
+            let mask: __mmask16 = if t - c >= 16 {
+                0xffff
+            } else {
+                ((1u32 << (t - c)) - 1) as __mmask16
+            };
+            let mut v = _mm512_maskz_loadu_ps(mask, src.add(c));
+            if let Some(slope) = act {
+                // Exactly the backend's LeakyReLU: v·slope where v < 0.
+                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+                v = _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(slope));
+            }
+            let (h, l) = split16(v);
+            let h = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(h));
+            let l = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(l));
+            // Masked-off lanes are zero, so the 16-wide stores past `t`
+            // write the right margin's zeros.
+            _mm256_storeu_si256(hi.as_mut_ptr().add(padl + c).cast(), h);
+            _mm256_storeu_si256(lo.as_mut_ptr().add(padl + c).cast(), l);
+            c += 16;
+        }
+        let used = padl + t.div_ceil(16) * 16;
+        hi[used..].fill(0);
+        lo[used..].fill(0);
+    }
+}
+
+/// Build the `B` tiles of the 32 output columns from `t0` into `dst`
+/// (`k_blocks(cin·k)·4·16` lines) from split planes (see [`fill_split`]):
+/// pair row `c` of k block `kb` holds K `2c, 2c + 1` of that block, lane
+/// `n` column `t0 + n` (+16 in the second tile).
+///
+/// # Safety
+/// `xs` rows (`2·ldx` u16 apart) readable at `t0 + j·dil .. + 32` in both
+/// planes for every channel `< cin` and tap `j < k`.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn build_b(
-    xs: *const f32,
+    xs: *const u16,
     ldx: usize,
     cin: usize,
     k: usize,
     dil: usize,
     t0: usize,
-    dst: &mut [u32],
+    dst: &mut [Line],
 ) {
+    let dst = words_mut(dst);
     let kk = cin * k;
     let nkb = k_blocks(kk);
-    let at = |q: usize| xs.add((q / k) * ldx + t0 + (q % k) * dil);
     let d = dst.as_mut_ptr();
+    // (channel, tap) of K index q, walked without divisions.
+    let (mut ci, mut tap) = (0usize, 0usize);
+    let mut next = || {
+        let at = if ci < cin {
+            Some(xs.add(ci * 2 * ldx + t0 + tap * dil))
+        } else {
+            None
+        };
+        tap += 1;
+        if tap == k {
+            tap = 0;
+            ci += 1;
+        }
+        at
+    };
+    let widen = |p: Option<*const u16>, off: usize| match p {
+        Some(p) => _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(off).cast())),
+        None => _mm512_setzero_si512(),
+    };
     for q2 in 0..nkb * KB / 2 {
-        let q = 2 * q2;
-        let (kb, c) = (q / KB, q2 % 16);
+        let (kb, c) = (2 * q2 / KB, q2 % 16);
         let tile = d.add(kb * 4 * TILE + c * 16);
+        let (a, b) = (next(), next());
         for h in 0..2 {
-            let load = |q: usize| {
-                if q < kk {
-                    _mm512_loadu_ps(at(q).add(16 * h))
-                } else {
-                    _mm512_setzero_ps()
-                }
-            };
-            let (ah, al) = split16(load(q));
-            let (bh, bl) = split16(load(q + 1));
-            // Lane n: bf16 of K 2c in the low half, K 2c + 1 in the high half.
-            let hi = _mm512_or_si512(_mm512_srli_epi32::<16>(ah), bh);
-            let lo = _mm512_or_si512(_mm512_srli_epi32::<16>(al), bl);
-            _mm512_storeu_si512(tile.add(h * TILE).cast(), hi);
-            _mm512_storeu_si512(tile.add((2 + h) * TILE).cast(), lo);
+            for (plane, which) in [(0, h), (ldx, 2 + h)] {
+                // Lane n: K 2c in the low half, K 2c + 1 in the high half.
+                let lo_k = widen(a, plane + 16 * h);
+                let hi_k = _mm512_slli_epi32::<16>(widen(b, plane + 16 * h));
+                _mm512_storeu_si512(tile.add(which * TILE).cast(), _mm512_or_si512(lo_k, hi_k));
+            }
         }
     }
 }
@@ -220,10 +317,10 @@ pub(crate) unsafe fn release() {
 /// `hi·lo`, `hi·hi`, `lo·hi`.
 ///
 /// # Safety
-/// [`configure`] ran on this thread; `a`, `b` hold `nkb·4·TILE` u32.
-pub(crate) unsafe fn block(a: *const u32, b: *const u32, nkb: usize, c: &mut [f32; BLOCK * BLOCK]) {
+/// [`configure`] ran on this thread; `a`, `b` hold `nkb·4·16` lines.
+pub(crate) unsafe fn block(a: *const Line, b: *const Line, nkb: usize, c: &mut Out32) {
     if nkb == 0 {
-        c.fill(0.0);
+        c.0.fill(0.0);
         return;
     }
     asm!(
@@ -268,10 +365,14 @@ pub(crate) unsafe fn block(a: *const u32, b: *const u32, nkb: usize, c: &mut [f3
         n = inout(reg) nkb => _,
         s = in(reg) 64usize,
         ls = in(reg) 128usize,
-        c = in(reg) c.as_mut_ptr(),
+        c = in(reg) c.0.as_mut_ptr(),
         options(nostack),
     );
 }
+
+/// A 32×32 f32 output block (64-byte aligned rows for the tile stores).
+#[repr(C, align(64))]
+pub(crate) struct Out32(pub [f32; BLOCK * BLOCK]);
 
 /// Write rows `0..rows`, columns `0..n` of a block plus the bias to `y`.
 ///
@@ -280,7 +381,7 @@ pub(crate) unsafe fn block(a: *const u32, b: *const u32, nkb: usize, c: &mut [f3
 /// holds `rows` values; `rows, n ≤ 32`.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn store(
-    c: &[f32; BLOCK * BLOCK],
+    c: &Out32,
     bias: *const f32,
     rows: usize,
     n: usize,
@@ -300,7 +401,7 @@ pub(crate) unsafe fn store(
             if mask == 0 {
                 continue;
             }
-            let r = _mm512_add_ps(_mm512_loadu_ps(c.as_ptr().add(m * BLOCK + 16 * v)), b);
+            let r = _mm512_add_ps(_mm512_load_ps(c.0.as_ptr().add(m * BLOCK + 16 * v)), b);
             let r = match out {
                 Out::Set => r,
                 Out::SetRelu => _mm512_max_ps(r, zero),

@@ -97,8 +97,9 @@ pub(crate) struct Packed {
     /// F32: full panels `[panel][cin·k][MR]`, then remainder rows `[row][cin·k]`.
     f: Vec<f32>,
     /// Bf16: the same with `ceil(cin/2)·k` pairs per row (channel pair, tap).
-    /// Bf16x3: AMX tiles (`amx.rs`).
     p: Vec<u32>,
+    /// Bf16x3: AMX tiles (`amx.rs`).
+    a: Vec<amx::Line>,
     cout: usize,
     cin: usize,
     k: usize,
@@ -138,9 +139,10 @@ impl Packed {
         cin: usize,
         k: usize,
     ) -> Packed {
-        // A block of 32 AMX rows would be mostly padding for a few outputs.
+        // Few output rows reuse each input tile too little to pay for
+        // building it (32-channel convs run faster on the f32 kernels).
         let precision = match precision {
-            Precision::Bf16x3 if cout < 16 => Precision::F32,
+            Precision::Bf16x3 if cout < 64 => Precision::F32,
             p => p,
         };
         let panels = cout / MR;
@@ -150,6 +152,7 @@ impl Packed {
         let row = |o: usize| &w[o * kk..(o + 1) * kk];
         let mut f = Vec::new();
         let mut p = Vec::new();
+        let mut a = Vec::new();
         match precision {
             Precision::F32 => {
                 f = huge_zeroed(cout * kk);
@@ -204,9 +207,14 @@ impl Packed {
                 }
             }
             Precision::Bf16x3 => {
-                p = huge_zeroed(amx::packed_len(cout, kk));
-                let per_block = amx::packed_len(amx::BLOCK, kk);
-                each_panel(&mut p, per_block, |(rb, dst)| {
+                a = amx::zeroed_lines(amx::packed_lines(cout, kk));
+                crate::voice::advise_huge_pages(
+                    a.as_mut_ptr().cast(),
+                    std::mem::size_of_val(a.as_slice()),
+                );
+                let per_block = amx::packed_lines(amx::BLOCK, kk);
+                // SAFETY: Bf16x3 packs only where amx::available().
+                each_panel(&mut a, per_block, |(rb, dst)| unsafe {
                     amx::pack_block(w, cout, kk, rb, dst)
                 });
             }
@@ -215,6 +223,7 @@ impl Packed {
             precision,
             f,
             p,
+            a,
             cout,
             cin,
             k,
@@ -227,6 +236,8 @@ impl Packed {
 struct Scratch {
     f: Vec<f32>,
     p: Vec<u32>,
+    /// Bf16x3: split planes (`amx::fill_split`).
+    h: Vec<u16>,
 }
 
 thread_local! {
@@ -591,7 +602,21 @@ unsafe fn run(
     {
         let s = &mut scratch;
         match w.precision {
-            Precision::F32 | Precision::Bf16x3 => {
+            Precision::Bf16x3 => {
+                let ld2 = 2 * ldx;
+                if s.h.len() < rows * ld2 {
+                    s.h.resize(rows * ld2, 0);
+                }
+                let dst = &mut s.h[..rows * ld2];
+                par_rows(threads, dst, ld2, rows, |d, r0, r1| {
+                    amx::fill_split(d, ldx, padl, x, xm.rows(r0, r1), act)
+                });
+                let xs = SendPtr(s.h.as_mut_ptr());
+                run_amx(threads, w, bias, dilation, xs, ldx, y, ym, out);
+                SCRATCH.with(|sc| *sc.borrow_mut() = scratch);
+                return;
+            }
+            Precision::F32 => {
                 if s.f.len() < rows * ldx {
                     s.f.resize(rows * ldx, 0.0);
                 }
@@ -612,11 +637,6 @@ unsafe fn run(
             }
         }
         let xs_f = SendPtr(s.f.as_mut_ptr());
-        if w.precision == Precision::Bf16x3 {
-            run_amx(threads, w, bias, dilation, xs_f, ldx, y, ym, out);
-            SCRATCH.with(|sc| *sc.borrow_mut() = scratch);
-            return;
-        }
         let xs_p = SendPtr(s.p.as_mut_ptr());
         let panels = w.cout / MR;
         let rem = w.cout - panels * MR;
@@ -712,12 +732,12 @@ unsafe fn run(
 
 thread_local! {
     /// One thread's AMX input tiles for a block of columns.
-    static AMX_B: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static AMX_B: std::cell::RefCell<Vec<amx::Line>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The AMX tile path of [`run`]: blocks of 32 output columns (their input
 /// tiles built once per block) × groups of 32-row weight blocks over the
-/// threads. `xs` is the filled f32 scratch.
+/// threads. `xs` is the filled split scratch (`2·ldx` u16 per row).
 ///
 /// # Safety
 /// As [`run`], with `w.precision == Bf16x3` (so [`amx::available`]).
@@ -727,7 +747,7 @@ unsafe fn run_amx(
     w: &Packed,
     bias: &[f32],
     dilation: usize,
-    xs: SendPtr<f32>,
+    xs: SendPtr<u16>,
     ldx: usize,
     y: *mut f32,
     ym: Mat,
@@ -736,7 +756,7 @@ unsafe fn run_amx(
     use amx::BLOCK;
     let t = ym.cols;
     let nkb = amx::k_blocks(w.cin * w.k);
-    let per_block = amx::packed_len(BLOCK, w.cin * w.k);
+    let per_block = amx::packed_lines(BLOCK, w.cin * w.k);
     let row_blocks = w.cout.div_ceil(BLOCK);
     let col_blocks = t.div_ceil(BLOCK);
     let want = if threads > 1 { 2 * threads } else { 1 };
@@ -753,14 +773,14 @@ unsafe fn run_amx(
         let t0 = cb * BLOCK;
         AMX_B.with(|b| {
             let mut b = b.borrow_mut();
-            if b.len() < nkb * 4 * 256 {
-                b.resize(nkb * 4 * 256, 0);
+            if b.len() < nkb * 4 * 16 {
+                *b = amx::zeroed_lines(nkb * 4 * 16);
             }
             amx::build_b(xs.get(), ldx, w.cin, w.k, dilation, t0, &mut b);
             amx::configure();
-            let mut c = [0.0f32; BLOCK * BLOCK];
+            let mut c = amx::Out32([0.0; BLOCK * BLOCK]);
             for rb in g * per_group..((g + 1) * per_group).min(row_blocks) {
-                amx::block(w.p.as_ptr().add(rb * per_block), b.as_ptr(), nkb, &mut c);
+                amx::block(w.a.as_ptr().add(rb * per_block), b.as_ptr(), nkb, &mut c);
                 let o0 = rb * BLOCK;
                 amx::store(
                     &c,
