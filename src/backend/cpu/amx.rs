@@ -111,21 +111,30 @@ pub(crate) fn packed_lines(cout: usize, kk: usize) -> usize {
     cout.div_ceil(BLOCK) * k_blocks(kk) * 4 * 16
 }
 
-/// Pack one row block (`dst`: `[k block][4 tiles]`) of `w` (`[cout, kk]`).
+/// Pack one row block of `w` (`[cout, kk]`) into `dst`: `[k block][4
+/// tiles]`, every line written (rows past `cout` and K past `kk` as zeros),
+/// so `dst` may start uninitialized.
 ///
 /// # Safety
 /// [`available`] returned true; `dst` holds `packed_lines(32, kk)` lines.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) unsafe fn pack_block(w: &[f32], cout: usize, kk: usize, rb: usize, dst: &mut [Line]) {
-    let nkb = k_blocks(kk);
-    for r in 0..BLOCK.min(cout.saturating_sub(rb * BLOCK)) {
-        let row = w.as_ptr().add((rb * BLOCK + r) * kk);
+pub(crate) unsafe fn pack_block(w: &[f32], cout: usize, kk: usize, rb: usize, dst: *mut Line) {
+    let rows = BLOCK.min(cout.saturating_sub(rb * BLOCK));
+    for r in 0..BLOCK {
+        let row = w
+            .as_ptr()
+            .add((rb * BLOCK + r.min(rows.saturating_sub(1))) * kk);
         let (half, m) = (r / 16, r % 16);
-        for kb in 0..nkb {
-            // 32 weights of K block kb (zeros past kk) -> one row of the
-            // hi tile and one of the lo tile, K in order (pairs in u32).
+        for kb in 0..k_blocks(kk) {
+            // 32 weights of K block kb (zeros past kk, and for padding rows)
+            // -> one row of the hi tile and one of the lo tile, K in order
+            // (pairs in u32).
             let load = |q: usize| {
-                let left = kk.saturating_sub(q).min(16);
+                let left = if r < rows {
+                    kk.saturating_sub(q).min(16)
+                } else {
+                    0
+                };
                 _mm512_maskz_loadu_ps(((1u32 << left) - 1) as __mmask16, row.add(q))
             };
             let (h0, l0) = split16(load(kb * KB));
@@ -136,14 +145,8 @@ pub(crate) unsafe fn pack_block(w: &[f32], cout: usize, kk: usize, rb: usize, ds
                 _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
             };
             let base = kb * 4 * 16 + m;
-            _mm512_store_si512(
-                dst.as_mut_ptr().add(base + half * 16).cast(),
-                narrow(h0, h1),
-            );
-            _mm512_store_si512(
-                dst.as_mut_ptr().add(base + (2 + half) * 16).cast(),
-                narrow(l0, l1),
-            );
+            _mm512_store_si512(dst.add(base + half * 16).cast(), narrow(h0, h1));
+            _mm512_store_si512(dst.add(base + (2 + half) * 16).cast(), narrow(l0, l1));
         }
     }
 }

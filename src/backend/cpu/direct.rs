@@ -112,8 +112,8 @@ fn each_panel<T: Send>(
     len: usize,
     panel: impl Fn((usize, &mut [T])) + Sync + Send,
 ) {
-    const PAR_PACK: usize = 1 << 16;
-    if full.len() >= PAR_PACK {
+    const PAR_PACK_BYTES: usize = 1 << 18;
+    if std::mem::size_of_val(full) >= PAR_PACK_BYTES {
         use rayon::prelude::*;
         full.par_chunks_exact_mut(len).enumerate().for_each(panel);
     } else {
@@ -139,10 +139,11 @@ impl Packed {
         cin: usize,
         k: usize,
     ) -> Packed {
-        // Few output rows reuse each input tile too little to pay for
-        // building it (32-channel convs run faster on the f32 kernels).
+        // Few output rows × taps reuse each input tile too little to pay
+        // for building it (a 32-channel k3 conv runs faster on the f32
+        // kernels, a 32-channel k7 one on AMX: kernels bench).
         let precision = match precision {
-            Precision::Bf16x3 if cout < 64 => Precision::F32,
+            Precision::Bf16x3 if cout < 32 || (cout < 64 && k < 5) => Precision::F32,
             p => p,
         };
         let panels = cout / MR;
@@ -152,7 +153,7 @@ impl Packed {
         let row = |o: usize| &w[o * kk..(o + 1) * kk];
         let mut f = Vec::new();
         let mut p = Vec::new();
-        let mut a = Vec::new();
+        let mut a: Vec<amx::Line> = Vec::new();
         match precision {
             Precision::F32 => {
                 f = huge_zeroed(cout * kk);
@@ -207,16 +208,23 @@ impl Packed {
                 }
             }
             Precision::Bf16x3 => {
-                a = amx::zeroed_lines(amx::packed_lines(cout, kk));
-                crate::voice::advise_huge_pages(
-                    a.as_mut_ptr().cast(),
-                    std::mem::size_of_val(a.as_slice()),
-                );
+                // Uninitialized (fresh pages, no zeroing pass): the packing
+                // writes every line.
+                let n = amx::packed_lines(cout, kk);
+                a = Vec::with_capacity(n);
+                crate::voice::advise_huge_pages(a.as_mut_ptr().cast(), n * 64);
                 let per_block = amx::packed_lines(amx::BLOCK, kk);
-                // SAFETY: Bf16x3 packs only where amx::available().
-                each_panel(&mut a, per_block, |(rb, dst)| unsafe {
-                    amx::pack_block(w, cout, kk, rb, dst)
-                });
+                // SAFETY: Bf16x3 packs only where amx::available(); each
+                // block gets its own `per_block` lines.
+                each_panel(
+                    &mut a.spare_capacity_mut()[..n],
+                    per_block,
+                    |(rb, dst)| unsafe {
+                        amx::pack_block(w, cout, kk, rb, dst.as_mut_ptr().cast())
+                    },
+                );
+                // SAFETY: all n lines were written above.
+                unsafe { a.set_len(n) };
             }
         }
         Packed {
@@ -767,35 +775,46 @@ unsafe fn run_amx(
     };
     let per_group = row_blocks.div_ceil(groups);
     let groups = row_blocks.div_ceil(per_group);
+    // Runs of column blocks per work item (a few items per thread: the tile
+    // configuration and the task cost are paid per item, not per block).
+    let spans = if threads > 1 {
+        col_blocks.min(4 * threads)
+    } else {
+        1
+    };
+    let per_span = col_blocks.div_ceil(spans);
+    let spans = col_blocks.div_ceil(per_span);
     let yp = SendPtr(y);
     let item = |it: usize| {
-        let (cb, g) = (it / groups, it % groups);
-        let t0 = cb * BLOCK;
+        let (sp, g) = (it / groups, it % groups);
         AMX_B.with(|b| {
             let mut b = b.borrow_mut();
             if b.len() < nkb * 4 * 16 {
                 *b = amx::zeroed_lines(nkb * 4 * 16);
             }
-            amx::build_b(xs.get(), ldx, w.cin, w.k, dilation, t0, &mut b);
             amx::configure();
             let mut c = amx::Out32([0.0; BLOCK * BLOCK]);
-            for rb in g * per_group..((g + 1) * per_group).min(row_blocks) {
-                amx::block(w.a.as_ptr().add(rb * per_block), b.as_ptr(), nkb, &mut c);
-                let o0 = rb * BLOCK;
-                amx::store(
-                    &c,
-                    bias.as_ptr().add(o0),
-                    (w.cout - o0).min(BLOCK),
-                    (t - t0).min(BLOCK),
-                    yp.get().add(ym.off + o0 * ym.ld + t0),
-                    ym.ld,
-                    out,
-                );
+            for cb in sp * per_span..((sp + 1) * per_span).min(col_blocks) {
+                let t0 = cb * BLOCK;
+                amx::build_b(xs.get(), ldx, w.cin, w.k, dilation, t0, &mut b);
+                for rb in g * per_group..((g + 1) * per_group).min(row_blocks) {
+                    amx::block(w.a.as_ptr().add(rb * per_block), b.as_ptr(), nkb, &mut c);
+                    let o0 = rb * BLOCK;
+                    amx::store(
+                        &c,
+                        bias.as_ptr().add(o0),
+                        (w.cout - o0).min(BLOCK),
+                        (t - t0).min(BLOCK),
+                        yp.get().add(ym.off + o0 * ym.ld + t0),
+                        ym.ld,
+                        out,
+                    );
+                }
             }
             amx::release();
         });
     };
-    let items = col_blocks * groups;
+    let items = spans * groups;
     if threads > 1 && items > 1 && w.cout * w.cin * w.k * t >= 1 << 16 {
         use rayon::prelude::*;
         (0..items).into_par_iter().for_each(item);
