@@ -324,8 +324,11 @@ impl EngineBuilder {
     }
 
     /// Conv arithmetic on the CPU (default: `$VOXIDE_PRECISION`, else
-    /// [`Precision::F32`]). [`Precision::Bf16`] is about 1.5–2× faster with
-    /// lower fidelity (see the README's performance section).
+    /// [`Precision::auto`]: [`Precision::Bf16x3`] on CPUs with AMX tiles,
+    /// f32-grade and faster, else [`Precision::F32`], the reference).
+    /// [`Precision::Bf16`] runs the decoder in bf16: faster only where the
+    /// CPU has fast AVX-512 BF16 dot products, lower fidelity (see the
+    /// README's performance section).
     pub fn precision(mut self, p: Precision) -> Self {
         self.precision = Some(p);
         self
@@ -388,7 +391,7 @@ impl EngineBuilder {
             None => match std::env::var("VOXIDE_PRECISION") {
                 Ok(s) if !s.trim().is_empty() => Precision::parse(&s)
                     .map_err(|e| Error::InvalidArgument(format!("VOXIDE_PRECISION: {e}")))?,
-                _ => Precision::F32,
+                _ => Precision::auto(),
             },
         };
         let backend = match device {

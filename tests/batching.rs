@@ -7,7 +7,7 @@ mod common;
 
 use proptest::prelude::*;
 use std::sync::OnceLock;
-use voxide::backend::cpu::CpuBackend;
+use voxide::backend::cpu::{CpuBackend, Precision};
 use voxide::backend::Backend;
 use voxide::model::{BatchItem, Noise, SynthOptions, Utterance, Vits};
 use voxide::voice::Voice;
@@ -21,7 +21,8 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let voice = Voice::load(&common::voice_path(), None).unwrap();
-        let be = CpuBackend::new(2).unwrap();
+        // The arithmetic engines get by default (bf16x3 on AMX CPUs).
+        let be = CpuBackend::with_precision(2, Precision::auto()).unwrap();
         let model = Vits::new(&be, &voice.weights).unwrap();
         Fixture { be, model }
     })

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use unicode_normalization::char::canonical_combining_class;
 use unicode_normalization::UnicodeNormalization;
 use voxide::audio::{read_wav, write_wav_to};
-use voxide::backend::cpu::CpuBackend;
+use voxide::backend::cpu::{CpuBackend, Precision};
 use voxide::backend::Backend;
 use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::{PhonemeIdMap, Voice};
@@ -23,7 +23,8 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let voice = Voice::load(&common::voice_path(), None).unwrap();
-        let be = CpuBackend::new(2).unwrap();
+        // The arithmetic engines get by default (bf16x3 on AMX CPUs).
+        let be = CpuBackend::with_precision(2, Precision::auto()).unwrap();
         let model = Vits::new(&be, &voice.weights).unwrap();
         Fixture { voice, be, model }
     })

@@ -50,8 +50,8 @@ struct VoiceArgs {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// CPU conv arithmetic: f32 (reference) or bf16 (lower fidelity; faster only where the CPU has fast AVX-512 BF16 dot products, e.g. AMD Zen 4)
-    /// (default: $VOXIDE_PRECISION, else f32).
+    /// CPU arithmetic: auto, f32 (the reference), bf16x3 (f32-grade on AMX tiles: Intel Xeon 4th gen and later) or bf16 (decoder in bf16, lower fidelity; faster only where the CPU has fast AVX-512 BF16 dot products, e.g. AMD Zen 4)
+    /// (default: $VOXIDE_PRECISION, else auto = bf16x3 where the CPU has AMX, else f32).
     #[arg(long)]
     precision: Option<String>,
 }

@@ -1,15 +1,19 @@
 //! Relative-position multi-head attention (VITS text encoder).
 
 use super::conv::SendPtr;
+use super::direct::{self, Precision};
 use super::elementwise::fast_exp;
 use super::gemm::{gemm, Operand};
 use crate::backend::Mat;
 
 /// `rel_k`/`rel_v` are `[2w+1, d]` tables shared by all heads; row `r + w` is
 /// the offset `r = key − query`. Outside the window the relative term is 0.
+/// `amx`: the two products of each head on the bf16x3 tile kernels (the
+/// backend checked the CPU has them).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rel_attention(
     threads: usize,
+    amx: bool,
     qkv: &[f32],
     q: Mat,
     k: Mat,
@@ -32,7 +36,14 @@ pub(crate) fn rel_attention(
         // not a fresh t×t block per head and sentence.
         let mut s = HEAD.with(|s| std::mem::take(&mut *s.borrow_mut()));
         s.fit(t * t, t * (2 * w + 1), t);
-        let Scratch { logits, rel, band } = &mut s;
+        if amx {
+            amx_head(threads, &mut s, qkv, q, k, v, rel_k, rel_v, heads, h, y, ym);
+            HEAD.with(|h| *h.borrow_mut() = s);
+            return;
+        }
+        let Scratch {
+            logits, rel, band, ..
+        } = &mut s;
         let (logits, rel) = (&mut logits[..t * t], &mut rel[..t * (2 * w + 1)]);
         let (qh, kh, vh, yh) = (
             q.rows(h * d, (h + 1) * d),
@@ -179,6 +190,171 @@ pub(crate) fn rel_attention(
     }
 }
 
+/// One head on the tile kernels: `Lᵀ = K̃ᵀQ` (keys as rows, queries as
+/// columns), scaled plus the relative-key band, softmax down each column,
+/// then `y_h = V·Pᵀ` and the relative-value band.
+#[allow(clippy::too_many_arguments)]
+fn amx_head(
+    threads: usize,
+    s: &mut Scratch,
+    qkv: &[f32],
+    q: Mat,
+    k: Mat,
+    v: Mat,
+    rel_k: &[f32],
+    rel_v: &[f32],
+    heads: usize,
+    h: usize,
+    y: &mut [f32],
+    ym: Mat,
+) {
+    let t = q.cols;
+    let d = q.rows / heads;
+    let nr = rel_k.len() / d;
+    let w = nr / 2;
+    let scale = 1.0 / (d as f32).sqrt();
+    let (qh, kh, vh, yh) = (
+        q.rows(h * d, (h + 1) * d),
+        k.rows(h * d, (h + 1) * d),
+        v.rows(h * d, (h + 1) * d),
+        ym.rows(h * d, (h + 1) * d),
+    );
+    if s.wt.len() < t * d {
+        s.wt.resize(t * d, 0.0);
+    }
+    for c in s.cols.iter_mut() {
+        c.resize(t, 0.0);
+    }
+    let Scratch {
+        logits,
+        rel,
+        band,
+        wt,
+        cols: [mx, sum],
+    } = s;
+    let (logits, rel, wt) = (&mut logits[..t * t], &mut rel[..t * nr], &mut wt[..t * d]);
+    // Kᵀ: row j = key j.
+    // SAFETY: AVX-512 is present wherever the AMX kernels are.
+    unsafe { transpose(&qkv[kh.off..], kh.ld, d, t, wt) };
+    let lm = Mat::new(t, t);
+    // SAFETY: the backend runs this path only where the AMX kernels exist;
+    // views and lengths as the direct kernels require (kk = d rows of qh).
+    unsafe { direct::matmul(threads, Precision::Bf16x3, wt, t, d, qkv, qh, logits, lm) };
+    // rel[i, r] = (q_i / √d) · rel_k[r]
+    gemm(
+        1,
+        t,
+        nr,
+        d,
+        rel,
+        Operand {
+            off: 0,
+            rs: nr as isize,
+            cs: 1,
+        },
+        false,
+        qkv,
+        Operand {
+            off: qh.off,
+            rs: 1,
+            cs: qh.ld as isize,
+        },
+        rel_k,
+        Operand {
+            off: 0,
+            rs: 1,
+            cs: d as isize,
+        },
+        scale,
+    );
+    // SAFETY: as above.
+    unsafe { softmax_columns(logits, t, scale, rel, nr, &mut mx[..t], &mut sum[..t]) };
+    // V: [d, t] rows contiguous.
+    for c in 0..d {
+        wt[c * t..(c + 1) * t].copy_from_slice(&qkv[vh.off + c * vh.ld..vh.off + c * vh.ld + t]);
+    }
+    // SAFETY: as above (kk = t rows of the probability matrix).
+    unsafe { direct::matmul(threads, Precision::Bf16x3, wt, d, t, logits, lm, y, yh) };
+    // + Σ_r P[i, i+r] · rel_v[r + w] (P[i, j] at row j, column i).
+    for r in 0..nr {
+        let off = r as isize - w as isize;
+        let i0 = (-off).max(0) as usize;
+        let i1 = (t as isize - off).clamp(0, t as isize) as usize;
+        if i1 <= i0 {
+            continue;
+        }
+        band.clear();
+        band.extend((i0..i1).map(|i| logits[(i as isize + off) as usize * t + i]));
+        let e = &rel_v[r * d..(r + 1) * d];
+        for (c, &ev) in e.iter().enumerate() {
+            let row = &mut y[yh.off + c * yh.ld + i0..yh.off + c * yh.ld + i1];
+            for (o, &p) in row.iter_mut().zip(band.iter()) {
+                *o += p * ev;
+            }
+        }
+    }
+}
+
+/// `dst[j·rows + c] = src[c·ld + j]` for `c < rows`, `j < cols`, in
+/// 16×16 blocks (both sides stay in cache).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn transpose(src: &[f32], ld: usize, rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    for c0 in (0..rows).step_by(B) {
+        for j0 in (0..cols).step_by(B) {
+            for c in c0..(c0 + B).min(rows) {
+                let r = &src[c * ld..];
+                for j in j0..(j0 + B).min(cols) {
+                    dst[j * rows + c] = r[j];
+                }
+            }
+        }
+    }
+}
+
+/// Softmax down every column of `l` (`t × t`, keys as rows) of
+/// `scale·l + rel-band`: the band adds `rel[i, j − i + w]` where
+/// `|j − i| ≤ w`. Row passes, so the loops vectorize over the columns.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn softmax_columns(
+    l: &mut [f32],
+    t: usize,
+    scale: f32,
+    rel: &[f32],
+    nr: usize,
+    mx: &mut [f32],
+    sum: &mut [f32],
+) {
+    let w = nr / 2;
+    mx.fill(f32::NEG_INFINITY);
+    for (j, row) in l.chunks_exact_mut(t).enumerate() {
+        for v in row.iter_mut() {
+            *v *= scale;
+        }
+        for i in j.saturating_sub(w)..(j + w + 1).min(t) {
+            row[i] += rel[i * nr + j + w - i];
+        }
+        for (m, &v) in mx.iter_mut().zip(row.iter()) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    sum.fill(0.0);
+    for row in l.chunks_exact_mut(t) {
+        for ((v, &m), s) in row.iter_mut().zip(mx.iter()).zip(sum.iter_mut()) {
+            *v = fast_exp(*v - m);
+            *s += *v;
+        }
+    }
+    for s in sum.iter_mut() {
+        *s = 1.0 / *s;
+    }
+    for row in l.chunks_exact_mut(t) {
+        for (v, &inv) in row.iter_mut().zip(sum.iter()) {
+            *v *= inv;
+        }
+    }
+}
+
 /// Reduce `x` with `f` in 16 interleaved lanes (so it vectorizes: a single
 /// running value is one long dependency chain), then the lanes in order.
 #[inline(always)]
@@ -202,6 +378,9 @@ struct Scratch {
     logits: Vec<f32>,
     rel: Vec<f32>,
     band: Vec<f32>,
+    /// Tile path: Kᵀ or V for packing, per-column max and sum.
+    wt: Vec<f32>,
+    cols: [Vec<f32>; 2],
 }
 
 impl Scratch {

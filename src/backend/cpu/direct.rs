@@ -46,7 +46,19 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// Parse `f32` / `bf16x3` / `bf16`.
+    /// The default arithmetic: [`Precision::Bf16x3`] where the CPU has AMX
+    /// tiles (f32 parity with onnxruntime kept, faster), else
+    /// [`Precision::F32`] (also with `VOXIDE_CPU_KERNELS=gemm`).
+    pub fn auto() -> Precision {
+        let portable = std::env::var("VOXIDE_CPU_KERNELS").is_ok_and(|v| v == "gemm");
+        if !portable && amx::available() {
+            Precision::Bf16x3
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// Parse `auto` / `f32` / `bf16x3` / `bf16`.
     ///
     /// # Errors
     /// A message naming the accepted values.
@@ -55,8 +67,9 @@ impl Precision {
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
             "bf16x3" => Ok(Precision::Bf16x3),
+            "auto" => Ok(Precision::auto()),
             other => Err(format!(
-                "unknown precision '{other}' (expected f32, bf16x3 or bf16)"
+                "unknown precision '{other}' (expected auto, f32, bf16x3 or bf16)"
             )),
         }
     }
@@ -207,25 +220,7 @@ impl Packed {
                     }
                 }
             }
-            Precision::Bf16x3 => {
-                // Uninitialized (fresh pages, no zeroing pass): the packing
-                // writes every line.
-                let n = amx::packed_lines(cout, kk);
-                a = Vec::with_capacity(n);
-                crate::voice::advise_huge_pages(a.as_mut_ptr().cast(), n * 64);
-                let per_block = amx::packed_lines(amx::BLOCK, kk);
-                // SAFETY: Bf16x3 packs only where amx::available(); each
-                // block gets its own `per_block` lines.
-                each_panel(
-                    &mut a.spare_capacity_mut()[..n],
-                    per_block,
-                    |(rb, dst)| unsafe {
-                        amx::pack_block(w, cout, kk, rb, dst.as_mut_ptr().cast())
-                    },
-                );
-                // SAFETY: all n lines were written above.
-                unsafe { a.set_len(n) };
-            }
+            Precision::Bf16x3 => a = amx_lines(w, cout, kk, Vec::new()),
         }
         Packed {
             precision,
@@ -237,6 +232,29 @@ impl Packed {
             k,
         }
     }
+}
+
+/// `w` (`[cout, kk]`) packed as AMX tiles into `reuse` (grown if short;
+/// uninitialized memory is fine: the packing writes every line).
+fn amx_lines(w: &[f32], cout: usize, kk: usize, mut reuse: Vec<amx::Line>) -> Vec<amx::Line> {
+    let n = amx::packed_lines(cout, kk);
+    reuse.clear();
+    if reuse.capacity() < n {
+        // Fresh pages, no zeroing pass.
+        reuse = Vec::with_capacity(n);
+        crate::voice::advise_huge_pages(reuse.as_mut_ptr().cast(), n * 64);
+    }
+    let per_block = amx::packed_lines(amx::BLOCK, kk);
+    // SAFETY: Bf16x3 packs only where amx::available(); each block gets its
+    // own `per_block` lines.
+    each_panel(
+        &mut reuse.spare_capacity_mut()[..n],
+        per_block,
+        |(rb, dst)| unsafe { amx::pack_block(w, cout, kk, rb, dst.as_mut_ptr().cast()) },
+    );
+    // SAFETY: all n lines were written above.
+    unsafe { reuse.set_len(n) };
+    reuse
 }
 
 /// Zero-margined copies of conv inputs, reused call to call on each thread.
@@ -736,6 +754,75 @@ unsafe fn run(
         }
     }
     SCRATCH.with(|s| *s.borrow_mut() = scratch);
+}
+
+/// `y = W · x` (overwritten, no bias) for `W` `[m, kk]` row-major, packed
+/// for this call as a one-tap conv: the attention's products on the conv
+/// kernels.
+///
+/// # Safety
+/// As [`conv1d`] for a conv of `m` outputs, `kk` inputs, one tap.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul(
+    threads: usize,
+    precision: Precision,
+    w: &[f32],
+    m: usize,
+    kk: usize,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+) {
+    if precision != Precision::Bf16x3 || m < 32 {
+        let packed = Packed::new(precision, w, m, kk, 1);
+        let zeros = vec![0.0; m];
+        run(
+            threads,
+            &packed,
+            &zeros,
+            1,
+            0,
+            x,
+            xm,
+            None,
+            y.as_mut_ptr(),
+            ym,
+            Out::Set,
+        );
+        return;
+    }
+    // Per-thread packing buffer and zero bias, reused call to call.
+    let (lines, mut zeros) = MATMUL.with(|m| std::mem::take(&mut *m.borrow_mut()));
+    zeros.resize(m, 0.0);
+    let packed = Packed {
+        precision,
+        f: Vec::new(),
+        p: Vec::new(),
+        a: amx_lines(w, m, kk, lines),
+        cout: m,
+        cin: kk,
+        k: 1,
+    };
+    run(
+        threads,
+        &packed,
+        &zeros,
+        1,
+        0,
+        x,
+        xm,
+        None,
+        y.as_mut_ptr(),
+        ym,
+        Out::Set,
+    );
+    MATMUL.with(|m| *m.borrow_mut() = (packed.a, zeros));
+}
+
+thread_local! {
+    static MATMUL: std::cell::RefCell<(Vec<amx::Line>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 thread_local! {

@@ -255,7 +255,8 @@ impl Backend for CpuBackend {
         y: &mut Vec<f32>,
         ym: Mat,
     ) {
-        attention::rel_attention(self.threads, qkv, q, k, v, rel_k, rel_v, heads, y, ym);
+        let amx = self.kernels == Some(Precision::Bf16x3);
+        attention::rel_attention(self.threads, amx, qkv, q, k, v, rel_k, rel_v, heads, y, ym);
     }
 
     fn add_layer_norm(
