@@ -915,7 +915,9 @@ unsafe fn run_amx(
         });
     };
     let items = spans * groups;
-    if threads > 1 && items > 1 && w.cout * w.cin * w.k * t >= 1 << 16 {
+    // Under ~4M multiply-adds (a few tens of µs on the tiles) a second
+    // thread costs more than it saves.
+    if threads > 1 && items > 1 && w.cout * w.cin * w.k * t >= 1 << 22 {
         use rayon::prelude::*;
         (0..items).into_par_iter().for_each(item);
     } else {
