@@ -196,17 +196,7 @@ pub(crate) unsafe fn fill_split(
         let src = x.as_ptr().add(xm.off + i * xm.ld);
         let mut c = 0;
         while c < t {
-            let mask: __mmask16 = if t - c >= 16 {
-                0xffff
-            } else {
-                ((1u32 << (t - c)) - 1) as __mmask16
-            };
-            let mut v = _mm512_maskz_loadu_ps(mask, src.add(c));
-            if let Some(slope) = act {
-                // Exactly the backend's LeakyReLU: v·slope where v < 0.
-                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
-                v = _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(slope));
-            }
+            let v = super::direct::load_act16(src, c, t, act);
             let (h, l) = split16(v);
             let h = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(h));
             let l = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(l));

@@ -36,8 +36,14 @@ pub(crate) fn rel_attention(
         // not a fresh t×t block per head and sentence.
         let mut s = HEAD.with(|s| std::mem::take(&mut *s.borrow_mut()));
         s.fit(t * t, t * (2 * w + 1), t);
+        let (qh, kh, vh, yh) = (
+            q.rows(h * d, (h + 1) * d),
+            k.rows(h * d, (h + 1) * d),
+            v.rows(h * d, (h + 1) * d),
+            ym.rows(h * d, (h + 1) * d),
+        );
         if amx {
-            amx_head(threads, &mut s, qkv, q, k, v, rel_k, rel_v, heads, h, y, ym);
+            amx_head(threads, &mut s, qkv, [qh, kh, vh], rel_k, rel_v, y, yh);
             HEAD.with(|h| *h.borrow_mut() = s);
             return;
         }
@@ -45,12 +51,6 @@ pub(crate) fn rel_attention(
             logits, rel, band, ..
         } = &mut s;
         let (logits, rel) = (&mut logits[..t * t], &mut rel[..t * (2 * w + 1)]);
-        let (qh, kh, vh, yh) = (
-            q.rows(h * d, (h + 1) * d),
-            k.rows(h * d, (h + 1) * d),
-            v.rows(h * d, (h + 1) * d),
-            ym.rows(h * d, (h + 1) * d),
-        );
         // logits[i, j] = (q_i / √d) · k_j
         gemm(
             threads,
@@ -78,34 +78,8 @@ pub(crate) fn rel_attention(
             },
             scale,
         );
-        // rel[i, r] = (q_i / √d) · rel_k[r]: one small GEMM for all offsets.
         let nr = 2 * w + 1;
-        gemm(
-            1,
-            t,
-            nr,
-            d,
-            rel,
-            Operand {
-                off: 0,
-                rs: nr as isize,
-                cs: 1,
-            },
-            false,
-            qkv,
-            Operand {
-                off: qh.off,
-                rs: 1,
-                cs: qh.ld as isize,
-            },
-            rel_k,
-            Operand {
-                off: 0,
-                rs: 1,
-                cs: d as isize,
-            },
-            scale,
-        );
+        rel_logits(qkv, qh, rel_k, nr, scale, rel);
         for i in 0..t {
             let row = &mut logits[i * t..(i + 1) * t];
             let lo = i.saturating_sub(w);
@@ -150,26 +124,8 @@ pub(crate) fn rel_attention(
             },
             1.0,
         );
-        // + Σ_r P[i, i+r] · rel_v[r + w]: per offset r, the band P[i, i + r]
-        // gathered once, then each output row takes it times rel_v[r + w, c]
-        // (contiguous along i).
-        for r in 0..=2 * w {
-            let off = r as isize - w as isize;
-            let i0 = (-off).max(0) as usize;
-            let i1 = (t as isize - off).clamp(0, t as isize) as usize;
-            if i1 <= i0 {
-                continue;
-            }
-            band.clear();
-            band.extend((i0..i1).map(|i| logits[i * t + (i as isize + off) as usize]));
-            let e = &rel_v[r * d..(r + 1) * d];
-            for (c, &ev) in e.iter().enumerate() {
-                let row = &mut y[yh.off + c * yh.ld + i0..yh.off + c * yh.ld + i1];
-                for (o, &p) in row.iter_mut().zip(band.iter()) {
-                    *o += p * ev;
-                }
-            }
-        }
+        // + Σ_r P[i, i+r] · rel_v[r + w] (P[i, j] at logits[i·t + j]).
+        add_rel_values(y, yh, rel_v, t, d, band, |i, j| logits[i * t + j]);
         HEAD.with(|h| *h.borrow_mut() = s);
     };
     if threads > 1 && heads > 1 {
@@ -194,31 +150,20 @@ pub(crate) fn rel_attention(
 /// columns), scaled plus the relative-key band, softmax down each column,
 /// then `y_h = V·Pᵀ` and the relative-value band.
 #[allow(clippy::too_many_arguments)]
+/// `[qh, kh, vh]`: the head's rows of q, k, v; `yh` its rows of y.
 fn amx_head(
     threads: usize,
     s: &mut Scratch,
     qkv: &[f32],
-    q: Mat,
-    k: Mat,
-    v: Mat,
+    [qh, kh, vh]: [Mat; 3],
     rel_k: &[f32],
     rel_v: &[f32],
-    heads: usize,
-    h: usize,
     y: &mut [f32],
-    ym: Mat,
+    yh: Mat,
 ) {
-    let t = q.cols;
-    let d = q.rows / heads;
+    let (t, d) = (qh.cols, qh.rows);
     let nr = rel_k.len() / d;
-    let w = nr / 2;
     let scale = 1.0 / (d as f32).sqrt();
-    let (qh, kh, vh, yh) = (
-        q.rows(h * d, (h + 1) * d),
-        k.rows(h * d, (h + 1) * d),
-        v.rows(h * d, (h + 1) * d),
-        ym.rows(h * d, (h + 1) * d),
-    );
     if s.wt.len() < t * d {
         s.wt.resize(t * d, 0.0);
     }
@@ -240,7 +185,23 @@ fn amx_head(
     // SAFETY: the backend runs this path only where the AMX kernels exist;
     // views and lengths as the direct kernels require (kk = d rows of qh).
     unsafe { direct::matmul(threads, Precision::Bf16x3, wt, t, d, qkv, qh, logits, lm) };
-    // rel[i, r] = (q_i / √d) · rel_k[r]
+    rel_logits(qkv, qh, rel_k, nr, scale, rel);
+    // SAFETY: as above.
+    unsafe { softmax_columns(logits, t, scale, rel, nr, &mut mx[..t], &mut sum[..t]) };
+    // V: [d, t] rows contiguous.
+    for c in 0..d {
+        wt[c * t..(c + 1) * t].copy_from_slice(&qkv[vh.off + c * vh.ld..vh.off + c * vh.ld + t]);
+    }
+    // SAFETY: as above (kk = t rows of the probability matrix).
+    unsafe { direct::matmul(threads, Precision::Bf16x3, wt, d, t, logits, lm, y, yh) };
+    // + Σ_r P[i, i+r] · rel_v[r + w] (P[i, j] at row j, column i).
+    add_rel_values(y, yh, rel_v, t, d, band, |i, j| logits[j * t + i]);
+}
+
+/// `rel[i, r] = scale · q_i · rel_k[r]` for every query `i` and offset row
+/// `r` (`nr` rows): one small GEMM for all offsets.
+fn rel_logits(qkv: &[f32], qh: Mat, rel_k: &[f32], nr: usize, scale: f32, rel: &mut [f32]) {
+    let (t, d) = (qh.cols, qh.rows);
     gemm(
         1,
         t,
@@ -267,15 +228,22 @@ fn amx_head(
         },
         scale,
     );
-    // SAFETY: as above.
-    unsafe { softmax_columns(logits, t, scale, rel, nr, &mut mx[..t], &mut sum[..t]) };
-    // V: [d, t] rows contiguous.
-    for c in 0..d {
-        wt[c * t..(c + 1) * t].copy_from_slice(&qkv[vh.off + c * vh.ld..vh.off + c * vh.ld + t]);
-    }
-    // SAFETY: as above (kk = t rows of the probability matrix).
-    unsafe { direct::matmul(threads, Precision::Bf16x3, wt, d, t, logits, lm, y, yh) };
-    // + Σ_r P[i, i+r] · rel_v[r + w] (P[i, j] at row j, column i).
+}
+
+/// `y_h[c, i] += Σ_r P[i, i + r] · rel_v[r + w, c]` with `p(i, j) = P[i, j]`:
+/// per offset, the band `P[i, i + r]` gathered once into `band`, then each
+/// output row takes it times `rel_v[r + w, c]` (contiguous along `i`).
+fn add_rel_values(
+    y: &mut [f32],
+    yh: Mat,
+    rel_v: &[f32],
+    t: usize,
+    d: usize,
+    band: &mut Vec<f32>,
+    p: impl Fn(usize, usize) -> f32,
+) {
+    let nr = rel_v.len() / d;
+    let w = nr / 2;
     for r in 0..nr {
         let off = r as isize - w as isize;
         let i0 = (-off).max(0) as usize;
@@ -284,12 +252,12 @@ fn amx_head(
             continue;
         }
         band.clear();
-        band.extend((i0..i1).map(|i| logits[(i as isize + off) as usize * t + i]));
+        band.extend((i0..i1).map(|i| p(i, (i as isize + off) as usize)));
         let e = &rel_v[r * d..(r + 1) * d];
         for (c, &ev) in e.iter().enumerate() {
             let row = &mut y[yh.off + c * yh.ld + i0..yh.off + c * yh.ld + i1];
-            for (o, &p) in row.iter_mut().zip(band.iter()) {
-                *o += p * ev;
+            for (o, &pv) in row.iter_mut().zip(band.iter()) {
+                *o += pv * ev;
             }
         }
     }

@@ -457,6 +457,28 @@ unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat,
     }
 }
 
+/// Lanes `c..c + 16` of a row (zeros past `t`), with `act = Some(slope)`
+/// the backend's LeakyReLU applied as a masked multiply: `v·slope` where
+/// `v < 0` (NaN and −0 kept).
+#[inline(always)]
+pub(crate) unsafe fn load_act16(row: *const f32, c: usize, t: usize, act: Option<f32>) -> __m512 {
+    let mask: __mmask16 = if t - c >= 16 {
+        0xffff
+    } else {
+        ((1u32 << (t - c)) - 1) as __mmask16
+    };
+    let v = _mm512_maskz_loadu_ps(mask, row.add(c));
+    match act {
+        None => v,
+        Some(slope) => _mm512_mask_mul_ps(
+            v,
+            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps()),
+            v,
+            _mm512_set1_ps(slope),
+        ),
+    }
+}
+
 /// Copy `x` rows into bf16 channel pairs: lane `t` of pair row `p` holds
 /// channels `2p` (low half) and `2p + 1` (high half) at time `t − padl`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -468,16 +490,6 @@ unsafe fn fill_bf16(
     xm: Mat,
     act: Option<f32>,
 ) {
-    // LeakyReLU as a masked multiply: v·slope where v < 0 (NaN and −0 kept).
-    let lrelu = |v: __m512| match act {
-        None => v,
-        Some(slope) => _mm512_mask_mul_ps(
-            v,
-            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps()),
-            v,
-            _mm512_set1_ps(slope),
-        ),
-    };
     let t = xm.cols;
     let idx: [u16; 32] = std::array::from_fn(|q| {
         if q % 2 == 0 {
@@ -502,14 +514,9 @@ unsafe fn fill_bf16(
         let out = row.as_mut_ptr().add(padl);
         let mut c = 0;
         while c < t {
-            let mask: __mmask16 = if t - c >= 16 {
-                0xffff
-            } else {
-                ((1u32 << (t - c)) - 1) as __mmask16
-            };
-            let a = lrelu(_mm512_maskz_loadu_ps(mask, lo.add(c)));
+            let a = load_act16(lo, c, t, act);
             let b = match hi {
-                Some(h) => lrelu(_mm512_maskz_loadu_ps(mask, h.add(c))),
+                Some(h) => load_act16(h, c, t, act),
                 None => _mm512_setzero_ps(),
             };
             // Elements 0..16 from a, 16..32 from b; then interleave a_i, b_i.
@@ -731,7 +738,9 @@ unsafe fn run(
                         (Precision::Bf16, _, 1) => tile!(tile_bf16::<1, 1>, w.p, rows, xs_p),
                         (Precision::Bf16, _, 2) => tile!(tile_bf16::<1, 2>, w.p, rows, xs_p),
                         (Precision::Bf16, _, _) => tile!(tile_bf16::<1, NV>, w.p, rows, xs_p),
-                        (Precision::Bf16x3, _, _) => unreachable!("AMX packs run in run_amx"),
+                        // AMX packs never get here: run() hands them to run_amx
+                        // and returns before the tile loop.
+                        (Precision::Bf16x3, _, _) => {}
                     }
                 }
             };
@@ -774,35 +783,21 @@ pub(crate) unsafe fn matmul(
     y: &mut [f32],
     ym: Mat,
 ) {
-    if precision != Precision::Bf16x3 || m < 32 {
-        let packed = Packed::new(precision, w, m, kk, 1);
-        let zeros = vec![0.0; m];
-        run(
-            threads,
-            &packed,
-            &zeros,
-            1,
-            0,
-            x,
-            xm,
-            None,
-            y.as_mut_ptr(),
-            ym,
-            Out::Set,
-        );
-        return;
-    }
     // Per-thread packing buffer and zero bias, reused call to call.
     let (lines, mut zeros) = MATMUL.with(|m| std::mem::take(&mut *m.borrow_mut()));
     zeros.resize(m, 0.0);
-    let packed = Packed {
-        precision,
-        f: Vec::new(),
-        p: Vec::new(),
-        a: amx_lines(w, m, kk, lines),
-        cout: m,
-        cin: kk,
-        k: 1,
+    let packed = if precision == Precision::Bf16x3 && m >= 32 {
+        Packed {
+            precision,
+            f: Vec::new(),
+            p: Vec::new(),
+            a: amx_lines(w, m, kk, lines),
+            cout: m,
+            cin: kk,
+            k: 1,
+        }
+    } else {
+        Packed::new(precision, w, m, kk, 1)
     };
     run(
         threads,
