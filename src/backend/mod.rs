@@ -160,8 +160,7 @@ pub trait Backend: Send + Sync + 'static {
         tmp: &mut Self::Buf,
         gaps: &[(usize, usize)],
     ) {
-        lrelu_into(self, slope, y, ym, tmp, gaps);
-        self.conv1d(w, tmp, ym, y, ym, Out::Add);
+        lrelu_add_conv(self, w, slope, y, ym, tmp, gaps);
     }
     /// Transposed conv with kernel 2·stride and padding stride/2: `y.cols = stride · x.cols`.
     fn conv_transpose(&self, w: &Self::ConvT, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
@@ -320,4 +319,19 @@ pub(crate) fn lrelu_conv<B: Backend + ?Sized>(
 ) {
     lrelu_into(be, slope, x, xm, tmp, gaps);
     be.conv1d(w, tmp, xm, y, ym, out);
+}
+
+/// [`Backend::conv1d_lrelu_add_inplace`] as separate ops (the default, and
+/// a fused backend's fallback).
+pub(crate) fn lrelu_add_conv<B: Backend + ?Sized>(
+    be: &B,
+    w: &B::Conv,
+    slope: f32,
+    y: &mut B::Buf,
+    ym: Mat,
+    tmp: &mut B::Buf,
+    gaps: &[(usize, usize)],
+) {
+    lrelu_into(be, slope, y, ym, tmp, gaps);
+    be.conv1d(w, tmp, ym, y, ym, Out::Add);
 }

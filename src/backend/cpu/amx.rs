@@ -15,7 +15,9 @@
 //!   rows 0–15 of the block, `hi1` rows 16–31 (`A` operands).
 //! - Inputs, per block of 32 output columns: `[k block][hi0, hi1, lo0, lo1]`
 //!   tiles of 16 pair rows × 16 columns (`B` operands, "VNNI" pairs), built
-//!   from the zero-margined f32 scratch of the direct kernels.
+//!   from the conv input split once into zero-margined bf16 hi/lo planes
+//!   ([`fill_split`]); a batch of column blocks is built at a time, so each
+//!   weight row block serves the whole batch while it is cached.
 //!
 //! Each output element sums, per k block in order, `hi·lo`, `hi·hi`,
 //! `lo·hi`, then adds the bias: the same order whatever the tiling, the

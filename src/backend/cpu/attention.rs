@@ -148,9 +148,9 @@ pub(crate) fn rel_attention(
 
 /// One head on the tile kernels: `Lᵀ = K̃ᵀQ` (keys as rows, queries as
 /// columns), scaled plus the relative-key band, softmax down each column,
-/// then `y_h = V·Pᵀ` and the relative-value band.
+/// then `y_h = V·Pᵀ` and the relative-value band. `[qh, kh, vh]`: the
+/// head's rows of q, k, v; `yh` its rows of y.
 #[allow(clippy::too_many_arguments)]
-/// `[qh, kh, vh]`: the head's rows of q, k, v; `yh` its rows of y.
 fn amx_head(
     threads: usize,
     s: &mut Scratch,

@@ -12,7 +12,9 @@
 //!
 //! [`Precision::Bf16`] packs weights and the scratch as bf16 pairs (two input
 //! channels per 32-bit lane) and uses `vdpbf16ps`: two multiply-adds per lane
-//! and instruction, f32 accumulation.
+//! and instruction, f32 accumulation. [`Precision::Bf16x3`] packs AMX tiles
+//! and runs on them (`amx.rs`, [`run_amx`]) from the same scratch layout
+//! split into bf16 hi/lo planes.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -50,8 +52,7 @@ impl Precision {
     /// tiles (f32 parity with onnxruntime kept, faster), else
     /// [`Precision::F32`] (also with `VOXIDE_CPU_KERNELS=gemm`).
     pub fn auto() -> Precision {
-        let portable = std::env::var("VOXIDE_CPU_KERNELS").is_ok_and(|v| v == "gemm");
-        if !portable && amx::available() {
+        if !portable_forced() && amx::available() {
             Precision::Bf16x3
         } else {
             Precision::F32
@@ -82,6 +83,11 @@ impl Precision {
             Precision::Bf16x3 => "bf16x3",
         }
     }
+}
+
+/// Whether `VOXIDE_CPU_KERNELS=gemm` forces the portable im2col + GEMM path.
+pub(crate) fn portable_forced() -> bool {
+    std::env::var("VOXIDE_CPU_KERNELS").is_ok_and(|v| v == "gemm")
 }
 
 /// Whether this CPU runs the direct f32 kernels.
@@ -644,10 +650,6 @@ unsafe fn run(
                 par_rows(threads, dst, ld2, rows, |d, r0, r1| {
                     amx::fill_split(d, ldx, padl, x, xm.rows(r0, r1), act)
                 });
-                let xs = SendPtr(s.h.as_mut_ptr());
-                run_amx(threads, w, bias, dilation, xs, ldx, y, ym, out);
-                SCRATCH.with(|sc| *sc.borrow_mut() = scratch);
-                return;
             }
             Precision::F32 => {
                 if s.f.len() < rows * ldx {
@@ -669,100 +671,126 @@ unsafe fn run(
                 });
             }
         }
-        let xs_f = SendPtr(s.f.as_mut_ptr());
-        let xs_p = SendPtr(s.p.as_mut_ptr());
-        let panels = w.cout / MR;
-        let rem = w.cout - panels * MR;
-        let kdim = rows * w.k;
-        let tiles = t.div_ceil(NR);
-        // Column blocks of at most 8 tiles, as equal as they can be (a short
-        // last block would leave a thread idle).
-        let col_blocks = tiles.div_ceil(8);
-        let block_tiles = tiles.div_ceil(col_blocks);
-        let want = if threads > 1 { 4 * threads } else { 1 };
-        let groups = if col_blocks >= want || panels == 0 {
-            1
+        if w.precision == Precision::Bf16x3 {
+            let xs = SendPtr(s.h.as_mut_ptr());
+            run_amx(threads, w, bias, dilation, xs, ldx, y, ym, out);
         } else {
-            want.div_ceil(col_blocks).min(panels)
-        };
-        let per_group = panels.div_ceil(groups).max(1);
-        let groups = if panels == 0 {
-            1
-        } else {
-            panels.div_ceil(per_group)
-        };
-        let yp = SendPtr(y);
-        let item = |it: usize| {
-            let (cb, g) = (it / groups, it % groups);
-            let tile0 = cb * block_tiles;
-            let tile1 = (tile0 + block_tiles).min(tiles);
-            let p0 = g * per_group;
-            let p1 = ((g + 1) * per_group).min(panels);
-            let run = |o0: usize, a_off: usize, m: usize| {
-                for ti in tile0..tile1 {
-                    let t0 = ti * NR;
-                    let n = (t - t0).min(NR);
-                    let yt = yp.get().add(ym.off + o0 * ym.ld + t0);
-                    // The arguments every kernel takes after its weights,
-                    // input rows and input scratch.
-                    macro_rules! tile {
-                        ($kernel:expr, $a:expr, $rows:expr, $xs:expr) => {
-                            $kernel(
-                                $a.as_ptr().add(a_off),
-                                $rows,
-                                w.k,
-                                dilation,
-                                $xs.get(),
-                                ldx,
-                                t0,
-                                bias.as_ptr().add(o0),
-                                yt,
-                                ym.ld,
-                                n,
-                                out,
-                            )
-                        };
-                    }
-                    // A short last tile runs as one or two vectors wide
-                    // (same sums per column, less wasted work).
-                    match (w.precision, m, n.div_ceil(16)) {
-                        (Precision::F32, MR, 1) => tile!(tile_f32::<MR, 1>, w.f, w.cin, xs_f),
-                        (Precision::F32, MR, 2) => tile!(tile_f32::<MR, 2>, w.f, w.cin, xs_f),
-                        (Precision::F32, MR, _) => tile!(tile_f32::<MR, NV>, w.f, w.cin, xs_f),
-                        (Precision::F32, _, 1) => tile!(tile_f32::<1, 1>, w.f, w.cin, xs_f),
-                        (Precision::F32, _, 2) => tile!(tile_f32::<1, 2>, w.f, w.cin, xs_f),
-                        (Precision::F32, _, _) => tile!(tile_f32::<1, NV>, w.f, w.cin, xs_f),
-                        (Precision::Bf16, MR, 1) => tile!(tile_bf16::<MR, 1>, w.p, rows, xs_p),
-                        (Precision::Bf16, MR, 2) => tile!(tile_bf16::<MR, 2>, w.p, rows, xs_p),
-                        (Precision::Bf16, MR, _) => tile!(tile_bf16::<MR, NV>, w.p, rows, xs_p),
-                        (Precision::Bf16, _, 1) => tile!(tile_bf16::<1, 1>, w.p, rows, xs_p),
-                        (Precision::Bf16, _, 2) => tile!(tile_bf16::<1, 2>, w.p, rows, xs_p),
-                        (Precision::Bf16, _, _) => tile!(tile_bf16::<1, NV>, w.p, rows, xs_p),
-                        // AMX packs never get here: run() hands them to run_amx
-                        // and returns before the tile loop.
-                        (Precision::Bf16x3, _, _) => {}
-                    }
-                }
-            };
-            for pi in p0..p1 {
-                run(pi * MR, pi * MR * kdim, MR);
-            }
-            if g + 1 == groups {
-                for r in 0..rem {
-                    let o = panels * MR + r;
-                    run(o, panels * MR * kdim + r * kdim, 1);
-                }
-            }
-        };
-        let items = col_blocks * groups;
-        if threads > 1 && items > 1 && w.cout * kdim * t >= 1 << 16 {
-            use rayon::prelude::*;
-            (0..items).into_par_iter().for_each(item);
-        } else {
-            (0..items).for_each(item);
+            let xs = (SendPtr(s.f.as_mut_ptr()), SendPtr(s.p.as_mut_ptr()));
+            run_tiles(threads, w, bias, dilation, xs, ldx, rows, y, ym, out);
         }
     }
     SCRATCH.with(|s| *s.borrow_mut() = scratch);
+}
+
+/// The register-tile path of [`run`] (f32 or bf16 packs): column blocks ×
+/// groups of [`MR`]-row panels over the threads. `xs`: the filled f32 and
+/// bf16-pair scratch (the one of the pack's precision is used), `rows` of
+/// `ldx`.
+///
+/// # Safety
+/// As [`run`], with `w.precision` F32 or Bf16.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_tiles(
+    threads: usize,
+    w: &Packed,
+    bias: &[f32],
+    dilation: usize,
+    (xs_f, xs_p): (SendPtr<f32>, SendPtr<u32>),
+    ldx: usize,
+    rows: usize,
+    y: *mut f32,
+    ym: Mat,
+    out: Out,
+) {
+    let t = ym.cols;
+    let bf16 = w.precision == Precision::Bf16;
+    let panels = w.cout / MR;
+    let rem = w.cout - panels * MR;
+    let kdim = rows * w.k;
+    let tiles = t.div_ceil(NR);
+    // Column blocks of at most 8 tiles, as equal as they can be (a short
+    // last block would leave a thread idle).
+    let col_blocks = tiles.div_ceil(8);
+    let block_tiles = tiles.div_ceil(col_blocks);
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    let groups = if col_blocks >= want || panels == 0 {
+        1
+    } else {
+        want.div_ceil(col_blocks).min(panels)
+    };
+    let per_group = panels.div_ceil(groups).max(1);
+    let groups = if panels == 0 {
+        1
+    } else {
+        panels.div_ceil(per_group)
+    };
+    let yp = SendPtr(y);
+    let item = |it: usize| {
+        let (cb, g) = (it / groups, it % groups);
+        let tile0 = cb * block_tiles;
+        let tile1 = (tile0 + block_tiles).min(tiles);
+        let p0 = g * per_group;
+        let p1 = ((g + 1) * per_group).min(panels);
+        let run = |o0: usize, a_off: usize, m: usize| {
+            for ti in tile0..tile1 {
+                let t0 = ti * NR;
+                let n = (t - t0).min(NR);
+                let yt = yp.get().add(ym.off + o0 * ym.ld + t0);
+                // The arguments every kernel takes after its weights,
+                // input rows and input scratch.
+                macro_rules! tile {
+                    ($kernel:expr, $a:expr, $rows:expr, $xs:expr) => {
+                        $kernel(
+                            $a.as_ptr().add(a_off),
+                            $rows,
+                            w.k,
+                            dilation,
+                            $xs.get(),
+                            ldx,
+                            t0,
+                            bias.as_ptr().add(o0),
+                            yt,
+                            ym.ld,
+                            n,
+                            out,
+                        )
+                    };
+                }
+                // A short last tile runs as one or two vectors wide
+                // (same sums per column, less wasted work).
+                match (bf16, m, n.div_ceil(16)) {
+                    (false, MR, 1) => tile!(tile_f32::<MR, 1>, w.f, w.cin, xs_f),
+                    (false, MR, 2) => tile!(tile_f32::<MR, 2>, w.f, w.cin, xs_f),
+                    (false, MR, _) => tile!(tile_f32::<MR, NV>, w.f, w.cin, xs_f),
+                    (false, _, 1) => tile!(tile_f32::<1, 1>, w.f, w.cin, xs_f),
+                    (false, _, 2) => tile!(tile_f32::<1, 2>, w.f, w.cin, xs_f),
+                    (false, _, _) => tile!(tile_f32::<1, NV>, w.f, w.cin, xs_f),
+                    (true, MR, 1) => tile!(tile_bf16::<MR, 1>, w.p, rows, xs_p),
+                    (true, MR, 2) => tile!(tile_bf16::<MR, 2>, w.p, rows, xs_p),
+                    (true, MR, _) => tile!(tile_bf16::<MR, NV>, w.p, rows, xs_p),
+                    (true, _, 1) => tile!(tile_bf16::<1, 1>, w.p, rows, xs_p),
+                    (true, _, 2) => tile!(tile_bf16::<1, 2>, w.p, rows, xs_p),
+                    (true, _, _) => tile!(tile_bf16::<1, NV>, w.p, rows, xs_p),
+                }
+            }
+        };
+        for pi in p0..p1 {
+            run(pi * MR, pi * MR * kdim, MR);
+        }
+        if g + 1 == groups {
+            for r in 0..rem {
+                let o = panels * MR + r;
+                run(o, panels * MR * kdim + r * kdim, 1);
+            }
+        }
+    };
+    let items = col_blocks * groups;
+    if threads > 1 && items > 1 && w.cout * kdim * t >= 1 << 16 {
+        use rayon::prelude::*;
+        (0..items).into_par_iter().for_each(item);
+    } else {
+        (0..items).for_each(item);
+    }
 }
 
 /// `y = W · x` (overwritten, no bias) for `W` `[m, kk]` row-major, packed

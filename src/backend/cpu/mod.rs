@@ -51,7 +51,7 @@ impl CpuBackend {
     /// [`BackendError::Device`] if the thread pool cannot be started, or for
     /// [`Precision::Bf16`] on a CPU without AVX-512 BF16 (or with the portable path forced).
     pub fn with_precision(threads: usize, precision: Precision) -> Result<Self, BackendError> {
-        let portable = std::env::var("VOXIDE_CPU_KERNELS").is_ok_and(|v| v == "gemm");
+        let portable = direct::portable_forced();
         let kernels = match precision {
             Precision::F32 if !portable && direct::has_avx512() => Some(Precision::F32),
             Precision::F32 => None,
@@ -235,8 +235,7 @@ impl Backend for CpuBackend {
         if gaps.is_empty() && conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym) {
             return;
         }
-        super::lrelu_into(self, slope, y, ym, tmp, gaps);
-        conv::conv1d(self.threads, w, tmp, ym, y, ym, Out::Add);
+        super::lrelu_add_conv(self, w, slope, y, ym, tmp, gaps);
     }
 
     fn conv_transpose(&self, w: &CpuConvT, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
