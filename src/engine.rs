@@ -1127,8 +1127,6 @@ impl Speech {
                     max_frames: self.max_frames,
                 };
                 let ids = &self.sentences[self.sentence];
-                let u = be.install(|| model.prepare(be, ids, &opts))?;
-                self.at = 0;
                 // Small first chunks only where the listener is waiting: at
                 // the start of the request. Later sentences follow audio
                 // that is already ahead of playback, and larger chunks cost
@@ -1138,9 +1136,21 @@ impl Speech {
                 } else {
                     self.chunk
                 };
+                // The first small chunk needs the durations of the first ids
+                // only: the rest waits until it is out.
+                let soon = if self.size < self.chunk {
+                    self.size
+                } else {
+                    usize::MAX
+                };
+                let u = be.install(|| model.prepare_first(be, ids, &opts, soon))?;
+                self.at = 0;
                 slot.insert(u)
             }
         };
+        if self.at > 0 && !u.durations_complete() {
+            be.install(|| model.finish(be, u))?;
+        }
         let f = u.frames();
         if self.at >= f {
             *inner.stage_times.lock() += u.times;

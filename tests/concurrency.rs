@@ -53,7 +53,9 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
             .unwrap()
     };
     let (one, two) = (build(1), build(2));
-    let text = "Good morning. The meeting starts at nine, so please be on time! \
+    // A long first sentence: streaming starts it on durations of a prefix.
+    let text = "The meeting starts at nine in the large room on the second floor, so please \
+                be on time and bring the report with the figures for the last quarter! \
                 Did you bring the report? We will review the figures together. Thanks.";
     let opts = SpeakOptions {
         seed: 11,
@@ -89,6 +91,24 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
     assert!(two
         .speak_with(text, None, &capped, two.acquire_permit().unwrap())
         .is_err());
+    // Streamed, the cap may be found only once the first chunk is out (the
+    // first sentence's prefix fits): the request still fails cleanly.
+    let frames = b.samples().len() / 256;
+    let capped = SpeakOptions {
+        max_frames: frames / 4,
+        ..opts.clone()
+    };
+    let mut got = 0;
+    let r = two.speak_stream(text, None, &capped, two.acquire_permit().unwrap(), |c| {
+        got += c.len();
+        std::ops::ControlFlow::Continue(())
+    });
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("cap"), "{e}");
+    assert!(
+        got > 0 && got < b.samples().len(),
+        "{got} samples before the error"
+    );
     let again = two
         .speak_with(text, None, &opts, two.acquire_permit().unwrap())
         .unwrap();

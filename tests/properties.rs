@@ -1,4 +1,5 @@
-//! Property tests: id mapping, WAV round trip, chunked == whole rendering.
+//! Property tests: id mapping, WAV round trip, chunked == whole rendering,
+//! durations from a prefix == the whole sentence's.
 
 mod common;
 
@@ -117,5 +118,47 @@ proptest! {
         let max = whole.iter().zip(&chunked).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         prop_assert!(max < 1e-4, "max diff {} with chunk {}", max, chunk);
         prop_assert!(common::snr_db(&whole, &chunked) > 80.0);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Streaming a long sentence runs the duration predictor on a prefix
+    /// first: its durations, and every sample, are the whole sentence's.
+    #[test]
+    fn prefix_durations_equal_whole(reps in 4usize..14, first in 1usize..40, seed in 0u64..1000) {
+        let f = fixture();
+        let text = "həlˈoʊ wˈɜːld, ðɪs ɪz ɐ lˈɑːŋɡɚ tˈɛst ʌv ðə stɹˈiːmɪŋ pˈæθ. ".repeat(reps);
+        let ids = f.voice.ids.sentence_ids(&text).ids;
+        let opts = SynthOptions { noise: Noise::Seeded(seed), ..SynthOptions::default() };
+        let (full, stream, partial, head) = f.be.install(|| {
+            let mut u = f.model.prepare(&f.be, &ids, &opts).unwrap();
+            let mut full = Vec::new();
+            let n = u.frames();
+            f.model.render(&f.be, &mut u, 0, n, &mut full).unwrap();
+            let mut v = f.model.prepare_first(&f.be, &ids, &opts, first).unwrap();
+            let partial = !v.durations_complete();
+            let head = (v.logw.clone(), v.durations.clone());
+            let mut stream = Vec::new();
+            let (mut a, mut size) = (0, first);
+            while a < v.frames() || !v.durations_complete() {
+                let b = a + size;
+                f.model.render(&f.be, &mut v, a, b, &mut stream).unwrap();
+                a = b.min(v.frames());
+                size *= 4;
+            }
+            assert_eq!(v.durations, u.durations);
+            assert_eq!(v.logw, u.logw);
+            (full, stream, partial, head)
+        });
+        // Long inputs take the prefix path (the radius is 65 ids for Piper voices).
+        prop_assert!(partial || ids.len() < 200, "{} ids ran whole", ids.len());
+        let k = head.0.len();
+        prop_assert!(k > 0);
+        let u = f.be.install(|| f.model.prepare(&f.be, &ids, &opts).unwrap());
+        prop_assert!(head.0[..] == u.logw[..k], "prefix log-durations differ");
+        prop_assert!(head.1[..] == u.durations[..k]);
+        prop_assert!(stream == full, "streamed samples differ from the whole sentence's");
     }
 }

@@ -87,6 +87,13 @@ pub trait Backend: Send + Sync + 'static {
     /// A small weight vector (bias, LayerNorm, tables) on this device.
     type Vector: Send + Sync;
 
+    /// Whether every op computes each output column alone, in an order that
+    /// does not depend on the view's width or position, so a column gets the
+    /// same bits in any window that holds its receptive field (the CPU
+    /// kernels; not libraries that pick their algorithm by problem size).
+    /// [`crate::model::Vits::prepare_first`] relies on it.
+    const COLUMNS_EXACT: bool = false;
+
     /// Human-readable device name (`cpu`, `cuda:0 (…)`).
     fn name(&self) -> String;
 

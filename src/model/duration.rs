@@ -3,7 +3,20 @@
 use super::noise::{Noise, STREAM_DP};
 use crate::backend::{Backend, Mat, Out};
 use crate::error::{BackendError, Error};
-use crate::voice::{DdsConv, DurationPredictor};
+use crate::voice::{Conv, DdsConv, DurationPredictor};
+
+/// Columns each side one conv reads.
+fn conv_radius(c: &Conv) -> usize {
+    c.dilation * c.k.saturating_sub(1) / 2
+}
+
+/// Columns each side a DDSConv stack reads.
+fn dds_radius(d: &DdsConv) -> usize {
+    d.layers
+        .iter()
+        .map(|(sep, _, c1, _)| conv_radius(sep) + conv_radius(c1))
+        .sum()
+}
 
 /// LayerNorm gamma and beta.
 type NormW<B> = (<B as Backend>::Vector, <B as Backend>::Vector);
@@ -62,6 +75,7 @@ pub(crate) struct DurationW<B: Backend> {
     bins: usize,
     affine_m: [f32; 2],
     affine_e: [f32; 2],
+    radius: usize,
 }
 
 impl<B: Backend> DurationW<B> {
@@ -75,7 +89,17 @@ impl<B: Backend> DurationW<B> {
                 proj_rows: f.proj.cout,
             });
         }
+        // The conditioning stack, then each flow's stack on top of it (a
+        // flow reads its conditioning and the previous flow's output).
+        let radius = [&d.pre, &d.proj]
+            .into_iter()
+            .chain(d.flows.iter().flat_map(|f| [&f.pre, &f.proj]))
+            .map(conv_radius)
+            .sum::<usize>()
+            + dds_radius(&d.convs)
+            + d.flows.iter().map(|f| dds_radius(&f.convs)).sum::<usize>();
         Ok(DurationW {
+            radius,
             pre: be.prepare_conv(&d.pre)?,
             convs: Dds::new(be, &d.convs)?,
             proj: be.prepare_conv(&d.proj)?,
@@ -87,6 +111,14 @@ impl<B: Backend> DurationW<B> {
         })
     }
 
+    /// Ids each side that one id's log-duration depends on (65 for Piper
+    /// voices): [`DurationW::run`] on the first `p` ids gives the log-durations
+    /// of the whole sentence for ids `0..p − radius` (each column of every op
+    /// is computed alone and the noise is addressed by id).
+    pub(crate) fn radius(&self) -> usize {
+        self.radius
+    }
+
     /// Floats of the scratch buffers [`DurationW::run`] takes for `t` ids, in
     /// its order: conditioning, state, two scratch, flow state, spline parameters.
     pub(crate) fn lens(&self, t: usize) -> [usize; 6] {
@@ -96,6 +128,7 @@ impl<B: Backend> DurationW<B> {
     }
 
     /// `x` `[H, T]` -> logw `[T]` (host); `bufs` as [`DurationW::lens`].
+    /// `xm` may be the first columns of the encoder output (a prefix).
     pub(crate) fn run(
         &self,
         be: &B,

@@ -65,11 +65,14 @@ impl std::ops::AddAssign for StageTimes {
 pub struct Utterance<B: Backend> {
     ids: usize,
     hidden: usize,
-    /// Log-durations per id (`logw`).
+    /// Log-durations per id (`logw`): of the first ids only while the
+    /// durations are not complete ([`Vits::prepare_first`]).
     pub logw: Vec<f32>,
-    /// Frames per id.
+    /// Frames per id (as `logw`).
     pub durations: Vec<u32>,
     owner: Vec<u32>,
+    /// Set while the duration predictor has run on a prefix only.
+    pending: Option<Pending>,
     noise: Noise,
     noise_scale: f32,
     /// Seconds spent per stage on this sentence so far.
@@ -107,6 +110,77 @@ fn held<'a, B: Backend>(a: &'a Arena<B>, i: usize, what: &str) -> Result<&'a B::
 fn held_mut<'a, B: Backend>(a: &'a mut Arena<B>, i: usize, what: &str) -> Result<&'a mut B::Buf> {
     a.get_mut(i)
         .ok_or_else(|| Error::InvalidArgument(format!("{what} missing")))
+}
+
+/// Frames per id from log-durations (`ceil(exp(logw) · length_scale)`) and
+/// their total; `first` numbers the ids in messages.
+///
+/// # Errors
+/// An id or the total over `max_frames`.
+fn frames_of(
+    logw: &[f32],
+    first: usize,
+    length_scale: f32,
+    max_frames: usize,
+) -> Result<(Vec<u32>, u64)> {
+    let mut durations = Vec::with_capacity(logw.len());
+    let mut total: u64 = 0;
+    for (i, &lw) in logw.iter().enumerate() {
+        let d = (lw.exp() * length_scale).ceil();
+        if !d.is_finite() || d > max_frames as f32 || d > u32::MAX as f32 {
+            return Err(Error::InvalidArgument(format!(
+                "id #{} would last {d} frames, over the cap of {max_frames} frames per sentence (lower noise_w or length_scale)",
+                first + i + 1,
+            )));
+        }
+        let d = d.max(0.0) as u32;
+        total += u64::from(d);
+        durations.push(d);
+    }
+    if total > max_frames as u64 {
+        return Err(Error::InvalidArgument(format!(
+            "the sentence would need {total} frames, over the cap of {max_frames} (lower noise_w or length_scale, or split the text)",
+        )));
+    }
+    Ok((durations, total))
+}
+
+/// The id each of `total` frames belongs to (one placeholder frame if none).
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when the index cannot be allocated.
+fn owners(durations: &[u32], total: u64) -> Result<Vec<u32>> {
+    // The frame count comes from the input (scales, max_frames): allocate
+    // fallibly so an absurd size is an error, not an abort.
+    let frames = usize::try_from(total.max(1)).unwrap_or(usize::MAX);
+    let mut owner: Vec<u32> = Vec::new();
+    owner.try_reserve_exact(frames).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "the sentence needs {total} frames; their index ({} bytes) cannot be allocated",
+            frames.saturating_mul(4)
+        ))
+    })?;
+    for (i, &d) in durations.iter().enumerate() {
+        owner.extend(std::iter::repeat_n(i as u32, d as usize));
+    }
+    if owner.is_empty() {
+        owner.push(u32::MAX);
+    }
+    Ok(owner)
+}
+
+/// The encoder's six buffers and the duration predictor's six.
+type PrepBufs<'w, B> = (
+    &'w mut [<B as Backend>::Buf; 6],
+    &'w mut [<B as Backend>::Buf; 6],
+);
+
+/// What [`Vits::finish`] needs to run the duration predictor on the rest of
+/// a sentence.
+struct Pending {
+    length_scale: f32,
+    noise_w: f32,
+    max_frames: usize,
 }
 
 /// A voice's scratch sets not in use, and the sizes all of them share (see
@@ -209,9 +283,16 @@ impl<B: Backend> Drop for Lease<B> {
 }
 
 impl<B: Backend> Utterance<B> {
-    /// Total frames `F`.
+    /// Total frames `F`; while the durations are not complete, the frames
+    /// known so far (fewer).
     pub fn frames(&self) -> usize {
         self.owner.len()
+    }
+
+    /// Whether the durations of every id are known (always after
+    /// [`Vits::prepare`] and [`Vits::finish`]).
+    pub fn durations_complete(&self) -> bool {
+        self.pending.is_none()
     }
 
     /// `m_p ‖ logs_p` `[2H, T]` on the host, for checks.
@@ -363,6 +444,28 @@ impl<B: Backend> Vits<B> {
     /// [`Error::InvalidArgument`] for empty input, an id outside the voice, or a
     /// frame count over `opts.max_frames`.
     pub fn prepare(&self, be: &B, ids: &[i64], opts: &SynthOptions) -> Result<Utterance<B>> {
+        self.prepare_first(be, ids, opts, usize::MAX)
+    }
+
+    /// [`Vits::prepare`] for streaming: when only output frames
+    /// `0..first_frames` are wanted soon and the sentence is long, the
+    /// duration predictor runs on a prefix of the ids that fixes the frames
+    /// those need (its receptive field is [`DurationW::radius`] ids), and the
+    /// rest at [`Vits::finish`] (or the first [`Vits::render`] that needs
+    /// it). The samples are the same as [`Vits::prepare`]'s (backends whose
+    /// columns are computed alone, [`Backend::COLUMNS_EXACT`]; others always
+    /// run all ids); until then [`Utterance::frames`] counts the frames known.
+    /// A total over `opts.max_frames` may then be found only at `finish`.
+    ///
+    /// # Errors
+    /// As [`Vits::prepare`].
+    pub fn prepare_first(
+        &self,
+        be: &B,
+        ids: &[i64],
+        opts: &SynthOptions,
+        first_frames: usize,
+    ) -> Result<Utterance<B>> {
         if ids.is_empty() {
             return Err(Error::InvalidArgument(
                 "no phoneme ids to synthesize".into(),
@@ -396,73 +499,48 @@ impl<B: Backend> Vits<B> {
         // Given back to the pool when the utterance (or this function, on an
         // error) drops it.
         let mut work = Lease::new(&self.pool);
-        let lens: Vec<usize> = self
-            .enc
-            .lens(t)
-            .into_iter()
-            .chain(self.dp.lens(t))
-            .collect();
-        let bufs = work.prep.bufs(be, &lens, "encoder and duration scratch")?;
-        let (enc, dp) = bufs.split_at_mut(6);
-        let (Ok(enc), Ok(dp)) = (
-            <&mut [B::Buf; 6]>::try_from(enc),
-            <&mut [B::Buf; 6]>::try_from(dp),
-        ) else {
-            return Err(Error::InvalidArgument(
-                "scratch set of the wrong size".into(),
-            ));
-        };
+        let (enc, _) = self.prep_bufs(be, &mut work, t)?;
         self.enc.run(be, ids, enc);
         let t1 = Instant::now();
-        let logw = self.dp.run(
-            be,
-            &enc[0],
-            Mat::new(self.hidden, t),
-            dp,
-            &opts.noise,
-            sc.noise_w,
-        )?;
-        // A device failure makes the durations meaningless: stop here.
-        be.check()?;
-        let t2 = Instant::now();
-        let mut durations = Vec::with_capacity(t);
-        let mut total: u64 = 0;
-        for (i, &lw) in logw.iter().enumerate() {
-            let w = lw.exp() * sc.length_scale;
-            let d = w.ceil();
-            if !d.is_finite() || d > opts.max_frames as f32 || d > u32::MAX as f32 {
-                return Err(Error::InvalidArgument(format!(
-                    "id #{} would last {d} frames, over the cap of {} frames per sentence (lower noise_w or length_scale)",
-                    i + 1,
-                    opts.max_frames
-                )));
+        // Ids whose durations are run: all, or (streaming a long sentence) a
+        // prefix long enough for the first frames, doubled until it is.
+        let r = self.dp.radius();
+        let need = first_frames.saturating_add(self.halo());
+        let mut p = if B::COLUMNS_EXACT && need < t {
+            r + 40
+        } else {
+            t
+        };
+        let (logw, durations, total) = loop {
+            // Most of the sentence anyway: run all of it.
+            if p.saturating_mul(3) >= t.saturating_mul(2) {
+                p = t;
             }
-            let d = d.max(0.0) as u32;
-            total += u64::from(d);
-            durations.push(d);
-        }
-        if total > opts.max_frames as u64 {
-            return Err(Error::InvalidArgument(format!(
-                "the sentence would need {total} frames, over the cap of {} (lower noise_w or length_scale, or split the text)",
-                opts.max_frames
-            )));
-        }
-        // The frame count comes from the input (scales, max_frames): allocate
-        // fallibly so an absurd size is an error, not an abort.
-        let frames = usize::try_from(total.max(1)).unwrap_or(usize::MAX);
-        let mut owner: Vec<u32> = Vec::new();
-        owner.try_reserve_exact(frames).map_err(|_| {
-            Error::OutOfMemory(format!(
-                "the sentence needs {total} frames; their index ({} bytes) cannot be allocated",
-                frames.saturating_mul(4)
-            ))
-        })?;
-        for (i, &d) in durations.iter().enumerate() {
-            owner.extend(std::iter::repeat_n(i as u32, d as usize));
-        }
-        if owner.is_empty() {
-            owner.push(u32::MAX);
-        }
+            let (x, dp) = self.prep_bufs(be, &mut work, t)?;
+            let mut logw = self.dp.run(
+                be,
+                &x[0],
+                Mat::new(self.hidden, t).cols(0, p),
+                dp,
+                &opts.noise,
+                sc.noise_w,
+            )?;
+            // A device failure makes the durations meaningless: stop here.
+            be.check()?;
+            logw.truncate(if p == t { t } else { p - r });
+            let (durations, total) = frames_of(&logw, 0, sc.length_scale, opts.max_frames)?;
+            if p == t || total > need as u64 {
+                break (logw, durations, total);
+            }
+            p *= 2;
+        };
+        let t2 = Instant::now();
+        let pending = (logw.len() < t).then_some(Pending {
+            length_scale: sc.length_scale,
+            noise_w: sc.noise_w,
+            max_frames: opts.max_frames,
+        });
+        let owner = owners(&durations, total)?;
         work.z
             .bufs(be, &[self.hidden * owner.len()], "flow output")?;
         Ok(Utterance {
@@ -471,6 +549,7 @@ impl<B: Backend> Vits<B> {
             logw,
             durations,
             owner,
+            pending,
             noise: opts.noise.clone(),
             noise_scale: sc.noise_scale,
             times: StageTimes {
@@ -481,6 +560,82 @@ impl<B: Backend> Vits<B> {
             z_ready: 0,
             work,
         })
+    }
+
+    /// The encoder's and the duration predictor's scratch for `t` ids (the
+    /// same sizes every time: later calls keep what earlier ones left).
+    fn prep_bufs<'w>(&self, be: &B, work: &'w mut Work<B>, t: usize) -> Result<PrepBufs<'w, B>> {
+        let lens: Vec<usize> = self
+            .enc
+            .lens(t)
+            .into_iter()
+            .chain(self.dp.lens(t))
+            .collect();
+        let bufs = work.prep.bufs(be, &lens, "encoder and duration scratch")?;
+        let (enc, dp) = bufs.split_at_mut(6);
+        match (
+            <&mut [B::Buf; 6]>::try_from(enc),
+            <&mut [B::Buf; 6]>::try_from(dp),
+        ) {
+            (Ok(enc), Ok(dp)) => Ok((enc, dp)),
+            _ => Err(Error::InvalidArgument(
+                "scratch set of the wrong size".into(),
+            )),
+        }
+    }
+
+    /// Run the duration predictor on the rest of a sentence that
+    /// [`Vits::prepare_first`] started on a prefix: afterwards
+    /// [`Utterance::frames`] is the sentence's total. Nothing to do when the
+    /// durations are complete. [`Vits::render`] calls it when a range needs
+    /// it; calling it first makes a frame-cap error this request's alone.
+    ///
+    /// # Errors
+    /// As [`Vits::prepare`] for the frame cap, allocation or the device.
+    pub fn finish(&self, be: &B, u: &mut Utterance<B>) -> Result<()> {
+        let Some(pend) = u.pending.take() else {
+            return Ok(());
+        };
+        let t1 = Instant::now();
+        let t = u.ids;
+        let work = &mut *u.work;
+        let (x, dp) = self.prep_bufs(be, work, t)?;
+        let logw = self.dp.run(
+            be,
+            &x[0],
+            Mat::new(self.hidden, t),
+            dp,
+            &u.noise,
+            pend.noise_w,
+        )?;
+        be.check()?;
+        let (durations, total) = frames_of(&logw, 0, pend.length_scale, pend.max_frames)?;
+        let owner = owners(&durations, total)?;
+        let c = self.hidden;
+        let (old, f) = (u.owner.len(), owner.len());
+        // Flow output already final moves to the layout of the whole sentence
+        // (through the host: a first chunk's worth).
+        let mut kept = Vec::new();
+        let same = durations[..u.durations.len()] == u.durations[..];
+        debug_assert!(same, "prefix durations differ from the whole sentence's");
+        if same && u.z_ready > 0 {
+            kept.resize(c * u.z_ready, 0.0);
+            let z = held(&work.z, 0, "flow output")?;
+            be.read(z, Mat::new(c, old).cols(0, u.z_ready), &mut kept);
+        } else {
+            // (Only if a backend claimed exact columns wrongly.) The flow
+            // restarts from the sentence's complete durations.
+            u.z_ready = 0;
+        }
+        let z = &mut work.z.bufs(be, &[c * f], "flow output")?[0];
+        if u.z_ready > 0 {
+            be.write(z, Mat::new(c, f).cols(0, u.z_ready), &kept);
+        }
+        u.logw = logw;
+        u.durations = durations;
+        u.owner = owner;
+        u.times.duration += t1.elapsed().as_secs_f64();
+        Ok(())
     }
 
     /// z_p for frames `s..e` -> flow; the result `[C, e − s]` is left in the
@@ -513,6 +668,7 @@ impl<B: Backend> Vits<B> {
     /// # Errors
     /// Allocation failure or short fixed noise.
     pub fn latent(&self, be: &B, u: &mut Utterance<B>) -> Result<Vec<f32>> {
+        self.finish(be, u)?;
         let f = u.frames();
         self.latent_window(be, u, 0, f)?;
         let mut out = vec![0.0; self.hidden * f];
@@ -567,6 +723,7 @@ impl<B: Backend> Vits<B> {
         b: usize,
         out: &mut Vec<f32>,
     ) -> Result<()> {
+        self.settle(be, u, b)?;
         let f = u.frames();
         let b = b.min(f);
         if a >= b {
@@ -597,6 +754,16 @@ impl<B: Backend> Vits<B> {
         if let Err(e) = be.check() {
             out.truncate(start);
             return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Before rendering up to frame `b`: complete the durations unless this is
+    /// the first range and its frames with their halo are already known (the
+    /// flow output kept so far has the layout of the known frames).
+    fn settle(&self, be: &B, u: &mut Utterance<B>, b: usize) -> Result<()> {
+        if u.pending.is_some() && (u.z_ready > 0 || b.saturating_add(self.halo()) >= u.frames()) {
+            self.finish(be, u)?;
         }
         Ok(())
     }
@@ -655,6 +822,7 @@ impl<B: Backend> Vits<B> {
         let mut seg = vec![(0usize, 0usize); items.len()];
         for (i, it) in items.iter_mut().enumerate() {
             let u = &mut *it.utt;
+            self.settle(be, u, it.b)?;
             let f = u.frames();
             it.b = it.b.min(f);
             if it.a >= it.b {

@@ -145,6 +145,7 @@ impl Backend for CpuBackend {
     type Conv = CpuConv;
     type ConvT = CpuConvT;
     type Vector = Vec<f32>;
+    const COLUMNS_EXACT: bool = true;
 
     fn name(&self) -> String {
         "cpu".into()
