@@ -26,8 +26,14 @@ use unicode_normalization::UnicodeNormalization;
 /// Longest input accepted in one call (bytes).
 pub const MAX_TEXT_BYTES: usize = 64 << 20;
 
-/// Sentences longer than this many phoneme code points are split at clause punctuation.
-pub const MAX_SENTENCE_PHONEMES: usize = 400;
+/// Longest piece of a sentence synthesized at once, in phoneme code points
+/// (about 480 voice ids, 50 words, 6 s of speech). A longer sentence is cut
+/// into the fewest pieces of balanced length, at clause punctuation where it
+/// can be, else between words ([`split_long`]). This bounds the time to
+/// first audio whatever the sentence (the encoder attends over the whole
+/// piece: it is the one stage that cannot start on a part of it) and keeps
+/// the input in the range of utterance lengths the voices were trained on.
+pub const MAX_SENTENCE_PHONEMES: usize = 240;
 
 /// Errors of the text frontend.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +98,11 @@ pub fn phonemize_with(
                     max: MAX_TEXT_BYTES,
                 });
             }
-            Ok(espeak::phonemize(text, espeak_voice.unwrap_or("en-us"))?
-                .into_iter()
-                .map(|s| s.nfd().collect())
-                .collect())
+            let mut out = Vec::new();
+            for s in espeak::phonemize(text, espeak_voice.unwrap_or("en-us"))? {
+                push_pieces(&s.nfd().collect::<String>(), &mut out);
+            }
+            Ok(out)
         }
     }
 }
@@ -146,12 +153,11 @@ fn sentences(text: &str) -> Vec<Vec<Piece>> {
     out
 }
 
-/// IPA of one sentence's pieces, split further at clause punctuation when too long.
-fn render(pieces: &[Piece], out: &mut Vec<String>) {
+/// IPA of one sentence's pieces.
+fn render(pieces: &[Piece]) -> String {
     let mut s = String::new();
-    let mut count = 0usize;
     let mut clause: Vec<(Option<&str>, String)> = Vec::new();
-    let flush = |clause: &mut Vec<(Option<&str>, String)>, s: &mut String, count: &mut usize| {
+    let flush = |clause: &mut Vec<(Option<&str>, String)>, s: &mut String| {
         if clause.is_empty() {
             return;
         }
@@ -163,7 +169,6 @@ fn render(pieces: &[Piece], out: &mut Vec<String>) {
         if !s.is_empty() {
             s.push(' ');
         }
-        *count += ipa.chars().count() + 1;
         s.push_str(&ipa);
     };
     for p in pieces {
@@ -171,23 +176,86 @@ fn render(pieces: &[Piece], out: &mut Vec<String>) {
             Piece::Word(w) => clause.push((Some(w.as_str()), g2p::word_ipa(w))),
             Piece::Spell(l) => clause.push((None, g2p::spell(l))),
             Piece::Punct(c) => {
-                flush(&mut clause, &mut s, &mut count);
-                // Punctuation attaches to the previous word; a clause mark may end a long chunk.
+                flush(&mut clause, &mut s);
+                // Punctuation attaches to the previous word.
                 if s.is_empty() || s.ends_with(['.', ',', ';', ':', '!', '?']) {
                     continue;
                 }
                 s.push(*c);
-                count += 1;
-                if matches!(c, ',' | ';' | ':') && count > MAX_SENTENCE_PHONEMES {
-                    out.push(std::mem::take(&mut s));
-                    count = 0;
-                }
             }
         }
     }
-    flush(&mut clause, &mut s, &mut count);
-    if !s.is_empty() {
-        out.push(s);
+    flush(&mut clause, &mut s);
+    s
+}
+
+/// One sentence's IPA as the pieces [`split_long`] cuts it into.
+fn push_pieces(ipa: &str, out: &mut Vec<String>) {
+    out.extend(
+        split_long(ipa, MAX_SENTENCE_PHONEMES)
+            .into_iter()
+            .map(str::to_owned),
+    );
+}
+
+/// Cut one sentence's IPA into the fewest pieces of at most `max` code
+/// points, as even as the cut points allow: after clause punctuation
+/// (`,` `;` `:`) where that still leaves the rest enough room, else at the
+/// space between two words nearest the even length (else the last space
+/// that fits, else, in one word longer than `max`, inside the word). A
+/// sentence that fits is returned whole.
+pub fn split_long(ipa: &str, max: usize) -> Vec<&str> {
+    let max = max.max(1);
+    let mut out = Vec::new();
+    let mut rest = ipa;
+    loop {
+        let len = rest.chars().count();
+        if len <= max {
+            if !rest.is_empty() {
+                out.push(rest);
+            }
+            return out;
+        }
+        let pieces = len.div_ceil(max);
+        let even = len.div_ceil(pieces);
+        // Spaces where the piece fits: (code points before, byte index,
+        // after clause punctuation, what follows fits in the other pieces).
+        let mut prev = ' ';
+        let cuts: Vec<(usize, usize, bool, bool)> = rest
+            .char_indices()
+            .enumerate()
+            .filter_map(|(n, (i, c))| {
+                let clause = matches!(prev, ',' | ';' | ':');
+                prev = c;
+                (c == ' ' && n > 0 && n <= max).then_some((
+                    n,
+                    i,
+                    clause,
+                    len - n - 1 <= (pieces - 1) * max,
+                ))
+            })
+            .collect();
+        let nearest = |clause_only: bool| {
+            cuts.iter()
+                .filter(|c| c.3 && (c.2 || !clause_only))
+                .min_by_key(|c| c.0.abs_diff(even))
+                .copied()
+        };
+        // No even cut: the longest piece that fits (the rest takes one more).
+        match nearest(true)
+            .or_else(|| nearest(false))
+            .or_else(|| cuts.last().copied())
+        {
+            Some((_, i, ..)) => {
+                out.push(&rest[..i]);
+                rest = &rest[i + 1..];
+            }
+            None => {
+                let i = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+                out.push(&rest[..i]);
+                rest = rest[i..].trim_start_matches(' ');
+            }
+        }
     }
 }
 
@@ -207,7 +275,66 @@ pub fn phonemize(text: &str) -> Result<Vec<String>, TextError> {
     }
     let mut out = Vec::new();
     for s in sentences(text) {
-        render(&s, &mut out);
+        push_pieces(&render(&s).nfd().collect::<String>(), &mut out);
     }
-    Ok(out.into_iter().map(|s| s.nfd().collect()).collect())
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_long;
+
+    fn words(n: usize, len: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| std::iter::repeat_n(char::from(b'a' + (i % 26) as u8), len).collect())
+            .collect()
+    }
+
+    #[test]
+    fn short_sentences_stay_whole() {
+        assert_eq!(split_long("həlˈoʊ wˈɜːld.", 20), vec!["həlˈoʊ wˈɜːld."]);
+        assert!(split_long("", 20).is_empty());
+    }
+
+    #[test]
+    fn cuts_at_the_clause_nearest_an_even_split() {
+        // 3 clauses of 4 words of 4 letters: 19 code points each with ", ".
+        let w = words(12, 4);
+        let s = format!(
+            "{}, {}, {}.",
+            w[..4].join(" "),
+            w[4..8].join(" "),
+            w[8..].join(" ")
+        );
+        let p = split_long(&s, 45);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].ends_with(','), "{p:?}");
+        assert!(p.iter().all(|x| x.chars().count() <= 45));
+        // A clause mark that would leave too much for the rest is not used:
+        // the cut falls between words near the middle instead.
+        let s = format!("{}, {}.", w[0], w[1..12].join(" "));
+        let p = split_long(&s, 35);
+        assert_eq!(p.len(), 2, "{p:?}");
+        let (a, b) = (p[0].chars().count(), p[1].chars().count());
+        assert!(a <= 35 && b <= 35 && a.abs_diff(b) <= 5, "{p:?}");
+        assert_eq!(p.join(" "), s);
+    }
+
+    #[test]
+    fn pieces_fit_cover_everything_and_are_fewest() {
+        for (n, len, max) in [(100, 3, 40), (57, 7, 50), (300, 1, 17), (10, 9, 10)] {
+            let s = words(n, len).join(" ");
+            let p = split_long(&s, max);
+            assert!(p.iter().all(|x| x.chars().count() <= max), "{p:?}");
+            assert_eq!(p.join(" "), s);
+            let total = s.chars().count();
+            // Cuts between words lose at most a word's room per piece.
+            assert!(p.len() <= total.div_ceil(max - len), "{} pieces", p.len());
+        }
+        // One word longer than the limit is cut inside it.
+        let long = "ə".repeat(50);
+        let p = split_long(&long, 20);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.concat(), long);
+    }
 }
