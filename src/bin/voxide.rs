@@ -450,10 +450,16 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         },
         ..opts.clone()
     };
+    // Per sentence (the first 20), the median of `repeat` requests.
     let mut ttfa = Vec::new();
     for s in sentences.iter().take(20) {
-        ttfa.push(timed_request(&engine, s, &sent_opts, rate)?.2);
+        let mut each = Vec::new();
+        for _ in 0..a.repeat.max(1) {
+            each.push(timed_request(&engine, s, &sent_opts, rate)?.2);
+        }
+        ttfa.push(median(&mut each));
     }
+    let ttfa_max = ttfa.iter().copied().fold(0.0f64, f64::max);
     // Warm-up, then timed repeats of the whole text.
     let (audio_s, _, _) = timed_request(&engine, &text, &opts, rate)?;
     let mut walls = Vec::new();
@@ -505,6 +511,7 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         "wall_s": wall,
         "xrt": xrt,
         "ttfa_ms": median(&mut ttfa),
+        "ttfa_max_ms": ttfa_max,
         "load_ms": load_ms,
         "peak_rss_mb": peak_rss_mb(),
         "device": engine.device_name(),

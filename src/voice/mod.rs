@@ -7,7 +7,6 @@ mod weights;
 
 pub use config::{Scales, VoiceConfig};
 pub use ids::{phoneme_sentences, MappedIds, PhonemeIdMap};
-pub(crate) use weights::advise_huge_pages;
 pub use weights::{
     Conv, ConvFlow, ConvTranspose, Coupling, DdsConv, Decoder, DurationPredictor, Encoder,
     EncoderLayer, Norm, ResBlock, Tensor, Weights,

@@ -779,9 +779,9 @@ fn read_decoder(r: &mut Reader, hidden: usize) -> Result<Decoder, VoiceError> {
 }
 
 /// Read a whole file into memory (no mapping is kept: a voice file replaced
-/// or truncated later cannot hurt the engine). The buffer is advised for
-/// transparent huge pages, which saves most of the page faults of touching
-/// tens of megabytes at load.
+/// or truncated later cannot hurt the engine). Plain pages: advising
+/// transparent huge pages made loads stall for tens of milliseconds at
+/// random (the kernel compacting memory to find them).
 fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
@@ -791,7 +791,6 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     buf.try_reserve_exact(len.saturating_add(1)).map_err(|_| {
         std::io::Error::new(std::io::ErrorKind::OutOfMemory, "voice file too large")
     })?;
-    advise_huge_pages(buf.as_mut_ptr(), buf.capacity());
     if len >= 1 << 23 && rayon::current_thread_index().is_some() && read_halves(&f, &mut buf, len) {
         // The file may have grown since its size was taken: read the rest.
         use std::io::Seek;
@@ -882,12 +881,11 @@ fn first_non_finite(v: &[f32]) -> Option<usize> {
 }
 
 /// Little-endian `f32`s from bytes (`bytes.len()` a multiple of 4): a plain
-/// copy on little-endian machines, into huge-page-advised memory when large.
+/// copy on little-endian machines.
 fn le_floats(bytes: &[u8]) -> Vec<f32> {
     let n = bytes.len() / 4;
     if cfg!(target_endian = "little") {
         let mut v: Vec<f32> = Vec::with_capacity(n);
-        advise_huge_pages(v.as_mut_ptr().cast(), n * 4);
         // SAFETY: v has room for n floats; every bit pattern is a valid f32;
         // the bytes are little-endian like the machine.
         unsafe {
@@ -900,21 +898,6 @@ fn le_floats(bytes: &[u8]) -> Vec<f32> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
-    }
-}
-
-/// `madvise(MADV_HUGEPAGE)` on the 2 MiB-aligned interior of an untouched
-/// allocation (a hint: ignored where unsupported).
-pub(crate) fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (ptr as usize).next_multiple_of(HUGE);
-    let end = (ptr as usize + len) & !(HUGE - 1);
-    if end > start {
-        // SAFETY: the range lies inside an allocation we own; MADV_HUGEPAGE
-        // only changes how the kernel backs it, not its contents.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-        }
     }
 }
 

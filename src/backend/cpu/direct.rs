@@ -141,12 +141,9 @@ fn each_panel<T: Send>(
 }
 
 /// A zeroed vector (f32 / u32: zeroed by the allocator, so a large one is
-/// fresh pages not yet touched), its memory advised for huge pages before
-/// the packing writes fault it in (fewer faults, taken on all threads).
-fn huge_zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
-    let mut v: Vec<T> = vec![T::default(); n];
-    crate::voice::advise_huge_pages(v.as_mut_ptr().cast(), n * std::mem::size_of::<T>());
-    v
+/// fresh pages, faulted in by the packing writes on all threads).
+fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
+    vec![T::default(); n]
 }
 
 impl Packed {
@@ -175,7 +172,7 @@ impl Packed {
         let mut a: Vec<amx::Line> = Vec::new();
         match precision {
             Precision::F32 => {
-                f = huge_zeroed(cout * kk);
+                f = zeroed(cout * kk);
                 let (full, rest) = f.split_at_mut(panels * MR * kk);
                 let panel = |(pi, dst): (usize, &mut [f32])| {
                     let rows: [&[f32]; MR] = std::array::from_fn(|m| row(pi * MR + m));
@@ -204,7 +201,7 @@ impl Packed {
                     };
                     u32::from(lo) | (u32::from(hi) << 16)
                 };
-                p = huge_zeroed(cout * k2);
+                p = zeroed(cout * k2);
                 let (full, rest) = p.split_at_mut(panels * MR * k2);
                 let panel = |(pi, dst): (usize, &mut [u32])| {
                     for m in 0..MR {
@@ -248,7 +245,6 @@ fn amx_lines(w: &[f32], cout: usize, kk: usize, mut reuse: Vec<amx::Line>) -> Ve
     if reuse.capacity() < n {
         // Fresh pages, no zeroing pass.
         reuse = Vec::with_capacity(n);
-        crate::voice::advise_huge_pages(reuse.as_mut_ptr().cast(), n * 64);
     }
     let per_block = amx::packed_lines(amx::BLOCK, kk);
     // SAFETY: Bf16x3 packs only where amx::available(); each block gets its
