@@ -27,13 +27,13 @@ use unicode_normalization::UnicodeNormalization;
 pub const MAX_TEXT_BYTES: usize = 64 << 20;
 
 /// Longest piece of a sentence synthesized at once, in phoneme code points
-/// (about 480 voice ids, 50 words, 6 s of speech). A longer sentence is cut
+/// (about 440 voice ids, 45 words, 5–6 s of speech). A longer sentence is cut
 /// into the fewest pieces of balanced length, at clause punctuation where it
 /// can be, else between words ([`split_long`]). This bounds the time to
 /// first audio whatever the sentence (the encoder attends over the whole
 /// piece: it is the one stage that cannot start on a part of it) and keeps
 /// the input in the range of utterance lengths the voices were trained on.
-pub const MAX_SENTENCE_PHONEMES: usize = 240;
+pub const MAX_SENTENCE_PHONEMES: usize = 220;
 
 /// Errors of the text frontend.
 #[derive(Debug, thiserror::Error)]
