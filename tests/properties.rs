@@ -152,13 +152,21 @@ proptest! {
             assert_eq!(v.logw, u.logw);
             (full, stream, partial, head)
         });
-        // Long inputs take the prefix path (the radius is 65 ids for Piper voices).
-        prop_assert!(partial || ids.len() < 200, "{} ids ran whole", ids.len());
+        // Long inputs take the prefix path (the radius is 65 ids for Piper
+        // voices) where the kernels compute each column alone; the portable
+        // gemm path (`VOXIDE_CPU_KERNELS=gemm`) always runs all ids.
+        let exact = f.be.columns_exact();
+        prop_assert!(partial || ids.len() < 200 || !exact, "{} ids ran whole", ids.len());
         let k = head.0.len();
         prop_assert!(k > 0);
         let u = f.be.install(|| f.model.prepare(&f.be, &ids, &opts).unwrap());
         prop_assert!(head.0[..] == u.logw[..k], "prefix log-durations differ");
         prop_assert!(head.1[..] == u.durations[..k]);
-        prop_assert!(stream == full, "streamed samples differ from the whole sentence's");
+        if exact {
+            prop_assert!(stream == full, "streamed samples differ from the whole sentence's");
+        } else {
+            prop_assert_eq!(stream.len(), full.len());
+            prop_assert!(common::snr_db(&full, &stream) > 80.0);
+        }
     }
 }

@@ -87,15 +87,18 @@ pub trait Backend: Send + Sync + 'static {
     /// A small weight vector (bias, LayerNorm, tables) on this device.
     type Vector: Send + Sync;
 
-    /// Whether every op computes each output column alone, in an order that
-    /// does not depend on the view's width or position, so a column gets the
-    /// same bits in any window that holds its receptive field (the CPU
-    /// kernels; not libraries that pick their algorithm by problem size).
-    /// [`crate::model::Vits::prepare_first`] relies on it.
-    const COLUMNS_EXACT: bool = false;
-
     /// Human-readable device name (`cpu`, `cuda:0 (…)`).
     fn name(&self) -> String;
+
+    /// Whether every op computes each output column alone, in an order that
+    /// does not depend on the view's width or position, so a column gets the
+    /// same bits in any window that holds its receptive field (the CPU's
+    /// direct kernels; not libraries that pick their blocking by problem
+    /// size, such as the portable `gemm` path or cuBLAS).
+    /// [`crate::model::Vits::prepare_first`] relies on it.
+    fn columns_exact(&self) -> bool {
+        false
+    }
 
     /// A zeroed buffer of `len` floats.
     ///

@@ -453,7 +453,7 @@ impl<B: Backend> Vits<B> {
     /// those need (its receptive field is [`DurationW::radius`] ids), and the
     /// rest at [`Vits::finish`] (or the first [`Vits::render`] that needs
     /// it). The samples are the same as [`Vits::prepare`]'s (backends whose
-    /// columns are computed alone, [`Backend::COLUMNS_EXACT`]; others always
+    /// columns are computed alone, [`Backend::columns_exact`]; others always
     /// run all ids); until then [`Utterance::frames`] counts the frames known.
     /// A total over `opts.max_frames` may then be found only at `finish`.
     ///
@@ -506,7 +506,7 @@ impl<B: Backend> Vits<B> {
         // prefix long enough for the first frames, doubled until it is.
         let r = self.dp.radius();
         let need = first_frames.saturating_add(self.halo());
-        let mut p = if B::COLUMNS_EXACT && need < t {
+        let mut p = if be.columns_exact() && need < t {
             r + 40
         } else {
             t

@@ -145,10 +145,13 @@ impl Backend for CpuBackend {
     type Conv = CpuConv;
     type ConvT = CpuConvT;
     type Vector = Vec<f32>;
-    const COLUMNS_EXACT: bool = true;
 
     fn name(&self) -> String {
         "cpu".into()
+    }
+
+    fn columns_exact(&self) -> bool {
+        self.kernels.is_some()
     }
 
     fn alloc(&self, len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
