@@ -113,16 +113,11 @@ fn held_mut<'a, B: Backend>(a: &'a mut Arena<B>, i: usize, what: &str) -> Result
 }
 
 /// Frames per id from log-durations (`ceil(exp(logw) · length_scale)`) and
-/// their total; `first` numbers the ids in messages.
+/// their total.
 ///
 /// # Errors
 /// An id or the total over `max_frames`.
-fn frames_of(
-    logw: &[f32],
-    first: usize,
-    length_scale: f32,
-    max_frames: usize,
-) -> Result<(Vec<u32>, u64)> {
+fn frames_of(logw: &[f32], length_scale: f32, max_frames: usize) -> Result<(Vec<u32>, u64)> {
     let mut durations = Vec::with_capacity(logw.len());
     let mut total: u64 = 0;
     for (i, &lw) in logw.iter().enumerate() {
@@ -130,7 +125,7 @@ fn frames_of(
         if !d.is_finite() || d > max_frames as f32 || d > u32::MAX as f32 {
             return Err(Error::InvalidArgument(format!(
                 "id #{} would last {d} frames, over the cap of {max_frames} frames per sentence (lower noise_w or length_scale)",
-                first + i + 1,
+                i + 1,
             )));
         }
         let d = d.max(0.0) as u32;
@@ -499,7 +494,7 @@ impl<B: Backend> Vits<B> {
         // Given back to the pool when the utterance (or this function, on an
         // error) drops it.
         let mut work = Lease::new(&self.pool);
-        let (enc, _) = self.prep_bufs(be, &mut work, t)?;
+        let (enc, dp) = self.prep_bufs(be, &mut work, t)?;
         self.enc.run(be, ids, enc);
         let t1 = Instant::now();
         // Ids whose durations are run: all, or (streaming a long sentence) a
@@ -516,10 +511,9 @@ impl<B: Backend> Vits<B> {
             if p.saturating_mul(3) >= t.saturating_mul(2) {
                 p = t;
             }
-            let (x, dp) = self.prep_bufs(be, &mut work, t)?;
             let mut logw = self.dp.run(
                 be,
-                &x[0],
+                &enc[0],
                 Mat::new(self.hidden, t).cols(0, p),
                 dp,
                 &opts.noise,
@@ -528,7 +522,7 @@ impl<B: Backend> Vits<B> {
             // A device failure makes the durations meaningless: stop here.
             be.check()?;
             logw.truncate(if p == t { t } else { p - r });
-            let (durations, total) = frames_of(&logw, 0, sc.length_scale, opts.max_frames)?;
+            let (durations, total) = frames_of(&logw, sc.length_scale, opts.max_frames)?;
             if p == t || total > need as u64 {
                 break (logw, durations, total);
             }
@@ -609,7 +603,7 @@ impl<B: Backend> Vits<B> {
             pend.noise_w,
         )?;
         be.check()?;
-        let (durations, total) = frames_of(&logw, 0, pend.length_scale, pend.max_frames)?;
+        let (durations, total) = frames_of(&logw, pend.length_scale, pend.max_frames)?;
         let owner = owners(&durations, total)?;
         let c = self.hidden;
         let (old, f) = (u.owner.len(), owner.len());

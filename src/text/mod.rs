@@ -208,8 +208,10 @@ pub fn split_long(ipa: &str, max: usize) -> Vec<&str> {
     let max = max.max(1);
     let mut out = Vec::new();
     let mut rest = ipa;
+    // Code points left; each cut looks at the next `max + 1` only, so the
+    // whole split is linear in the sentence.
+    let mut len = ipa.chars().count();
     loop {
-        let len = rest.chars().count();
         if len <= max {
             if !rest.is_empty() {
                 out.push(rest);
@@ -223,16 +225,12 @@ pub fn split_long(ipa: &str, max: usize) -> Vec<&str> {
         let mut prev = ' ';
         let cuts: Vec<(usize, usize, bool, bool)> = rest
             .char_indices()
+            .take(max + 1)
             .enumerate()
             .filter_map(|(n, (i, c))| {
                 let clause = matches!(prev, ',' | ';' | ':');
                 prev = c;
-                (c == ' ' && n > 0 && n <= max).then_some((
-                    n,
-                    i,
-                    clause,
-                    len - n - 1 <= (pieces - 1) * max,
-                ))
+                (c == ' ' && n > 0).then_some((n, i, clause, len - n - 1 <= (pieces - 1) * max))
             })
             .collect();
         let nearest = |clause_only: bool| {
@@ -246,14 +244,18 @@ pub fn split_long(ipa: &str, max: usize) -> Vec<&str> {
             .or_else(|| nearest(false))
             .or_else(|| cuts.last().copied())
         {
-            Some((_, i, ..)) => {
+            Some((n, i, ..)) => {
                 out.push(&rest[..i]);
                 rest = &rest[i + 1..];
+                len -= n + 1;
             }
             None => {
                 let i = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
                 out.push(&rest[..i]);
-                rest = rest[i..].trim_start_matches(' ');
+                let after = rest[i..].trim_start_matches(' ');
+                // The spaces trimmed are one byte each.
+                len -= max + (rest.len() - i - after.len());
+                rest = after;
             }
         }
     }

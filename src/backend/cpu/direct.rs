@@ -140,12 +140,6 @@ fn each_panel<T: Send>(
     }
 }
 
-/// A zeroed vector (f32 / u32: zeroed by the allocator, so a large one is
-/// fresh pages, faulted in by the packing writes on all threads).
-fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
-    vec![T::default(); n]
-}
-
 impl Packed {
     /// Pack `w` (`[cout, cin, k]`, row-major).
     pub(crate) fn new(
@@ -172,7 +166,9 @@ impl Packed {
         let mut a: Vec<amx::Line> = Vec::new();
         match precision {
             Precision::F32 => {
-                f = zeroed(cout * kk);
+                // Zeroed by the allocator: fresh pages, faulted in by the
+                // packing writes on all threads.
+                f = vec![0.0; cout * kk];
                 let (full, rest) = f.split_at_mut(panels * MR * kk);
                 let panel = |(pi, dst): (usize, &mut [f32])| {
                     let rows: [&[f32]; MR] = std::array::from_fn(|m| row(pi * MR + m));
@@ -201,7 +197,7 @@ impl Packed {
                     };
                     u32::from(lo) | (u32::from(hi) << 16)
                 };
-                p = zeroed(cout * k2);
+                p = vec![0; cout * k2];
                 let (full, rest) = p.split_at_mut(panels * MR * k2);
                 let panel = |(pi, dst): (usize, &mut [u32])| {
                     for m in 0..MR {
