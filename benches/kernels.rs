@@ -3,8 +3,8 @@
 //! `VOXIDE_CPU_KERNELS=gemm` measures the portable im2col + GEMM path.
 
 use std::time::Instant;
-use voxide::backend::cpu::{CpuBackend, Precision};
-use voxide::backend::{Backend, Mat, Out};
+use voxide::backend::cpu::CpuBackend;
+use voxide::backend::{Backend, Executor, Mat, Out, Precision};
 use voxide::voice::Conv;
 
 fn conv(cout: usize, cin: usize, k: usize, dilation: usize) -> Conv {

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 use std::time::Instant;
-use voxide::backend::cpu::{CpuBackend, Precision};
-use voxide::backend::Backend;
+use voxide::backend::cpu::CpuBackend;
+use voxide::backend::{Executor, Precision};
 use voxide::model::{SynthOptions, Vits};
 use voxide::voice::Voice;
 

@@ -3,9 +3,10 @@
 //! text frontend and the model. Coordination only: no model math here.
 
 use crate::audio::{Audio, AudioSample, SampleRate};
-use crate::backend::cpu::{CpuBackend, Precision};
+use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::CudaBackend;
-use crate::backend::Backend;
+use crate::backend::Precision;
+use crate::backend::{Backend, Executor};
 use crate::error::{Error, Result};
 use crate::model::{
     BatchItem, Noise, StageTimes, SynthOptions, Utterance, Vits, DEFAULT_MAX_FRAMES,
@@ -324,7 +325,7 @@ impl EngineBuilder {
     }
 
     /// Conv arithmetic on the CPU (default: `$VOXIDE_PRECISION`, else
-    /// [`Precision::auto`]: [`Precision::Bf16x3`] on CPUs with AMX tiles,
+    /// [`Precision::Auto`]: [`Precision::Bf16x3`] on CPUs with AMX tiles,
     /// f32-grade and faster, else [`Precision::F32`], the reference).
     /// [`Precision::Bf16`] runs the decoder in bf16: faster only where the
     /// CPU has fast AVX-512 BF16 dot products, lower fidelity (see the
@@ -391,7 +392,7 @@ impl EngineBuilder {
             None => match std::env::var("VOXIDE_PRECISION") {
                 Ok(s) if !s.trim().is_empty() => Precision::parse(&s)
                     .map_err(|e| Error::InvalidArgument(format!("VOXIDE_PRECISION: {e}")))?,
-                _ => Precision::auto(),
+                _ => Precision::Auto,
             },
         };
         let backend = match device {

@@ -55,6 +55,10 @@ pub enum BackendError {
     /// The device is absent or failed.
     #[error("device error: {0}")]
     Device(String),
+    /// An op was given views that do not fit its buffers or its weights
+    /// (a bug in the caller's shapes; the op did nothing).
+    #[error("shape error: {0}")]
+    Shape(String),
 }
 
 /// The crate's error type. Each variant maps to one `VoxideStatus` of the C ABI.
@@ -118,6 +122,7 @@ impl From<BackendError> for Error {
         match e {
             BackendError::OutOfMemory { .. } => Error::OutOfMemory(e.to_string()),
             BackendError::Device(msg) => Error::Device(msg),
+            BackendError::Shape(msg) => Error::Device(format!("shape error: {msg}")),
         }
     }
 }

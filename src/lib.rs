@@ -16,5 +16,5 @@ pub mod engine;
 pub mod scheduler;
 pub mod text;
 
-pub use backend::cpu::Precision;
+pub use backend::Precision;
 pub use engine::{Device, Engine, EngineBuilder, Input, Permit, SpeakOptions};

@@ -7,8 +7,8 @@ mod common;
 
 use proptest::prelude::*;
 use std::sync::OnceLock;
-use voxide::backend::cpu::{CpuBackend, Precision};
-use voxide::backend::Backend;
+use voxide::backend::cpu::CpuBackend;
+use voxide::backend::{Executor, Precision};
 use voxide::model::{BatchItem, Noise, SynthOptions, Utterance, Vits};
 use voxide::voice::Voice;
 
@@ -22,7 +22,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let voice = Voice::load(&common::voice_path(), None).unwrap();
         // The arithmetic engines get by default (bf16x3 on AMX CPUs).
-        let be = CpuBackend::with_precision(2, Precision::auto()).unwrap();
+        let be = CpuBackend::with_precision(2, Precision::Auto).unwrap();
         let model = Vits::new(&be, &voice.weights).unwrap();
         Fixture { be, model }
     })

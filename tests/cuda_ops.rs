@@ -6,7 +6,7 @@ mod common;
 
 use voxide::backend::cpu::CpuBackend;
 use voxide::backend::cuda::CudaBackend;
-use voxide::backend::{Backend, Mat, Out};
+use voxide::backend::{Backend, Executor, Mat, Out};
 use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::{Conv, ConvTranspose, Voice};
 use voxide::Precision;
@@ -51,7 +51,7 @@ fn up<B: Backend>(be: &B, data: &[f32]) -> B::Buf {
 }
 
 fn down<B: Backend>(be: &B, b: &B::Buf, m: Mat) -> Vec<f32> {
-    let mut out = vec![0.0; m.rows * m.cols];
+    let mut out = vec![0.0; m.rows() * m.cols()];
     be.read(b, m, &mut out);
     out
 }
@@ -72,7 +72,7 @@ fn run_ops<B: Backend>(be: &B) -> Vec<(&'static str, Vec<f32>)> {
     let mut out = Vec::new();
     let (c, t) = (48usize, 37usize);
     // A strided view: columns 3..3+t of a [c, t+9] buffer.
-    let xm = Mat::new(c, t + 9).cols(3, 3 + t);
+    let xm = Mat::new(c, t + 9).sub_cols(3, 3 + t);
     let x = up(be, &vals(c * (t + 9), 1));
     let dense = Mat::new(c, t);
     let mut y = up(be, &vals(c * t, 2));
@@ -114,9 +114,9 @@ fn run_ops<B: Backend>(be: &B) -> Vec<(&'static str, Vec<f32>)> {
     let mut att = be.alloc(c * t, "att").expect("alloc");
     be.rel_attention(
         &qkv,
-        qm.rows(0, c),
-        qm.rows(c, 2 * c),
-        qm.rows(2 * c, 3 * c),
+        qm.sub_rows(0, c),
+        qm.sub_rows(c, 2 * c),
+        qm.sub_rows(2 * c, 3 * c),
         &rel_k,
         &rel_v,
         2,
@@ -150,7 +150,7 @@ fn run_ops<B: Backend>(be: &B) -> Vec<(&'static str, Vec<f32>)> {
     // Spline: 10 bins, θ [3·10 − 1, t], z inside and outside the tails.
     let bins = 10;
     let thm = Mat::new(3 * bins - 1, t);
-    let theta = up(be, &vals(thm.rows * t, 60));
+    let theta = up(be, &vals(thm.rows() * t, 60));
     let zs: Vec<f32> = vals(t, 61).iter().map(|v| v * 6.0).collect();
     let mut zb = up(be, &zs);
     be.spline_inverse(&mut zb, Mat::new(1, t), &theta, thm, bins, 13.856_406);

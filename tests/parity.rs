@@ -6,8 +6,8 @@ mod common;
 
 use common::{read_f32, snr_db};
 use serde_json::Value;
-use voxide::backend::cpu::{CpuBackend, Precision};
-use voxide::backend::Backend;
+use voxide::backend::cpu::CpuBackend;
+use voxide::backend::{Executor, Precision};
 use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::{Scales, Voice};
 

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use unicode_normalization::char::canonical_combining_class;
 use unicode_normalization::UnicodeNormalization;
 use voxide::audio::{read_wav, write_wav_to};
-use voxide::backend::cpu::{CpuBackend, Precision};
-use voxide::backend::Backend;
+use voxide::backend::cpu::CpuBackend;
+use voxide::backend::{Executor, Precision};
 use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::{PhonemeIdMap, Voice};
 use voxide::SampleRate;
@@ -25,7 +25,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let voice = Voice::load(&common::voice_path(), None).unwrap();
         // The arithmetic engines get by default (bf16x3 on AMX CPUs).
-        let be = CpuBackend::with_precision(2, Precision::auto()).unwrap();
+        let be = CpuBackend::with_precision(2, Precision::Auto).unwrap();
         let model = Vits::new(&be, &voice.weights).unwrap();
         Fixture { voice, be, model }
     })

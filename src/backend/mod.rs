@@ -1,68 +1,30 @@
 //! Compute backends: *how* an op runs. The model (`crate::model`) says *what*
-//! runs, once, for every device, through the [`Backend`] trait.
+//! runs, once, for every device, through two traits: [`Executor`] (where and
+//! how work runs: threads or a stream, recording, error reporting) and
+//! [`Backend`] (buffers, weights packed for the device, and the ops).
 //!
-//! Tensors are 2-D `[rows = channels, cols = time]` views ([`Mat`]) into
-//! backend-owned buffers. Every op writes into a preallocated output.
+//! Tensors are 2-D `[rows = channels, cols = time]` views ([`Mat`], checked)
+//! into backend-owned buffers. Every op writes into a preallocated output. An
+//! op given views that do not fit its buffers or its weights does nothing and
+//! records a shape error, which [`Executor::check`] returns at the end of the
+//! stage (the same on every backend; never a panic).
+//!
+//! `cpu/` is the reference; `cuda/` mirrors it file for file (conv,
+//! attention, elementwise, norm, spline), and every CUDA op is tested against
+//! its CPU twin.
 
 pub mod cpu;
 pub mod cuda;
+mod mat;
+mod precision;
+pub(crate) mod shape;
+mod weights;
+
+pub use mat::Mat;
+pub use precision::Precision;
+pub use weights::{Conv, ConvTranspose};
 
 use crate::error::BackendError;
-use crate::voice::{Conv, ConvTranspose};
-
-/// A 2-D view: `rows × cols` elements, row stride `ld`, starting at element `off`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mat {
-    /// First element.
-    pub off: usize,
-    /// Rows (channels).
-    pub rows: usize,
-    /// Columns (time steps).
-    pub cols: usize,
-    /// Row stride in elements.
-    pub ld: usize,
-}
-
-impl Mat {
-    /// A dense `rows × cols` matrix at the start of a buffer.
-    pub fn new(rows: usize, cols: usize) -> Mat {
-        Mat {
-            off: 0,
-            rows,
-            cols,
-            ld: cols,
-        }
-    }
-
-    /// Rows `r0..r1` of this view.
-    pub fn rows(self, r0: usize, r1: usize) -> Mat {
-        debug_assert!(r0 <= r1 && r1 <= self.rows);
-        Mat {
-            off: self.off + r0 * self.ld,
-            rows: r1 - r0,
-            ..self
-        }
-    }
-
-    /// Columns `c0..c1` of this view.
-    pub fn cols(self, c0: usize, c1: usize) -> Mat {
-        debug_assert!(c0 <= c1 && c1 <= self.cols);
-        Mat {
-            off: self.off + c0,
-            cols: c1 - c0,
-            ..self
-        }
-    }
-
-    /// One past the last element this view touches (0 for an empty view).
-    pub fn end(self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            self.off
-        } else {
-            self.off + (self.rows - 1) * self.ld + self.cols
-        }
-    }
-}
 
 /// What a conv does with its output view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,18 +37,9 @@ pub enum Out {
     Add,
 }
 
-/// A device that runs the VITS ops. The CPU implementation is the reference;
-/// every other backend is tested against it.
-pub trait Backend: Send + Sync + 'static {
-    /// A device buffer of `f32`.
-    type Buf: Send + Sync;
-    /// A conv weight prepared for this device.
-    type Conv: Send + Sync;
-    /// A transposed-conv weight prepared for this device.
-    type ConvT: Send + Sync;
-    /// A small weight vector (bias, LayerNorm, tables) on this device.
-    type Vector: Send + Sync;
-
+/// Where and how a backend runs work: its identity, its threads or stream,
+/// recorded work, and the device errors of a stage.
+pub trait Executor: Send + Sync + 'static {
     /// Human-readable device name (`cpu`, `cuda:0 (…)`).
     fn name(&self) -> String;
 
@@ -100,12 +53,61 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// The arithmetic the backend runs ([`Precision::Auto`] resolved).
+    fn precision(&self) -> Precision;
+
+    /// Host threads that run the ops (1 for a GPU's driving thread).
+    fn threads(&self) -> usize {
+        1
+    }
+
+    /// Device memory `(free, total)` in bytes; `None` on the CPU.
+    fn memory(&self) -> Option<(usize, usize)> {
+        None
+    }
+
+    /// Run `f`, a fixed sequence of ops whose buffers, shapes and constants are
+    /// all determined by `key` (include [`Backend::buf_key`] of every buffer it
+    /// touches). A backend may record it on first use and replay the recording
+    /// afterwards instead of calling `f` (CUDA graphs); the CPU just calls `f`.
+    /// `f` must not read or write host memory (no `write`, `read`, `embed`,
+    /// `expand_prior`): such a sequence is run eagerly instead.
+    fn recorded(&self, _key: &[u64], f: &mut dyn FnMut()) {
+        f();
+    }
+
+    /// The first device error since the last call. Ops cannot fail in this
+    /// trait (the CPU's never do); a device backend records its failures and the
+    /// model calls this at the end of every stage.
+    ///
+    /// # Errors
+    /// [`BackendError::Device`] with the device's message.
+    fn check(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// Run `f` on this backend's thread pool (CPU) or stream (GPU).
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+}
+
+/// A device that runs the VITS ops. The CPU implementation is the reference;
+/// every other backend is tested against it.
+pub trait Backend: Executor {
+    /// A device buffer of `f32`.
+    type Buf: Send + Sync;
+    /// A conv weight prepared for this device.
+    type Conv: Send + Sync;
+    /// A transposed-conv weight prepared for this device.
+    type ConvT: Send + Sync;
+    /// A small weight vector (bias, LayerNorm, tables) on this device.
+    type Vector: Send + Sync;
+
     /// A zeroed buffer of `len` floats.
     ///
     /// # Errors
     /// [`BackendError::OutOfMemory`] when it cannot be allocated.
     fn alloc(&self, len: usize, what: &'static str) -> Result<Self::Buf, BackendError>;
-    /// Copy a dense host matrix (`m.rows × m.cols`, row-major) into the view.
+    /// Copy a dense host matrix (`m.rows() × m.cols()`, row-major) into the view.
     fn write(&self, dst: &mut Self::Buf, m: Mat, src: &[f32]);
     /// Copy the view into a dense host matrix.
     fn read(&self, src: &Self::Buf, m: Mat, dst: &mut [f32]);
@@ -136,7 +138,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Allocation or device failure.
     fn prepare_vector(&self, v: &[f32]) -> Result<Self::Vector, BackendError>;
 
-    /// `y[:, t] = table[ids[t], :] · scale` (`table` is `[symbols, y.rows]`).
+    /// `y[:, t] = table[ids[t], :] · scale` (`table` is `[symbols, y.rows()]`).
     fn embed(&self, table: &Self::Vector, ids: &[i64], scale: f32, y: &mut Self::Buf, ym: Mat);
     /// "Same"-padded 1-D conv (dilation from the weight); depthwise when the weight has one input channel.
     fn conv1d(&self, w: &Self::Conv, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat, out: Out);
@@ -172,7 +174,7 @@ pub trait Backend: Send + Sync + 'static {
     ) {
         lrelu_add_conv(self, w, slope, y, ym, tmp, gaps);
     }
-    /// Transposed conv with kernel 2·stride and padding stride/2: `y.cols = stride · x.cols`.
+    /// Transposed conv with kernel 2·stride and padding stride/2: `y.cols() = stride · x.cols()`.
     fn conv_transpose(&self, w: &Self::ConvT, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
     /// Multi-head attention with relative positions (window from the tables),
     /// `q`, `k`, `v`, `y` all `[heads·d, T]` views of `qkv`/`y`.
@@ -235,7 +237,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Prior sample on expanded frames: for frame column `f` of `y`,
     /// `y[:, f] = m[:, owner[f]] + noise[:, f] · exp(logs[:, owner[f]]) · noise_scale`.
     /// `ml` holds `m` (first half of rows) and `logs` (second half); `noise` is a dense
-    /// host `[y.rows, y.cols]` matrix; an owner of `u32::MAX` gives a zero column.
+    /// host `[y.rows(), y.cols()]` matrix; an owner of `u32::MAX` gives a zero column.
     #[allow(clippy::too_many_arguments)]
     fn expand_prior(
         &self,
@@ -249,29 +251,9 @@ pub trait Backend: Send + Sync + 'static {
     );
 
     /// An identity of a buffer (its address and size) for keys of recorded
-    /// work ([`Backend::recorded`]). Backends that record nothing return 0.
+    /// work ([`Executor::recorded`]). Backends that record nothing return 0.
     fn buf_key(&self, _b: &Self::Buf) -> u64 {
         0
-    }
-
-    /// Run `f`, a fixed sequence of ops whose buffers, shapes and constants are
-    /// all determined by `key` (include [`Backend::buf_key`] of every buffer it
-    /// touches). A backend may record it on first use and replay the recording
-    /// afterwards instead of calling `f` (CUDA graphs); the CPU just calls `f`.
-    /// `f` must not read or write host memory (no `write`, `read`, `embed`,
-    /// `expand_prior`): such a sequence is run eagerly instead.
-    fn recorded(&self, _key: &[u64], f: &mut dyn FnMut()) {
-        f();
-    }
-
-    /// The first device error since the last call. Ops cannot fail in this
-    /// trait (the CPU's never do); a device backend records its failures and the
-    /// model calls this at the end of every stage.
-    ///
-    /// # Errors
-    /// [`BackendError::Device`] with the device's message.
-    fn check(&self) -> Result<(), BackendError> {
-        Ok(())
     }
 
     /// Zero the columns `c0..c1` (relative to the view) of every row of `xm`,
@@ -285,16 +267,13 @@ pub trait Backend: Send + Sync + 'static {
     /// with a device-side fill.
     fn zero_cols(&self, x: &mut Self::Buf, xm: Mat, ranges: &[(usize, usize)]) {
         for &(c0, c1) in ranges {
-            let (c0, c1) = (c0.min(xm.cols), c1.min(xm.cols));
-            if c0 < c1 && xm.rows > 0 {
-                let zeros = vec![0.0; xm.rows * (c1 - c0)];
-                self.write(x, xm.cols(c0, c1), &zeros);
+            let (c0, c1) = (c0.min(xm.cols()), c1.min(xm.cols()));
+            if c0 < c1 && xm.rows() > 0 {
+                let zeros = vec![0.0; xm.rows() * (c1 - c0)];
+                self.write(x, xm.sub_cols(c0, c1), &zeros);
             }
         }
     }
-
-    /// Run `f` on this backend's thread pool (CPU) or stream (GPU).
-    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
 }
 
 /// `tmp = LeakyReLU_slope(x)` with the `gaps` columns zeroed.

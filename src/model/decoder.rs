@@ -200,7 +200,7 @@ impl<B: Backend> DecoderW<B> {
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
         let cut = if gaps.is_empty() { cut } else { (false, false) };
-        let l = zm.cols;
+        let l = zm.cols();
         let mut max_len = self.pre_ch * l;
         let mut len = l;
         for s in &self.stages {
@@ -216,7 +216,7 @@ impl<B: Backend> DecoderW<B> {
         // The window is copied into the arena first, so the layers read and
         // write arena buffers only: a fixed op sequence per (length, arena),
         // which a device backend records once and then replays.
-        let zinm = Mat::new(zm.rows, l);
+        let zinm = Mat::new(zm.rows(), l);
         let lens = [
             max_len,
             max_len,
@@ -225,10 +225,10 @@ impl<B: Backend> DecoderW<B> {
             max_len,
             t2_len,
             len,
-            zm.rows * l,
+            zm.rows() * l,
         ];
         let bufs = arena.bufs(be, &lens, "decoder")?;
-        let mut key = vec![DECODER_KEY, self.id, l as u64, zm.rows as u64];
+        let mut key = vec![DECODER_KEY, self.id, l as u64, zm.rows() as u64];
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         key.push(u64::from(cut.0) | u64::from(cut.1) << 1);
         key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
@@ -274,7 +274,7 @@ impl<B: Backend> DecoderW<B> {
                 be.zero_cols(b, m, g);
             }
         };
-        let mut sp = Span::new(zm.cols, cut);
+        let mut sp = Span::new(zm.cols(), cut);
         let xm = sp.view(self.pre_ch);
         be.conv1d(&self.conv_pre, z, zm, x, xm, Out::Set);
         sp.grow(self.pre_radius);
@@ -287,7 +287,7 @@ impl<B: Backend> DecoderW<B> {
             // The transposed conv writes `stride` columns per input column;
             // the first and last `stride/2` of them read beyond the view.
             let (lo, hi) = sp.range();
-            let um = Mat::new(s.ch, sp.len() * s.stride).cols(lo * s.stride, hi * s.stride);
+            let um = Mat::new(s.ch, sp.len() * s.stride).sub_cols(lo * s.stride, hi * s.stride);
             be.conv_transpose(&s.up, act, xm, x, um);
             sp.up(s.stride);
             let um = sp.view(s.ch);

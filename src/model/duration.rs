@@ -138,7 +138,7 @@ impl<B: Backend> DurationW<B> {
         noise: &Noise,
         noise_w: f32,
     ) -> Result<Vec<f32>, Error> {
-        let t = xm.cols;
+        let t = xm.cols();
         let m = Mat::new(self.ch, t);
         let [cond, h, y1, y2, z, theta] = bufs;
         be.conv1d(&self.pre, x, xm, h, m, Out::Set);
@@ -155,7 +155,7 @@ impl<B: Backend> DurationW<B> {
         let zm = Mat::new(2, t);
         be.write(z, zm, &host);
         // Rows of z playing channel 0 and 1; a Flip swaps the roles.
-        let (mut c0, mut c1) = (zm.rows(0, 1), zm.rows(1, 2));
+        let (mut c0, mut c1) = (zm.sub_rows(0, 1), zm.sub_rows(1, 2));
         let wh_scale = (self.ch as f32).sqrt();
         for f in &self.flows {
             std::mem::swap(&mut c0, &mut c1);

@@ -93,9 +93,9 @@ impl<B: Backend> EncoderW<B> {
             be.conv1d(&l.qkv, x, xm, qkv, qkvm, Out::Set);
             be.rel_attention(
                 qkv,
-                qkvm.rows(0, h),
-                qkvm.rows(h, 2 * h),
-                qkvm.rows(2 * h, 3 * h),
+                qkvm.sub_rows(0, h),
+                qkvm.sub_rows(h, 2 * h),
+                qkvm.sub_rows(2 * h, 3 * h),
                 &l.rel_k,
                 &l.rel_v,
                 self.heads,

@@ -173,8 +173,15 @@ impl<B: Backend> FlowW<B> {
                 let zm = sp.view(c);
                 be.flip_rows(z, zm, tmp, zm);
                 std::mem::swap(&mut z, &mut tmp);
-                zero(z, zm.rows(0, half));
-                be.conv1d(&cp.pre, z, zm.rows(0, half), &mut *h, sp.view(wn), Out::Set);
+                zero(z, zm.sub_rows(0, half));
+                be.conv1d(
+                    &cp.pre,
+                    z,
+                    zm.sub_rows(0, half),
+                    &mut *h,
+                    sp.view(wn),
+                    Out::Set,
+                );
                 let layers = cp.in_layers.iter().zip(&cp.res_skip).zip(&cp.radii);
                 for (i, ((inl, (res, skl)), &radius)) in layers.enumerate() {
                     let hm = sp.view(wn);
@@ -197,7 +204,7 @@ impl<B: Backend> FlowW<B> {
                 zero(skip, hm);
                 let mm = sp.view(half);
                 be.conv1d(&cp.post, &*skip, hm, &mut *mu, mm, Out::Set);
-                be.axpy(-1.0, &*mu, mm, z, sp.view(c).rows(half, c));
+                be.axpy(-1.0, &*mu, mm, z, sp.view(c).sub_rows(half, c));
             }
             if self.couplings.len() % 2 == 1 {
                 // The result is in the spare buffer: bring it home.

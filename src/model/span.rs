@@ -38,7 +38,7 @@ impl Span {
     /// Rows `rows` over the computed columns.
     pub(crate) fn view(self, rows: usize) -> Mat {
         let (lo, hi) = self.range();
-        Mat::new(rows, self.n).cols(lo, hi)
+        Mat::new(rows, self.n).sub_cols(lo, hi)
     }
 
     /// After a "same" conv of radius `p`: `p` more wrong columns at each cut end.

@@ -293,7 +293,7 @@ impl<B: Backend> Utterance<B> {
     /// `m_p ‖ logs_p` `[2H, T]` on the host, for checks.
     pub fn encoded(&self, be: &B) -> Vec<f32> {
         let m = Mat::new(2 * self.hidden, self.ids);
-        let mut out = vec![0.0; m.rows * m.cols];
+        let mut out = vec![0.0; m.rows() * m.cols()];
         if let Ok(ml) = held(&self.work.prep, ML, "encoder output") {
             be.read(ml, m, &mut out);
         }
@@ -514,7 +514,7 @@ impl<B: Backend> Vits<B> {
             let mut logw = self.dp.run(
                 be,
                 &enc[0],
-                Mat::new(self.hidden, t).cols(0, p),
+                Mat::new(self.hidden, t).sub_cols(0, p),
                 dp,
                 &opts.noise,
                 sc.noise_w,
@@ -615,7 +615,7 @@ impl<B: Backend> Vits<B> {
         if same && u.z_ready > 0 {
             kept.resize(c * u.z_ready, 0.0);
             let z = held(&work.z, 0, "flow output")?;
-            be.read(z, Mat::new(c, old).cols(0, u.z_ready), &mut kept);
+            be.read(z, Mat::new(c, old).sub_cols(0, u.z_ready), &mut kept);
         } else {
             // (Only if a backend claimed exact columns wrongly.) The flow
             // restarts from the sentence's complete durations.
@@ -623,7 +623,7 @@ impl<B: Backend> Vits<B> {
         }
         let z = &mut work.z.bufs(be, &[c * f], "flow output")?[0];
         if u.z_ready > 0 {
-            be.write(z, Mat::new(c, f).cols(0, u.z_ready), &kept);
+            be.write(z, Mat::new(c, f).sub_cols(0, u.z_ready), &kept);
         }
         u.logw = logw;
         u.durations = durations;
@@ -693,8 +693,8 @@ impl<B: Backend> Vits<B> {
         let (s, e) = (r.saturating_sub(rf), (r2 + rf).min(f));
         let t0 = Instant::now();
         self.latent_window(be, u, s, e)?;
-        let src = Mat::new(c, e - s).cols(r - s, r2 - s);
-        let dst = Mat::new(c, f).cols(r, r2);
+        let src = Mat::new(c, e - s).sub_cols(r - s, r2 - s);
+        let dst = Mat::new(c, f).sub_cols(r, r2);
         let work = &mut *u.work;
         let seg = work.flow.bufs(be, &[0], "flow")?;
         be.copy(&seg[0], src, held_mut(&mut work.z, 0, "flow output")?, dst);
@@ -733,14 +733,14 @@ impl<B: Backend> Vits<B> {
             u.z_ready.clamp(4 * self.flow.radius(), 1024)
         };
         self.advance_latent(be, u, e2, step)?;
-        let zm = Mat::new(self.hidden, f).cols(s2, e2);
+        let zm = Mat::new(self.hidden, f).sub_cols(s2, e2);
         let t0 = Instant::now();
         let work = &mut *u.work;
         let z = held(&work.z, 0, "flow output")?;
         let cut = (s2 > 0, e2 < f);
         let (audio, am) = self.dec.run(be, z, zm, cut, &mut work.dec)?;
         let hop = self.hop();
-        let keep = am.cols((a - s2) * hop, (b - s2) * hop);
+        let keep = am.sub_cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();
         out.resize(start + (b - a) * hop, 0.0);
         be.read(audio, keep, &mut out[start..]);
@@ -868,7 +868,7 @@ impl<B: Backend> Vits<B> {
                     &noise,
                     u.noise_scale,
                     &mut bufs[0],
-                    whole.cols(sl.off, sl.off + sl.e - sl.s),
+                    whole.sub_cols(sl.off, sl.off + sl.e - sl.s),
                 );
             }
             if !gaps.is_empty() {
@@ -879,12 +879,12 @@ impl<B: Backend> Vits<B> {
                 let u = &mut *items[sl.item].utt;
                 let (r, r2) = seg[sl.item];
                 let f = u.frames();
-                let src = whole.cols(sl.off + r - sl.s, sl.off + r2 - sl.s);
+                let src = whole.sub_cols(sl.off + r - sl.s, sl.off + r2 - sl.s);
                 be.copy(
                     &bufs[0],
                     src,
                     held_mut(&mut u.work.z, 0, "flow output")?,
-                    Mat::new(c, f).cols(r, r2),
+                    Mat::new(c, f).sub_cols(r, r2),
                 );
                 u.z_ready = r2;
             }
@@ -900,8 +900,8 @@ impl<B: Backend> Vits<B> {
             for sl in &slots {
                 let u = &*items[sl.item].utt;
                 let z = held(&u.work.z, 0, "flow output")?;
-                let src = Mat::new(c, u.frames()).cols(sl.s, sl.e);
-                be.copy(z, src, zb, whole.cols(sl.off, sl.off + sl.e - sl.s));
+                let src = Mat::new(c, u.frames()).sub_cols(sl.s, sl.e);
+                be.copy(z, src, zb, whole.sub_cols(sl.off, sl.off + sl.e - sl.s));
             }
             if !gaps.is_empty() {
                 be.zero_cols(zb, whole, &gaps);
@@ -910,7 +910,7 @@ impl<B: Backend> Vits<B> {
             for sl in &slots {
                 let it = &mut items[sl.item];
                 let (a, b) = (it.a, it.b);
-                let keep = am.cols((sl.off + a - sl.s) * hop, (sl.off + b - sl.s) * hop);
+                let keep = am.sub_cols((sl.off + a - sl.s) * hop, (sl.off + b - sl.s) * hop);
                 let start = it.out.len();
                 it.out.resize(start + (b - a) * hop, 0.0);
                 be.read(audio, keep, &mut it.out[start..]);

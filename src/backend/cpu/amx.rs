@@ -179,8 +179,8 @@ unsafe fn split16(v: __m512) -> (__m512i, __m512i) {
 /// halves then `ldx` `lo` halves, `padl` zeros before the data, zeros after.
 ///
 /// # Safety
-/// `x` holds the view; `dst` holds `xm.rows` rows of `2·ldx`;
-/// `ldx ≥ padl + round_up(xm.cols, 16)`.
+/// `x` holds the view; `dst` holds `xm.rows()` rows of `2·ldx`;
+/// `ldx ≥ padl + round_up(xm.cols(), 16)`.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn fill_split(
     dst: &mut [u16],
@@ -190,12 +190,12 @@ pub(crate) unsafe fn fill_split(
     xm: crate::backend::Mat,
     act: Option<f32>,
 ) {
-    let t = xm.cols;
-    for (i, row) in dst.chunks_exact_mut(2 * ldx).take(xm.rows).enumerate() {
+    let t = xm.cols();
+    for (i, row) in dst.chunks_exact_mut(2 * ldx).take(xm.rows()).enumerate() {
         let (hi, lo) = row.split_at_mut(ldx);
         hi[..padl].fill(0);
         lo[..padl].fill(0);
-        let src = x.as_ptr().add(xm.off + i * xm.ld);
+        let src = x.as_ptr().add(xm.off() + i * xm.ld());
         let mut c = 0;
         while c < t {
             let v = super::direct::load_act16(src, c, t, act);

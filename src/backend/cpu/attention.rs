@@ -1,7 +1,7 @@
 //! Relative-position multi-head attention (VITS text encoder).
 
 use super::conv::SendPtr;
-use super::direct::{self, Precision};
+use super::direct::{self, Arith};
 use super::elementwise::fast_exp;
 use super::gemm::{gemm, Operand};
 use crate::backend::Mat;
@@ -24,8 +24,8 @@ pub(crate) fn rel_attention(
     y: &mut [f32],
     ym: Mat,
 ) {
-    let t = q.cols;
-    let d = q.rows / heads;
+    let t = q.cols();
+    let d = q.rows() / heads;
     let rows = rel_k.len() / d;
     let w = rows / 2;
     let scale = 1.0 / (d as f32).sqrt();
@@ -37,10 +37,10 @@ pub(crate) fn rel_attention(
         let mut s = HEAD.with(|s| std::mem::take(&mut *s.borrow_mut()));
         s.fit(t * t, t * (2 * w + 1), t);
         let (qh, kh, vh, yh) = (
-            q.rows(h * d, (h + 1) * d),
-            k.rows(h * d, (h + 1) * d),
-            v.rows(h * d, (h + 1) * d),
-            ym.rows(h * d, (h + 1) * d),
+            q.sub_rows(h * d, (h + 1) * d),
+            k.sub_rows(h * d, (h + 1) * d),
+            v.sub_rows(h * d, (h + 1) * d),
+            ym.sub_rows(h * d, (h + 1) * d),
         );
         if amx {
             amx_head(threads, &mut s, qkv, [qh, kh, vh], rel_k, rel_v, y, yh);
@@ -66,14 +66,14 @@ pub(crate) fn rel_attention(
             false,
             qkv,
             Operand {
-                off: qh.off,
+                off: qh.off(),
                 rs: 1,
-                cs: qh.ld as isize,
+                cs: qh.ld() as isize,
             },
             qkv,
             Operand {
-                off: kh.off,
-                rs: kh.ld as isize,
+                off: kh.off(),
+                rs: kh.ld() as isize,
                 cs: 1,
             },
             scale,
@@ -105,15 +105,15 @@ pub(crate) fn rel_attention(
             t,
             y,
             Operand {
-                off: yh.off,
-                rs: yh.ld as isize,
+                off: yh.off(),
+                rs: yh.ld() as isize,
                 cs: 1,
             },
             false,
             qkv,
             Operand {
-                off: vh.off,
-                rs: vh.ld as isize,
+                off: vh.off(),
+                rs: vh.ld() as isize,
                 cs: 1,
             },
             logits,
@@ -161,7 +161,7 @@ fn amx_head(
     y: &mut [f32],
     yh: Mat,
 ) {
-    let (t, d) = (qh.cols, qh.rows);
+    let (t, d) = (qh.cols(), qh.rows());
     let nr = rel_k.len() / d;
     let scale = 1.0 / (d as f32).sqrt();
     if s.wt.len() < t * d {
@@ -180,20 +180,21 @@ fn amx_head(
     let (logits, rel, wt) = (&mut logits[..t * t], &mut rel[..t * nr], &mut wt[..t * d]);
     // Kᵀ: row j = key j.
     // SAFETY: AVX-512 is present wherever the AMX kernels are.
-    unsafe { transpose(&qkv[kh.off..], kh.ld, d, t, wt) };
+    unsafe { transpose(&qkv[kh.off()..], kh.ld(), d, t, wt) };
     let lm = Mat::new(t, t);
     // SAFETY: the backend runs this path only where the AMX kernels exist;
     // views and lengths as the direct kernels require (kk = d rows of qh).
-    unsafe { direct::matmul(threads, Precision::Bf16x3, wt, t, d, qkv, qh, logits, lm) };
+    unsafe { direct::matmul(threads, Arith::Bf16x3, wt, t, d, qkv, qh, logits, lm) };
     rel_logits(qkv, qh, rel_k, nr, scale, rel);
     // SAFETY: as above.
     unsafe { softmax_columns(logits, t, scale, rel, nr, &mut mx[..t], &mut sum[..t]) };
     // V: [d, t] rows contiguous.
     for c in 0..d {
-        wt[c * t..(c + 1) * t].copy_from_slice(&qkv[vh.off + c * vh.ld..vh.off + c * vh.ld + t]);
+        wt[c * t..(c + 1) * t]
+            .copy_from_slice(&qkv[vh.off() + c * vh.ld()..vh.off() + c * vh.ld() + t]);
     }
     // SAFETY: as above (kk = t rows of the probability matrix).
-    unsafe { direct::matmul(threads, Precision::Bf16x3, wt, d, t, logits, lm, y, yh) };
+    unsafe { direct::matmul(threads, Arith::Bf16x3, wt, d, t, logits, lm, y, yh) };
     // + Σ_r P[i, i+r] · rel_v[r + w] (P[i, j] at row j, column i).
     add_rel_values(y, yh, rel_v, t, d, band, |i, j| logits[j * t + i]);
 }
@@ -201,7 +202,7 @@ fn amx_head(
 /// `rel[i, r] = scale · q_i · rel_k[r]` for every query `i` and offset row
 /// `r` (`nr` rows): one small GEMM for all offsets.
 fn rel_logits(qkv: &[f32], qh: Mat, rel_k: &[f32], nr: usize, scale: f32, rel: &mut [f32]) {
-    let (t, d) = (qh.cols, qh.rows);
+    let (t, d) = (qh.cols(), qh.rows());
     gemm(
         1,
         t,
@@ -216,9 +217,9 @@ fn rel_logits(qkv: &[f32], qh: Mat, rel_k: &[f32], nr: usize, scale: f32, rel: &
         false,
         qkv,
         Operand {
-            off: qh.off,
+            off: qh.off(),
             rs: 1,
-            cs: qh.ld as isize,
+            cs: qh.ld() as isize,
         },
         rel_k,
         Operand {
@@ -255,7 +256,7 @@ fn add_rel_values(
         band.extend((i0..i1).map(|i| p(i, (i as isize + off) as usize)));
         let e = &rel_v[r * d..(r + 1) * d];
         for (c, &ev) in e.iter().enumerate() {
-            let row = &mut y[yh.off + c * yh.ld + i0..yh.off + c * yh.ld + i1];
+            let row = &mut y[yh.off() + c * yh.ld() + i0..yh.off() + c * yh.ld() + i1];
             for (o, &pv) in row.iter_mut().zip(band.iter()) {
                 *o += pv * ev;
             }

@@ -1,10 +1,10 @@
 //! Convolutions as shifted GEMMs (one per tap) and polyphase transposed convs.
 
-use super::direct::{self, Packed, PackedT, Precision};
+use super::direct::{self, Arith, Packed, PackedT};
 use super::elementwise::{rows, rows_mut};
 use super::gemm::{gemm, Operand};
+use crate::backend::{Conv, ConvTranspose};
 use crate::backend::{Mat, Out};
-use crate::voice::{Conv, ConvTranspose};
 
 /// A conv weight: packed for the direct AVX-512 kernels where the CPU has them,
 /// else `[cout, cin·k]` (its file layout) as the lhs of im2col GEMMs.
@@ -21,7 +21,7 @@ pub struct CpuConv {
 impl CpuConv {
     /// `kernels`: `Some(precision)` packs for the direct kernels (the caller
     /// checked the CPU supports them); depthwise convs keep the plain layout.
-    pub(crate) fn new(c: &Conv, kernels: Option<Precision>) -> Self {
+    pub(crate) fn new(c: &Conv, kernels: Option<Arith>) -> Self {
         let depthwise = c.cin == 1 && c.cout > 1;
         let direct = match kernels {
             Some(p) if !depthwise => Some(Packed::new(p, &c.w, c.cout, c.cin, c.k)),
@@ -55,7 +55,7 @@ pub struct CpuConvT {
 
 impl CpuConvT {
     /// `kernels` as in [`CpuConv::new`].
-    pub(crate) fn new(c: &ConvTranspose, kernels: Option<Precision>) -> Self {
+    pub(crate) fn new(c: &ConvTranspose, kernels: Option<Arith>) -> Self {
         if let Some(p) = kernels {
             return CpuConvT {
                 taps: Vec::new(),
@@ -86,15 +86,15 @@ impl CpuConvT {
 }
 
 fn fill_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
-    for (r, &b) in bias.iter().enumerate().take(ym.rows) {
-        let row = &mut y[ym.off + r * ym.ld..ym.off + r * ym.ld + ym.cols];
+    for (r, &b) in bias.iter().enumerate().take(ym.rows()) {
+        let row = &mut y[ym.off() + r * ym.ld()..ym.off() + r * ym.ld() + ym.cols()];
         row.fill(b);
     }
 }
 
 fn add_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
-    for (r, &b) in bias.iter().enumerate().take(ym.rows) {
-        for v in &mut y[ym.off + r * ym.ld..ym.off + r * ym.ld + ym.cols] {
+    for (r, &b) in bias.iter().enumerate().take(ym.rows()) {
+        for v in &mut y[ym.off() + r * ym.ld()..ym.off() + r * ym.ld() + ym.cols()] {
             *v += b;
         }
     }
@@ -151,7 +151,7 @@ pub(crate) fn conv1d_lrelu_add_inplace(
     let Some(p) = &w.direct else {
         return false;
     };
-    assert_eq!((ym.rows, ym.rows), (w.cin, w.cout), "conv1d rows");
+    assert_eq!((ym.rows(), ym.rows()), (w.cin, w.cout), "conv1d rows");
     assert!(ym.end() <= y.len());
     // SAFETY: as in conv1d_lrelu; input and output are the same view.
     unsafe {
@@ -186,13 +186,13 @@ fn conv1d_act(
     ym: Mat,
     out: Out,
 ) -> bool {
-    assert_eq!(xm.cols, ym.cols, "conv1d keeps the length");
-    assert_eq!(ym.rows, w.cout, "conv1d output rows");
+    assert_eq!(xm.cols(), ym.cols(), "conv1d keeps the length");
+    assert_eq!(ym.rows(), w.cout, "conv1d output rows");
     assert!(xm.end() <= x.len() && ym.end() <= y.len());
     let pad = w.dilation * (w.k - 1) / 2;
-    let depthwise_w = w.cin == 1 && xm.rows == w.cout && w.cout > 1;
+    let depthwise_w = w.cin == 1 && xm.rows() == w.cout && w.cout > 1;
     if !depthwise_w {
-        assert_eq!(xm.rows, w.cin, "conv1d input rows");
+        assert_eq!(xm.rows(), w.cin, "conv1d input rows");
     }
     match (&w.direct, act) {
         (Some(p), _) if !depthwise_w => {
@@ -209,7 +209,7 @@ fn conv1d_act(
         depthwise(threads, w, x, xm, y, ym, out, pad);
         return true;
     }
-    let t = xm.cols;
+    let t = xm.cols();
     let kk = w.cin * w.k;
     let tile = tile_cols(kk, t, threads);
     let n_tiles = t.div_ceil(tile);
@@ -222,14 +222,14 @@ fn conv1d_act(
         // SAFETY: each tile touches only columns c0..c1 of the rows of ym,
         // which no other tile touches; bounds were checked above.
         let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
-        let ytile = ym.cols(c0, c1);
+        let ytile = ym.sub_cols(c0, c1);
         match out {
             Out::Set | Out::SetRelu => fill_bias(y, ytile, &w.bias),
             Out::Add => add_bias(y, ytile, &w.bias),
         }
         let d = Operand {
-            off: ytile.off,
-            rs: ym.ld as isize,
+            off: ytile.off(),
+            rs: ym.ld() as isize,
             cs: 1,
         };
         // y_tile += W[cout, cin·k] · cols[cin·k, n]; for k = 1 the columns are x itself.
@@ -243,8 +243,8 @@ fn conv1d_act(
         };
         if w.k == 1 {
             let r = Operand {
-                off: xm.off + c0,
-                rs: xm.ld as isize,
+                off: xm.off() + c0,
+                rs: xm.ld() as isize,
                 cs: 1,
             };
             product(y, x, r);
@@ -254,7 +254,7 @@ fn conv1d_act(
                 col.clear();
                 col.resize(kk * n, 0.0);
                 for i in 0..w.cin {
-                    let xr = &x[xm.off + i * xm.ld..xm.off + i * xm.ld + t];
+                    let xr = &x[xm.off() + i * xm.ld()..xm.off() + i * xm.ld() + t];
                     for j in 0..w.k {
                         let row = &mut col[(i * w.k + j) * n..(i * w.k + j + 1) * n];
                         let s = (c0 + j * w.dilation) as isize - pad as isize;
@@ -278,8 +278,8 @@ fn conv1d_act(
             });
         }
         if out == Out::SetRelu {
-            for r in 0..ym.rows {
-                let o = ytile.off + r * ym.ld;
+            for r in 0..ym.rows() {
+                let o = ytile.off() + r * ym.ld();
                 for v in &mut y[o..o + n] {
                     *v = v.max(0.0);
                 }
@@ -310,7 +310,7 @@ fn depthwise(
     out: Out,
     pad: usize,
 ) {
-    let t = xm.cols;
+    let t = xm.cols();
     let row = |(c, (yr, xr)): (usize, (&mut [f32], &[f32]))| {
         DW.with(|acc| {
             let mut acc = acc.borrow_mut();
@@ -372,10 +372,10 @@ pub(crate) fn conv_transpose(
     ym: Mat,
 ) {
     let u = w.stride;
-    let l = xm.cols;
-    assert_eq!(ym.cols, u * l, "conv_transpose output length");
+    let l = xm.cols();
+    assert_eq!(ym.cols(), u * l, "conv_transpose output length");
     assert_eq!(
-        (xm.rows, ym.rows),
+        (xm.rows(), ym.rows()),
         (w.cin, w.cout),
         "conv_transpose channels"
     );
@@ -400,8 +400,8 @@ pub(crate) fn conv_transpose(
             return;
         }
         let d = |t_first: usize| Operand {
-            off: ym.off + (t_first * u + r - half),
-            rs: ym.ld as isize,
+            off: ym.off() + (t_first * u + r - half),
+            rs: ym.ld() as isize,
             cs: u as isize,
         };
         // Term A: x[:, t] for t in [t_lo, min(t_hi, l-1)].
@@ -423,8 +423,8 @@ pub(crate) fn conv_transpose(
                 },
                 x,
                 Operand {
-                    off: xm.off + t_lo,
-                    rs: xm.ld as isize,
+                    off: xm.off() + t_lo,
+                    rs: xm.ld() as isize,
                     cs: 1,
                 },
                 1.0,
@@ -449,8 +449,8 @@ pub(crate) fn conv_transpose(
                 },
                 x,
                 Operand {
-                    off: xm.off + b_lo - 1,
-                    rs: xm.ld as isize,
+                    off: xm.off() + b_lo - 1,
+                    rs: xm.ld() as isize,
                     cs: 1,
                 },
                 1.0,

@@ -10,9 +10,9 @@
 //! channel, tap by tap) whatever the tiling, the view length or the thread
 //! count: a chunk computes bit-for-bit the same samples as the whole sentence.
 //!
-//! [`Precision::Bf16`] packs weights and the scratch as bf16 pairs (two input
+//! [`Arith::Bf16`] packs weights and the scratch as bf16 pairs (two input
 //! channels per 32-bit lane) and uses `vdpbf16ps`: two multiply-adds per lane
-//! and instruction, f32 accumulation. [`Precision::Bf16x3`] packs AMX tiles
+//! and instruction, f32 accumulation. [`Arith::Bf16x3`] packs AMX tiles
 //! and runs on them (`amx.rs`, [`run_amx`]) from the same scratch layout
 //! split into bf16 hi/lo planes.
 
@@ -32,57 +32,18 @@ const NR: usize = 16 * NV;
 /// their packed weights.
 const PREFETCH_AHEAD: usize = 2048;
 
-/// Arithmetic of the CPU conv kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Precision {
+/// Arithmetic of the CPU conv kernels (the public [`crate::backend::Precision`]
+/// resolved by [`super::CpuBackend`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arith {
     /// f32 weights and activations, f32 accumulation (the reference).
-    #[default]
     F32,
-    /// bf16 weights and conv inputs, f32 accumulation (AVX-512 BF16; about
-    /// twice the f32 throughput, lower fidelity).
+    /// bf16 weights and conv inputs, f32 accumulation (AVX-512 BF16).
     Bf16,
     /// f32-grade arithmetic on AMX tiles: each value split into two bf16
     /// halves, three bf16 products per multiply, f32 accumulation (see
-    /// `amx.rs`). Needs AMX-BF16 (Intel Xeon 4th generation and later).
+    /// `amx.rs`).
     Bf16x3,
-}
-
-impl Precision {
-    /// The default arithmetic: [`Precision::Bf16x3`] where the CPU has AMX
-    /// tiles (f32 parity with onnxruntime kept, faster), else
-    /// [`Precision::F32`] (also with `VOXIDE_CPU_KERNELS=gemm`).
-    pub fn auto() -> Precision {
-        if !portable_forced() && amx::available() {
-            Precision::Bf16x3
-        } else {
-            Precision::F32
-        }
-    }
-
-    /// Parse `auto` / `f32` / `bf16x3` / `bf16`.
-    ///
-    /// # Errors
-    /// A message naming the accepted values.
-    pub fn parse(s: &str) -> Result<Precision, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "f32" | "fp32" | "float32" => Ok(Precision::F32),
-            "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            "bf16x3" => Ok(Precision::Bf16x3),
-            "auto" => Ok(Precision::auto()),
-            other => Err(format!(
-                "unknown precision '{other}' (expected auto, f32, bf16x3 or bf16)"
-            )),
-        }
-    }
-
-    /// `f32` / `bf16` / `bf16x3`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-            Precision::Bf16x3 => "bf16x3",
-        }
-    }
 }
 
 /// Whether `VOXIDE_CPU_KERNELS=gemm` forces the portable im2col + GEMM path.
@@ -112,7 +73,7 @@ fn bf16_bits(x: f32) -> u16 {
 
 /// A conv weight packed for the direct kernels.
 pub(crate) struct Packed {
-    precision: Precision,
+    precision: Arith,
     /// F32: full panels `[panel][cin·k][MR]`, then remainder rows `[row][cin·k]`.
     f: Vec<f32>,
     /// Bf16: the same with `ceil(cin/2)·k` pairs per row (channel pair, tap).
@@ -142,18 +103,12 @@ fn each_panel<T: Send>(
 
 impl Packed {
     /// Pack `w` (`[cout, cin, k]`, row-major).
-    pub(crate) fn new(
-        precision: Precision,
-        w: &[f32],
-        cout: usize,
-        cin: usize,
-        k: usize,
-    ) -> Packed {
+    pub(crate) fn new(precision: Arith, w: &[f32], cout: usize, cin: usize, k: usize) -> Packed {
         // Few output rows × taps reuse each input tile too little to pay
         // for building it (a 32-channel k3 conv runs faster on the f32
         // kernels, a 32-channel k7 one on AMX: kernels bench).
         let precision = match precision {
-            Precision::Bf16x3 if cout < 32 || (cout < 64 && k < 5) => Precision::F32,
+            Arith::Bf16x3 if cout < 32 || (cout < 64 && k < 5) => Arith::F32,
             p => p,
         };
         let panels = cout / MR;
@@ -165,7 +120,7 @@ impl Packed {
         let mut p = Vec::new();
         let mut a: Vec<amx::Line> = Vec::new();
         match precision {
-            Precision::F32 => {
+            Arith::F32 => {
                 // Zeroed by the allocator: fresh pages, faulted in by the
                 // packing writes on all threads.
                 f = vec![0.0; cout * kk];
@@ -184,7 +139,7 @@ impl Packed {
                     dst.copy_from_slice(row(panels * MR + r));
                 }
             }
-            Precision::Bf16 => {
+            Arith::Bf16 => {
                 let cin2 = cin.div_ceil(2);
                 let k2 = cin2 * k;
                 // Pair (i2, j): channels 2·i2 (low half) and 2·i2 + 1 (high half), tap j.
@@ -219,7 +174,7 @@ impl Packed {
                     }
                 }
             }
-            Precision::Bf16x3 => a = amx_lines(w, cout, kk, Vec::new()),
+            Arith::Bf16x3 => a = amx_lines(w, cout, kk, Vec::new()),
         }
         Packed {
             precision,
@@ -437,10 +392,10 @@ unsafe fn tile_bf16<const M: usize, const V: usize>(
 /// Copy `x` rows into `dst` with `padl` zeros before and zeros after, as f32.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat, act: Option<f32>) {
-    let t = xm.cols;
-    for (i, row) in dst.chunks_exact_mut(ldx).take(xm.rows).enumerate() {
+    let t = xm.cols();
+    for (i, row) in dst.chunks_exact_mut(ldx).take(xm.rows()).enumerate() {
         row[..padl].fill(0.0);
-        let src = &x[xm.off + i * xm.ld..xm.off + i * xm.ld + t];
+        let src = &x[xm.off() + i * xm.ld()..xm.off() + i * xm.ld() + t];
         let body = &mut row[padl..padl + t];
         match act {
             None => body.copy_from_slice(src),
@@ -488,7 +443,7 @@ unsafe fn fill_bf16(
     xm: Mat,
     act: Option<f32>,
 ) {
-    let t = xm.cols;
+    let t = xm.cols();
     let idx: [u16; 32] = std::array::from_fn(|q| {
         if q % 2 == 0 {
             (q / 2) as u16
@@ -499,13 +454,13 @@ unsafe fn fill_bf16(
     let idx = _mm512_loadu_si512(idx.as_ptr().cast());
     for (p, row) in dst
         .chunks_exact_mut(ldx)
-        .take(xm.rows.div_ceil(2))
+        .take(xm.rows().div_ceil(2))
         .enumerate()
     {
         row[..padl].fill(0);
-        let lo = x.as_ptr().add(xm.off + 2 * p * xm.ld);
-        let hi = if 2 * p + 1 < xm.rows {
-            Some(x.as_ptr().add(xm.off + (2 * p + 1) * xm.ld))
+        let lo = x.as_ptr().add(xm.off() + 2 * p * xm.ld());
+        let hi = if 2 * p + 1 < xm.rows() {
+            Some(x.as_ptr().add(xm.off() + (2 * p + 1) * xm.ld()))
         } else {
             None
         };
@@ -535,8 +490,8 @@ unsafe fn fill_bf16(
 ///
 /// # Safety
 /// The caller has checked `has_avx512()` (and `has_bf16()` for bf16 packs),
-/// the views' bounds against the slices, `xm.rows == w.cin`, `ym.rows == w.cout`
-/// and `xm.cols == ym.cols`.
+/// the views' bounds against the slices, `xm.rows() == w.cin`, `ym.rows() == w.cout`
+/// and `xm.cols() == ym.cols()`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn conv1d(
     threads: usize,
@@ -618,14 +573,14 @@ unsafe fn run(
     ym: Mat,
     out: Out,
 ) {
-    let t = ym.cols;
+    let t = ym.cols();
     if t == 0 {
         return;
     }
-    let ldx = (padl + xm.cols.max(t) + (w.k - 1) * dilation + NR).div_ceil(16) * 16;
+    let ldx = (padl + xm.cols().max(t) + (w.k - 1) * dilation + NR).div_ceil(16) * 16;
     let rows = match w.precision {
-        Precision::F32 | Precision::Bf16x3 => w.cin,
-        Precision::Bf16 => w.cin.div_ceil(2),
+        Arith::F32 | Arith::Bf16x3 => w.cin,
+        Arith::Bf16 => w.cin.div_ceil(2),
     };
     // Taken out of the thread-local for the call: a rayon worker waiting on
     // this call's items may run another request's conv meanwhile.
@@ -633,37 +588,44 @@ unsafe fn run(
     {
         let s = &mut scratch;
         match w.precision {
-            Precision::Bf16x3 => {
+            Arith::Bf16x3 => {
                 let ld2 = 2 * ldx;
                 if s.h.len() < rows * ld2 {
                     s.h.resize(rows * ld2, 0);
                 }
                 let dst = &mut s.h[..rows * ld2];
                 par_rows(threads, dst, ld2, rows, |d, r0, r1| {
-                    amx::fill_split(d, ldx, padl, x, xm.rows(r0, r1), act)
+                    amx::fill_split(d, ldx, padl, x, xm.sub_rows(r0, r1), act)
                 });
             }
-            Precision::F32 => {
+            Arith::F32 => {
                 if s.f.len() < rows * ldx {
                     s.f.resize(rows * ldx, 0.0);
                 }
                 let dst = &mut s.f[..rows * ldx];
                 par_rows(threads, dst, ldx, rows, |d, r0, r1| {
-                    fill_f32(d, ldx, padl, x, xm.rows(r0, r1), act)
+                    fill_f32(d, ldx, padl, x, xm.sub_rows(r0, r1), act)
                 });
             }
-            Precision::Bf16 => {
+            Arith::Bf16 => {
                 if s.p.len() < rows * ldx {
                     s.p.resize(rows * ldx, 0);
                 }
                 let dst = &mut s.p[..rows * ldx];
                 par_rows(threads, dst, ldx, rows, |d, r0, r1| {
                     // Pair rows r0..r1 hold input rows 2·r0 .. 2·r1.
-                    fill_bf16(d, ldx, padl, x, xm.rows(2 * r0, (2 * r1).min(xm.rows)), act)
+                    fill_bf16(
+                        d,
+                        ldx,
+                        padl,
+                        x,
+                        xm.sub_rows(2 * r0, (2 * r1).min(xm.rows())),
+                        act,
+                    )
                 });
             }
         }
-        if w.precision == Precision::Bf16x3 {
+        if w.precision == Arith::Bf16x3 {
             let xs = SendPtr(s.h.as_mut_ptr());
             run_amx(threads, w, bias, dilation, xs, ldx, y, ym, out);
         } else {
@@ -694,8 +656,8 @@ unsafe fn run_tiles(
     ym: Mat,
     out: Out,
 ) {
-    let t = ym.cols;
-    let bf16 = w.precision == Precision::Bf16;
+    let t = ym.cols();
+    let bf16 = w.precision == Arith::Bf16;
     let panels = w.cout / MR;
     let rem = w.cout - panels * MR;
     let kdim = rows * w.k;
@@ -727,7 +689,7 @@ unsafe fn run_tiles(
             for ti in tile0..tile1 {
                 let t0 = ti * NR;
                 let n = (t - t0).min(NR);
-                let yt = yp.get().add(ym.off + o0 * ym.ld + t0);
+                let yt = yp.get().add(ym.off() + o0 * ym.ld() + t0);
                 // The arguments every kernel takes after its weights,
                 // input rows and input scratch.
                 macro_rules! tile {
@@ -742,7 +704,7 @@ unsafe fn run_tiles(
                             t0,
                             bias.as_ptr().add(o0),
                             yt,
-                            ym.ld,
+                            ym.ld(),
                             n,
                             out,
                         )
@@ -794,7 +756,7 @@ unsafe fn run_tiles(
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn matmul(
     threads: usize,
-    precision: Precision,
+    precision: Arith,
     w: &[f32],
     m: usize,
     kk: usize,
@@ -806,7 +768,7 @@ pub(crate) unsafe fn matmul(
     // Per-thread packing buffer and zero bias, reused call to call.
     let (lines, mut zeros) = MATMUL.with(|m| std::mem::take(&mut *m.borrow_mut()));
     zeros.resize(m, 0.0);
-    let packed = if precision == Precision::Bf16x3 && m >= 32 {
+    let packed = if precision == Arith::Bf16x3 && m >= 32 {
         Packed {
             precision,
             f: Vec::new(),
@@ -864,7 +826,7 @@ unsafe fn run_amx(
     out: Out,
 ) {
     use amx::BLOCK;
-    let t = ym.cols;
+    let t = ym.cols();
     let nkb = amx::k_blocks(w.cin * w.k);
     let per_block = amx::packed_lines(BLOCK, w.cin * w.k);
     let row_blocks = w.cout.div_ceil(BLOCK);
@@ -917,8 +879,8 @@ unsafe fn run_amx(
                             bias.as_ptr().add(o0),
                             (w.cout - o0).min(BLOCK),
                             (t - t0).min(BLOCK),
-                            yp.get().add(ym.off + o0 * ym.ld + t0),
-                            ym.ld,
+                            yp.get().add(ym.off() + o0 * ym.ld() + t0),
+                            ym.ld(),
                             out,
                         );
                     }
@@ -942,7 +904,7 @@ unsafe fn run_amx(
 mod tests {
     use super::*;
     use crate::backend::cpu::conv::{conv1d as reference, CpuConv};
-    use crate::voice::Conv;
+    use crate::backend::Conv;
 
     fn rnd(seed: &mut u64) -> f32 {
         *seed = seed
@@ -952,11 +914,11 @@ mod tests {
     }
 
     /// The precisions this CPU's direct kernels run.
-    fn precisions() -> &'static [Precision] {
+    fn precisions() -> &'static [Arith] {
         match (has_bf16(), amx::available()) {
-            (true, true) => &[Precision::F32, Precision::Bf16, Precision::Bf16x3],
-            (true, false) => &[Precision::F32, Precision::Bf16],
-            _ => &[Precision::F32],
+            (true, true) => &[Arith::F32, Arith::Bf16, Arith::Bf16x3],
+            (true, false) => &[Arith::F32, Arith::Bf16],
+            _ => &[Arith::F32],
         }
     }
 
@@ -1000,18 +962,8 @@ mod tests {
                     for &p in precisions {
                         for threads in [1, 2] {
                             // Views with a stride and an offset, inside larger buffers.
-                            let xm = Mat {
-                                off: 3,
-                                rows: cin,
-                                cols: t,
-                                ld: t + 5,
-                            };
-                            let ym = Mat {
-                                off: 2,
-                                rows: cout,
-                                cols: t,
-                                ld: t + 7,
-                            };
+                            let xm = Mat::strided(3, cin, t, t + 5).unwrap();
+                            let ym = Mat::strided(2, cout, t, t + 7).unwrap();
                             let x: Vec<f32> = (0..xm.end() + 4).map(|_| rnd(&mut seed)).collect();
                             let y0: Vec<f32> = (0..ym.end() + 3).map(|_| rnd(&mut seed)).collect();
                             let mut want = y0.clone();
@@ -1021,9 +973,9 @@ mod tests {
                             reference(threads, &packed, &x, xm, &mut got, ym, out);
                             let scale = (cin * k) as f32;
                             let tol = match p {
-                                Precision::F32 => 1e-5 * scale,
-                                Precision::Bf16x3 => 2e-5 * scale,
-                                Precision::Bf16 => 1e-2 * scale.sqrt(),
+                                Arith::F32 => 1e-5 * scale,
+                                Arith::Bf16x3 => 2e-5 * scale,
+                                Arith::Bf16 => 1e-2 * scale.sqrt(),
                             };
                             for (i, (a, b)) in want.iter().zip(&got).enumerate() {
                                 assert!(
@@ -1061,7 +1013,7 @@ mod tests {
             reference(2, &w, &x, tm, &mut whole, Mat::new(cout, t), Out::Set);
             // Windows with a halo of 4 each side; widths 308, 20, 40, 65, 9.
             for (s, e) in [(33, 341), (30, 50), (100, 140), (200, 265), (391, 400)] {
-                let xm = tm.cols(s, e);
+                let xm = tm.sub_cols(s, e);
                 let mut part = vec![0.0; cout * (e - s)];
                 reference(1, &w, &x, xm, &mut part, Mat::new(cout, e - s), Out::Set);
                 let keep = (if s == 0 { 0 } else { s + 4 })..(if e == t { t } else { e - 4 });
@@ -1094,12 +1046,7 @@ mod tests {
         let ld = t + 9;
         let mut x: Vec<f32> = (0..ch * ld).map(|_| rnd(&mut seed) * 4.0).collect();
         x[ld + 3] = -0.0;
-        let m = Mat {
-            off: 2,
-            rows: ch,
-            cols: t,
-            ld,
-        };
+        let m = Mat::strided(2, ch, t, ld).unwrap();
         let lrelu: Vec<f32> = x
             .iter()
             .map(|&v| if v >= 0.0 { v } else { v * 0.1 })
@@ -1160,7 +1107,7 @@ mod tests {
     #[test]
     fn conv_transpose_matches_reference() {
         use crate::backend::cpu::conv::{conv_transpose as reference_t, CpuConvT};
-        use crate::voice::ConvTranspose;
+        use crate::backend::ConvTranspose;
         if !has_avx512() {
             eprintln!("skipped: this CPU has no AVX-512");
             return;
@@ -1177,18 +1124,8 @@ mod tests {
             };
             let plain = CpuConvT::new(&c, None);
             for &l in &[1usize, 2, 7, 60] {
-                let xm = Mat {
-                    off: 1,
-                    rows: cin,
-                    cols: l,
-                    ld: l + 3,
-                };
-                let ym = Mat {
-                    off: 2,
-                    rows: cout,
-                    cols: u * l,
-                    ld: u * l + 5,
-                };
+                let xm = Mat::strided(1, cin, l, l + 3).unwrap();
+                let ym = Mat::strided(2, cout, u * l, u * l + 5).unwrap();
                 let x: Vec<f32> = (0..xm.end() + 2).map(|_| rnd(&mut seed)).collect();
                 let y0: Vec<f32> = (0..ym.end() + 2).map(|_| rnd(&mut seed)).collect();
                 let mut want = y0.clone();
@@ -1199,9 +1136,9 @@ mod tests {
                         let mut got = y0.clone();
                         reference_t(threads, &CpuConvT::new(&c, Some(p)), &x, xm, &mut got, ym);
                         let tol = match p {
-                            Precision::F32 => 1e-5 * cin as f32,
-                            Precision::Bf16x3 => 2e-5 * cin as f32,
-                            Precision::Bf16 => 1e-2 * (cin as f32).sqrt(),
+                            Arith::F32 => 1e-5 * cin as f32,
+                            Arith::Bf16x3 => 2e-5 * cin as f32,
+                            Arith::Bf16 => 1e-2 * (cin as f32).sqrt(),
                         };
                         for (i, (a, b)) in want.iter().zip(&got).enumerate() {
                             assert!(
@@ -1223,8 +1160,6 @@ mod tests {
         assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
         assert_eq!(bf16_bits(-2.5), 0xc020);
         assert!(f32::from_bits(u32::from(bf16_bits(f32::NAN)) << 16).is_nan());
-        assert_eq!(Precision::parse("BF16"), Ok(Precision::Bf16));
-        assert!(Precision::parse("int4").is_err());
     }
 }
 
@@ -1241,7 +1176,7 @@ pub(crate) struct PackedT {
 impl PackedT {
     /// Pack `w` (`[cin, cout, 2u]`, row-major) and its bias.
     pub(crate) fn new(
-        precision: Precision,
+        precision: Arith,
         w: &[f32],
         bias: &[f32],
         cin: usize,
@@ -1274,10 +1209,10 @@ thread_local! {
 }
 
 /// Transposed conv with the direct kernels: all phases in one stacked conv
-/// over `L + 1` columns, then interleaved into `y` (`ym.cols = u·L`).
+/// over `L + 1` columns, then interleaved into `y` (`ym.cols() = u·L`).
 ///
 /// # Safety
-/// As [`conv1d`]; `ym.cols == stride · xm.cols`, `ym.rows == cout`.
+/// As [`conv1d`]; `ym.cols() == stride · xm.cols()`, `ym.rows() == cout`.
 pub(crate) unsafe fn conv_transpose(
     threads: usize,
     w: &PackedT,
@@ -1286,7 +1221,7 @@ pub(crate) unsafe fn conv_transpose(
     y: &mut [f32],
     ym: Mat,
 ) {
-    let (u, l, c) = (w.stride, xm.cols, w.cout);
+    let (u, l, c) = (w.stride, xm.cols(), w.cout);
     if l == 0 {
         return;
     }
@@ -1313,7 +1248,7 @@ pub(crate) unsafe fn conv_transpose(
     let yp = SendPtr(y.as_mut_ptr());
     let php = SendPtr(ph.as_mut_ptr());
     let row = |o: usize| {
-        let yr = yp.get().add(ym.off + o * ym.ld);
+        let yr = yp.get().add(ym.off() + o * ym.ld());
         let src = php.get() as *const f32;
         let n_end = (u * l) as isize;
         for t in 0..cols {

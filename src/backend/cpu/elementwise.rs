@@ -3,18 +3,18 @@
 use crate::backend::Mat;
 
 pub(crate) fn rows_mut(y: &mut [f32], m: Mat) -> impl Iterator<Item = &mut [f32]> {
-    let (off, ld, cols) = (m.off, m.ld.max(1), m.cols);
+    let (off, ld, cols) = (m.off(), m.ld().max(1), m.cols());
     y[off..m.end().max(off)]
         .chunks_mut(ld)
-        .take(m.rows)
+        .take(m.rows())
         .map(move |r| &mut r[..cols])
 }
 
 pub(crate) fn rows(x: &[f32], m: Mat) -> impl Iterator<Item = &[f32]> {
-    let (off, ld, cols) = (m.off, m.ld.max(1), m.cols);
+    let (off, ld, cols) = (m.off(), m.ld().max(1), m.cols());
     x[off..m.end().max(off)]
         .chunks(ld)
-        .take(m.rows)
+        .take(m.rows())
         .map(move |r| &r[..cols])
 }
 
@@ -32,20 +32,20 @@ pub(crate) fn layer_norm_par(
     gelu_after: bool,
 ) {
     const BLOCK: usize = 64;
-    let blocks = xm.cols.div_ceil(BLOCK);
-    if threads <= 1 || blocks < 2 || xm.rows * xm.cols < 1 << 15 {
+    let blocks = xm.cols().div_ceil(BLOCK);
+    if threads <= 1 || blocks < 2 || xm.rows() * xm.cols() < 1 << 15 {
         layer_norm(x, xm, r, gamma, beta, gelu_after);
         return;
     }
     assert!(xm.end() <= x.len(), "layer_norm view out of bounds");
     let (xp, xlen) = (super::conv::SendPtr(x.as_mut_ptr()), x.len());
     let block = |b: usize| {
-        let (c0, c1) = (b * BLOCK, ((b + 1) * BLOCK).min(xm.cols));
+        let (c0, c1) = (b * BLOCK, ((b + 1) * BLOCK).min(xm.cols()));
         // SAFETY: each block reads and writes only columns c0..c1 of the
         // rows of xm, which no other block touches; bounds asserted above.
         let x = unsafe { std::slice::from_raw_parts_mut(xp.get(), xlen) };
-        let r = r.map(|(r, rm)| (r, rm.cols(c0, c1)));
-        layer_norm(x, xm.cols(c0, c1), r, gamma, beta, gelu_after);
+        let r = r.map(|(r, rm)| (r, rm.sub_cols(c0, c1)));
+        layer_norm(x, xm.sub_cols(c0, c1), r, gamma, beta, gelu_after);
     };
     use rayon::prelude::*;
     (0..blocks).into_par_iter().for_each(block);
@@ -93,8 +93,8 @@ fn layer_norm_body(
     beta: &[f32],
     gelu_after: bool,
 ) {
-    let t = xm.cols;
-    let c = xm.rows as f32;
+    let t = xm.cols();
+    let c = xm.rows() as f32;
     if let Some((r, rm)) = r {
         for (xr, rr) in rows_mut(x, xm).zip(rows(r, rm)) {
             for (a, b) in xr.iter_mut().zip(rr) {
@@ -350,12 +350,7 @@ mod tests {
         let r: Vec<f32> = (0..rows * ld + 7).map(|_| rnd()).collect();
         let gamma: Vec<f32> = (0..rows).map(|_| 1.0 + rnd()).collect();
         let beta: Vec<f32> = (0..rows).map(|_| rnd()).collect();
-        let xm = Mat {
-            off: 5,
-            rows,
-            cols,
-            ld,
-        };
+        let xm = Mat::strided(5, rows, cols, ld).unwrap();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()

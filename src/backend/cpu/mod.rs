@@ -9,20 +9,19 @@ mod elementwise;
 mod gemm;
 
 pub use conv::{CpuConv, CpuConvT};
-pub use direct::Precision;
 pub(crate) use elementwise::rqs_inverse;
 
-use super::{Backend, Mat, Out};
+use super::{shape, Backend, Conv, ConvTranspose, Executor, Mat, Out, Precision};
 use crate::error::BackendError;
-use crate::voice::{Conv, ConvTranspose};
+use direct::Arith;
 use elementwise::{rows, rows_mut};
 
 /// CPU backend with its own thread pool.
 pub struct CpuBackend {
     threads: usize,
     pool: rayon::ThreadPool,
-    /// Conv kernels: `Some(p)` direct AVX-512 kernels in precision `p`, `None` im2col + `gemm`.
-    kernels: Option<Precision>,
+    /// Conv kernels: `Some(a)` direct AVX-512 kernels in arithmetic `a`, `None` im2col + `gemm`.
+    kernels: Option<Arith>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -53,15 +52,18 @@ impl CpuBackend {
     pub fn with_precision(threads: usize, precision: Precision) -> Result<Self, BackendError> {
         let portable = direct::portable_forced();
         let kernels = match precision {
-            Precision::F32 if !portable && direct::has_avx512() => Some(Precision::F32),
-            Precision::F32 => None,
-            Precision::Bf16 if !portable && direct::has_bf16() => Some(Precision::Bf16),
+            Precision::Auto if !portable && amx::available() => Some(Arith::Bf16x3),
+            Precision::F32 | Precision::Auto if !portable && direct::has_avx512() => {
+                Some(Arith::F32)
+            }
+            Precision::F32 | Precision::Auto => None,
+            Precision::Bf16 if !portable && direct::has_bf16() => Some(Arith::Bf16),
             Precision::Bf16 => {
                 return Err(BackendError::Device(
                     "bf16 precision needs a CPU with AVX-512 BF16 (and VOXIDE_CPU_KERNELS unset); use f32".into(),
                 ))
             }
-            Precision::Bf16x3 if !portable && amx::available() => Some(Precision::Bf16x3),
+            Precision::Bf16x3 if !portable && amx::available() => Some(Arith::Bf16x3),
             Precision::Bf16x3 => {
                 return Err(BackendError::Device(
                     "bf16x3 precision needs a CPU with AMX-BF16 tiles and an OS that enables them (and VOXIDE_CPU_KERNELS unset); use f32".into(),
@@ -85,21 +87,11 @@ impl CpuBackend {
         })
     }
 
-    /// Number of threads.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// Whether convs run on the direct AVX-512 kernels (whose output columns
     /// do not depend on the view: batched and chunked runs are bit-identical
     /// to whole ones), rather than the portable im2col + GEMM path.
     pub fn direct_kernels(&self) -> bool {
         self.kernels.is_some()
-    }
-
-    /// The conv arithmetic in use.
-    pub fn precision(&self) -> Precision {
-        self.kernels.unwrap_or(Precision::F32)
     }
 
     /// Run `f` on every item, split over the pool's threads when the op is big.
@@ -122,7 +114,7 @@ impl CpuBackend {
         f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
     ) {
         let items: Vec<(&mut [f32], &[f32])> = rows_mut(y, ym).zip(rows(x, xm)).collect();
-        self.par_each(items, ym.rows * ym.cols, |(a, b)| f(a, b));
+        self.par_each(items, ym.rows() * ym.cols(), |(a, b)| f(a, b));
     }
 }
 
@@ -140,12 +132,7 @@ fn try_zeroed(len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> 
     Ok(v)
 }
 
-impl Backend for CpuBackend {
-    type Buf = Vec<f32>;
-    type Conv = CpuConv;
-    type ConvT = CpuConvT;
-    type Vector = Vec<f32>;
-
+impl Executor for CpuBackend {
     fn name(&self) -> String {
         "cpu".into()
     }
@@ -154,18 +141,78 @@ impl Backend for CpuBackend {
         self.kernels.is_some()
     }
 
+    fn precision(&self) -> Precision {
+        match self.kernels {
+            None | Some(Arith::F32) => Precision::F32,
+            Some(Arith::Bf16) => Precision::Bf16,
+            Some(Arith::Bf16x3) => Precision::Bf16x3,
+        }
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn check(&self) -> Result<(), BackendError> {
+        match FAULT.with(|f| f.borrow_mut().take()) {
+            Some(msg) => Err(BackendError::Shape(msg)),
+            None => Ok(()),
+        }
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+thread_local! {
+    /// The first shape error of an op called on this thread since the last
+    /// [`Executor::check`] on it (ops are called, and checked, by the thread
+    /// that runs the stage; the pool's threads only do an op's parts).
+    static FAULT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+impl CpuBackend {
+    /// Whether every view fits its buffer and `shape` holds (the op's own
+    /// rules, [`crate::backend::shape`]); otherwise the op must do nothing:
+    /// its fault is kept for [`Executor::check`].
+    fn admit(&self, op: &str, views: &[(usize, Mat)], shape: Result<(), String>) -> bool {
+        match shape::views_fit(views).and(shape) {
+            Ok(()) => true,
+            Err(e) => {
+                FAULT.with(|f| {
+                    f.borrow_mut().get_or_insert_with(|| format!("{op}: {e}"));
+                });
+                false
+            }
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buf = Vec<f32>;
+    type Conv = CpuConv;
+    type ConvT = CpuConvT;
+    type Vector = Vec<f32>;
+
     fn alloc(&self, len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
         try_zeroed(len, what)
     }
 
     fn write(&self, dst: &mut Vec<f32>, m: Mat, src: &[f32]) {
-        for (r, s) in rows_mut(dst, m).zip(src.chunks(m.cols.max(1))) {
+        if !self.admit("write", &[(dst.len(), m)], shape::host(m, src.len())) {
+            return;
+        }
+        for (r, s) in rows_mut(dst, m).zip(src.chunks(m.cols().max(1))) {
             r.copy_from_slice(s);
         }
     }
 
     fn read(&self, src: &Vec<f32>, m: Mat, dst: &mut [f32]) {
-        for (r, d) in rows(src, m).zip(dst.chunks_mut(m.cols.max(1))) {
+        if !self.admit("read", &[(src.len(), m)], shape::host(m, dst.len())) {
+            return;
+        }
+        for (r, d) in rows(src, m).zip(dst.chunks_mut(m.cols().max(1))) {
             d.copy_from_slice(r);
         }
     }
@@ -174,7 +221,7 @@ impl Backend for CpuBackend {
         // Full precision (or f32-grade bf16x3) outside the stages that opted
         // in to bf16.
         let p = self.kernels.map(|p| match p {
-            Precision::Bf16 => Precision::F32,
+            Arith::Bf16 => Arith::F32,
             p => p,
         });
         Ok(CpuConv::new(c, p))
@@ -195,16 +242,31 @@ impl Backend for CpuBackend {
     }
 
     fn embed(&self, table: &Vec<f32>, ids: &[i64], scale: f32, y: &mut Vec<f32>, ym: Mat) {
-        let h = ym.rows;
-        for (t, &id) in ids.iter().enumerate().take(ym.cols) {
+        if !self.admit(
+            "embed",
+            &[(y.len(), ym)],
+            shape::embed(table.len(), ids, ym),
+        ) {
+            return;
+        }
+        let h = ym.rows();
+        for (t, &id) in ids.iter().enumerate().take(ym.cols()) {
             let row = &table[id as usize * h..(id as usize + 1) * h];
             for (c, &v) in row.iter().enumerate() {
-                y[ym.off + c * ym.ld + t] = v * scale;
+                y[ym.off() + c * ym.ld() + t] = v * scale;
             }
         }
     }
 
     fn conv1d(&self, w: &CpuConv, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat, out: Out) {
+        let dw = w.cin == 1 && w.cout > 1 && xm.rows() == w.cout;
+        if !self.admit(
+            "conv1d",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::conv1d(w.cin, w.cout, dw, xm, ym),
+        ) {
+            return;
+        }
         conv::conv1d(self.threads, w, x, xm, y, ym, out);
     }
 
@@ -243,6 +305,13 @@ impl Backend for CpuBackend {
     }
 
     fn conv_transpose(&self, w: &CpuConvT, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        if !self.admit(
+            "conv_transpose",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym),
+        ) {
+            return;
+        }
         conv::conv_transpose(self.threads, w, x, xm, y, ym);
     }
 
@@ -258,7 +327,26 @@ impl Backend for CpuBackend {
         y: &mut Vec<f32>,
         ym: Mat,
     ) {
-        let amx = self.kernels == Some(Precision::Bf16x3);
+        if !self.admit(
+            "rel_attention",
+            &[
+                (qkv.len(), q),
+                (qkv.len(), k),
+                (qkv.len(), v),
+                (y.len(), ym),
+            ],
+            shape::attention(heads, q, k, v, ym, rel_k.len()).and(shape::attention(
+                heads,
+                q,
+                k,
+                v,
+                ym,
+                rel_v.len(),
+            )),
+        ) {
+            return;
+        }
+        let amx = self.kernels == Some(Arith::Bf16x3);
         attention::rel_attention(self.threads, amx, qkv, q, k, v, rel_k, rel_v, heads, y, ym);
     }
 
@@ -271,14 +359,31 @@ impl Backend for CpuBackend {
         gamma: &Vec<f32>,
         beta: &Vec<f32>,
     ) {
+        if !self.admit(
+            "add_layer_norm",
+            &[(x.len(), xm), (r.len(), rm)],
+            shape::layer_norm(xm, Some(rm), (gamma.len(), beta.len())),
+        ) {
+            return;
+        }
         elementwise::layer_norm_par(self.threads, x, xm, Some((r, rm)), gamma, beta, false);
     }
 
     fn layer_norm_gelu(&self, x: &mut Vec<f32>, xm: Mat, gamma: &Vec<f32>, beta: &Vec<f32>) {
+        if !self.admit(
+            "layer_norm_gelu",
+            &[(x.len(), xm)],
+            shape::layer_norm(xm, None, (gamma.len(), beta.len())),
+        ) {
+            return;
+        }
         elementwise::layer_norm_par(self.threads, x, xm, None, gamma, beta, true);
     }
 
     fn axpy(&self, alpha: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        if !self.admit("axpy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
+            return;
+        }
         self.zip_rows(y, ym, x, xm, |yr, xr| {
             for (a, b) in yr.iter_mut().zip(xr) {
                 *a += alpha * b;
@@ -287,7 +392,10 @@ impl Backend for CpuBackend {
     }
 
     fn scale(&self, alpha: f32, x: &mut Vec<f32>, xm: Mat) {
-        let work = xm.rows * xm.cols;
+        if !self.admit("scale", &[(x.len(), xm)], Ok(())) {
+            return;
+        }
+        let work = xm.rows() * xm.cols();
         self.par_each(rows_mut(x, xm).collect(), work, |r| {
             for v in r {
                 *v *= alpha;
@@ -296,10 +404,20 @@ impl Backend for CpuBackend {
     }
 
     fn copy(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        if !self.admit("copy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
+            return;
+        }
         self.zip_rows(y, ym, x, xm, |yr, xr| yr.copy_from_slice(xr));
     }
 
     fn flip_rows(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        if !self.admit(
+            "flip_rows",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::same(xm, ym),
+        ) {
+            return;
+        }
         let src: Vec<&[f32]> = rows(x, xm).collect();
         for (yr, xr) in rows_mut(y, ym).zip(src.into_iter().rev()) {
             yr.copy_from_slice(xr);
@@ -307,10 +425,13 @@ impl Backend for CpuBackend {
     }
 
     fn gate_tanh_sigmoid(&self, a: &Vec<f32>, am: Mat, y: &mut Vec<f32>, ym: Mat) {
-        let c = ym.rows;
-        let work = ym.rows * ym.cols;
+        if !self.admit("gate", &[(a.len(), am), (y.len(), ym)], shape::gate(am, ym)) {
+            return;
+        }
+        let c = ym.rows();
+        let work = ym.rows() * ym.cols();
         let items: Vec<(&mut [f32], &[f32], &[f32])> = rows_mut(y, ym)
-            .zip(rows(a, am.rows(0, c)).zip(rows(a, am.rows(c, 2 * c))))
+            .zip(rows(a, am.sub_rows(0, c)).zip(rows(a, am.sub_rows(c, 2 * c))))
             .map(|(yr, (ta, sa))| (yr, ta, sa))
             .collect();
         self.par_each(items, work, |(yr, ta, sa)| {
@@ -321,6 +442,13 @@ impl Backend for CpuBackend {
     }
 
     fn leaky_relu(&self, slope: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
+        if !self.admit(
+            "leaky_relu",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::same(xm, ym),
+        ) {
+            return;
+        }
         self.zip_rows(y, ym, x, xm, |yr, xr| {
             for (o, &v) in yr.iter_mut().zip(xr) {
                 *o = if v >= 0.0 { v } else { v * slope };
@@ -329,7 +457,10 @@ impl Backend for CpuBackend {
     }
 
     fn tanh(&self, x: &mut Vec<f32>, xm: Mat) {
-        let work = xm.rows * xm.cols;
+        if !self.admit("tanh", &[(x.len(), xm)], Ok(())) {
+            return;
+        }
+        let work = xm.rows() * xm.cols();
         self.par_each(rows_mut(x, xm).collect(), work, |r| {
             for v in r {
                 *v = elementwise::fast_tanh(*v);
@@ -346,12 +477,19 @@ impl Backend for CpuBackend {
         bins: usize,
         wh_scale: f32,
     ) {
-        let mut col = vec![0.0f32; thm.rows];
-        for t in 0..zm.cols {
+        if !self.admit(
+            "spline_inverse",
+            &[(z.len(), zm), (theta.len(), thm)],
+            shape::spline(zm, thm, bins),
+        ) {
+            return;
+        }
+        let mut col = vec![0.0f32; thm.rows()];
+        for t in 0..zm.cols() {
             for (r, c) in col.iter_mut().enumerate() {
-                *c = theta[thm.off + r * thm.ld + t];
+                *c = theta[thm.off() + r * thm.ld() + t];
             }
-            let v = &mut z[zm.off + t];
+            let v = &mut z[zm.off() + t];
             *v = rqs_inverse(*v, &col, bins, wh_scale);
         }
     }
@@ -366,11 +504,18 @@ impl Backend for CpuBackend {
         y: &mut Vec<f32>,
         ym: Mat,
     ) {
-        let h = ym.rows;
-        let f = ym.cols;
+        if !self.admit(
+            "expand_prior",
+            &[(ml.len(), mlm), (y.len(), ym)],
+            shape::expand_prior(mlm, owner, noise.len(), ym),
+        ) {
+            return;
+        }
+        let h = ym.rows();
+        let f = ym.cols();
         for (c, yr) in rows_mut(y, ym).enumerate() {
-            let m = &ml[mlm.off + c * mlm.ld..];
-            let l = &ml[mlm.off + (c + h) * mlm.ld..];
+            let m = &ml[mlm.off() + c * mlm.ld()..];
+            let l = &ml[mlm.off() + (c + h) * mlm.ld()..];
             let nz = &noise[c * f..(c + 1) * f];
             for ((o, &own), &e) in yr.iter_mut().zip(owner).zip(nz) {
                 *o = if own == u32::MAX {
@@ -384,6 +529,9 @@ impl Backend for CpuBackend {
     }
 
     fn zero_cols(&self, x: &mut Vec<f32>, xm: Mat, ranges: &[(usize, usize)]) {
+        if !self.admit("zero_cols", &[(x.len(), xm)], Ok(())) {
+            return;
+        }
         for r in rows_mut(x, xm) {
             for &(c0, c1) in ranges {
                 let (c0, c1) = (c0.min(r.len()), c1.min(r.len()));
@@ -392,10 +540,6 @@ impl Backend for CpuBackend {
                 }
             }
         }
-    }
-
-    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
     }
 }
 
@@ -408,7 +552,7 @@ mod tests {
         let be = CpuBackend::new(1).unwrap();
         // A 3 × 10 buffer; the view is rows 1..3, columns 2..9.
         let mut x: Vec<f32> = (1..=30).map(|v| v as f32).collect();
-        let view = Mat::new(3, 10).rows(1, 3).cols(2, 9);
+        let view = Mat::new(3, 10).sub_rows(1, 3).sub_cols(2, 9);
         be.zero_cols(&mut x, view, &[(0, 2), (5, 20)]);
         for r in 0..3 {
             for c in 0..10 {

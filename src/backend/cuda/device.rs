@@ -11,10 +11,10 @@
 //! of the process aborting.
 
 use super::graph::{graphs_enabled, GraphCache, Plan};
-use crate::backend::cpu::Precision;
-use crate::backend::{Backend, Mat, Out};
+use crate::backend::Precision;
+use crate::backend::{Backend, Executor, Mat, Out};
+use crate::backend::{Conv, ConvTranspose};
 use crate::error::BackendError;
-use crate::voice::{Conv, ConvTranspose};
 use cudarc::cublas::{result as blas, sys as bsys};
 use cudarc::driver::{
     result as dres, sys, CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr,
@@ -41,10 +41,10 @@ unsafe impl DeviceRepr for View {}
 /// The kernels' view of `m` (callers checked its sizes with [`CudaBackend::fits`]).
 fn view(m: Mat) -> View {
     View {
-        off: m.off as i64,
-        rows: m.rows as i32,
-        cols: m.cols as i32,
-        ld: m.ld as i32,
+        off: m.off() as i64,
+        rows: m.rows() as i32,
+        cols: m.cols() as i32,
+        ld: m.ld() as i32,
     }
 }
 
@@ -409,11 +409,6 @@ impl CudaBackend {
         self.tf32
     }
 
-    /// `(free, total)` device memory in bytes.
-    pub fn memory(&self) -> Option<(usize, usize)> {
-        self.ctx.mem_get_info().ok()
-    }
-
     /// Keep the first error (during a recording, mark the recording broken instead).
     fn note<T, E: std::fmt::Debug>(&self, what: &str, r: Result<T, E>) -> Option<T> {
         match r {
@@ -437,7 +432,7 @@ impl CudaBackend {
     fn fits(&self, what: &str, views: &[(&CudaBuf, Mat)]) -> bool {
         let small = |v: usize| i32::try_from(v).is_ok();
         for &(b, m) in views {
-            if m.end() > b.len || !small(m.rows) || !small(m.cols) || !small(m.ld) {
+            if m.end() > b.len || !small(m.rows()) || !small(m.cols()) || !small(m.ld()) {
                 self.note::<(), _>(
                     what,
                     Err(format!(
@@ -608,7 +603,7 @@ impl CudaBackend {
         launch!(
             self,
             bias_act,
-            grid(ym.rows * ym.cols),
+            grid(ym.rows() * ym.cols()),
             y.ptr,
             yv,
             bias.ptr,
@@ -626,599 +621,22 @@ impl CudaBackend {
     }
 }
 
-impl Backend for CudaBackend {
-    type Buf = CudaBuf;
-    type Conv = CudaConv;
-    type ConvT = CudaConvT;
-    type Vector = CudaBuf;
-
+impl Executor for CudaBackend {
     fn name(&self) -> String {
         format!("cuda:{} ({})", self.ordinal, self.name)
     }
 
-    fn alloc(&self, len: usize, what: &'static str) -> Result<CudaBuf, BackendError> {
-        let mem =
-            self.stream
-                .alloc_zeros::<f32>(len.max(1))
-                .map_err(|_| BackendError::OutOfMemory {
-                    bytes: len.saturating_mul(4),
-                    what,
-                })?;
-        let ptr = mem.device_ptr(&self.stream).0;
-        Ok(CudaBuf {
-            mem: Some(mem),
-            ptr,
-            len,
-            graveyard: Arc::downgrade(&self.graveyard),
-        })
-    }
-
-    fn write(&self, dst: &mut CudaBuf, m: Mat, src: &[f32]) {
-        let n = m.rows * m.cols;
-        if n == 0 || !self.fits("write", &[(dst, m)]) || !self.host_io_allowed() {
-            return;
-        }
-        let Some(src) = src.get(..n) else {
-            self.note::<(), _>("write", Err("host data shorter than the view"));
-            return;
-        };
-        if m.ld == m.cols || m.rows == 1 {
-            // SAFETY: the view is inside dst; pageable memory is copied before return.
-            let r = unsafe { dres::memcpy_htod_async(dst.at(m.off), src, self.stream.cu_stream()) };
-            self.note("write", r);
-            return;
-        }
-        let mut s = self.scratch.lock();
-        let Some(p) = self.upload(&mut s, Slot::Staging, src) else {
-            return;
-        };
-        let (sv, dv) = (view(Mat::new(m.rows, m.cols)), view(m));
-        launch!(self, copy, grid(n), p, sv, dst.ptr, dv);
-    }
-
-    fn read(&self, src: &CudaBuf, m: Mat, dst: &mut [f32]) {
-        let n = m.rows * m.cols;
-        if n == 0 || !self.fits("read", &[(src, m)]) || !self.host_io_allowed() {
-            return;
-        }
-        let Some(dst) = dst.get_mut(..n) else {
-            self.note::<(), _>("read", Err("host buffer shorter than the view"));
-            return;
-        };
-        // The staging slot stays locked until the copy is queued.
-        let mut s = self.scratch.lock();
-        let from = if m.ld == m.cols || m.rows == 1 {
-            src.at(m.off)
+    fn precision(&self) -> Precision {
+        // Reduced precision on the GPU: TF32 tensor cores for the decoder.
+        if self.tf32 {
+            Precision::Bf16
         } else {
-            let Some(p) = self.scratch(&mut s, Slot::Staging, 4 * n) else {
-                return;
-            };
-            let (sv, dv) = (view(m), view(Mat::new(m.rows, m.cols)));
-            launch!(self, copy, grid(n), src.ptr, sv, p, dv);
-            p
-        };
-        // SAFETY: `from` holds n floats; the stream is synchronised before return.
-        let r = unsafe { dres::memcpy_dtoh_async(dst, from, self.stream.cu_stream()) };
-        if self.note("read", r).is_some() {
-            self.note("read", self.stream.synchronize());
+            Precision::F32
         }
     }
 
-    fn prepare_conv(&self, c: &Conv) -> Result<CudaConv, BackendError> {
-        self.conv_weight(c, false)
-    }
-
-    fn prepare_conv_lowp(&self, c: &Conv) -> Result<CudaConv, BackendError> {
-        self.conv_weight(c, self.tf32)
-    }
-
-    fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CudaConvT, BackendError> {
-        let u = c.stride;
-        if u == 0 || c.k != 2 * u {
-            return Err(BackendError::Device(format!(
-                "transposed conv with kernel {} and stride {u}: only kernel = 2·stride is supported",
-                c.k
-            )));
-        }
-        // Row r·cout + o: [W_{r+u}[o, :] for x[t−1] | W_r[o, :] for x[t]],
-        // interleaved per input channel as im2col's rows (i·2 + j).
-        let (cin, cout) = (c.cin, c.cout);
-        let mut w = vec![0.0f32; u * cout * 2 * cin];
-        for r in 0..u {
-            for o in 0..cout {
-                for i in 0..cin {
-                    let row = (r * cout + o) * 2 * cin;
-                    w[row + 2 * i] = c.w[(i * cout + o) * c.k + r + u];
-                    w[row + 2 * i + 1] = c.w[(i * cout + o) * c.k + r];
-                }
-            }
-        }
-        Ok(CudaConvT {
-            w: self.upload_f32(&w, "transposed conv weight")?,
-            bias: self.upload_f32(&c.b, "transposed conv bias")?,
-            cin,
-            cout,
-            stride: u,
-            tf32: self.tf32,
-        })
-    }
-
-    fn prepare_vector(&self, v: &[f32]) -> Result<CudaBuf, BackendError> {
-        self.upload_f32(v, "weight vector")
-    }
-
-    fn embed(&self, table: &CudaBuf, ids: &[i64], scale: f32, y: &mut CudaBuf, ym: Mat) {
-        let ym = ym.cols(0, ym.cols.min(ids.len()));
-        if ym.rows == 0 || ym.cols == 0 || !self.fits("embed", &[(y, ym)]) {
-            return;
-        }
-        let mut s = self.scratch.lock();
-        let Some(p) = self.upload(&mut s, Slot::Ids, &ids[..ym.cols]) else {
-            return;
-        };
-        let symbols = (table.len / ym.rows) as i64;
-        let yv = view(ym);
-        launch!(
-            self,
-            embed,
-            grid(ym.rows * ym.cols),
-            table.ptr,
-            symbols,
-            p,
-            scale,
-            y.ptr,
-            yv
-        );
-    }
-
-    fn conv1d(&self, w: &CudaConv, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat, out: Out) {
-        let t = xm.cols;
-        let depthwise = w.depthwise && xm.rows == w.cout;
-        if !self.fits("conv1d", &[(x, xm), (y, ym)])
-            || !self.check_shape(
-                "conv1d",
-                (depthwise || xm.rows == w.cin) && ym.rows == w.cout && ym.cols == t,
-                || {
-                    format!(
-                        "input {xm:?} / output {ym:?} for a {}→{} conv",
-                        w.cin, w.cout
-                    )
-                },
-            )
-        {
-            return;
-        }
-        if t == 0 || ym.rows == 0 {
-            return;
-        }
-        let mode = match out {
-            Out::Set => 0i32,
-            Out::SetRelu => 1,
-            Out::Add => 2,
-        };
-        let (k, dil) = (w.k as i32, w.dilation as i32);
-        if depthwise {
-            let (xv, yv) = (view(xm), view(ym));
-            launch!(
-                self,
-                depthwise,
-                grid(ym.rows * t),
-                w.w.ptr,
-                w.bias.ptr,
-                x.ptr,
-                xv,
-                y.ptr,
-                yv,
-                k,
-                dil,
-                mode
-            );
-            return;
-        }
-        let beta = if out == Out::Add { 1.0 } else { 0.0 };
-        let kk = w.cin * w.k;
-        let mut s = self.scratch.lock();
-        let (b, ldb) = if w.k == 1 {
-            (x.at(xm.off), xm.ld)
-        } else {
-            let Some(cols) = self.scratch(&mut s, Slot::Cols, 4 * kk * t) else {
-                return;
-            };
-            let xv = view(xm);
-            let (padl, n) = ((w.dilation * (w.k - 1) / 2) as i32, t as i32);
-            launch!(self, im2col, grid(kk * t), x.ptr, xv, cols, k, dil, padl, n);
-            (cols, t)
-        };
-        self.gemm(
-            (w.cout, t, kk),
-            (w.w.ptr, kk, false),
-            (b, ldb, false),
-            (y.at(ym.off), ym.ld),
-            1.0,
-            beta,
-            w.tf32,
-        );
-        drop(s);
-        self.bias_act(y, ym, &w.bias, out == Out::SetRelu);
-    }
-
-    fn conv_transpose(&self, w: &CudaConvT, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
-        let (u, l) = (w.stride, xm.cols);
-        if !self.fits("conv_transpose", &[(x, xm), (y, ym)])
-            || !self.check_shape(
-                "conv_transpose",
-                xm.rows == w.cin && ym.rows == w.cout && ym.cols == u * l,
-                || format!("input {xm:?} / output {ym:?} for a ×{u} transposed conv"),
-            )
-        {
-            return;
-        }
-        if l == 0 {
-            return;
-        }
-        let n = l + 1;
-        let mut s = self.scratch.lock();
-        let Some(cols) = self.scratch(&mut s, Slot::Cols, 4 * 2 * w.cin * n) else {
-            return;
-        };
-        let Some(ph) = self.scratch(&mut s, Slot::Phases, 4 * u * w.cout * n) else {
-            return;
-        };
-        let xv = view(xm);
-        let (two, one, padl, ni) = (2i32, 1i32, 1i32, n as i32);
-        launch!(
-            self,
-            im2col,
-            grid(2 * w.cin * n),
-            x.ptr,
-            xv,
-            cols,
-            two,
-            one,
-            padl,
-            ni
-        );
-        self.gemm(
-            (u * w.cout, n, 2 * w.cin),
-            (w.w.ptr, 2 * w.cin, false),
-            (cols, n, false),
-            (ph, n),
-            1.0,
-            0.0,
-            w.tf32,
-        );
-        let (yv, ui, co, li) = (view(ym), u as i32, w.cout as i32, l as i32);
-        launch!(
-            self,
-            convt_interleave,
-            grid(ym.rows * ym.cols),
-            ph,
-            w.bias.ptr,
-            y.ptr,
-            yv,
-            ui,
-            co,
-            li
-        );
-    }
-
-    fn rel_attention(
-        &self,
-        qkv: &CudaBuf,
-        q: Mat,
-        k: Mat,
-        v: Mat,
-        rel_k: &CudaBuf,
-        rel_v: &CudaBuf,
-        heads: usize,
-        y: &mut CudaBuf,
-        ym: Mat,
-    ) {
-        let t = q.cols;
-        let heads = heads.max(1);
-        let d = q.rows / heads;
-        if !self.fits("rel_attention", &[(qkv, q), (qkv, k), (qkv, v), (y, ym)])
-            || !self.check_shape(
-                "rel_attention",
-                k.cols == t && v.cols == t && ym.cols == t && ym.rows == q.rows,
-                || format!("q {q:?}, k {k:?}, v {v:?}, y {ym:?}"),
-            )
-        {
-            return;
-        }
-        if t == 0 || d == 0 {
-            return;
-        }
-        let w = (rel_k.len / d / 2) as i32;
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut s = self.scratch.lock();
-        let Some(logits) = self.scratch(&mut s, Slot::Logits, 4 * t * t) else {
-            return;
-        };
-        let ti = t as i32;
-        for h in 0..heads {
-            let (qh, kh, vh, yh) = (
-                q.rows(h * d, (h + 1) * d),
-                k.rows(h * d, (h + 1) * d),
-                v.rows(h * d, (h + 1) * d),
-                ym.rows(h * d, (h + 1) * d),
-            );
-            // logits = (q / √d)ᵀ k
-            self.gemm(
-                (t, t, d),
-                (qkv.at(qh.off), qh.ld, true),
-                (qkv.at(kh.off), kh.ld, false),
-                (logits, t),
-                scale,
-                0.0,
-                false,
-            );
-            let qv = view(qh);
-            launch!(
-                self,
-                rel_logits,
-                grid(t * (2 * w as usize + 1)),
-                qkv.ptr,
-                qv,
-                rel_k.ptr,
-                w,
-                scale,
-                logits,
-                ti
-            );
-            let cfg = LaunchConfig {
-                grid_dim: (t as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 256 * 4,
-            };
-            launch!(self, softmax_rows, cfg, logits, ti);
-            // y_h = v Pᵀ (+ the relative values)
-            self.gemm(
-                (d, t, t),
-                (qkv.at(vh.off), vh.ld, false),
-                (logits, t, true),
-                (y.at(yh.off), yh.ld),
-                1.0,
-                0.0,
-                false,
-            );
-            let yv = view(yh);
-            launch!(
-                self,
-                rel_values,
-                grid(d * t),
-                logits,
-                rel_v.ptr,
-                w,
-                ti,
-                y.ptr,
-                yv
-            );
-        }
-    }
-
-    fn add_layer_norm(
-        &self,
-        x: &mut CudaBuf,
-        xm: Mat,
-        r: &CudaBuf,
-        rm: Mat,
-        gamma: &CudaBuf,
-        beta: &CudaBuf,
-    ) {
-        let block = reduce_block(xm.rows);
-        let cfg = LaunchConfig {
-            grid_dim: (xm.cols.max(1) as u32, 1, 1),
-            block_dim: (block, 1, 1),
-            shared_mem_bytes: block * 4,
-        };
-        let (xv, rv, has_r, gelu) = (view(xm), view(rm), 1i32, 0i32);
-        if xm.cols > 0 && self.fits("layer_norm", &[(x, xm), (r, rm)]) {
-            launch!(self, layer_norm, cfg, x.ptr, xv, r.ptr, rv, has_r, gamma.ptr, beta.ptr, gelu);
-        }
-    }
-
-    fn layer_norm_gelu(&self, x: &mut CudaBuf, xm: Mat, gamma: &CudaBuf, beta: &CudaBuf) {
-        let block = reduce_block(xm.rows);
-        let cfg = LaunchConfig {
-            grid_dim: (xm.cols.max(1) as u32, 1, 1),
-            block_dim: (block, 1, 1),
-            shared_mem_bytes: block * 4,
-        };
-        let (xv, has_r, gelu) = (view(xm), 0i32, 1i32);
-        if xm.cols > 0 && self.fits("layer_norm", &[(x, xm)]) {
-            launch!(self, layer_norm, cfg, x.ptr, xv, x.ptr, xv, has_r, gamma.ptr, beta.ptr, gelu);
-        }
-    }
-
-    fn axpy(&self, alpha: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
-        let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 && self.fits("axpy", &[(x, xm), (y, ym)]) {
-            launch!(
-                self,
-                axpy,
-                grid(ym.rows * ym.cols),
-                alpha,
-                x.ptr,
-                xv,
-                y.ptr,
-                yv
-            );
-        }
-    }
-
-    fn scale(&self, alpha: f32, x: &mut CudaBuf, xm: Mat) {
-        let xv = view(xm);
-        if xm.rows * xm.cols > 0 && self.fits("scale", &[(x, xm)]) {
-            launch!(self, scale, grid(xm.rows * xm.cols), alpha, x.ptr, xv);
-        }
-    }
-
-    fn copy(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
-        let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 && self.fits("copy", &[(x, xm), (y, ym)]) {
-            launch!(self, copy, grid(ym.rows * ym.cols), x.ptr, xv, y.ptr, yv);
-        }
-    }
-
-    fn flip_rows(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
-        let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 && self.fits("flip_rows", &[(x, xm), (y, ym)]) {
-            launch!(
-                self,
-                flip_rows,
-                grid(ym.rows * ym.cols),
-                x.ptr,
-                xv,
-                y.ptr,
-                yv
-            );
-        }
-    }
-
-    fn gate_tanh_sigmoid(&self, a: &CudaBuf, am: Mat, y: &mut CudaBuf, ym: Mat) {
-        let (av, yv) = (view(am), view(ym));
-        if ym.rows * ym.cols > 0 && am.rows >= 2 * ym.rows && self.fits("gate", &[(a, am), (y, ym)])
-        {
-            launch!(
-                self,
-                gate_tanh_sigmoid,
-                grid(ym.rows * ym.cols),
-                a.ptr,
-                av,
-                y.ptr,
-                yv
-            );
-        }
-    }
-
-    fn leaky_relu(&self, slope: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
-        let (xv, yv) = (view(xm), view(ym));
-        if ym.rows * ym.cols > 0 && self.fits("leaky_relu", &[(x, xm), (y, ym)]) {
-            launch!(
-                self,
-                leaky_relu,
-                grid(ym.rows * ym.cols),
-                x.ptr,
-                xv,
-                y.ptr,
-                yv,
-                slope
-            );
-        }
-    }
-
-    fn tanh(&self, x: &mut CudaBuf, xm: Mat) {
-        let xv = view(xm);
-        if xm.rows * xm.cols > 0 && self.fits("tanh", &[(x, xm)]) {
-            launch!(self, tanh, grid(xm.rows * xm.cols), x.ptr, xv);
-        }
-    }
-
-    fn spline_inverse(
-        &self,
-        z: &mut CudaBuf,
-        zm: Mat,
-        theta: &CudaBuf,
-        thm: Mat,
-        bins: usize,
-        wh_scale: f32,
-    ) {
-        if zm.cols == 0 || !self.fits("spline", &[(z, zm), (theta, thm)]) {
-            return;
-        }
-        if bins == 0 || bins > 64 {
-            self.note::<(), _>(
-                "spline",
-                Err(format!("{bins} bins (the kernel supports 1..=64)")),
-            );
-            return;
-        }
-        let cfg = LaunchConfig {
-            grid_dim: (zm.cols.div_ceil(128) as u32, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let (zv, tv, k) = (view(zm), view(thm), bins as i32);
-        launch!(
-            self,
-            rqs_inverse,
-            cfg,
-            z.ptr,
-            zv,
-            theta.ptr,
-            tv,
-            k,
-            wh_scale
-        );
-    }
-
-    fn expand_prior(
-        &self,
-        ml: &CudaBuf,
-        mlm: Mat,
-        owner: &[u32],
-        noise: &[f32],
-        noise_scale: f32,
-        y: &mut CudaBuf,
-        ym: Mat,
-    ) {
-        let n = ym.rows * ym.cols;
-        if n == 0 || !self.fits("expand_prior", &[(ml, mlm), (y, ym)]) {
-            return;
-        }
-        if owner.len() < ym.cols || noise.len() < n {
-            self.note::<(), _>(
-                "expand_prior",
-                Err("owner or noise shorter than the output"),
-            );
-            return;
-        }
-        if owner
-            .iter()
-            .any(|&o| o != u32::MAX && o as usize >= mlm.cols)
-        {
-            self.note::<(), _>("expand_prior", Err("owner outside the encoder output"));
-            return;
-        }
-        let mut s = self.scratch.lock();
-        let Some(op) = self.upload(&mut s, Slot::Owner, &owner[..ym.cols]) else {
-            return;
-        };
-        let Some(np) = self.upload(&mut s, Slot::Noise, &noise[..n]) else {
-            return;
-        };
-        let (mv, yv) = (view(mlm), view(ym));
-        launch!(
-            self,
-            expand_prior,
-            grid(n),
-            ml.ptr,
-            mv,
-            op,
-            np,
-            noise_scale,
-            y.ptr,
-            yv
-        );
-    }
-
-    fn zero_cols(&self, x: &mut CudaBuf, xm: Mat, ranges: &[(usize, usize)]) {
-        if xm.rows == 0 || !self.fits("zero_cols", &[(x, xm)]) {
-            return;
-        }
-        let xv = view(xm);
-        for &(c0, c1) in ranges {
-            let (c0, c1) = (c0.min(xm.cols), c1.min(xm.cols));
-            if c0 < c1 {
-                let (a, b) = (c0 as i32, c1 as i32);
-                launch!(self, zero_cols, grid(xm.rows * (c1 - c0)), x.ptr, xv, a, b);
-            }
-        }
-    }
-
-    fn buf_key(&self, b: &CudaBuf) -> u64 {
-        b.ptr ^ ((b.len as u64) << 48)
+    fn memory(&self) -> Option<(usize, usize)> {
+        self.ctx.mem_get_info().ok()
     }
 
     fn recorded(&self, key: &[u64], f: &mut dyn FnMut()) {
@@ -1297,6 +715,617 @@ impl Backend for CudaBackend {
     }
 }
 
+impl Backend for CudaBackend {
+    type Buf = CudaBuf;
+    type Conv = CudaConv;
+    type ConvT = CudaConvT;
+    type Vector = CudaBuf;
+
+    fn alloc(&self, len: usize, what: &'static str) -> Result<CudaBuf, BackendError> {
+        let mem =
+            self.stream
+                .alloc_zeros::<f32>(len.max(1))
+                .map_err(|_| BackendError::OutOfMemory {
+                    bytes: len.saturating_mul(4),
+                    what,
+                })?;
+        let ptr = mem.device_ptr(&self.stream).0;
+        Ok(CudaBuf {
+            mem: Some(mem),
+            ptr,
+            len,
+            graveyard: Arc::downgrade(&self.graveyard),
+        })
+    }
+
+    fn write(&self, dst: &mut CudaBuf, m: Mat, src: &[f32]) {
+        let n = m.rows() * m.cols();
+        if n == 0 || !self.fits("write", &[(dst, m)]) || !self.host_io_allowed() {
+            return;
+        }
+        let Some(src) = src.get(..n) else {
+            self.note::<(), _>("write", Err("host data shorter than the view"));
+            return;
+        };
+        if m.ld() == m.cols() || m.rows() == 1 {
+            // SAFETY: the view is inside dst; pageable memory is copied before return.
+            let r =
+                unsafe { dres::memcpy_htod_async(dst.at(m.off()), src, self.stream.cu_stream()) };
+            self.note("write", r);
+            return;
+        }
+        let mut s = self.scratch.lock();
+        let Some(p) = self.upload(&mut s, Slot::Staging, src) else {
+            return;
+        };
+        let (sv, dv) = (view(Mat::new(m.rows(), m.cols())), view(m));
+        launch!(self, copy, grid(n), p, sv, dst.ptr, dv);
+    }
+
+    fn read(&self, src: &CudaBuf, m: Mat, dst: &mut [f32]) {
+        let n = m.rows() * m.cols();
+        if n == 0 || !self.fits("read", &[(src, m)]) || !self.host_io_allowed() {
+            return;
+        }
+        let Some(dst) = dst.get_mut(..n) else {
+            self.note::<(), _>("read", Err("host buffer shorter than the view"));
+            return;
+        };
+        // The staging slot stays locked until the copy is queued.
+        let mut s = self.scratch.lock();
+        let from = if m.ld() == m.cols() || m.rows() == 1 {
+            src.at(m.off())
+        } else {
+            let Some(p) = self.scratch(&mut s, Slot::Staging, 4 * n) else {
+                return;
+            };
+            let (sv, dv) = (view(m), view(Mat::new(m.rows(), m.cols())));
+            launch!(self, copy, grid(n), src.ptr, sv, p, dv);
+            p
+        };
+        // SAFETY: `from` holds n floats; the stream is synchronised before return.
+        let r = unsafe { dres::memcpy_dtoh_async(dst, from, self.stream.cu_stream()) };
+        if self.note("read", r).is_some() {
+            self.note("read", self.stream.synchronize());
+        }
+    }
+
+    fn prepare_conv(&self, c: &Conv) -> Result<CudaConv, BackendError> {
+        self.conv_weight(c, false)
+    }
+
+    fn prepare_conv_lowp(&self, c: &Conv) -> Result<CudaConv, BackendError> {
+        self.conv_weight(c, self.tf32)
+    }
+
+    fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CudaConvT, BackendError> {
+        let u = c.stride;
+        if u == 0 || c.k != 2 * u {
+            return Err(BackendError::Device(format!(
+                "transposed conv with kernel {} and stride {u}: only kernel = 2·stride is supported",
+                c.k
+            )));
+        }
+        // Row r·cout + o: [W_{r+u}[o, :] for x[t−1] | W_r[o, :] for x[t]],
+        // interleaved per input channel as im2col's rows (i·2 + j).
+        let (cin, cout) = (c.cin, c.cout);
+        let mut w = vec![0.0f32; u * cout * 2 * cin];
+        for r in 0..u {
+            for o in 0..cout {
+                for i in 0..cin {
+                    let row = (r * cout + o) * 2 * cin;
+                    w[row + 2 * i] = c.w[(i * cout + o) * c.k + r + u];
+                    w[row + 2 * i + 1] = c.w[(i * cout + o) * c.k + r];
+                }
+            }
+        }
+        Ok(CudaConvT {
+            w: self.upload_f32(&w, "transposed conv weight")?,
+            bias: self.upload_f32(&c.b, "transposed conv bias")?,
+            cin,
+            cout,
+            stride: u,
+            tf32: self.tf32,
+        })
+    }
+
+    fn prepare_vector(&self, v: &[f32]) -> Result<CudaBuf, BackendError> {
+        self.upload_f32(v, "weight vector")
+    }
+
+    fn embed(&self, table: &CudaBuf, ids: &[i64], scale: f32, y: &mut CudaBuf, ym: Mat) {
+        let ym = ym.sub_cols(0, ym.cols().min(ids.len()));
+        if ym.rows() == 0 || ym.cols() == 0 || !self.fits("embed", &[(y, ym)]) {
+            return;
+        }
+        let mut s = self.scratch.lock();
+        let Some(p) = self.upload(&mut s, Slot::Ids, &ids[..ym.cols()]) else {
+            return;
+        };
+        let symbols = (table.len / ym.rows()) as i64;
+        let yv = view(ym);
+        launch!(
+            self,
+            embed,
+            grid(ym.rows() * ym.cols()),
+            table.ptr,
+            symbols,
+            p,
+            scale,
+            y.ptr,
+            yv
+        );
+    }
+
+    fn conv1d(&self, w: &CudaConv, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat, out: Out) {
+        let t = xm.cols();
+        let depthwise = w.depthwise && xm.rows() == w.cout;
+        if !self.fits("conv1d", &[(x, xm), (y, ym)])
+            || !self.check_shape(
+                "conv1d",
+                (depthwise || xm.rows() == w.cin) && ym.rows() == w.cout && ym.cols() == t,
+                || {
+                    format!(
+                        "input {xm:?} / output {ym:?} for a {}→{} conv",
+                        w.cin, w.cout
+                    )
+                },
+            )
+        {
+            return;
+        }
+        if t == 0 || ym.rows() == 0 {
+            return;
+        }
+        let mode = match out {
+            Out::Set => 0i32,
+            Out::SetRelu => 1,
+            Out::Add => 2,
+        };
+        let (k, dil) = (w.k as i32, w.dilation as i32);
+        if depthwise {
+            let (xv, yv) = (view(xm), view(ym));
+            launch!(
+                self,
+                depthwise,
+                grid(ym.rows() * t),
+                w.w.ptr,
+                w.bias.ptr,
+                x.ptr,
+                xv,
+                y.ptr,
+                yv,
+                k,
+                dil,
+                mode
+            );
+            return;
+        }
+        let beta = if out == Out::Add { 1.0 } else { 0.0 };
+        let kk = w.cin * w.k;
+        let mut s = self.scratch.lock();
+        let (b, ldb) = if w.k == 1 {
+            (x.at(xm.off()), xm.ld())
+        } else {
+            let Some(cols) = self.scratch(&mut s, Slot::Cols, 4 * kk * t) else {
+                return;
+            };
+            let xv = view(xm);
+            let (padl, n) = ((w.dilation * (w.k - 1) / 2) as i32, t as i32);
+            launch!(self, im2col, grid(kk * t), x.ptr, xv, cols, k, dil, padl, n);
+            (cols, t)
+        };
+        self.gemm(
+            (w.cout, t, kk),
+            (w.w.ptr, kk, false),
+            (b, ldb, false),
+            (y.at(ym.off()), ym.ld()),
+            1.0,
+            beta,
+            w.tf32,
+        );
+        drop(s);
+        self.bias_act(y, ym, &w.bias, out == Out::SetRelu);
+    }
+
+    fn conv_transpose(&self, w: &CudaConvT, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        let (u, l) = (w.stride, xm.cols());
+        if !self.fits("conv_transpose", &[(x, xm), (y, ym)])
+            || !self.check_shape(
+                "conv_transpose",
+                xm.rows() == w.cin && ym.rows() == w.cout && ym.cols() == u * l,
+                || format!("input {xm:?} / output {ym:?} for a ×{u} transposed conv"),
+            )
+        {
+            return;
+        }
+        if l == 0 {
+            return;
+        }
+        let n = l + 1;
+        let mut s = self.scratch.lock();
+        let Some(cols) = self.scratch(&mut s, Slot::Cols, 4 * 2 * w.cin * n) else {
+            return;
+        };
+        let Some(ph) = self.scratch(&mut s, Slot::Phases, 4 * u * w.cout * n) else {
+            return;
+        };
+        let xv = view(xm);
+        let (two, one, padl, ni) = (2i32, 1i32, 1i32, n as i32);
+        launch!(
+            self,
+            im2col,
+            grid(2 * w.cin * n),
+            x.ptr,
+            xv,
+            cols,
+            two,
+            one,
+            padl,
+            ni
+        );
+        self.gemm(
+            (u * w.cout, n, 2 * w.cin),
+            (w.w.ptr, 2 * w.cin, false),
+            (cols, n, false),
+            (ph, n),
+            1.0,
+            0.0,
+            w.tf32,
+        );
+        let (yv, ui, co, li) = (view(ym), u as i32, w.cout as i32, l as i32);
+        launch!(
+            self,
+            convt_interleave,
+            grid(ym.rows() * ym.cols()),
+            ph,
+            w.bias.ptr,
+            y.ptr,
+            yv,
+            ui,
+            co,
+            li
+        );
+    }
+
+    fn rel_attention(
+        &self,
+        qkv: &CudaBuf,
+        q: Mat,
+        k: Mat,
+        v: Mat,
+        rel_k: &CudaBuf,
+        rel_v: &CudaBuf,
+        heads: usize,
+        y: &mut CudaBuf,
+        ym: Mat,
+    ) {
+        let t = q.cols();
+        let heads = heads.max(1);
+        let d = q.rows() / heads;
+        if !self.fits("rel_attention", &[(qkv, q), (qkv, k), (qkv, v), (y, ym)])
+            || !self.check_shape(
+                "rel_attention",
+                k.cols() == t && v.cols() == t && ym.cols() == t && ym.rows() == q.rows(),
+                || format!("q {q:?}, k {k:?}, v {v:?}, y {ym:?}"),
+            )
+        {
+            return;
+        }
+        if t == 0 || d == 0 {
+            return;
+        }
+        let w = (rel_k.len / d / 2) as i32;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut s = self.scratch.lock();
+        let Some(logits) = self.scratch(&mut s, Slot::Logits, 4 * t * t) else {
+            return;
+        };
+        let ti = t as i32;
+        for h in 0..heads {
+            let (qh, kh, vh, yh) = (
+                q.sub_rows(h * d, (h + 1) * d),
+                k.sub_rows(h * d, (h + 1) * d),
+                v.sub_rows(h * d, (h + 1) * d),
+                ym.sub_rows(h * d, (h + 1) * d),
+            );
+            // logits = (q / √d)ᵀ k
+            self.gemm(
+                (t, t, d),
+                (qkv.at(qh.off()), qh.ld(), true),
+                (qkv.at(kh.off()), kh.ld(), false),
+                (logits, t),
+                scale,
+                0.0,
+                false,
+            );
+            let qv = view(qh);
+            launch!(
+                self,
+                rel_logits,
+                grid(t * (2 * w as usize + 1)),
+                qkv.ptr,
+                qv,
+                rel_k.ptr,
+                w,
+                scale,
+                logits,
+                ti
+            );
+            let cfg = LaunchConfig {
+                grid_dim: (t as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 256 * 4,
+            };
+            launch!(self, softmax_rows, cfg, logits, ti);
+            // y_h = v Pᵀ (+ the relative values)
+            self.gemm(
+                (d, t, t),
+                (qkv.at(vh.off()), vh.ld(), false),
+                (logits, t, true),
+                (y.at(yh.off()), yh.ld()),
+                1.0,
+                0.0,
+                false,
+            );
+            let yv = view(yh);
+            launch!(
+                self,
+                rel_values,
+                grid(d * t),
+                logits,
+                rel_v.ptr,
+                w,
+                ti,
+                y.ptr,
+                yv
+            );
+        }
+    }
+
+    fn add_layer_norm(
+        &self,
+        x: &mut CudaBuf,
+        xm: Mat,
+        r: &CudaBuf,
+        rm: Mat,
+        gamma: &CudaBuf,
+        beta: &CudaBuf,
+    ) {
+        let block = reduce_block(xm.rows());
+        let cfg = LaunchConfig {
+            grid_dim: (xm.cols().max(1) as u32, 1, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: block * 4,
+        };
+        let (xv, rv, has_r, gelu) = (view(xm), view(rm), 1i32, 0i32);
+        if xm.cols() > 0 && self.fits("layer_norm", &[(x, xm), (r, rm)]) {
+            launch!(self, layer_norm, cfg, x.ptr, xv, r.ptr, rv, has_r, gamma.ptr, beta.ptr, gelu);
+        }
+    }
+
+    fn layer_norm_gelu(&self, x: &mut CudaBuf, xm: Mat, gamma: &CudaBuf, beta: &CudaBuf) {
+        let block = reduce_block(xm.rows());
+        let cfg = LaunchConfig {
+            grid_dim: (xm.cols().max(1) as u32, 1, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: block * 4,
+        };
+        let (xv, has_r, gelu) = (view(xm), 0i32, 1i32);
+        if xm.cols() > 0 && self.fits("layer_norm", &[(x, xm)]) {
+            launch!(self, layer_norm, cfg, x.ptr, xv, x.ptr, xv, has_r, gamma.ptr, beta.ptr, gelu);
+        }
+    }
+
+    fn axpy(&self, alpha: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        let (xv, yv) = (view(xm), view(ym));
+        if ym.rows() * ym.cols() > 0 && self.fits("axpy", &[(x, xm), (y, ym)]) {
+            launch!(
+                self,
+                axpy,
+                grid(ym.rows() * ym.cols()),
+                alpha,
+                x.ptr,
+                xv,
+                y.ptr,
+                yv
+            );
+        }
+    }
+
+    fn scale(&self, alpha: f32, x: &mut CudaBuf, xm: Mat) {
+        let xv = view(xm);
+        if xm.rows() * xm.cols() > 0 && self.fits("scale", &[(x, xm)]) {
+            launch!(self, scale, grid(xm.rows() * xm.cols()), alpha, x.ptr, xv);
+        }
+    }
+
+    fn copy(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        let (xv, yv) = (view(xm), view(ym));
+        if ym.rows() * ym.cols() > 0 && self.fits("copy", &[(x, xm), (y, ym)]) {
+            launch!(
+                self,
+                copy,
+                grid(ym.rows() * ym.cols()),
+                x.ptr,
+                xv,
+                y.ptr,
+                yv
+            );
+        }
+    }
+
+    fn flip_rows(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        let (xv, yv) = (view(xm), view(ym));
+        if ym.rows() * ym.cols() > 0 && self.fits("flip_rows", &[(x, xm), (y, ym)]) {
+            launch!(
+                self,
+                flip_rows,
+                grid(ym.rows() * ym.cols()),
+                x.ptr,
+                xv,
+                y.ptr,
+                yv
+            );
+        }
+    }
+
+    fn gate_tanh_sigmoid(&self, a: &CudaBuf, am: Mat, y: &mut CudaBuf, ym: Mat) {
+        let (av, yv) = (view(am), view(ym));
+        if ym.rows() * ym.cols() > 0
+            && am.rows() >= 2 * ym.rows()
+            && self.fits("gate", &[(a, am), (y, ym)])
+        {
+            launch!(
+                self,
+                gate_tanh_sigmoid,
+                grid(ym.rows() * ym.cols()),
+                a.ptr,
+                av,
+                y.ptr,
+                yv
+            );
+        }
+    }
+
+    fn leaky_relu(&self, slope: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        let (xv, yv) = (view(xm), view(ym));
+        if ym.rows() * ym.cols() > 0 && self.fits("leaky_relu", &[(x, xm), (y, ym)]) {
+            launch!(
+                self,
+                leaky_relu,
+                grid(ym.rows() * ym.cols()),
+                x.ptr,
+                xv,
+                y.ptr,
+                yv,
+                slope
+            );
+        }
+    }
+
+    fn tanh(&self, x: &mut CudaBuf, xm: Mat) {
+        let xv = view(xm);
+        if xm.rows() * xm.cols() > 0 && self.fits("tanh", &[(x, xm)]) {
+            launch!(self, tanh, grid(xm.rows() * xm.cols()), x.ptr, xv);
+        }
+    }
+
+    fn spline_inverse(
+        &self,
+        z: &mut CudaBuf,
+        zm: Mat,
+        theta: &CudaBuf,
+        thm: Mat,
+        bins: usize,
+        wh_scale: f32,
+    ) {
+        if zm.cols() == 0 || !self.fits("spline", &[(z, zm), (theta, thm)]) {
+            return;
+        }
+        if bins == 0 || bins > 64 {
+            self.note::<(), _>(
+                "spline",
+                Err(format!("{bins} bins (the kernel supports 1..=64)")),
+            );
+            return;
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (zm.cols().div_ceil(128) as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (zv, tv, k) = (view(zm), view(thm), bins as i32);
+        launch!(
+            self,
+            rqs_inverse,
+            cfg,
+            z.ptr,
+            zv,
+            theta.ptr,
+            tv,
+            k,
+            wh_scale
+        );
+    }
+
+    fn expand_prior(
+        &self,
+        ml: &CudaBuf,
+        mlm: Mat,
+        owner: &[u32],
+        noise: &[f32],
+        noise_scale: f32,
+        y: &mut CudaBuf,
+        ym: Mat,
+    ) {
+        let n = ym.rows() * ym.cols();
+        if n == 0 || !self.fits("expand_prior", &[(ml, mlm), (y, ym)]) {
+            return;
+        }
+        if owner.len() < ym.cols() || noise.len() < n {
+            self.note::<(), _>(
+                "expand_prior",
+                Err("owner or noise shorter than the output"),
+            );
+            return;
+        }
+        if owner
+            .iter()
+            .any(|&o| o != u32::MAX && o as usize >= mlm.cols())
+        {
+            self.note::<(), _>("expand_prior", Err("owner outside the encoder output"));
+            return;
+        }
+        let mut s = self.scratch.lock();
+        let Some(op) = self.upload(&mut s, Slot::Owner, &owner[..ym.cols()]) else {
+            return;
+        };
+        let Some(np) = self.upload(&mut s, Slot::Noise, &noise[..n]) else {
+            return;
+        };
+        let (mv, yv) = (view(mlm), view(ym));
+        launch!(
+            self,
+            expand_prior,
+            grid(n),
+            ml.ptr,
+            mv,
+            op,
+            np,
+            noise_scale,
+            y.ptr,
+            yv
+        );
+    }
+
+    fn zero_cols(&self, x: &mut CudaBuf, xm: Mat, ranges: &[(usize, usize)]) {
+        if xm.rows() == 0 || !self.fits("zero_cols", &[(x, xm)]) {
+            return;
+        }
+        let xv = view(xm);
+        for &(c0, c1) in ranges {
+            let (c0, c1) = (c0.min(xm.cols()), c1.min(xm.cols()));
+            if c0 < c1 {
+                let (a, b) = (c0 as i32, c1 as i32);
+                launch!(
+                    self,
+                    zero_cols,
+                    grid(xm.rows() * (c1 - c0)),
+                    x.ptr,
+                    xv,
+                    a,
+                    b
+                );
+            }
+        }
+    }
+
+    fn buf_key(&self, b: &CudaBuf) -> u64 {
+        b.ptr ^ ((b.len as u64) << 48)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1306,7 +1335,7 @@ mod tests {
         // struct View { long long off; int rows; int cols; int ld; } : 8 + 3·4, padded to 24.
         assert_eq!(std::mem::size_of::<View>(), 24);
         assert_eq!(std::mem::align_of::<View>(), 8);
-        let v = view(Mat::new(3, 5).cols(1, 4));
+        let v = view(Mat::new(3, 5).sub_cols(1, 4));
         assert_eq!((v.off, v.rows, v.cols, v.ld), (1, 3, 3, 5));
     }
 
