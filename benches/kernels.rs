@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 use voxide::backend::cpu::CpuBackend;
+use voxide::backend::Conv;
 use voxide::backend::{Backend, Executor, Mat, Out, Precision};
-use voxide::voice::Conv;
 
 fn conv(cout: usize, cin: usize, k: usize, dilation: usize) -> Conv {
     let mut s = 0x9e37_79b9_u32;

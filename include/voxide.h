@@ -88,6 +88,15 @@ typedef enum {
    * An internal error (a caught Rust panic); the engine stays usable.
    */
   VOXIDE_ERR_PANIC = 11,
+  /**
+   * The engine's request queue is full (scheduler on): try again later.
+   */
+  VOXIDE_ERR_BUSY = 12,
+  /**
+   * An optional component the request needs is not installed (for example
+   * libespeak-ng for `VOXIDE_PHONEMIZER_ESPEAK`).
+   */
+  VOXIDE_ERR_UNAVAILABLE = 13,
 } VoxideStatus;
 
 /**
@@ -145,6 +154,66 @@ typedef enum {
    */
   VOXIDE_PHONEMIZER_ESPEAK = 1,
 } VoxidePhonemizer;
+
+/**
+ * The arithmetic of an engine (`VoxideEngineOptions.precision`).
+ */
+typedef enum {
+  /**
+   * `$VOXIDE_PRECISION` if set, else the device's best f32-grade
+   * arithmetic (bf16x3 on CPUs with AMX tiles, else f32).
+   */
+  VOXIDE_PRECISION_AUTO = 0,
+  /**
+   * f32, the reference arithmetic, on every device.
+   */
+  VOXIDE_PRECISION_F32 = 1,
+  /**
+   * f32-grade arithmetic on AMX tiles (CPUs with AMX-BF16).
+   */
+  VOXIDE_PRECISION_BF16X3 = 2,
+  /**
+   * Reduced precision for the decoder (bf16 on CPUs with AVX-512 BF16,
+   * TF32 tensor cores on CUDA): faster, lower fidelity.
+   */
+  VOXIDE_PRECISION_BF16 = 3,
+} VoxidePrecision;
+
+/**
+ * The CPU kernel family of an engine (`VoxideEngineOptions.cpu_isa`).
+ */
+typedef enum {
+  /**
+   * `$VOXIDE_CPU_ISA` if set, else the best family this CPU runs.
+   */
+  VOXIDE_CPU_ISA_AUTO = 0,
+  /**
+   * The AVX-512 kernels (`VOXIDE_ERR_DEVICE` on a CPU without them).
+   */
+  VOXIDE_CPU_ISA_AVX512 = 1,
+  /**
+   * The portable kernels (every CPU; f32 only).
+   */
+  VOXIDE_CPU_ISA_PORTABLE = 2,
+} VoxideCpuIsa;
+
+/**
+ * A three-way switch (`VoxideEngineOptions.scheduler`, `.cuda_graphs`).
+ */
+typedef enum {
+  /**
+   * The environment variable of the setting if set, else its default.
+   */
+  VOXIDE_SWITCH_DEFAULT = -1,
+  /**
+   * Off.
+   */
+  VOXIDE_SWITCH_OFF = 0,
+  /**
+   * On.
+   */
+  VOXIDE_SWITCH_ON = 1,
+} VoxideSwitch;
 
 /**
  * Synthesized audio: float samples at the voice's sample rate. Owns its
@@ -209,6 +278,32 @@ typedef struct {
    * CPU threads of the engine's pool; 0: all cores. Default: 0.
    */
   uint32_t threads;
+  /**
+   * The arithmetic. Default: `VOXIDE_PRECISION_AUTO` (`$VOXIDE_PRECISION`,
+   * else the device's best f32-grade arithmetic). A precision the device
+   * cannot run is `VOXIDE_ERR_DEVICE`.
+   */
+  VoxidePrecision precision;
+  /**
+   * The CPU kernel family. Default: `VOXIDE_CPU_ISA_AUTO`
+   * (`$VOXIDE_CPU_ISA`, else the best this CPU runs).
+   */
+  VoxideCpuIsa cpu_isa;
+  /**
+   * Run requests through the device's scheduler (a bounded queue, batching
+   * of concurrent requests). Default: `VOXIDE_SWITCH_DEFAULT`
+   * (`$VOXIDE_SCHEDULER`, else off).
+   */
+  VoxideSwitch scheduler;
+  /**
+   * Requests that may wait in the scheduler's queue; 0: the default (64).
+   */
+  uint32_t queue_depth;
+  /**
+   * Record and replay CUDA graphs. Default: `VOXIDE_SWITCH_DEFAULT`
+   * (`$VOXIDE_CUDA_GRAPHS`, else on).
+   */
+  VoxideSwitch cuda_graphs;
 } VoxideEngineOptions;
 
 /**
@@ -492,7 +587,8 @@ void voxide_permit_free(VoxidePermit *permit);
 /**
  * Default engine options: `struct_size = sizeof(VoxideEngineOptions)`, no
  * voice (set `voice_path`), NULL config, 2 permits, `VOXIDE_DEVICE_AUTO`,
- * ordinal 0, all cores. Cannot fail.
+ * ordinal 0, all cores, and every setting that has an environment variable
+ * left to it (`*_AUTO`, `VOXIDE_SWITCH_DEFAULT`). Cannot fail.
  */
 VoxideEngineOptions voxide_engine_options_default(void);
 

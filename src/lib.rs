@@ -1,20 +1,66 @@
 //! # voxide
 //!
 //! A native neural text-to-speech engine for Piper/VITS voices, with its own
-//! CPU kernels and a stable C ABI. See the README for the CLI and examples.
+//! CPU and CUDA kernels and a stable C ABI. See the README for the CLI and
+//! examples, and `docs/architecture.md` for the layers inside.
+//!
+//! The public API: [`Engine`] (built by [`EngineBuilder`]; requests take a
+//! [`Permit`]), [`SpeakOptions`], [`Audio`], [`Error`] / [`ErrorKind`], the
+//! engine [`Settings`] (the environment variables the library reads), the
+//! text frontend ([`text::phonemize`]) and voice configs ([`voice`]).
+//!
+//! The rooms below the engine (`backend`, `model`, `scheduler`, the C ABI's
+//! Rust side, the voice loader) are crate-private. The `internals` feature makes
+//! them visible, undocumented and without stability promise, for this
+//! crate's own tests, benches and fuzz targets (its dev-dependency on itself
+//! turns the feature on for them).
+
+/// Declare an internal room: crate-private, or (doc-hidden) public with the
+/// `internals` feature.
+macro_rules! internal_mod {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$doc])*
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code, unused_imports)]
+        pub(crate) mod $name;
+    )*};
+}
+pub(crate) use internal_mod;
 
 pub mod audio;
-pub mod backend;
+mod engine;
 pub mod error;
-pub mod ffi;
-pub mod model;
+pub mod text;
 pub mod voice;
 
-pub use audio::{Audio, AudioSample, SampleRate};
-pub use error::{Error, Result};
-pub mod engine;
-pub mod scheduler;
-pub mod text;
+internal_mod! {
+    /// Compute backends (CPU, CUDA): how an op runs.
+    backend;
+    /// The VITS model as a sequence of backend ops.
+    model;
+    /// The scheduler: an actor per device, batching, streams.
+    scheduler;
+}
 
+// The C ABI: its `extern "C"` functions are the library's C interface
+// (declared once, so cbindgen reads it once); its Rust side is internal.
+#[allow(dead_code, unused_imports)]
+mod ffi;
+
+/// The C ABI's Rust side (status mapping, panic boundary), for tests and fuzzing.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod c_api {
+    pub use crate::ffi::*;
+}
+
+pub use audio::{Audio, AudioSample, SampleRate};
+pub use backend::cpu::Isa;
 pub use backend::Precision;
-pub use engine::{Device, Engine, EngineBuilder, Input, Permit, SpeakOptions};
+pub use engine::{Device, Engine, EngineBuilder, Input, Permit, Settings, SpeakOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use text::Phonemizer;

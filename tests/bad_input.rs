@@ -6,7 +6,8 @@ use prost::Message;
 use std::path::Path;
 use std::time::Duration;
 use voxide::voice::onnx::{ModelProto, TensorProto};
-use voxide::voice::{VoiceConfig, Weights};
+use voxide::voice::weights::Weights;
+use voxide::voice::VoiceConfig;
 use voxide::{Engine, Error, Input, SpeakOptions};
 
 const HELLO: &str = "həlˈoʊ wˈɜːld.";
@@ -21,10 +22,7 @@ fn engine(max_concurrent: usize) -> Engine {
 }
 
 fn phonemes() -> SpeakOptions {
-    SpeakOptions {
-        input: Input::Phonemes,
-        ..SpeakOptions::default()
-    }
+    SpeakOptions::default().input(Input::Phonemes)
 }
 
 fn model_bytes() -> Vec<u8> {
@@ -157,10 +155,7 @@ fn bad_requests_fail_cleanly_and_the_engine_keeps_working() {
         let p = eng.acquire_permit().unwrap();
         eng.speak_with(text, None, o, p)
     };
-    let ids = SpeakOptions {
-        input: Input::Ids,
-        ..SpeakOptions::default()
-    };
+    let ids = SpeakOptions::default().input(Input::Ids);
     for bad in ["1,0,256,0,2", "1,-1,2", "1,x,2", ","] {
         let e = speak(bad, &ids).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e:?}");
@@ -170,25 +165,14 @@ fn bad_requests_fail_cleanly_and_the_engine_keeps_working() {
         (0.6, f32::NAN, 0.8),
         (0.6, 1.0, f32::INFINITY),
     ] {
-        let o = SpeakOptions {
-            noise_scale: Some(ns),
-            length_scale: Some(ls),
-            noise_w: Some(nw),
-            ..phonemes()
-        };
+        let o = phonemes().noise_scale(ns).length_scale(ls).noise_w(nw);
         assert!(matches!(speak(HELLO, &o), Err(Error::InvalidArgument(_))));
     }
     // Exploding durations hit the frame cap with a clear message.
-    let o = SpeakOptions {
-        max_frames: 20,
-        ..phonemes()
-    };
+    let o = phonemes().max_frames(20);
     let e = speak(HELLO, &o).unwrap_err();
     assert!(e.to_string().contains("cap"), "{e}");
-    let o = SpeakOptions {
-        noise_w: Some(60.0),
-        ..phonemes()
-    };
+    let o = phonemes().noise_w(60.0);
     let e = speak(HELLO, &o).unwrap_err();
     assert!(e.to_string().contains("cap"), "{e}");
     // Unknown voice.

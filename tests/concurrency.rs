@@ -12,11 +12,7 @@ fn eight_threads_two_permits_identical_audio() {
         .threads(2)
         .build()
         .unwrap();
-    let opts = SpeakOptions {
-        input: Input::Phonemes,
-        seed: 5,
-        ..SpeakOptions::default()
-    };
+    let opts = SpeakOptions::default().input(Input::Phonemes).seed(5);
     let text = "ðə kwˈɪk bɹˈaʊn fˈɑːks.";
     let solo = eng
         .speak_with(text, None, &opts, eng.acquire_permit().unwrap())
@@ -57,10 +53,7 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
     let text = "The meeting starts at nine in the large room on the second floor, so please \
                 be on time and bring the report with the figures for the last quarter! \
                 Did you bring the report? We will review the figures together. Thanks.";
-    let opts = SpeakOptions {
-        seed: 11,
-        ..SpeakOptions::default()
-    };
+    let opts = SpeakOptions::default().seed(11);
     let a = one
         .speak_with(text, None, &opts, one.acquire_permit().unwrap())
         .unwrap();
@@ -84,20 +77,14 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
         "streamed chunks differ from whole audio"
     );
     // A sentence over the frame cap fails the request; the engine stays usable.
-    let capped = SpeakOptions {
-        max_frames: 40,
-        ..opts.clone()
-    };
+    let capped = opts.clone().max_frames(40);
     assert!(two
         .speak_with(text, None, &capped, two.acquire_permit().unwrap())
         .is_err());
     // Streamed, the cap may be found only once the first chunk is out (the
     // first sentence's prefix fits): the request still fails cleanly.
     let frames = b.samples().len() / 256;
-    let capped = SpeakOptions {
-        max_frames: frames / 4,
-        ..opts.clone()
-    };
+    let capped = opts.clone().max_frames(frames / 4);
     let mut got = 0;
     let r = two.speak_stream(text, None, &capped, two.acquire_permit().unwrap(), |c| {
         got += c.len();

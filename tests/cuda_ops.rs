@@ -7,8 +7,9 @@ mod common;
 use voxide::backend::cpu::CpuBackend;
 use voxide::backend::cuda::CudaBackend;
 use voxide::backend::{Backend, Executor, Mat, Out};
+use voxide::backend::{Conv, ConvTranspose};
 use voxide::model::{Noise, SynthOptions, Vits};
-use voxide::voice::{Conv, ConvTranspose, Voice};
+use voxide::voice::Voice;
 use voxide::Precision;
 
 fn required() -> bool {

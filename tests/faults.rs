@@ -10,17 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-use voxide::ffi::*;
+use voxide::c_api::*;
 use voxide::{AudioSample, Engine, Error, Input, SpeakOptions};
 
 const HI: &str = "hˈaɪ.";
 const LONGER: &str = "ðɪs ɪz ɐ lˈɔŋɡɚ sˈɛntəns, sˈoʊ ðɪ stɹˈiːm hɐz mˈɛni tʃˈʌŋks.";
 
 fn phonemes() -> SpeakOptions {
-    SpeakOptions {
-        input: Input::Phonemes,
-        ..SpeakOptions::default()
-    }
+    SpeakOptions::default().input(Input::Phonemes)
 }
 
 fn engine_at(voice: &Path, permits: usize) -> Engine {
@@ -203,11 +200,7 @@ fn absurd_sizes_are_errors_not_aborts() {
     let ids: Vec<String> = (0..60).map(|i| ((i % 40) + 3).to_string()).collect();
     let ids = ids.join(",");
     // Default frame cap: a huge length_scale is refused before any allocation.
-    let o = SpeakOptions {
-        input: Input::Ids,
-        length_scale: Some(1e30),
-        ..SpeakOptions::default()
-    };
+    let o = SpeakOptions::default().input(Input::Ids).length_scale(1e30);
     match e.speak_with(&ids, None, &o, e.acquire_permit().expect("permit")) {
         Err(Error::InvalidArgument(m)) => assert!(m.contains("cap"), "{m}"),
         other => panic!("length_scale 1e30 gave {other:?}"),
@@ -217,13 +210,11 @@ fn absurd_sizes_are_errors_not_aborts() {
     if overcommit.trim() == "1" {
         eprintln!("skipping the allocation-failure half: vm.overcommit_memory=1 lets any allocation succeed");
     } else {
-        let o = SpeakOptions {
-            input: Input::Ids,
-            length_scale: Some(1e8),
-            noise_w: Some(0.0),
-            max_frames: usize::MAX,
-            ..SpeakOptions::default()
-        };
+        let o = SpeakOptions::default()
+            .input(Input::Ids)
+            .length_scale(1e8)
+            .noise_w(0.0)
+            .max_frames(usize::MAX);
         match e.speak_with(&ids, None, &o, e.acquire_permit().expect("permit")) {
             Err(Error::OutOfMemory(m)) => assert!(m.contains("frames"), "{m}"),
             other => panic!("an absurd frame count gave {other:?}"),

@@ -6,7 +6,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::ptr;
-use voxide::ffi::*;
+use voxide::c_api::*;
 
 fn last_error() -> String {
     unsafe { CStr::from_ptr(voxide_last_error()) }
@@ -101,7 +101,7 @@ fn panic_boundary_reports_panic_status_and_message() {
     assert!(v.is_null());
     assert!(last_error().contains("getter 7"));
     // Errors map to their status and message.
-    let st = boundary(|| Err(voxide::Error::Timeout));
+    let st = boundary(|| Err(voxide::Error::Timeout.into()));
     assert_eq!(st, VoxideStatus::VOXIDE_ERR_TIMEOUT);
     assert!(last_error().contains("timed out"));
     // Success leaves the message alone.
@@ -111,7 +111,7 @@ fn panic_boundary_reports_panic_status_and_message() {
 
 #[test]
 fn last_error_is_per_thread() {
-    let _ = boundary(|| Err(voxide::Error::Cancelled));
+    let _ = boundary(|| Err(voxide::Error::Cancelled.into()));
     std::thread::spawn(|| assert_eq!(last_error(), ""))
         .join()
         .unwrap();

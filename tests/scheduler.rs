@@ -348,14 +348,7 @@ proptest! {
                     .join(",")
             })
             .collect();
-        let opts = SpeakOptions {
-            input: Input::Ids,
-            seed: 9,
-            max_frames: 4000,
-            first_chunk_frames: first,
-            chunk_frames: chunk,
-            ..SpeakOptions::default()
-        };
+        let opts = SpeakOptions::default().input(Input::Ids).seed(9).max_frames(4000).first_chunk_frames(first).chunk_frames(chunk);
         let solo: Vec<Vec<f32>> = texts
             .iter()
             .map(|t| {
@@ -390,10 +383,7 @@ proptest! {
 #[test]
 fn engine_stream_cancel_then_next_request_runs() {
     let eng = engine(true);
-    let opts = SpeakOptions {
-        input: Input::Phonemes,
-        ..SpeakOptions::default()
-    };
+    let opts = SpeakOptions::default().input(Input::Phonemes);
     let text = "ðə kwˈɪk bɹˈaʊn fˈɑːks. ðə kwˈɪk bɹˈaʊn fˈɑːks.";
     let mut chunks = 0;
     let r = eng.speak_stream(text, None, &opts, eng.acquire_permit().unwrap(), |_| {
@@ -414,13 +404,11 @@ fn engine_stream_cancel_then_next_request_runs() {
 fn engine_cancel_while_batched_others_unaffected() {
     let solo_eng = engine(false);
     let eng = engine(true);
-    let opts = SpeakOptions {
-        input: Input::Ids,
-        seed: 3,
-        first_chunk_frames: 8,
-        chunk_frames: 32,
-        ..SpeakOptions::default()
-    };
+    let opts = SpeakOptions::default()
+        .input(Input::Ids)
+        .seed(3)
+        .first_chunk_frames(8)
+        .chunk_frames(32);
     let texts = [
         "20,31,22,43,24,35,26,47",
         "30,21,32,23,34,25,36,27,38,29",

@@ -147,14 +147,11 @@ struct Counts {
 }
 
 fn options(text: &str) -> SpeakOptions {
-    SpeakOptions {
-        input: if TINY.contains(&text) {
-            Input::Phonemes
-        } else {
-            Input::Text
-        },
-        ..SpeakOptions::default()
-    }
+    SpeakOptions::default().input(if TINY.contains(&text) {
+        Input::Phonemes
+    } else {
+        Input::Text
+    })
 }
 
 /// One request: pick a text and a kind, run it, check it. Panics on a mismatch.

@@ -29,10 +29,7 @@ fn run() -> Result<(), voxide::Error> {
 
     let engine = Engine::builder().voice(&voice).max_concurrent(2).build()?;
     println!("voxide on {}", engine.device_name());
-    let options = SpeakOptions {
-        input: Input::Phonemes,
-        ..SpeakOptions::default()
-    };
+    let options = SpeakOptions::default().input(Input::Phonemes);
 
     // Threads share one engine (it is Clone + Send + Sync); permits bound the load.
     let lens: Vec<usize> = std::thread::scope(|s| {

@@ -22,7 +22,7 @@ use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use voxide::ffi::*;
+use voxide::c_api::*;
 
 /// The target names (also the corpus directory names).
 pub const TARGETS: &[&str] = &["voice_onnx", "voice_config", "text", "phonemes", "capi"];
@@ -69,7 +69,7 @@ pub fn repo_root() -> PathBuf {
 /// `.onnx` bytes: any input gives `Ok` or an error that names the file; never a panic.
 pub fn voice_onnx(data: &[u8]) {
     let path = Path::new("fuzz.onnx");
-    if let Err(e) = voxide::voice::Weights::parse(data, path) {
+    if let Err(e) = voxide::voice::weights::Weights::parse(data, path) {
         let msg = e.to_string();
         assert!(
             msg.contains("fuzz.onnx"),

@@ -174,7 +174,9 @@ fn read_stdin() -> Result<String, Error> {
     std::io::stdin()
         .read_to_string(&mut s)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => Error::InvalidUtf8("standard input".into()),
+            std::io::ErrorKind::InvalidData => {
+                Error::InvalidArgument("standard input is not valid UTF-8".into())
+            }
             _ => Error::Io {
                 context: "cannot read standard input".into(),
                 source: e,
@@ -201,16 +203,14 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
     if input == Input::Phonemes {
         warn_dropped_phonemes(&engine, &a, &text)?;
     }
-    let opts = SpeakOptions {
-        noise_scale: a.noise_scale,
-        length_scale: a.length_scale,
-        noise_w: a.noise_w,
-        seed: a.seed,
-        speaker: a.speaker,
-        input,
-        phonemizer: a.phonemizer,
-        ..SpeakOptions::default()
-    };
+    let mut opts = SpeakOptions::default()
+        .seed(a.seed)
+        .input(input)
+        .phonemizer(a.phonemizer);
+    opts.noise_scale = a.noise_scale;
+    opts.length_scale = a.length_scale;
+    opts.noise_w = a.noise_w;
+    opts.speaker = a.speaker;
     let output = match (&a.output, &a.raw) {
         (None, None) => Some("out.wav".to_string()),
         (o, _) => o.clone(),
@@ -418,19 +418,13 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
     let scheduled = if a.concurrency.is_some() {
         !a.direct
     } else {
-        matches!(
-            std::env::var("VOXIDE_SCHEDULER").as_deref(),
-            Ok("1") | Ok("on") | Ok("true")
-        )
+        voxide::Settings::from_env()?.scheduler == Some(true)
     };
     let t0 = Instant::now();
     let engine = build_engine_with(&a.voice, conc, Some(scheduled))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let rate = f64::from(engine.sample_rate(None)?.hz());
-    let opts = SpeakOptions {
-        input,
-        ..SpeakOptions::default()
-    };
+    let opts = SpeakOptions::default().input(input);
     // Time to first audio per sentence-sized request.
     let sentences: Vec<String> = match input {
         Input::Phonemes => phoneme_sentences(&text)
@@ -438,18 +432,13 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
             .map(|s| s.to_string())
             .collect(),
         Input::Ids => vec![text.clone()],
-        Input::Text => {
-            voxide::text::phonemize(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?
-        }
+        _ => voxide::text::phonemize(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?,
     };
-    let sent_opts = SpeakOptions {
-        input: if input == Input::Ids {
-            Input::Ids
-        } else {
-            Input::Phonemes
-        },
-        ..opts.clone()
-    };
+    let sent_opts = opts.clone().input(if input == Input::Ids {
+        Input::Ids
+    } else {
+        Input::Phonemes
+    });
     // Per sentence (the first 20), the median of `repeat` requests.
     let mut ttfa = Vec::new();
     for s in sentences.iter().take(20) {

@@ -54,7 +54,7 @@ pub unsafe extern "C" fn voxide_audio_write_wav(
     boundary(|| {
         let audio = handles::audio(audio)?;
         let path = handles::str_arg(path, "path")?;
-        audio.audio.write_wav(path)
+        Ok(audio.audio.write_wav(path)?)
     })
 }
 

@@ -2,12 +2,16 @@
 
 use super::handles::{self, VoxideAudio, VoxideEngine, VoxidePermit};
 use super::options::{
-    VoxideDevice, VoxideEngineOptions, VoxideInput, VoxidePhonemizer, VoxideSpeakOptions,
+    VoxideCpuIsa, VoxideDevice, VoxideEngineOptions, VoxideInput, VoxidePhonemizer,
+    VoxidePrecision, VoxideSpeakOptions, VoxideSwitch,
 };
 use super::status::{boundary, boundary_value, VoxideStatus};
+use super::status::{FfiError, FfiResult as Result};
 use crate::audio::as_f32;
+use crate::backend::cpu::Isa;
+use crate::backend::Precision;
 use crate::engine::{Device, Engine, Input, SpeakOptions};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::text::Phonemizer;
 use std::ffi::{c_char, c_void};
 use std::ops::ControlFlow;
@@ -36,7 +40,8 @@ fn create(o: &VoxideEngineOptions) -> Result<VoxideEngine> {
     if o.max_concurrent == 0 {
         return Err(Error::InvalidArgument(
             "options->max_concurrent is 0; at least one permit is needed".into(),
-        ));
+        )
+        .into());
     }
     let mut b = Engine::builder()
         .voice(voice)
@@ -54,10 +59,56 @@ fn create(o: &VoxideEngineOptions) -> Result<VoxideEngine> {
         d => {
             return Err(Error::InvalidArgument(format!(
                 "options->device is {d}; expected VOXIDE_DEVICE_AUTO, _CPU or _CUDA"
-            )))
+            ))
+            .into())
         }
     };
+    b = match o.precision {
+        p if p == VoxidePrecision::VOXIDE_PRECISION_AUTO as i32 => b, // $VOXIDE_PRECISION
+        p if p == VoxidePrecision::VOXIDE_PRECISION_F32 as i32 => b.precision(Precision::F32),
+        p if p == VoxidePrecision::VOXIDE_PRECISION_BF16X3 as i32 => b.precision(Precision::Bf16x3),
+        p if p == VoxidePrecision::VOXIDE_PRECISION_BF16 as i32 => b.precision(Precision::Bf16),
+        p => {
+            return Err(Error::InvalidArgument(format!(
+                "options->precision is {p}; expected VOXIDE_PRECISION_AUTO, _F32, _BF16X3 or _BF16"
+            ))
+            .into())
+        }
+    };
+    b = match o.cpu_isa {
+        i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_AUTO as i32 => b, // $VOXIDE_CPU_ISA
+        i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_AVX512 as i32 => b.cpu_isa(Isa::Avx512),
+        i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_PORTABLE as i32 => b.cpu_isa(Isa::Portable),
+        i => {
+            return Err(Error::InvalidArgument(format!(
+                "options->cpu_isa is {i}; expected VOXIDE_CPU_ISA_AUTO, _AVX512 or _PORTABLE"
+            ))
+            .into())
+        }
+    };
+    if let Some(on) = switch(o.scheduler, "scheduler")? {
+        b = b.scheduler(on);
+    }
+    if let Some(on) = switch(o.cuda_graphs, "cuda_graphs")? {
+        b = b.cuda_graphs(on);
+    }
+    if o.queue_depth > 0 {
+        b = b.queue_depth(o.queue_depth as usize);
+    }
     Ok(VoxideEngine::new(b.build()?))
+}
+
+/// A `VoxideSwitch` field: `None` for the default.
+fn switch(v: i32, what: &str) -> Result<Option<bool>> {
+    match v {
+        v if v == VoxideSwitch::VOXIDE_SWITCH_DEFAULT as i32 => Ok(None),
+        v if v == VoxideSwitch::VOXIDE_SWITCH_OFF as i32 => Ok(Some(false)),
+        v if v == VoxideSwitch::VOXIDE_SWITCH_ON as i32 => Ok(Some(true)),
+        v => Err(Error::InvalidArgument(format!(
+            "options->{what} is {v}; expected VOXIDE_SWITCH_DEFAULT, _OFF or _ON"
+        ))
+        .into()),
+    }
 }
 
 /// Load the voice at `voice_path` (config: `voice_path` + ".json") into a new
@@ -84,7 +135,7 @@ pub unsafe extern "C" fn voxide_engine_create(
         let out = handles::out(out_engine, "out_engine")?;
         let mut o = super::options::voxide_engine_options_default();
         if voice_path.is_null() {
-            return Err(Error::NullArgument("voice_path is NULL".into()));
+            return Err(FfiError::Null("voice_path is NULL".into()));
         }
         o.voice_path = voice_path;
         let engine = create(&o)?;
@@ -142,7 +193,7 @@ pub unsafe extern "C" fn voxide_engine_add_voice(
         let engine = handles::engine(engine)?.engine.clone();
         let name = handles::str_arg(name, "name")?;
         let path = handles::str_arg(voice_path, "voice_path")?;
-        engine.add_voice(name, path)
+        Ok(engine.add_voice(name, path)?)
     })
 }
 
@@ -168,7 +219,9 @@ pub unsafe extern "C" fn voxide_engine_acquire_permit(
         let engine = handles::engine(engine)?.engine.clone();
         let out = handles::out(out_permit, "out_permit")?;
         let permit = match timeout_ms {
-            0 => engine.try_acquire_permit().ok_or(Error::Timeout)?,
+            0 => engine
+                .try_acquire_permit()
+                .ok_or(FfiError::from(Error::Timeout))?,
             u32::MAX => engine.acquire_permit()?,
             ms => engine.acquire_permit_timeout(Duration::from_millis(u64::from(ms)))?,
         };
@@ -179,7 +232,7 @@ pub unsafe extern "C" fn voxide_engine_acquire_permit(
 
 fn scale(v: f32, what: &str) -> Result<Option<f32>> {
     if v.is_nan() || v.is_infinite() {
-        Err(Error::InvalidArgument(format!("options->{what} is {v}")))
+        Err(Error::InvalidArgument(format!("options->{what} is {v}")).into())
     } else if v < 0.0 {
         Ok(None)
     } else {
@@ -195,7 +248,8 @@ fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
         i => {
             return Err(Error::InvalidArgument(format!(
                 "options->input is {i}; expected VOXIDE_INPUT_TEXT, _PHONEMES or _IDS"
-            )))
+            ))
+            .into())
         }
     };
     let phonemizer = match o.phonemizer {
@@ -204,7 +258,8 @@ fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
         p => {
             return Err(Error::InvalidArgument(format!(
                 "options->phonemizer is {p}; expected VOXIDE_PHONEMIZER_BUILTIN or _ESPEAK"
-            )))
+            ))
+            .into())
         }
     };
     Ok(SpeakOptions {
@@ -317,7 +372,7 @@ pub unsafe extern "C" fn voxide_engine_speak_stream(
         let text = handles::str_arg(text, "text")?;
         let voice = handles::opt_str_arg(voice, "voice")?;
         let options = speak_options_arg(options)?;
-        let callback = callback.ok_or_else(|| Error::NullArgument("callback is NULL".into()))?;
+        let callback = callback.ok_or_else(|| FfiError::Null("callback is NULL".into()))?;
         let mut panic_msg = None;
         let r = engine.speak_stream(text, voice, &options, permit, |chunk| {
             let s = as_f32(chunk);
@@ -338,8 +393,8 @@ pub unsafe extern "C" fn voxide_engine_speak_stream(
             }
         });
         match (r, panic_msg) {
-            (_, Some(m)) => Err(Error::Panic(m)),
-            (r, None) => r,
+            (_, Some(m)) => Err(Error::Panic(m).into()),
+            (r, None) => Ok(r?),
         }
     })
 }

@@ -3,9 +3,10 @@
 //! structs. Every function here checks for NULL and states what the caller
 //! (the C side) must guarantee for the rest.
 
+use super::status::{FfiError, FfiResult as Result};
 use crate::audio::Audio;
 use crate::engine::{Engine, Permit};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use std::ffi::{c_char, CStr, CString};
 use std::mem::size_of;
 
@@ -43,8 +44,8 @@ impl VoxideEngine {
     }
 }
 
-fn null(what: &str) -> Error {
-    Error::NullArgument(format!("{what} is NULL"))
+fn null(what: &str) -> FfiError {
+    FfiError::Null(format!("{what} is NULL"))
 }
 
 /// Borrow the engine behind `ptr`.
@@ -103,7 +104,7 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a s
     }
     CStr::from_ptr(ptr)
         .to_str()
-        .map_err(|e| Error::InvalidUtf8(format!("{what} (byte {})", e.valid_up_to())))
+        .map_err(|e| FfiError::Utf8(format!("{what} (byte {})", e.valid_up_to())))
 }
 
 /// An optional string argument: NULL gives `None`.
@@ -170,7 +171,8 @@ pub(crate) unsafe fn sized_options<T: SizedOptions>(ptr: *const T, what: &str) -
         return Err(Error::InvalidArgument(format!(
             "{what}->struct_size is {size}; this library knows {max} bytes \
              (initialise the struct with its *_default() function)"
-        )));
+        ))
+        .into());
     }
     let defaults = T::defaults();
     let mut value = defaults;

@@ -48,6 +48,56 @@ pub enum VoxidePhonemizer {
     VOXIDE_PHONEMIZER_ESPEAK = 1,
 }
 
+/// The arithmetic of an engine (`VoxideEngineOptions.precision`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoxidePrecision {
+    /// `$VOXIDE_PRECISION` if set, else the device's best f32-grade
+    /// arithmetic (bf16x3 on CPUs with AMX tiles, else f32).
+    VOXIDE_PRECISION_AUTO = 0,
+    /// f32, the reference arithmetic, on every device.
+    VOXIDE_PRECISION_F32 = 1,
+    /// f32-grade arithmetic on AMX tiles (CPUs with AMX-BF16).
+    VOXIDE_PRECISION_BF16X3 = 2,
+    /// Reduced precision for the decoder (bf16 on CPUs with AVX-512 BF16,
+    /// TF32 tensor cores on CUDA): faster, lower fidelity.
+    VOXIDE_PRECISION_BF16 = 3,
+}
+
+/// The CPU kernel family of an engine (`VoxideEngineOptions.cpu_isa`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoxideCpuIsa {
+    /// `$VOXIDE_CPU_ISA` if set, else the best family this CPU runs.
+    VOXIDE_CPU_ISA_AUTO = 0,
+    /// The AVX-512 kernels (`VOXIDE_ERR_DEVICE` on a CPU without them).
+    VOXIDE_CPU_ISA_AVX512 = 1,
+    /// The portable kernels (every CPU; f32 only).
+    VOXIDE_CPU_ISA_PORTABLE = 2,
+}
+
+/// A three-way switch (`VoxideEngineOptions.scheduler`, `.cuda_graphs`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoxideSwitch {
+    /// The environment variable of the setting if set, else its default.
+    VOXIDE_SWITCH_DEFAULT = -1,
+    /// Off.
+    VOXIDE_SWITCH_OFF = 0,
+    /// On.
+    VOXIDE_SWITCH_ON = 1,
+}
+
+/// The raw integer behind a `VoxidePrecision` field (named `VoxidePrecision` in the header).
+pub type VoxidePrecisionValue = i32;
+/// The raw integer behind a `VoxideCpuIsa` field (named `VoxideCpuIsa` in the header).
+pub type VoxideCpuIsaValue = i32;
+/// The raw integer behind a `VoxideSwitch` field (named `VoxideSwitch` in the header).
+pub type VoxideSwitchValue = i32;
+
 /// The raw integer behind a `VoxideDevice` field (named `VoxideDevice` in the
 /// header; Rust reads it as an integer so an unknown value is an error, not
 /// undefined behaviour).
@@ -83,6 +133,22 @@ pub struct VoxideEngineOptions {
     pub device_ordinal: u32,
     /// CPU threads of the engine's pool; 0: all cores. Default: 0.
     pub threads: u32,
+    /// The arithmetic. Default: `VOXIDE_PRECISION_AUTO` (`$VOXIDE_PRECISION`,
+    /// else the device's best f32-grade arithmetic). A precision the device
+    /// cannot run is `VOXIDE_ERR_DEVICE`.
+    pub precision: VoxidePrecisionValue,
+    /// The CPU kernel family. Default: `VOXIDE_CPU_ISA_AUTO`
+    /// (`$VOXIDE_CPU_ISA`, else the best this CPU runs).
+    pub cpu_isa: VoxideCpuIsaValue,
+    /// Run requests through the device's scheduler (a bounded queue, batching
+    /// of concurrent requests). Default: `VOXIDE_SWITCH_DEFAULT`
+    /// (`$VOXIDE_SCHEDULER`, else off).
+    pub scheduler: VoxideSwitchValue,
+    /// Requests that may wait in the scheduler's queue; 0: the default (64).
+    pub queue_depth: u32,
+    /// Record and replay CUDA graphs. Default: `VOXIDE_SWITCH_DEFAULT`
+    /// (`$VOXIDE_CUDA_GRAPHS`, else on).
+    pub cuda_graphs: VoxideSwitchValue,
 }
 
 /// Options of `voxide_engine_speak_with` and `voxide_engine_speak_stream`.
@@ -123,6 +189,11 @@ fn engine_defaults() -> VoxideEngineOptions {
         device: VoxideDevice::VOXIDE_DEVICE_AUTO as i32,
         device_ordinal: 0,
         threads: 0,
+        precision: VoxidePrecision::VOXIDE_PRECISION_AUTO as i32,
+        cpu_isa: VoxideCpuIsa::VOXIDE_CPU_ISA_AUTO as i32,
+        scheduler: VoxideSwitch::VOXIDE_SWITCH_DEFAULT as i32,
+        queue_depth: 0,
+        cuda_graphs: VoxideSwitch::VOXIDE_SWITCH_DEFAULT as i32,
     }
 }
 
@@ -170,7 +241,12 @@ unsafe impl SizedOptions for VoxideEngineOptions {
             max_concurrent,
             device,
             device_ordinal,
-            threads
+            threads,
+            precision,
+            cpu_isa,
+            scheduler,
+            queue_depth,
+            cuda_graphs
         );
     }
 }
@@ -199,7 +275,8 @@ unsafe impl SizedOptions for VoxideSpeakOptions {
 
 /// Default engine options: `struct_size = sizeof(VoxideEngineOptions)`, no
 /// voice (set `voice_path`), NULL config, 2 permits, `VOXIDE_DEVICE_AUTO`,
-/// ordinal 0, all cores. Cannot fail.
+/// ordinal 0, all cores, and every setting that has an environment variable
+/// left to it (`*_AUTO`, `VOXIDE_SWITCH_DEFAULT`). Cannot fail.
 #[no_mangle]
 pub extern "C" fn voxide_engine_options_default() -> VoxideEngineOptions {
     boundary_value(engine_defaults(), || Ok(engine_defaults()))

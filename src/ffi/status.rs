@@ -1,6 +1,6 @@
 //! `VoxideStatus`, the thread-local last error, and the panic boundary.
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,11 +37,16 @@ pub enum VoxideStatus {
     VOXIDE_ERR_OUT_OF_MEMORY = 10,
     /// An internal error (a caught Rust panic); the engine stays usable.
     VOXIDE_ERR_PANIC = 11,
+    /// The engine's request queue is full (scheduler on): try again later.
+    VOXIDE_ERR_BUSY = 12,
+    /// An optional component the request needs is not installed (for example
+    /// libespeak-ng for `VOXIDE_PHONEMIZER_ESPEAK`).
+    VOXIDE_ERR_UNAVAILABLE = 13,
 }
 
 impl VoxideStatus {
     /// Every status, in value order.
-    pub const ALL: [VoxideStatus; 12] = [
+    pub const ALL: [VoxideStatus; 14] = [
         VoxideStatus::VOXIDE_OK,
         VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT,
         VoxideStatus::VOXIDE_ERR_INVALID_UTF8,
@@ -54,6 +59,8 @@ impl VoxideStatus {
         VoxideStatus::VOXIDE_ERR_DEVICE,
         VoxideStatus::VOXIDE_ERR_OUT_OF_MEMORY,
         VoxideStatus::VOXIDE_ERR_PANIC,
+        VoxideStatus::VOXIDE_ERR_BUSY,
+        VoxideStatus::VOXIDE_ERR_UNAVAILABLE,
     ];
 
     /// The status's name as a NUL-terminated static string.
@@ -71,6 +78,8 @@ impl VoxideStatus {
             VoxideStatus::VOXIDE_ERR_DEVICE => c"VOXIDE_ERR_DEVICE",
             VoxideStatus::VOXIDE_ERR_OUT_OF_MEMORY => c"VOXIDE_ERR_OUT_OF_MEMORY",
             VoxideStatus::VOXIDE_ERR_PANIC => c"VOXIDE_ERR_PANIC",
+            VoxideStatus::VOXIDE_ERR_BUSY => c"VOXIDE_ERR_BUSY",
+            VoxideStatus::VOXIDE_ERR_UNAVAILABLE => c"VOXIDE_ERR_UNAVAILABLE",
         }
     }
 
@@ -80,20 +89,57 @@ impl VoxideStatus {
     }
 }
 
+/// An error of a C entry point: the C-only faults (a NULL pointer, bytes that
+/// are not UTF-8) or an error of the library.
+#[derive(Debug, thiserror::Error)]
+pub enum FfiError {
+    /// A pointer that must not be NULL was NULL.
+    #[error("null argument: {0}")]
+    Null(String),
+    /// A string argument was not valid UTF-8.
+    #[error("invalid UTF-8 in {0}")]
+    Utf8(String),
+    /// An error of the library.
+    #[error(transparent)]
+    Voxide(#[from] Error),
+}
+
+/// The result of a C entry point's body.
+pub type FfiResult<T> = std::result::Result<T, FfiError>;
+
+impl From<ErrorKind> for VoxideStatus {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::InvalidArgument => VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT,
+            ErrorKind::Io => VoxideStatus::VOXIDE_ERR_IO,
+            ErrorKind::Model => VoxideStatus::VOXIDE_ERR_MODEL,
+            ErrorKind::UnknownVoice => VoxideStatus::VOXIDE_ERR_UNKNOWN_VOICE,
+            ErrorKind::Timeout => VoxideStatus::VOXIDE_ERR_TIMEOUT,
+            ErrorKind::Busy => VoxideStatus::VOXIDE_ERR_BUSY,
+            ErrorKind::Cancelled => VoxideStatus::VOXIDE_ERR_CANCELLED,
+            ErrorKind::Device => VoxideStatus::VOXIDE_ERR_DEVICE,
+            ErrorKind::Unavailable => VoxideStatus::VOXIDE_ERR_UNAVAILABLE,
+            ErrorKind::OutOfMemory => VoxideStatus::VOXIDE_ERR_OUT_OF_MEMORY,
+            ErrorKind::Panic => VoxideStatus::VOXIDE_ERR_PANIC,
+            // A kind added later than this table: the closest general status.
+            #[allow(unreachable_patterns)]
+            _ => VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT,
+        }
+    }
+}
+
 impl From<&Error> for VoxideStatus {
     fn from(e: &Error) -> Self {
+        e.kind().into()
+    }
+}
+
+impl From<&FfiError> for VoxideStatus {
+    fn from(e: &FfiError) -> Self {
         match e {
-            Error::NullArgument(_) => VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT,
-            Error::InvalidUtf8(_) => VoxideStatus::VOXIDE_ERR_INVALID_UTF8,
-            Error::InvalidArgument(_) => VoxideStatus::VOXIDE_ERR_INVALID_ARGUMENT,
-            Error::Io { .. } => VoxideStatus::VOXIDE_ERR_IO,
-            Error::Model(_) => VoxideStatus::VOXIDE_ERR_MODEL,
-            Error::UnknownVoice(_) => VoxideStatus::VOXIDE_ERR_UNKNOWN_VOICE,
-            Error::Timeout => VoxideStatus::VOXIDE_ERR_TIMEOUT,
-            Error::Cancelled => VoxideStatus::VOXIDE_ERR_CANCELLED,
-            Error::Device(_) => VoxideStatus::VOXIDE_ERR_DEVICE,
-            Error::OutOfMemory(_) => VoxideStatus::VOXIDE_ERR_OUT_OF_MEMORY,
-            Error::Panic(_) => VoxideStatus::VOXIDE_ERR_PANIC,
+            FfiError::Null(_) => VoxideStatus::VOXIDE_ERR_NULL_ARGUMENT,
+            FfiError::Utf8(_) => VoxideStatus::VOXIDE_ERR_INVALID_UTF8,
+            FfiError::Voxide(e) => e.into(),
         }
     }
 }
@@ -119,13 +165,13 @@ pub(crate) fn set_last_error(message: &str) {
     });
 }
 
-fn fail(e: &Error) -> VoxideStatus {
+fn fail(e: &FfiError) -> VoxideStatus {
     set_last_error(&e.to_string());
     VoxideStatus::from(e)
 }
 
-fn panicked(payload: Box<dyn std::any::Any + Send>) -> Error {
-    let e = Error::Panic(crate::error::panic_message(&*payload));
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> FfiError {
+    let e = FfiError::Voxide(Error::Panic(crate::error::panic_message(&*payload)));
     // A payload whose destructor panics must not unwind out of the boundary.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
     e
@@ -134,7 +180,7 @@ fn panicked(payload: Box<dyn std::any::Any + Send>) -> Error {
 /// The panic boundary for entry points that return a status: runs `f`,
 /// maps its error (or a caught panic) to a status and records the message as
 /// this thread's last error.
-pub fn boundary(f: impl FnOnce() -> Result<(), Error>) -> VoxideStatus {
+pub fn boundary(f: impl FnOnce() -> FfiResult<()>) -> VoxideStatus {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => VoxideStatus::VOXIDE_OK,
         Ok(Err(e)) => fail(&e),
@@ -144,7 +190,7 @@ pub fn boundary(f: impl FnOnce() -> Result<(), Error>) -> VoxideStatus {
 
 /// The panic boundary for getters: `fallback` on error or panic (the message
 /// becomes this thread's last error).
-pub fn boundary_value<T>(fallback: T, f: impl FnOnce() -> Result<T, Error>) -> T {
+pub fn boundary_value<T>(fallback: T, f: impl FnOnce() -> FfiResult<T>) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {

@@ -4,7 +4,7 @@ use super::arena::Arena;
 use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
-use crate::voice::{Decoder, ResBlock};
+use crate::voice::weights::{Decoder, ResBlock};
 
 enum Block<B: Backend> {
     One(Vec<(B::Conv, B::Conv)>),

@@ -3,7 +3,8 @@
 use super::noise::{Noise, STREAM_DP};
 use crate::backend::{Backend, Mat, Out};
 use crate::error::{BackendError, Error};
-use crate::voice::{Conv, DdsConv, DurationPredictor};
+use crate::backend::Conv;
+use crate::voice::weights::{DdsConv, DurationPredictor};
 
 /// Columns each side one conv reads.
 fn conv_radius(c: &Conv) -> usize {

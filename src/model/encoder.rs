@@ -2,7 +2,8 @@
 
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
-use crate::voice::{Conv, Encoder};
+use crate::backend::Conv;
+use crate::voice::weights::Encoder;
 
 struct Layer<B: Backend> {
     qkv: B::Conv,

@@ -3,7 +3,8 @@
 use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
-use crate::voice::{Conv, Coupling};
+use crate::backend::Conv;
+use crate::voice::weights::Coupling;
 
 /// First part of the flow's recording keys.
 const FLOW_KEY: u64 = 0xf10;

@@ -91,7 +91,7 @@ fn lib() -> Result<&'static Lib, TextError> {
     static L: OnceLock<Result<Lib, String>> = OnceLock::new();
     L.get_or_init(load)
         .as_ref()
-        .map_err(|e| TextError::Espeak(e.clone()))
+        .map_err(|e| TextError::Unavailable(e.clone()))
 }
 
 /// Whether libespeak-ng could be loaded (loads it on first call).
@@ -118,7 +118,7 @@ fn strip_language_flags(s: &str) -> String {
 /// string per sentence, as Piper produces them.
 ///
 /// # Errors
-/// [`TextError::Espeak`] when the library cannot be loaded, the voice is
+/// [`TextError::Unavailable`] when the library cannot be loaded; [`TextError::Espeak`] when the voice is
 /// unknown, or the text contains a NUL byte.
 pub fn phonemize(text: &str, voice: &str) -> Result<Vec<String>, TextError> {
     let lib = lib()?;

@@ -16,9 +16,14 @@
 //! ```
 
 mod context;
-pub mod espeak;
-pub mod g2p;
-pub mod normalize;
+crate::internal_mod! {
+    /// espeak-ng loaded at run time.
+    espeak;
+    /// Word pronunciations.
+    g2p;
+    /// Text normalisation.
+    normalize;
+}
 
 use normalize::Piece;
 use unicode_normalization::UnicodeNormalization;
@@ -36,6 +41,7 @@ pub const MAX_TEXT_BYTES: usize = 64 << 20;
 pub const MAX_SENTENCE_PHONEMES: usize = 220;
 
 /// Errors of the text frontend.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
     /// The input is larger than [`MAX_TEXT_BYTES`].
@@ -46,7 +52,11 @@ pub enum TextError {
         /// The limit.
         max: usize,
     },
-    /// The espeak-ng phonemizer is unavailable or failed.
+    /// The espeak-ng phonemizer cannot be loaded (libespeak-ng or its data
+    /// is not installed).
+    #[error("espeak phonemizer unavailable: {0}")]
+    Unavailable(String),
+    /// The espeak-ng phonemizer failed on this input or voice.
     #[error("espeak phonemizer: {0}")]
     Espeak(String),
 }
@@ -82,8 +92,8 @@ impl Phonemizer {
 /// espeak language (`en-us` when `None`), used only by [`Phonemizer::Espeak`].
 ///
 /// # Errors
-/// [`TextError::TooLong`]; [`TextError::Espeak`] when espeak-ng cannot be
-/// loaded or does not know the voice.
+/// [`TextError::TooLong`]; [`TextError::Unavailable`] when espeak-ng cannot
+/// be loaded; [`TextError::Espeak`] when it does not know the voice.
 pub fn phonemize_with(
     text: &str,
     phonemizer: Phonemizer,

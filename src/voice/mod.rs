@@ -2,69 +2,18 @@
 
 mod config;
 mod ids;
-pub mod onnx;
-mod weights;
+crate::internal_mod! {
+    /// The ONNX messages voxide reads.
+    onnx;
+    /// Typed weights from the ONNX initializers.
+    weights;
+    /// A voice loaded into host memory.
+    load;
+}
 
 pub use config::{Scales, VoiceConfig};
 pub use ids::{phoneme_sentences, MappedIds, PhonemeIdMap};
-pub use weights::{
-    Conv, ConvFlow, ConvTranspose, Coupling, DdsConv, Decoder, DurationPredictor, Encoder,
-    EncoderLayer, Norm, ResBlock, Tensor, Weights,
-};
-
-use crate::error::{Error, Result, VoiceError};
-use std::path::{Path, PathBuf};
-
-/// A loaded voice: config, id map and weights (host memory).
-#[derive(Debug)]
-pub struct Voice {
-    /// The `.onnx` path it came from.
-    pub path: PathBuf,
-    /// Validated config.
-    pub config: VoiceConfig,
-    /// Phoneme -> id mapping.
-    pub ids: PhonemeIdMap,
-    /// Weights.
-    pub weights: Weights,
-}
-
-impl Voice {
-    /// Load `voice` (`.onnx`) and its config (`config`, default: voice path + `.json`).
-    ///
-    /// # Errors
-    /// [`Error::Io`] for unreadable files, [`Error::Model`] for bad JSON, a
-    /// corrupt model or a missing/ill-shaped tensor — each naming the file and fault.
-    pub fn load(voice: &Path, config: Option<&Path>) -> Result<Self> {
-        let config_path = match config {
-            Some(p) => p.to_path_buf(),
-            None => {
-                let mut s = voice.as_os_str().to_owned();
-                s.push(".json");
-                PathBuf::from(s)
-            }
-        };
-        let weights = Weights::load(voice)?;
-        let config = VoiceConfig::load(&config_path)?;
-        if weights.enc.symbols < config.num_symbols {
-            return Err(Error::Model(VoiceError::Config {
-                path: config_path,
-                msg: format!(
-                    "num_symbols {} exceeds the model's embedding rows {}",
-                    config.num_symbols, weights.enc.symbols
-                ),
-            }));
-        }
-        let ids = PhonemeIdMap::new(&config);
-        Ok(Voice {
-            path: voice.to_path_buf(),
-            config,
-            ids,
-            weights,
-        })
-    }
-
-    /// Samples per frame.
-    pub fn hop(&self) -> usize {
-        self.weights.hop()
-    }
-}
+#[cfg(feature = "internals")]
+pub use load::Voice;
+#[cfg(not(feature = "internals"))]
+pub(crate) use load::Voice;

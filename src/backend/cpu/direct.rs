@@ -46,11 +46,6 @@ pub(crate) enum Arith {
     Bf16x3,
 }
 
-/// Whether `VOXIDE_CPU_KERNELS=gemm` forces the portable im2col + GEMM path.
-pub(crate) fn portable_forced() -> bool {
-    std::env::var("VOXIDE_CPU_KERNELS").is_ok_and(|v| v == "gemm")
-}
-
 /// Whether this CPU runs the direct f32 kernels.
 pub(crate) fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")

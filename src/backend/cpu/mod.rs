@@ -16,6 +16,45 @@ use crate::error::BackendError;
 use direct::Arith;
 use elementwise::{rows, rows_mut};
 
+/// A family of CPU kernels.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Isa {
+    /// The best family this CPU runs.
+    #[default]
+    Auto,
+    /// The direct AVX-512 kernels (and AMX tiles for bf16x3).
+    Avx512,
+    /// The portable im2col + GEMM path (every CPU; f32 only).
+    Portable,
+}
+
+impl Isa {
+    /// Parse `auto`, `avx512` or `portable` (`gemm` is an old name of `portable`).
+    ///
+    /// # Errors
+    /// A message naming the accepted values.
+    pub fn parse(s: &str) -> Result<Isa, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Isa::Auto),
+            "avx512" => Ok(Isa::Avx512),
+            "portable" | "gemm" => Ok(Isa::Portable),
+            other => Err(format!(
+                "unknown CPU kernel family '{other}' (expected auto, avx512 or portable)"
+            )),
+        }
+    }
+
+    /// `auto` / `avx512` / `portable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isa::Auto => "auto",
+            Isa::Avx512 => "avx512",
+            Isa::Portable => "portable",
+        }
+    }
+}
+
 /// CPU backend with its own thread pool.
 pub struct CpuBackend {
     threads: usize,
@@ -42,15 +81,40 @@ impl CpuBackend {
         Self::with_precision(threads, Precision::F32)
     }
 
-    /// A backend with the given conv arithmetic. Convs use the direct AVX-512
-    /// kernels when the CPU has them (`VOXIDE_CPU_KERNELS=gemm` forces the
-    /// portable im2col + GEMM path, f32 only).
+    /// A backend with the given conv arithmetic and the best kernels the CPU
+    /// runs ([`Isa::Auto`]).
     ///
     /// # Errors
-    /// [`BackendError::Device`] if the thread pool cannot be started, or for
-    /// [`Precision::Bf16`] on a CPU without AVX-512 BF16 (or with the portable path forced).
+    /// As [`CpuBackend::with_options`].
     pub fn with_precision(threads: usize, precision: Precision) -> Result<Self, BackendError> {
-        let portable = direct::portable_forced();
+        Self::with_options(threads, precision, Isa::Auto)
+    }
+
+    /// A backend with the given conv arithmetic and kernel family. Convs use
+    /// the direct AVX-512 kernels when the CPU has them and `isa` allows;
+    /// [`Isa::Portable`] forces the portable im2col + GEMM path (f32 only).
+    ///
+    /// # Errors
+    /// [`BackendError::Device`] if the thread pool cannot be started, for
+    /// [`Isa::Avx512`] on a CPU without it, or for a precision the chosen
+    /// kernels cannot run ([`Precision::Bf16`] without AVX-512 BF16,
+    /// [`Precision::Bf16x3`] without AMX).
+    pub fn with_options(
+        threads: usize,
+        precision: Precision,
+        isa: Isa,
+    ) -> Result<Self, BackendError> {
+        let portable = match isa {
+            Isa::Portable => true,
+            Isa::Auto => false,
+            Isa::Avx512 if direct::has_avx512() => false,
+            Isa::Avx512 => {
+                return Err(BackendError::Device(
+                    "the avx512 kernels need a CPU with AVX-512 F and BW; use auto or portable"
+                        .into(),
+                ))
+            }
+        };
         let kernels = match precision {
             Precision::Auto if !portable && amx::available() => Some(Arith::Bf16x3),
             Precision::F32 | Precision::Auto if !portable && direct::has_avx512() => {
@@ -60,13 +124,13 @@ impl CpuBackend {
             Precision::Bf16 if !portable && direct::has_bf16() => Some(Arith::Bf16),
             Precision::Bf16 => {
                 return Err(BackendError::Device(
-                    "bf16 precision needs a CPU with AVX-512 BF16 (and VOXIDE_CPU_KERNELS unset); use f32".into(),
+                    "bf16 precision needs a CPU with AVX-512 BF16 (and the portable kernels not forced); use f32".into(),
                 ))
             }
             Precision::Bf16x3 if !portable && amx::available() => Some(Arith::Bf16x3),
             Precision::Bf16x3 => {
                 return Err(BackendError::Device(
-                    "bf16x3 precision needs a CPU with AMX-BF16 tiles and an OS that enables them (and VOXIDE_CPU_KERNELS unset); use f32".into(),
+                    "bf16x3 precision needs a CPU with AMX-BF16 tiles and an OS that enables them (and the portable kernels not forced); use f32".into(),
                 ))
             }
         };

@@ -1,0 +1,333 @@
+//! The engine's one generic runtime, [`Runtime<B>`] over a backend `B`, and
+//! the single dispatch point to it: the object-safe [`Serve`] trait, which
+//! [`super::Engine`] holds as `Box<dyn Serve>`. The builder picks the backend
+//! once; below this line everything is monomorphic code for that backend.
+
+use super::job::SpeakJob;
+use super::speech::{sentence_ids, Speech, Step};
+use super::{Input, SpeakOptions};
+use crate::audio::Audio;
+use crate::backend::{Backend, Precision};
+use crate::error::{Error, Result};
+use crate::model::{StageTimes, Vits};
+use crate::scheduler::{Scheduler, SchedulerOptions};
+use crate::voice::{PhonemeIdMap, Voice, VoiceConfig};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A voice on the device. Host copies of the weights are dropped after upload.
+pub(crate) struct LoadedVoice<B: Backend> {
+    pub(crate) config: VoiceConfig,
+    pub(crate) ids: PhonemeIdMap,
+    pub(crate) model: Vits<B>,
+}
+
+/// What a request delivers to its caller, in order.
+pub(crate) enum Event<'a> {
+    /// The next samples.
+    Samples(&'a [f32]),
+    /// A sentence ended.
+    SentenceEnd,
+}
+
+/// The caller's side of a request: called for every event; `Break` cancels.
+pub(crate) type Sink<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
+
+/// What the engine needs from its runtime, whatever the backend (the
+/// engine's single dispatch point).
+pub(crate) trait Serve: Send + Sync {
+    /// `cpu`, `cuda:N (name)`.
+    fn device_name(&self) -> String;
+    /// The arithmetic in use.
+    fn precision(&self) -> Precision;
+    /// Host threads running the ops.
+    fn threads(&self) -> usize;
+    /// Device memory `(free, total)`; `None` on the CPU.
+    fn memory(&self) -> Option<(usize, usize)>;
+    /// Seconds per stage of the finished sentences so far.
+    fn stage_times(&self) -> StageTimes;
+    /// Load a voice under `name` (replacing one of that name).
+    fn load_voice(&self, name: &str, path: &Path, config: Option<&Path>) -> Result<()>;
+    /// Loaded voice names, sorted.
+    fn voice_names(&self) -> Vec<String>;
+    /// The sample rate of a loaded voice.
+    fn sample_rate(&self, name: &str) -> Result<u32>;
+    /// The sentences of `text` as ids.
+    fn sentence_ids(&self, voice: &str, text: &str, input: Input) -> Result<Vec<Vec<i64>>>;
+    /// Run a request, delivering its events to `sink` as they are ready.
+    fn speak_stream(
+        &self,
+        voice: &str,
+        text: &str,
+        options: &SpeakOptions,
+        sink: &mut Sink<'_>,
+    ) -> Result<()>;
+    /// Run a request whose whole audio the caller waits for, into `audio`.
+    fn speak_whole(
+        &self,
+        voice: &str,
+        text: &str,
+        options: &SpeakOptions,
+        audio: &mut Audio,
+    ) -> Result<()>;
+}
+
+/// What every request on the backend shares: the device, the voices on it,
+/// the stage clock.
+pub(crate) struct Core<B: Backend> {
+    pub(crate) be: B,
+    voices: RwLock<BTreeMap<String, Arc<LoadedVoice<B>>>>,
+    stage_times: Mutex<StageTimes>,
+}
+
+impl<B: Backend> Core<B> {
+    /// Count a finished sentence's stage times.
+    pub(crate) fn add_times(&self, t: StageTimes) {
+        *self.stage_times.lock() += t;
+    }
+
+    fn voice(&self, name: &str) -> Result<Arc<LoadedVoice<B>>> {
+        self.voices
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownVoice(name.to_string()))
+    }
+}
+
+/// Frames per chunk when the whole audio is returned at once (one sentence
+/// in flight: larger chunks, a little less halo work).
+const WHOLE_CHUNK_FRAMES: usize = 192;
+/// The same with sentences in parallel on several CPU threads: each sentence
+/// in flight holds decoder scratch in proportion (about 230 KB per frame for
+/// Piper medium voices), so smaller chunks keep peak RSS down; the cut ends
+/// of a chunk skip their halo work, so they cost about the same.
+const WHOLE_CHUNK_FRAMES_PARALLEL: usize = 128;
+
+/// The engine's runtime on backend `B`: the shared core, and the device's
+/// scheduler actor when requests go through it.
+pub(crate) struct Runtime<B: Backend> {
+    core: Arc<Core<B>>,
+    scheduler: Option<Scheduler<SpeakJob<B>>>,
+}
+
+impl<B: Backend> Runtime<B> {
+    /// A runtime on `be`, with a scheduler actor when `scheduler` is given.
+    ///
+    /// # Errors
+    /// When the scheduler's thread cannot start.
+    pub(crate) fn new(be: B, scheduler: Option<SchedulerOptions>) -> Result<Self> {
+        let scheduler = match scheduler {
+            Some(o) => Some(Scheduler::start(&be.name(), o)?),
+            None => None,
+        };
+        Ok(Runtime {
+            core: Arc::new(Core {
+                be,
+                voices: RwLock::new(BTreeMap::new()),
+                stage_times: Mutex::new(StageTimes::default()),
+            }),
+            scheduler,
+        })
+    }
+
+    /// Run `speech` to the end, delivering its events to `sink`.
+    fn run(&self, mut speech: Speech<B>, sink: &mut Sink<'_>) -> Result<()> {
+        if let Some(sched) = &self.scheduler {
+            let stream = sched.submit(SpeakJob {
+                core: Arc::clone(&self.core),
+                speech,
+            })?;
+            for out in stream {
+                let flow = match out? {
+                    super::job::Out::Samples(s) => sink(Event::Samples(&s)),
+                    super::job::Out::SentenceEnd => sink(Event::SentenceEnd),
+                };
+                if flow.is_break() {
+                    return Err(Error::Cancelled);
+                }
+            }
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        loop {
+            let ev = match speech.step(&self.core, &mut buf)? {
+                Step::Samples => Event::Samples(&buf),
+                Step::SentenceEnd => Event::SentenceEnd,
+                Step::Done => return Ok(()),
+            };
+            if sink(ev).is_break() {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+
+    /// The whole audio of a request of several sentences on a backend with
+    /// several threads: the threads take sentences in turn (each sentence's
+    /// ops also split over idle threads) and finished sentences join `audio`
+    /// in order. The samples are those of the sequential path: every
+    /// sentence has its own seed and the kernels give the same sums on any
+    /// thread count.
+    fn whole_in_parallel(&self, speech: &Speech<B>, audio: &mut Audio) -> Result<()> {
+        let be = &self.core.be;
+        let n = speech.sentences.len();
+        let next = AtomicUsize::new(0);
+        let done = Mutex::new(Joined {
+            pending: BTreeMap::new(),
+            due: 0,
+            error: None,
+            audio,
+        });
+        let worker = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return;
+            }
+            let mut out = Vec::new();
+            let r = speech.sentence_whole(be, i, &mut out);
+            let mut d = done.lock();
+            match r {
+                Ok(times) => {
+                    self.core.add_times(times);
+                    d.pending.insert(i, out);
+                    // Join finished sentences in order as soon as possible:
+                    // memory stays about one copy of the audio.
+                    let d = &mut *d;
+                    while let Some(s) = d.pending.remove(&d.due) {
+                        d.audio.push_sentence(crate::audio::from_f32(&s));
+                        d.due += 1;
+                    }
+                }
+                Err(e) => {
+                    d.error.get_or_insert(e);
+                    // Stop handing out sentences.
+                    next.store(n, Ordering::Relaxed);
+                }
+            }
+        };
+        be.install(|| {
+            rayon::scope(|s| {
+                for _ in 1..be.threads().min(n) {
+                    s.spawn(|_| worker());
+                }
+                worker();
+            })
+        });
+        match done.into_inner().error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Sentences finished out of order, waiting for their turn to join the audio.
+struct Joined<'a> {
+    /// Finished sentences by index, waiting for the ones before them.
+    pending: BTreeMap<usize, Vec<f32>>,
+    /// The next sentence the audio takes.
+    due: usize,
+    /// The first failure (the request then fails).
+    error: Option<Error>,
+    audio: &'a mut Audio,
+}
+
+impl<B: Backend> Serve for Runtime<B> {
+    fn device_name(&self) -> String {
+        self.core.be.name()
+    }
+
+    fn precision(&self) -> Precision {
+        self.core.be.precision()
+    }
+
+    fn threads(&self) -> usize {
+        self.core.be.threads()
+    }
+
+    fn memory(&self) -> Option<(usize, usize)> {
+        self.core.be.memory()
+    }
+
+    fn stage_times(&self) -> StageTimes {
+        *self.core.stage_times.lock()
+    }
+
+    fn load_voice(&self, name: &str, path: &Path, config: Option<&Path>) -> Result<()> {
+        let be = &self.core.be;
+        // Inside the backend's pool: reading and converting the weights
+        // then use every thread.
+        let voice = be.install(|| Voice::load(path, config))?;
+        let model = be.install(|| Vits::new(be, &voice.weights))?;
+        let Voice { config, ids, .. } = voice;
+        self.core.voices.write().insert(
+            name.to_string(),
+            Arc::new(LoadedVoice { config, ids, model }),
+        );
+        Ok(())
+    }
+
+    fn voice_names(&self) -> Vec<String> {
+        self.core.voices.read().keys().cloned().collect()
+    }
+
+    fn sample_rate(&self, name: &str) -> Result<u32> {
+        Ok(self.core.voice(name)?.config.sample_rate)
+    }
+
+    fn sentence_ids(&self, voice: &str, text: &str, input: Input) -> Result<Vec<Vec<i64>>> {
+        let v = self.core.voice(voice)?;
+        sentence_ids(&v, text, input, crate::text::Phonemizer::BuiltIn)
+    }
+
+    fn speak_stream(
+        &self,
+        voice: &str,
+        text: &str,
+        options: &SpeakOptions,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let v = self.core.voice(voice)?;
+        self.run(Speech::new(v, text, options)?, sink)
+    }
+
+    fn speak_whole(
+        &self,
+        voice: &str,
+        text: &str,
+        options: &SpeakOptions,
+        audio: &mut Audio,
+    ) -> Result<()> {
+        let v = self.core.voice(voice)?;
+        // Nobody waits for a first chunk: start with full-size chunks, which
+        // spends less on small-chunk halos (same samples: chunked == whole).
+        let threads = self.core.be.threads();
+        let chunk = if threads > 1 {
+            WHOLE_CHUNK_FRAMES_PARALLEL
+        } else {
+            WHOLE_CHUNK_FRAMES
+        };
+        let options = options
+            .clone()
+            .first_chunk_frames(chunk)
+            .chunk_frames(chunk);
+        let speech = Speech::new(v, text, &options)?;
+        if self.scheduler.is_none() && threads > 1 && speech.sentences.len() > 1 {
+            return self.whole_in_parallel(&speech, audio);
+        }
+        let mut sentence = Vec::new();
+        self.run(speech, &mut |ev| {
+            match ev {
+                Event::Samples(s) => sentence.extend_from_slice(s),
+                Event::SentenceEnd => {
+                    audio.push_sentence(crate::audio::from_f32(&sentence));
+                    sentence.clear();
+                }
+            }
+            ControlFlow::Continue(())
+        })
+    }
+}
