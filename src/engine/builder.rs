@@ -2,8 +2,10 @@
 //! environment through [`Settings`], else defaults), and `build`, the one
 //! place that picks the backend.
 
+use super::options::Device;
 use super::runtime::{Runtime, Serve};
-use super::{Device, Engine, Settings};
+use super::settings::Settings;
+use super::handle::Engine;
 use crate::backend::cpu::{CpuBackend, Isa};
 use crate::backend::cuda::CudaBackend;
 use crate::backend::Precision;
@@ -44,6 +46,13 @@ impl Default for EngineBuilder {
             max_batch: 64,
             batch_max_wait: Duration::ZERO,
         }
+    }
+}
+
+impl Engine {
+    /// Start building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
     }
 }
 

@@ -2,7 +2,7 @@
 //! per step; the flow + decoder chunks of all requests in a batch on the
 //! same voice run as one [`crate::model::Vits::render_batch`].
 
-use super::runtime::Core;
+use super::core::Core;
 use super::speech::{Next, Speech, Step};
 use crate::backend::Backend;
 use crate::error::{Error, Result};

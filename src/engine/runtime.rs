@@ -3,28 +3,22 @@
 //! [`super::Engine`] holds as `Box<dyn Serve>`. The builder picks the backend
 //! once; below this line everything is monomorphic code for that backend.
 
-use super::job::SpeakJob;
+use super::core::{Core, LoadedVoice};
+use super::job::{Out, SpeakJob};
+use super::options::{Input, SpeakOptions};
 use super::speech::{sentence_ids, Speech, Step};
-use super::{Input, SpeakOptions};
 use crate::audio::Audio;
 use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
 use crate::model::{StageTimes, Vits};
 use crate::scheduler::{Scheduler, SchedulerOptions};
-use crate::voice::{PhonemeIdMap, Voice, VoiceConfig};
+use crate::voice::Voice;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// A voice on the device. Host copies of the weights are dropped after upload.
-pub(crate) struct LoadedVoice<B: Backend> {
-    pub(crate) config: VoiceConfig,
-    pub(crate) ids: PhonemeIdMap,
-    pub(crate) model: Vits<B>,
-}
 
 /// What a request delivers to its caller, in order.
 pub(crate) enum Event<'a> {
@@ -76,29 +70,6 @@ pub(crate) trait Serve: Send + Sync {
     ) -> Result<()>;
 }
 
-/// What every request on the backend shares: the device, the voices on it,
-/// the stage clock.
-pub(crate) struct Core<B: Backend> {
-    pub(crate) be: B,
-    voices: RwLock<BTreeMap<String, Arc<LoadedVoice<B>>>>,
-    stage_times: Mutex<StageTimes>,
-}
-
-impl<B: Backend> Core<B> {
-    /// Count a finished sentence's stage times.
-    pub(crate) fn add_times(&self, t: StageTimes) {
-        *self.stage_times.lock() += t;
-    }
-
-    fn voice(&self, name: &str) -> Result<Arc<LoadedVoice<B>>> {
-        self.voices
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownVoice(name.to_string()))
-    }
-}
-
 /// Frames per chunk when the whole audio is returned at once (one sentence
 /// in flight: larger chunks, a little less halo work).
 const WHOLE_CHUNK_FRAMES: usize = 192;
@@ -144,8 +115,8 @@ impl<B: Backend> Runtime<B> {
             })?;
             for out in stream {
                 let flow = match out? {
-                    super::job::Out::Samples(s) => sink(Event::Samples(&s)),
-                    super::job::Out::SentenceEnd => sink(Event::SentenceEnd),
+                    Out::Samples(s) => sink(Event::Samples(&s)),
+                    Out::SentenceEnd => sink(Event::SentenceEnd),
                 };
                 if flow.is_break() {
                     return Err(Error::Cancelled);

@@ -14,7 +14,7 @@
 //! An unset or empty variable means "no preference"; a value outside its list
 //! is an [`Error::InvalidArgument`] naming the variable.
 
-use super::Device;
+use super::options::Device;
 use crate::backend::cpu::Isa;
 use crate::backend::Precision;
 use crate::error::{Error, Result};

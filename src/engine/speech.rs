@@ -3,8 +3,8 @@
 //! one chunk per step. The direct path and the scheduler's actor share it,
 //! so both give the same samples.
 
-use super::runtime::{Core, LoadedVoice};
-use super::{Input, SpeakOptions};
+use super::core::{Core, LoadedVoice};
+use super::options::{Input, SpeakOptions};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits};
