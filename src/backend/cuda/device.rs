@@ -10,7 +10,7 @@
 //! end of every stage, so a request fails with the device's message instead
 //! of the process aborting.
 
-use super::graph::{graphs_enabled, GraphCache, Plan};
+use super::graph::{GraphCache, Plan};
 use crate::backend::Precision;
 use crate::backend::{Backend, Executor, Mat, Out};
 use crate::backend::{Conv, ConvTranspose};
@@ -266,25 +266,26 @@ fn dev_err(what: &str, e: impl std::fmt::Debug) -> BackendError {
 }
 
 impl CudaBackend {
+    /// Open device `ordinal` with recorded graphs on:
+    /// [`CudaBackend::with_options`]`(ordinal, precision, true)`.
+    ///
+    /// # Errors
+    /// As [`CudaBackend::with_options`].
+    pub fn new(ordinal: usize, precision: Precision) -> Result<Self, BackendError> {
+        Self::with_options(ordinal, precision, true)
+    }
+
     /// Open device `ordinal`: context, stream, cuBLAS, and the kernels
     /// (compiled with NVRTC for the device's architecture, once per process).
-    /// `precision` [`Precision::Bf16`] runs the decoder's convs and transposed convs on
-    /// TF32 tensor cores (f32 storage and accumulation); the encoder and
-    /// duration predictor always stay f32. Graphs are on unless
-    /// `VOXIDE_CUDA_GRAPHS=0`.
+    /// `precision` [`Precision::Bf16`] runs the decoder's convs and transposed
+    /// convs on TF32 tensor cores (f32 storage and accumulation); every other
+    /// precision ([`Precision::Auto`] included) is f32, and the encoder and
+    /// duration predictor always stay f32. `graphs` turns the recording and
+    /// replay of the flow and decoder ([`Executor::recorded`]) on or off.
     ///
     /// # Errors
     /// [`BackendError::Device`] naming the step that failed (driver, device,
     /// NVRTC, module load, cuBLAS).
-    pub fn new(ordinal: usize, precision: Precision) -> Result<Self, BackendError> {
-        let graphs = graphs_enabled(std::env::var("VOXIDE_CUDA_GRAPHS").ok().as_deref());
-        Self::with_options(ordinal, precision, graphs)
-    }
-
-    /// As [`CudaBackend::new`], with graphs on or off explicitly.
-    ///
-    /// # Errors
-    /// As [`CudaBackend::new`].
     pub fn with_options(
         ordinal: usize,
         precision: Precision,

@@ -134,7 +134,10 @@ impl<G> GraphCache<G> {
     }
 }
 
-/// Whether graphs are on: `VOXIDE_CUDA_GRAPHS` = `0`/`off`/`false` turns them off.
+/// Whether a `VOXIDE_CUDA_GRAPHS` value leaves graphs on: `0`/`off`/`false`/
+/// `no` turns them off, anything else (or no value) leaves them on. The
+/// backend reads no environment: the engine's settings parse the variable
+/// with this and pass the result to `CudaBackend::with_options`.
 pub fn graphs_enabled(var: Option<&str>) -> bool {
     !matches!(
         var.map(|v| v.trim().to_ascii_lowercase()).as_deref(),

@@ -11,7 +11,9 @@
 //!   im2col + cuBLAS GEMM (TF32 tensor cores for the decoder in reduced
 //!   precision), attention as two GEMMs per head around the kernels.
 //! - `graph.rs`: recorded CUDA graphs of the flow and decoder per (shape,
-//!   arena) key, replayed afterwards; `VOXIDE_CUDA_GRAPHS=0` turns them off.
+//!   arena) key, replayed afterwards; `CudaBackend::with_options(.., false)`
+//!   turns them off (`graph::graphs_enabled` parses `VOXIDE_CUDA_GRAPHS` for
+//!   the engine's settings; the backend reads no environment).
 //!
 //! Tests: `tests/cuda.rs` compiles every kernel for sm_80 and sm_90 (in CI,
 //! with the PyPI NVRTC wheel); `tests/cuda_ops.rs` checks every op against its
