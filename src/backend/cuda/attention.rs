@@ -5,7 +5,7 @@
 use super::context::{CudaBackend, Slot};
 use super::memory::CudaBuf;
 use super::module::{grid, launch, view};
-use crate::backend::Mat;
+use crate::backend::{shape, Mat};
 use cudarc::driver::LaunchConfig;
 
 impl CudaBackend {
@@ -23,10 +23,7 @@ impl CudaBackend {
         y: &mut CudaBuf,
         ym: Mat,
     ) {
-        let t = q.cols();
-        let heads = heads.max(1);
-        let d = q.rows() / heads;
-        if !self.fits(
+        if !self.admit(
             "rel_attention",
             &[
                 (qkv.len(), q),
@@ -34,14 +31,21 @@ impl CudaBackend {
                 (qkv.len(), v),
                 (y.len(), ym),
             ],
-        ) || !self.check_shape(
-            "rel_attention",
-            k.cols() == t && v.cols() == t && ym.cols() == t && ym.rows() == q.rows(),
-            || format!("q {q:?}, k {k:?}, v {v:?}, y {ym:?}"),
+            shape::attention(heads, q, k, v, ym, rel_k.len()).and(shape::attention(
+                heads,
+                q,
+                k,
+                v,
+                ym,
+                rel_v.len(),
+            )),
         ) {
             return;
         }
-        if t == 0 || d == 0 {
+        // Admitted: heads > 0 divides the rows, d > 0.
+        let t = q.cols();
+        let d = q.rows() / heads;
+        if t == 0 {
             return;
         }
         let w = (rel_k.len() / d / 2) as i32;

@@ -1,5 +1,6 @@
 //! [`CudaBackend`]: one CUDA device and one stream, its state, how it starts,
-//! how it records faults, and its [`Executor`] side. It holds the parts
+//! how it records faults (a failed CUDA call as a device error, views that do
+//! not fit as a shape error), and its [`Executor`] side. It holds the parts
 //! of `blas.rs` (cuBLAS), `module.rs` (the kernels) and `graph.rs` (recorded
 //! graphs), and the state that `memory.rs` manages (scratch slots, the
 //! graveyard); `memory.rs` and the op files build on it.
@@ -14,7 +15,7 @@
 use super::blas::{self, Blas};
 use super::graph::{Capture, Graphs};
 use super::module::{arch_for, dev_err, Kernels};
-use crate::backend::{Executor, Mat, Precision};
+use crate::backend::{shape, Executor, Mat, Precision};
 use crate::error::BackendError;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use parking_lot::{Mutex, ReentrantMutex};
@@ -66,7 +67,8 @@ pub struct CudaBackend {
     pub(super) scratch: Mutex<Scratch>,
     graphs: Option<Graphs>,
     lock: ReentrantMutex<()>,
-    error: Mutex<Option<String>>,
+    /// The first fault since the last `check`.
+    error: Mutex<Option<BackendError>>,
     pub(super) capture: Capture,
     pub(super) tf32: bool,
 }
@@ -190,48 +192,47 @@ impl CudaBackend {
         self.tf32
     }
 
-    /// Keep the first error (during a recording, mark the recording broken instead).
+    /// Keep the first fault (during a recording, mark the recording broken
+    /// instead: the ops then run again eagerly and fault there).
+    fn fault(&self, e: impl FnOnce() -> BackendError) {
+        if self.capture.active() {
+            self.capture.spoil();
+        } else {
+            let mut err = self.error.lock();
+            if err.is_none() {
+                *err = Some(e());
+            }
+        }
+    }
+
+    /// The value of a CUDA call, or `None` with its failure kept as a device
+    /// error naming `what`.
     pub(super) fn note<T, E: std::fmt::Debug>(&self, what: &str, r: Result<T, E>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                if self.capture.active() {
-                    self.capture.spoil();
-                } else {
-                    let mut err = self.error.lock();
-                    if err.is_none() {
-                        *err = Some(format!("cuda:{} {what}: {e:?}", self.ordinal));
-                    }
-                }
+                self.fault(|| BackendError::Device(format!("cuda:{} {what}: {e:?}", self.ordinal)));
                 None
             }
         }
     }
 
-    /// Whether every `(buffer length, view)` pair lies inside its buffer and
-    /// fits the kernels' `int` sizes; records an error naming `what` if not.
-    pub(super) fn fits(&self, what: &str, views: &[(usize, Mat)]) -> bool {
-        let small = |v: usize| i32::try_from(v).is_ok();
-        for &(len, m) in views {
-            if m.end() > len || !small(m.rows()) || !small(m.cols()) || !small(m.ld()) {
-                self.note::<(), _>(
-                    what,
-                    Err(format!(
-                        "view {m:?} outside its buffer of {len} floats or too large"
-                    )),
-                );
-                return false;
+    /// Whether every `(buffer length, view)` pair fits (inside its buffer,
+    /// sizes within the kernels' `int`) and `rule`, the op's shared shape
+    /// rule ([`shape`]), holds. Otherwise the op must do nothing: its fault
+    /// is kept as a [`BackendError::Shape`] for [`Executor::check`], worded
+    /// as the CPU words it.
+    pub(super) fn admit(&self, op: &str, views: &[(usize, Mat)], rule: Result<(), String>) -> bool {
+        match shape::views_fit(views)
+            .and_then(|()| int_sized(views))
+            .and(rule)
+        {
+            Ok(()) => true,
+            Err(e) => {
+                self.fault(|| BackendError::Shape(format!("{op}: {e}")));
+                false
             }
         }
-        true
-    }
-
-    /// Whether `ok` holds; records `msg` for `what` if not.
-    pub(super) fn check_shape(&self, what: &str, ok: bool, msg: impl FnOnce() -> String) -> bool {
-        if !ok {
-            self.note::<(), _>(what, Err(msg()));
-        }
-        ok
     }
 
     /// Free the buffers dropped since the last call (device lock held, no recording).
@@ -254,6 +255,20 @@ impl CudaBackend {
     ) {
         let r = self.blas.lock().gemm(mnk, a, b, c, alpha, beta, tf32);
         self.note("cuBLAS GEMM", r);
+    }
+}
+
+/// The kernels take rows, columns and strides as `int`.
+fn int_sized(views: &[(usize, Mat)]) -> Result<(), String> {
+    let small = |v: usize| i32::try_from(v).is_ok();
+    match views
+        .iter()
+        .find(|(_, m)| !small(m.rows()) || !small(m.cols()) || !small(m.ld()))
+    {
+        Some((_, m)) => Err(format!(
+            "view {m:?} too large for the kernels' 32-bit sizes"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -289,9 +304,11 @@ impl Executor for CudaBackend {
         graphs.run(&self.stream, &self.capture, (generation, key), f, &note);
     }
 
+    /// The first fault since the last call: [`BackendError::Shape`] for views
+    /// an op refused, [`BackendError::Device`] for a failed CUDA call.
     fn check(&self) -> Result<(), BackendError> {
         match self.error.lock().take() {
-            Some(e) => Err(BackendError::Device(e)),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
@@ -308,5 +325,53 @@ impl Executor for CudaBackend {
             self.bury();
         }
         f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_must_fit_the_kernels_int() {
+        assert!(int_sized(&[(100, Mat::new(10, 10))]).is_ok());
+        let wide = Mat::strided(0, 1, 1 << 31, 1 << 31).unwrap();
+        assert!(int_sized(&[(100, Mat::new(1, 1)), (1 << 32, wide)])
+            .unwrap_err()
+            .contains("32-bit"));
+    }
+
+    /// With a GPU: a refused view is a shape error worded as on the CPU, the
+    /// op leaves its output alone, and `check` forgets it once returned.
+    #[test]
+    fn a_bad_shape_is_a_shape_error_on_the_gpu() {
+        use crate::backend::Backend;
+        let be = match CudaBackend::new(0, Precision::F32) {
+            Ok(be) => be,
+            Err(e) => {
+                eprintln!("skipped: no usable GPU ({e})");
+                return;
+            }
+        };
+        be.install(|| {
+            let mut x = be.alloc(6, "x").expect("alloc");
+            let mut y = be.alloc(8, "y").expect("alloc");
+            be.write(&mut x, Mat::new(2, 3), &[1.0; 6]);
+            be.axpy(1.0, &x, Mat::new(2, 3), &mut y, Mat::new(2, 4));
+            match be.check() {
+                Err(BackendError::Shape(m)) => {
+                    assert_eq!(m, "axpy: input 2×3 and output 2×4 differ")
+                }
+                other => panic!("expected a shape error, got {other:?}"),
+            }
+            let mut out = [9.0; 8];
+            be.read(&y, Mat::new(2, 4), &mut out);
+            assert_eq!(out, [0.0; 8], "the refused op wrote nothing");
+            be.scale(2.0, &mut x, Mat::new(2, 4));
+            assert!(
+                matches!(be.check(), Err(BackendError::Shape(m)) if m.starts_with("scale: view"))
+            );
+            assert!(be.check().is_ok(), "a fault is returned once");
+        });
     }
 }

@@ -7,7 +7,7 @@
 use super::context::{CudaBackend, Slot};
 use super::memory::CudaBuf;
 use super::module::{grid, launch, view};
-use crate::backend::{Conv, ConvTranspose, Mat, Out};
+use crate::backend::{shape, Conv, ConvTranspose, Mat, Out};
 use crate::error::BackendError;
 
 /// A conv weight on the device: `[cout, cin·k]` (the im2col GEMM's left side).
@@ -110,18 +110,11 @@ impl CudaBackend {
     ) {
         let t = xm.cols();
         let depthwise = w.depthwise && xm.rows() == w.cout;
-        if !self.fits("conv1d", &[(x.len(), xm), (y.len(), ym)])
-            || !self.check_shape(
-                "conv1d",
-                (depthwise || xm.rows() == w.cin) && ym.rows() == w.cout && ym.cols() == t,
-                || {
-                    format!(
-                        "input {xm:?} / output {ym:?} for a {}→{} conv",
-                        w.cin, w.cout
-                    )
-                },
-            )
-        {
+        if !self.admit(
+            "conv1d",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::conv1d(w.cin, w.cout, depthwise, xm, ym),
+        ) {
             return;
         }
         if t == 0 || ym.rows() == 0 {
@@ -188,13 +181,11 @@ impl CudaBackend {
         ym: Mat,
     ) {
         let (u, l) = (w.stride, xm.cols());
-        if !self.fits("conv_transpose", &[(x.len(), xm), (y.len(), ym)])
-            || !self.check_shape(
-                "conv_transpose",
-                xm.rows() == w.cin && ym.rows() == w.cout && ym.cols() == u * l,
-                || format!("input {xm:?} / output {ym:?} for a ×{u} transposed conv"),
-            )
-        {
+        if !self.admit(
+            "conv_transpose",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::conv_transpose(w.cin, w.cout, u, xm, ym),
+        ) {
             return;
         }
         if l == 0 {

@@ -7,13 +7,16 @@
 use super::context::{CudaBackend, Slot};
 use super::memory::CudaBuf;
 use super::module::{grid, launch, view};
-use crate::backend::Mat;
+use crate::backend::{shape, Mat};
 
 impl CudaBackend {
     /// [`crate::backend::Backend::axpy`].
     pub(super) fn enqueue_axpy(&self, alpha: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        if !self.admit("axpy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
+            return;
+        }
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows() * ym.cols() > 0 && self.fits("axpy", &[(x.len(), xm), (y.len(), ym)]) {
+        if ym.rows() * ym.cols() > 0 {
             launch!(
                 self,
                 axpy,
@@ -29,16 +32,22 @@ impl CudaBackend {
 
     /// [`crate::backend::Backend::scale`].
     pub(super) fn enqueue_scale(&self, alpha: f32, x: &mut CudaBuf, xm: Mat) {
+        if !self.admit("scale", &[(x.len(), xm)], Ok(())) {
+            return;
+        }
         let xv = view(xm);
-        if xm.rows() * xm.cols() > 0 && self.fits("scale", &[(x.len(), xm)]) {
+        if xm.rows() * xm.cols() > 0 {
             launch!(self, scale, grid(xm.rows() * xm.cols()), alpha, x.ptr, xv);
         }
     }
 
     /// [`crate::backend::Backend::copy`].
     pub(super) fn enqueue_copy(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        if !self.admit("copy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
+            return;
+        }
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows() * ym.cols() > 0 && self.fits("copy", &[(x.len(), xm), (y.len(), ym)]) {
+        if ym.rows() * ym.cols() > 0 {
             launch!(
                 self,
                 copy,
@@ -53,8 +62,15 @@ impl CudaBackend {
 
     /// [`crate::backend::Backend::flip_rows`].
     pub(super) fn enqueue_flip_rows(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        if !self.admit(
+            "flip_rows",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::same(xm, ym),
+        ) {
+            return;
+        }
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows() * ym.cols() > 0 && self.fits("flip_rows", &[(x.len(), xm), (y.len(), ym)]) {
+        if ym.rows() * ym.cols() > 0 {
             launch!(
                 self,
                 flip_rows,
@@ -69,11 +85,11 @@ impl CudaBackend {
 
     /// [`crate::backend::Backend::gate_tanh_sigmoid`].
     pub(super) fn enqueue_gate(&self, a: &CudaBuf, am: Mat, y: &mut CudaBuf, ym: Mat) {
+        if !self.admit("gate", &[(a.len(), am), (y.len(), ym)], shape::gate(am, ym)) {
+            return;
+        }
         let (av, yv) = (view(am), view(ym));
-        if ym.rows() * ym.cols() > 0
-            && am.rows() >= 2 * ym.rows()
-            && self.fits("gate", &[(a.len(), am), (y.len(), ym)])
-        {
+        if ym.rows() * ym.cols() > 0 {
             launch!(
                 self,
                 gate_tanh_sigmoid,
@@ -95,8 +111,15 @@ impl CudaBackend {
         y: &mut CudaBuf,
         ym: Mat,
     ) {
+        if !self.admit(
+            "leaky_relu",
+            &[(x.len(), xm), (y.len(), ym)],
+            shape::same(xm, ym),
+        ) {
+            return;
+        }
         let (xv, yv) = (view(xm), view(ym));
-        if ym.rows() * ym.cols() > 0 && self.fits("leaky_relu", &[(x.len(), xm), (y.len(), ym)]) {
+        if ym.rows() * ym.cols() > 0 {
             launch!(
                 self,
                 leaky_relu,
@@ -112,15 +135,21 @@ impl CudaBackend {
 
     /// [`crate::backend::Backend::tanh`].
     pub(super) fn enqueue_tanh(&self, x: &mut CudaBuf, xm: Mat) {
+        if !self.admit("tanh", &[(x.len(), xm)], Ok(())) {
+            return;
+        }
         let xv = view(xm);
-        if xm.rows() * xm.cols() > 0 && self.fits("tanh", &[(x.len(), xm)]) {
+        if xm.rows() * xm.cols() > 0 {
             launch!(self, tanh, grid(xm.rows() * xm.cols()), x.ptr, xv);
         }
     }
 
     /// [`crate::backend::Backend::zero_cols`]: one launch per range.
     pub(super) fn enqueue_zero_cols(&self, x: &mut CudaBuf, xm: Mat, ranges: &[(usize, usize)]) {
-        if xm.rows() == 0 || !self.fits("zero_cols", &[(x.len(), xm)]) {
+        if !self.admit("zero_cols", &[(x.len(), xm)], Ok(())) {
+            return;
+        }
+        if xm.rows() == 0 {
             return;
         }
         let xv = view(xm);
@@ -150,8 +179,14 @@ impl CudaBackend {
         y: &mut CudaBuf,
         ym: Mat,
     ) {
-        let ym = ym.sub_cols(0, ym.cols().min(ids.len()));
-        if ym.rows() == 0 || ym.cols() == 0 || !self.fits("embed", &[(y.len(), ym)]) {
+        if !self.admit(
+            "embed",
+            &[(y.len(), ym)],
+            shape::embed(table.len(), ids, ym),
+        ) {
+            return;
+        }
+        if ym.rows() == 0 || ym.cols() == 0 {
             return;
         }
         let mut s = self.scratch.lock();
@@ -186,22 +221,15 @@ impl CudaBackend {
         y: &mut CudaBuf,
         ym: Mat,
     ) {
+        if !self.admit(
+            "expand_prior",
+            &[(ml.len(), mlm), (y.len(), ym)],
+            shape::expand_prior(mlm, owner, noise.len(), ym),
+        ) {
+            return;
+        }
         let n = ym.rows() * ym.cols();
-        if n == 0 || !self.fits("expand_prior", &[(ml.len(), mlm), (y.len(), ym)]) {
-            return;
-        }
-        if owner.len() < ym.cols() || noise.len() < n {
-            self.note::<(), _>(
-                "expand_prior",
-                Err("owner or noise shorter than the output"),
-            );
-            return;
-        }
-        if owner
-            .iter()
-            .any(|&o| o != u32::MAX && o as usize >= mlm.cols())
-        {
-            self.note::<(), _>("expand_prior", Err("owner outside the encoder output"));
+        if n == 0 {
             return;
         }
         let mut s = self.scratch.lock();

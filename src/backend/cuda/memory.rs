@@ -6,7 +6,7 @@
 
 use super::context::{CudaBackend, Graveyard, Scratch, Slot};
 use super::module::{dev_err, grid, launch, view};
-use crate::backend::Mat;
+use crate::backend::{shape, Mat};
 use crate::error::BackendError;
 use cudarc::driver::{result as dres, CudaSlice, DevicePtr, DeviceRepr};
 use std::sync::{Arc, Weak};
@@ -152,14 +152,14 @@ impl CudaBackend {
 
     /// Copy a dense host matrix into the view ([`crate::backend::Backend::write`]).
     pub(super) fn write_view(&self, dst: &mut CudaBuf, m: Mat, src: &[f32]) {
-        let n = m.rows() * m.cols();
-        if n == 0 || !self.fits("write", &[(dst.len, m)]) || !self.host_io_allowed() {
+        if !self.admit("write", &[(dst.len, m)], shape::host(m, src.len())) {
             return;
         }
-        let Some(src) = src.get(..n) else {
-            self.note::<(), _>("write", Err("host data shorter than the view"));
+        let n = m.len();
+        if n == 0 || !self.host_io_allowed() {
             return;
-        };
+        }
+        let src = &src[..n];
         if m.ld() == m.cols() || m.rows() == 1 {
             // SAFETY: the view is inside dst; pageable memory is copied before return.
             let r =
@@ -177,14 +177,14 @@ impl CudaBackend {
 
     /// Copy the view into a dense host matrix ([`crate::backend::Backend::read`]).
     pub(super) fn read_view(&self, src: &CudaBuf, m: Mat, dst: &mut [f32]) {
-        let n = m.rows() * m.cols();
-        if n == 0 || !self.fits("read", &[(src.len, m)]) || !self.host_io_allowed() {
+        if !self.admit("read", &[(src.len, m)], shape::host(m, dst.len())) {
             return;
         }
-        let Some(dst) = dst.get_mut(..n) else {
-            self.note::<(), _>("read", Err("host buffer shorter than the view"));
+        let n = m.len();
+        if n == 0 || !self.host_io_allowed() {
             return;
-        };
+        }
+        let dst = &mut dst[..n];
         // The staging slot stays locked until the copy is queued.
         let mut s = self.scratch.lock();
         let from = if m.ld() == m.cols() || m.rows() == 1 {

@@ -11,7 +11,7 @@
 //! | `module.rs` | the kernel sources, NVRTC compilation per architecture (once per process), the loaded kernel table, launch geometry and `launch!` |
 //! | `blas.rs` | the cuBLAS handle (on the stream, own workspace) and the row-major GEMM |
 //! | `graph.rs` | recorded CUDA graphs: the cache per (shape, buffers) key, capture and replay |
-//! | `context.rs` | [`CudaBackend`]: device discovery ([`probe`]), start, error recording, the `Executor` side |
+//! | `context.rs` | [`CudaBackend`]: device discovery ([`probe`]), start, fault recording (device and shape errors), the `Executor` side |
 //! | `memory.rs` | [`CudaBuf`] and its graveyard, allocation and weight uploads, scratch slots, host copies |
 //! | `conv.rs` | conv weights, "same" and depthwise convs, transposed convs (`conv.cu`) |
 //! | `attention.rs` | relative-position attention (`attention.cu`) |
@@ -19,6 +19,11 @@
 //! | `elementwise.rs` | element-wise ops, gap zeroing, embedding, prior expansion (`elementwise.cu`) |
 //! | `spline.rs` | the inverse rational-quadratic spline (`spline.cu`) |
 //! | `mod.rs` | this map, and the `Backend` impl: each op hands over to its file |
+//!
+//! Every op checks its views with the shape rules shared with the CPU
+//! (`crate::backend::shape`, plus the kernels' `int` sizes) and does nothing
+//! on a violation; `Executor::check` then returns `BackendError::Shape`, as
+//! on the CPU. A failed CUDA call is a `BackendError::Device`.
 //!
 //! Tests: `tests/cuda.rs` compiles every kernel for sm_80 and sm_90 (in CI,
 //! with the PyPI NVRTC wheel); `tests/cuda_ops.rs` checks every op against its

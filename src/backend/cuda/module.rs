@@ -205,7 +205,8 @@ pub(super) struct View {
 // SAFETY: a plain `repr(C)` struct of integers, laid out as the C `View`.
 unsafe impl DeviceRepr for View {}
 
-/// The kernels' view of `m` (callers checked its sizes with `CudaBackend::fits`).
+/// The kernels' view of `m` (callers admitted its sizes with
+/// `CudaBackend::admit`, which checks that they fit an `int`).
 pub(super) fn view(m: Mat) -> View {
     View {
         off: m.off() as i64,
@@ -240,7 +241,7 @@ macro_rules! launch {
         // SAFETY: the arguments match the kernel's parameter list in number,
         // order and type (`float`=f32, `int`=i32, `long long`=i64, pointers =
         // u64 device addresses, `View`=View); every view lies inside its buffer
-        // (the model's shapes, asserted by the CPU twin's tests).
+        // (checked by `CudaBackend::admit` before the launch).
         let r = unsafe { b.launch($cfg) };
         $self.note(stringify!($f), r);
     }};

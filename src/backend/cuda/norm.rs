@@ -5,7 +5,7 @@
 use super::context::CudaBackend;
 use super::memory::CudaBuf;
 use super::module::{launch, reduce_block, view};
-use crate::backend::Mat;
+use crate::backend::{shape, Mat};
 use cudarc::driver::LaunchConfig;
 
 /// One block per column, `reduce_block(rows)` threads, a float of shared
@@ -30,9 +30,16 @@ impl CudaBackend {
         gamma: &CudaBuf,
         beta: &CudaBuf,
     ) {
+        if !self.admit(
+            "add_layer_norm",
+            &[(x.len(), xm), (r.len(), rm)],
+            shape::layer_norm(xm, Some(rm), (gamma.len(), beta.len())),
+        ) {
+            return;
+        }
         let cfg = per_column(xm);
         let (xv, rv, has_r, gelu) = (view(xm), view(rm), 1i32, 0i32);
-        if xm.cols() > 0 && self.fits("layer_norm", &[(x.len(), xm), (r.len(), rm)]) {
+        if xm.cols() > 0 {
             launch!(self, layer_norm, cfg, x.ptr, xv, r.ptr, rv, has_r, gamma.ptr, beta.ptr, gelu);
         }
     }
@@ -45,9 +52,16 @@ impl CudaBackend {
         gamma: &CudaBuf,
         beta: &CudaBuf,
     ) {
+        if !self.admit(
+            "layer_norm_gelu",
+            &[(x.len(), xm)],
+            shape::layer_norm(xm, None, (gamma.len(), beta.len())),
+        ) {
+            return;
+        }
         let cfg = per_column(xm);
         let (xv, has_r, gelu) = (view(xm), 0i32, 1i32);
-        if xm.cols() > 0 && self.fits("layer_norm", &[(x.len(), xm)]) {
+        if xm.cols() > 0 {
             launch!(self, layer_norm, cfg, x.ptr, xv, x.ptr, xv, has_r, gamma.ptr, beta.ptr, gelu);
         }
     }

@@ -5,7 +5,7 @@
 use super::context::CudaBackend;
 use super::memory::CudaBuf;
 use super::module::{launch, view};
-use crate::backend::Mat;
+use crate::backend::{shape, Mat};
 use cudarc::driver::LaunchConfig;
 
 /// The most bins the kernel holds (`VX_MAX_BINS` in `spline.cu`).
@@ -22,14 +22,19 @@ impl CudaBackend {
         bins: usize,
         wh_scale: f32,
     ) {
-        if zm.cols() == 0 || !self.fits("spline", &[(z.len(), zm), (theta.len(), thm)]) {
+        let kernel_bins = if bins <= MAX_BINS {
+            Ok(())
+        } else {
+            Err(format!("{bins} bins (the kernel supports 1..={MAX_BINS})"))
+        };
+        if !self.admit(
+            "spline_inverse",
+            &[(z.len(), zm), (theta.len(), thm)],
+            shape::spline(zm, thm, bins).and(kernel_bins),
+        ) {
             return;
         }
-        if bins == 0 || bins > MAX_BINS {
-            self.note::<(), _>(
-                "spline",
-                Err(format!("{bins} bins (the kernel supports 1..={MAX_BINS})")),
-            );
+        if zm.cols() == 0 {
             return;
         }
         let cfg = LaunchConfig {
