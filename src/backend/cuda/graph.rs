@@ -1,7 +1,7 @@
 //! Recorded CUDA graphs: the host-side bookkeeping of which (stage, shape,
 //! buffers) keys have a graph, which could not be recorded, and eviction
 //! ([`GraphCache`], generic over the graph type so the logic is tested
-//! without a GPU); and the recording itself ([`Graphs::run`]): replay, run
+//! without a GPU); and the recording itself (`Graphs::run`): replay, run
 //! eagerly, or capture the stream while the ops run and launch the capture.
 //!
 //! A key is everything a recording depends on: the stage, its shape bucket,
