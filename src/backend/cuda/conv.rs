@@ -32,9 +32,39 @@ pub struct CudaConvT {
     tf32: bool,
 }
 
+/// The GEMMs and kernels read exactly `want` floats of a weight (`None`: more
+/// than memory holds): a weight of any other size is refused before upload,
+/// never read out of bounds on the device.
+fn sized(what: &str, have: usize, want: Option<usize>) -> Result<(), BackendError> {
+    match want {
+        Some(n) if n == have => Ok(()),
+        Some(n) => Err(BackendError::Shape(format!(
+            "{what} of {have} floats where the layer's shape needs {n}"
+        ))),
+        None => Err(BackendError::Shape(format!(
+            "{what}: the layer's shape overflows memory"
+        ))),
+    }
+}
+
 impl CudaBackend {
     /// Upload a conv weight; its GEMMs on TF32 tensor cores when `tf32`.
+    ///
+    /// # Errors
+    /// [`BackendError::Shape`] for a kernel size of 0 or a weight or bias
+    /// whose length is not the shape's; allocation or device failure.
     pub(super) fn conv_weight(&self, c: &Conv, tf32: bool) -> Result<CudaConv, BackendError> {
+        if c.k == 0 {
+            return Err(BackendError::Shape("conv weight with kernel size 0".into()));
+        }
+        sized(
+            "conv weight",
+            c.w.len(),
+            c.cout.checked_mul(c.cin).and_then(|n| n.checked_mul(c.k)),
+        )?;
+        if let Some(b) = &c.b {
+            sized("conv bias", b.len(), Some(c.cout))?;
+        }
         let depthwise = c.cin == 1 && c.cout > 1;
         Ok(CudaConv {
             w: self.upload_f32(&c.w, "conv weight")?,
@@ -53,14 +83,25 @@ impl CudaBackend {
 
     /// Upload a transposed-conv weight as its stacked phases (kernel
     /// 2·stride only); TF32 in reduced precision.
+    ///
+    /// # Errors
+    /// [`BackendError::Device`] for a kernel other than 2·stride;
+    /// [`BackendError::Shape`] for a weight or bias whose length is not the
+    /// shape's; allocation or device failure.
     pub(super) fn conv_t_weight(&self, c: &ConvTranspose) -> Result<CudaConvT, BackendError> {
         let u = c.stride;
-        if u == 0 || c.k != 2 * u {
+        if u == 0 || Some(c.k) != u.checked_mul(2) {
             return Err(BackendError::Device(format!(
                 "transposed conv with kernel {} and stride {u}: only kernel = 2·stride is supported",
                 c.k
             )));
         }
+        sized(
+            "transposed conv weight",
+            c.w.len(),
+            c.cin.checked_mul(c.cout).and_then(|n| n.checked_mul(c.k)),
+        )?;
+        sized("transposed conv bias", c.b.len(), Some(c.cout))?;
         // Row r·cout + o: [W_{r+u}[o, :] for x[t−1] | W_r[o, :] for x[t]],
         // interleaved per input channel as im2col's rows (i·2 + j).
         let (cin, cout) = (c.cin, c.cout);
@@ -235,5 +276,20 @@ impl CudaBackend {
             co,
             li
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_of_the_wrong_size_are_refused() {
+        assert!(sized("w", 24, Some(24)).is_ok());
+        let e = sized("conv weight", 23, Some(24)).unwrap_err();
+        assert!(
+            matches!(&e, BackendError::Shape(m) if m.contains("23 floats") && m.contains("24"))
+        );
+        assert!(sized("w", 0, 4usize.checked_mul(usize::MAX)).is_err());
     }
 }
