@@ -1,13 +1,19 @@
-//! Host-side bookkeeping of recorded CUDA graphs: which (stage, shape,
-//! buffers) keys have a graph, which could not be recorded, and eviction.
-//! Generic over the graph type so the logic is tested without a GPU.
+//! Recorded CUDA graphs: the host-side bookkeeping of which (stage, shape,
+//! buffers) keys have a graph, which could not be recorded, and eviction
+//! ([`GraphCache`], generic over the graph type so the logic is tested
+//! without a GPU); and the recording itself (`Graphs::run`): replay, run
+//! eagerly, or capture the stream while the ops run and launch the capture.
 //!
 //! A key is everything a recording depends on: the stage, its shape bucket,
 //! the device addresses and capacities of every buffer the ops touch, and the
 //! generation of the backend's shared scratch (bumped whenever a scratch
 //! buffer is reallocated, so no graph replays on freed memory).
 
+use cudarc::driver::{sys, CudaGraph, CudaStream};
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What to do for a key.
 #[derive(Debug, PartialEq, Eq)]
@@ -134,7 +140,142 @@ impl<G> GraphCache<G> {
     }
 }
 
-/// Whether graphs are on: `VOXIDE_CUDA_GRAPHS` = `0`/`off`/`false` turns them off.
+/// Whether a recording is under way on the stream, and whether something
+/// broke it (a scratch buffer that had to grow, host data, a failed call):
+/// a broken recording is thrown away and its key runs eagerly from then on.
+#[derive(Default)]
+pub(super) struct Capture {
+    on: AtomicBool,
+    broken: AtomicBool,
+}
+
+impl Capture {
+    /// Whether a recording is under way.
+    pub(super) fn active(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    /// Mark the recording under way as broken.
+    pub(super) fn spoil(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+    }
+
+    fn start(&self) {
+        self.broken.store(false, Ordering::Relaxed);
+        self.on.store(true, Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.on.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the last recording broke (and forget it).
+    fn take_broken(&self) -> bool {
+        self.broken.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// A recorded graph; only touched under the cache's lock.
+pub(super) struct Graph(CudaGraph);
+// SAFETY: a CUDA graph may be used from any thread as long as calls on it are
+// serialised; `Graph`s live only inside `Mutex<GraphCache<Graph>>`.
+unsafe impl Send for Graph {}
+
+/// Records a failed CUDA call: `(what, error)`.
+pub(super) type Note<'a> = &'a dyn Fn(&str, &dyn std::fmt::Debug);
+
+/// The recorded graphs of one stream.
+pub(super) struct Graphs(Mutex<GraphCache<Graph>>);
+
+impl Graphs {
+    /// An empty cache of at most 256 graphs.
+    pub(super) fn new() -> Self {
+        Graphs(Mutex::new(GraphCache::new(256)))
+    }
+
+    /// `(recorded, replayed)` graph counts so far.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let g = self.0.lock();
+        (g.recorded, g.replays)
+    }
+
+    /// Run `f`, the ops of `key` under scratch `generation`, on `stream`:
+    /// launch its graph if one was recorded; else record it on its second
+    /// sighting (`capture` on while `f` runs) and launch the recording; else
+    /// (first sighting, or recording failed) run `f` eagerly. `note` records
+    /// a failed capture start or graph launch. The caller holds the device
+    /// lock.
+    pub(super) fn run(
+        &self,
+        stream: &Arc<CudaStream>,
+        capture: &Capture,
+        (generation, key): (u64, &[u64]),
+        f: &mut dyn FnMut(),
+        note: Note,
+    ) {
+        let full = GraphCache::<Graph>::key(generation, key);
+        let mut c = self.0.lock();
+        match c.plan(&full) {
+            Plan::Replay => {
+                if !replay(&mut c, &full, note) {
+                    f();
+                }
+                return;
+            }
+            Plan::Eager => {
+                f();
+                return;
+            }
+            Plan::Record => {}
+        }
+        let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
+        if let Err(e) = stream.begin_capture(mode) {
+            note("graph capture", &e);
+            c.insert(full, None);
+            f();
+            return;
+        }
+        capture.start();
+        f();
+        capture.stop();
+        let ended = stream.end_capture(sys::CUgraphInstantiate_flags(0));
+        let broken = capture.take_broken();
+        match ended {
+            Ok(Some(g)) if !broken => {
+                c.insert(full.clone(), Some(Graph(g)));
+                if !replay(&mut c, &full, note) {
+                    f();
+                }
+            }
+            _ => {
+                // Not recordable (a scratch buffer had to grow, host data, …):
+                // run it eagerly, now and for this key from now on.
+                c.insert(full, None);
+                f();
+            }
+        }
+    }
+}
+
+/// Launch the recorded graph of `key`; whether it was launched.
+fn replay(cache: &mut GraphCache<Graph>, key: &[u64], note: Note) -> bool {
+    let Some(launched) = cache.get(key).map(|g| g.0.launch()) else {
+        return false;
+    };
+    cache.replays += 1;
+    match launched {
+        Ok(()) => true,
+        Err(e) => {
+            note("graph launch", &e);
+            false
+        }
+    }
+}
+
+/// Whether a `VOXIDE_CUDA_GRAPHS` value leaves graphs on: `0`/`off`/`false`/
+/// `no` turns them off, anything else (or no value) leaves them on. The
+/// backend reads no environment: the engine's settings parse the variable
+/// with this and pass the result to `CudaBackend::with_options`.
 pub fn graphs_enabled(var: Option<&str>) -> bool {
     !matches!(
         var.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
@@ -192,6 +333,21 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c.plan(&GraphCache::<usize>::key(0, &[2])), Plan::Eager);
         assert_eq!(c.plan(&GraphCache::<usize>::key(1, &[1])), Plan::Replay);
+    }
+
+    #[test]
+    fn a_spoiled_recording_is_reported_once() {
+        let c = Capture::default();
+        assert!(!c.active());
+        c.start();
+        assert!(c.active());
+        c.spoil();
+        c.stop();
+        assert!(!c.active());
+        assert!(c.take_broken(), "the recording broke");
+        c.start();
+        c.stop();
+        assert!(!c.take_broken(), "a new recording starts whole");
     }
 
     #[test]

@@ -1,121 +1,191 @@
-//! The CUDA side of the backend: kernel sources, NVRTC compilation and device
-//! discovery, all through `cudarc` with dynamic loading (no CUDA needed to
-//! build or to run on the CPU).
+//! The CUDA backend: the model's ops on one NVIDIA GPU, through `cudarc` with
+//! dynamic loading (no CUDA needed to build or to run on the CPU). GEMMs
+//! (convs as im2col + GEMM, transposed convs as one stacked-phase GEMM,
+//! attention) go to cuBLAS; everything else to the NVRTC-compiled kernels of
+//! `kernels/*.cu`, each of which names its CPU twin.
 //!
-//! - `kernels/*.cu`: every non-GEMM op (element-wise, LayerNorm, im2col and
-//!   the conv epilogue, depthwise and transposed-conv interleave, relative
-//!   attention pieces, the spline inverse, index-based prior expansion), each
-//!   with its CPU twin named in its header; compiled with NVRTC at engine start
-//!   for the device's architecture, once per process.
-//! - [`CudaBackend`] (`device.rs`): the `Backend` trait on one stream; convs as
-//!   im2col + cuBLAS GEMM (TF32 tensor cores for the decoder in reduced
-//!   precision), attention as two GEMMs per head around the kernels.
-//! - `graph.rs`: recorded CUDA graphs of the flow and decoder per (shape,
-//!   arena) key, replayed afterwards; `VOXIDE_CUDA_GRAPHS=0` turns them off.
+//! The files, each building only on those above it:
+//!
+//! | File | Job |
+//! |---|---|
+//! | `module.rs` | the kernel sources, NVRTC compilation per architecture (once per process), the loaded kernel table, launch geometry and `launch!` |
+//! | `blas.rs` | the cuBLAS handle (on the stream, own workspace) and the row-major GEMM |
+//! | `graph.rs` | recorded CUDA graphs: the cache per (shape, buffers) key, capture and replay |
+//! | `context.rs` | [`CudaBackend`]: device discovery ([`probe`]), start, fault recording (device and shape errors), the `Executor` side |
+//! | `memory.rs` | [`CudaBuf`] and its graveyard, allocation and weight uploads, scratch slots, host copies |
+//! | `conv.rs` | conv weights, "same" and depthwise convs, transposed convs (`conv.cu`) |
+//! | `attention.rs` | relative-position attention (`attention.cu`) |
+//! | `norm.rs` | LayerNorm with a residual or GELU (`norm.cu`) |
+//! | `elementwise.rs` | element-wise ops, gap zeroing, embedding, prior expansion (`elementwise.cu`) |
+//! | `spline.rs` | the inverse rational-quadratic spline (`spline.cu`) |
+//! | `mod.rs` | this map, and the `Backend` impl: each op hands over to its file |
+//!
+//! Every op checks its views with the shape rules shared with the CPU
+//! (`crate::backend::shape`, plus the kernels' `int` sizes) and does nothing
+//! on a violation; `Executor::check` then returns `BackendError::Shape`, as
+//! on the CPU. A failed CUDA call is a `BackendError::Device`.
 //!
 //! Tests: `tests/cuda.rs` compiles every kernel for sm_80 and sm_90 (in CI,
 //! with the PyPI NVRTC wheel); `tests/cuda_ops.rs` checks every op against its
 //! CPU twin, the model against the CPU, and graph replay against eager
 //! launches on a GPU (skipped without one, required with `VOXIDE_REQUIRE_GPU=1`).
 
-mod device;
+mod attention;
+mod blas;
+mod context;
+mod conv;
+mod elementwise;
 pub mod graph;
+mod memory;
+mod module;
+mod norm;
+mod spline;
 
-pub use device::{arch_for, CudaBackend, CudaBuf, CudaConv, CudaConvT};
+pub use context::{probe, CudaBackend};
+pub use conv::{CudaConv, CudaConvT};
+pub use memory::CudaBuf;
+pub use module::{
+    arch_for, compile_all, kernel_names, kernel_source, nvrtc_available, KERNEL_FILES,
+};
 
+use super::{Backend, Conv, ConvTranspose, Mat, Out};
 use crate::error::BackendError;
 
-/// Shared definitions, prepended to every kernel file.
-const COMMON: &str = include_str!("kernels/common.cuh");
+impl Backend for CudaBackend {
+    type Buf = CudaBuf;
+    type Conv = CudaConv;
+    type ConvT = CudaConvT;
+    type Vector = CudaBuf;
 
-/// Every kernel file: `(name, source)`.
-pub const KERNEL_FILES: &[(&str, &str)] = &[
-    ("elementwise.cu", include_str!("kernels/elementwise.cu")),
-    ("norm.cu", include_str!("kernels/norm.cu")),
-    ("conv.cu", include_str!("kernels/conv.cu")),
-    ("attention.cu", include_str!("kernels/attention.cu")),
-    ("spline.cu", include_str!("kernels/spline.cu")),
-];
-
-/// The compilable text of a kernel file: the shared header inlined (NVRTC
-/// sees no file system).
-pub fn kernel_source(body: &str) -> String {
-    let common = COMMON.replace("#pragma once", "");
-    format!("{common}\n{}", body.replace("#include \"common.cuh\"", ""))
-}
-
-/// Names of the kernels (`VX_EXTERN` functions) a kernel file defines.
-pub fn kernel_names(file: &str) -> Vec<String> {
-    let Some((_, body)) = KERNEL_FILES.iter().find(|(n, _)| *n == file) else {
-        return Vec::new();
-    };
-    body.split("VX_EXTERN")
-        .skip(1)
-        .filter_map(|rest| {
-            let head = rest.split('(').next()?;
-            let name = head.split_whitespace().last()?;
-            name.starts_with("vx_").then(|| name.to_string())
-        })
-        .collect()
-}
-
-/// Whether the NVRTC library can be loaded (from the library path).
-pub fn nvrtc_available() -> bool {
-    // SAFETY: only tries to dlopen the library under its known names.
-    std::panic::catch_unwind(|| unsafe { cudarc::nvrtc::sys::is_culib_present() }).unwrap_or(false)
-}
-
-/// Compile every kernel file to PTX for a virtual architecture such as
-/// `compute_80` or `compute_90`.
-///
-/// # Errors
-/// [`BackendError::Device`] when NVRTC cannot be loaded, or with the compiler
-/// log of the first file that fails.
-pub fn compile_all(arch: &'static str) -> Result<Vec<(&'static str, String)>, BackendError> {
-    if !nvrtc_available() {
-        return Err(BackendError::Device(
-            "NVRTC (libnvrtc.so.12) not found on the library path".into(),
-        ));
+    fn alloc(&self, len: usize, what: &'static str) -> Result<CudaBuf, BackendError> {
+        self.alloc_buf(len, what)
     }
-    let mut out = Vec::new();
-    for (name, body) in KERNEL_FILES {
-        let opts = cudarc::nvrtc::CompileOptions {
-            arch: Some(arch),
-            name: Some((*name).to_string()),
-            options: vec!["--std=c++14".into()],
-            ..Default::default()
-        };
-        let src = kernel_source(body);
-        let ptx = std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx_with_opts(src, opts))
-            .map_err(|_| BackendError::Device(format!("NVRTC panicked compiling {name}")))?
-            .map_err(|e| {
-                BackendError::Device(format!("NVRTC failed on {name} for {arch}: {e:?}"))
-            })?;
-        out.push((*name, ptx.to_src()));
-    }
-    Ok(out)
-}
 
-/// Find CUDA device `ordinal`: its name, or why it is not usable (no driver
-/// library, no device, driver error).
-///
-/// # Errors
-/// [`BackendError::Device`] naming the cause.
-pub fn probe(ordinal: usize) -> Result<String, BackendError> {
-    // SAFETY: only tries to dlopen the driver library under its known names.
-    let present = std::panic::catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() })
-        .unwrap_or(false);
-    if !present {
-        return Err(BackendError::Device(
-            "no CUDA driver (libcuda.so.1 not found)".into(),
-        ));
+    fn write(&self, dst: &mut CudaBuf, m: Mat, src: &[f32]) {
+        self.write_view(dst, m, src);
     }
-    let ctx = std::panic::catch_unwind(|| cudarc::driver::CudaContext::new(ordinal))
-        .map_err(|_| BackendError::Device("the CUDA driver panicked at start".into()))?
-        .map_err(|e| BackendError::Device(format!("cuda:{ordinal} is not usable: {e:?}")))?;
-    ctx.name().map_err(|e| {
-        BackendError::Device(format!(
-            "cuda:{ordinal}: cannot read the device name: {e:?}"
-        ))
-    })
+
+    fn read(&self, src: &CudaBuf, m: Mat, dst: &mut [f32]) {
+        self.read_view(src, m, dst);
+    }
+
+    fn prepare_conv(&self, c: &Conv) -> Result<CudaConv, BackendError> {
+        self.conv_weight(c, false)
+    }
+
+    fn prepare_conv_lowp(&self, c: &Conv) -> Result<CudaConv, BackendError> {
+        self.conv_weight(c, self.tf32)
+    }
+
+    fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CudaConvT, BackendError> {
+        self.conv_t_weight(c)
+    }
+
+    fn prepare_vector(&self, v: &[f32]) -> Result<CudaBuf, BackendError> {
+        self.upload_f32(v, "weight vector")
+    }
+
+    fn embed(&self, table: &CudaBuf, ids: &[i64], scale: f32, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_embed(table, ids, scale, y, ym);
+    }
+
+    fn conv1d(&self, w: &CudaConv, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat, out: Out) {
+        self.enqueue_conv1d(w, x, xm, y, ym, out);
+    }
+
+    fn conv_transpose(&self, w: &CudaConvT, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_conv_transpose(w, x, xm, y, ym);
+    }
+
+    fn rel_attention(
+        &self,
+        qkv: &CudaBuf,
+        q: Mat,
+        k: Mat,
+        v: Mat,
+        rel_k: &CudaBuf,
+        rel_v: &CudaBuf,
+        heads: usize,
+        y: &mut CudaBuf,
+        ym: Mat,
+    ) {
+        self.enqueue_rel_attention(qkv, q, k, v, rel_k, rel_v, heads, y, ym);
+    }
+
+    fn add_layer_norm(
+        &self,
+        x: &mut CudaBuf,
+        xm: Mat,
+        r: &CudaBuf,
+        rm: Mat,
+        gamma: &CudaBuf,
+        beta: &CudaBuf,
+    ) {
+        self.enqueue_add_layer_norm(x, xm, r, rm, gamma, beta);
+    }
+
+    fn layer_norm_gelu(&self, x: &mut CudaBuf, xm: Mat, gamma: &CudaBuf, beta: &CudaBuf) {
+        self.enqueue_layer_norm_gelu(x, xm, gamma, beta);
+    }
+
+    fn axpy(&self, alpha: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_axpy(alpha, x, xm, y, ym);
+    }
+
+    fn scale(&self, alpha: f32, x: &mut CudaBuf, xm: Mat) {
+        self.enqueue_scale(alpha, x, xm);
+    }
+
+    fn copy(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_copy(x, xm, y, ym);
+    }
+
+    fn flip_rows(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_flip_rows(x, xm, y, ym);
+    }
+
+    fn gate_tanh_sigmoid(&self, a: &CudaBuf, am: Mat, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_gate(a, am, y, ym);
+    }
+
+    fn leaky_relu(&self, slope: f32, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
+        self.enqueue_leaky_relu(slope, x, xm, y, ym);
+    }
+
+    fn tanh(&self, x: &mut CudaBuf, xm: Mat) {
+        self.enqueue_tanh(x, xm);
+    }
+
+    fn spline_inverse(
+        &self,
+        z: &mut CudaBuf,
+        zm: Mat,
+        theta: &CudaBuf,
+        thm: Mat,
+        bins: usize,
+        wh_scale: f32,
+    ) {
+        self.enqueue_spline_inverse(z, zm, theta, thm, bins, wh_scale);
+    }
+
+    fn expand_prior(
+        &self,
+        ml: &CudaBuf,
+        mlm: Mat,
+        owner: &[u32],
+        noise: &[f32],
+        noise_scale: f32,
+        y: &mut CudaBuf,
+        ym: Mat,
+    ) {
+        self.enqueue_expand_prior(ml, mlm, owner, noise, noise_scale, y, ym);
+    }
+
+    fn zero_cols(&self, x: &mut CudaBuf, xm: Mat, ranges: &[(usize, usize)]) {
+        self.enqueue_zero_cols(x, xm, ranges);
+    }
+
+    fn buf_key(&self, b: &CudaBuf) -> u64 {
+        b.key()
+    }
 }
