@@ -81,7 +81,8 @@ pub trait Executor: Send + Sync + 'static {
     /// model calls this at the end of every stage.
     ///
     /// # Errors
-    /// [`BackendError::Device`] with the device's message.
+    /// [`BackendError::Device`] with the device's message;
+    /// [`BackendError::Shape`] when an op refused its views.
     fn check(&self) -> Result<(), BackendError> {
         Ok(())
     }

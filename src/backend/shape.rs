@@ -173,7 +173,10 @@ pub fn gate(am: Mat, ym: Mat) -> Result<(), String> {
 /// Which dimension disagrees.
 pub fn spline(zm: Mat, thm: Mat, bins: usize) -> Result<(), String> {
     rule(
-        zm.rows() == 1 && bins > 0 && thm.rows() == 3 * bins - 1 && thm.cols() == zm.cols(),
+        zm.rows() == 1
+            && bins > 0
+            && bins.checked_mul(3).map(|b| b - 1) == Some(thm.rows())
+            && thm.cols() == zm.cols(),
         || {
             format!(
                 "z {}×{} with θ {}×{} for {bins} bins",

@@ -2,10 +2,10 @@
 //! environment through [`Settings`], else defaults), and `build`, the one
 //! place that picks the backend.
 
+use super::handle::Engine;
 use super::options::Device;
 use super::runtime::{Runtime, Serve};
 use super::settings::Settings;
-use super::handle::Engine;
 use crate::backend::cpu::{CpuBackend, Isa};
 use crate::backend::cuda::CudaBackend;
 use crate::backend::Precision;

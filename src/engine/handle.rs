@@ -1,13 +1,13 @@
 //! [`Engine`]: the handle callers hold — cheap to clone, shared by every
 //! thread — over the engine's runtime and its admission control.
 
+use super::options::{Input, SpeakOptions};
+use super::permit::{Admission, Permit};
+use super::runtime::{Event, Serve};
 use crate::audio::{Audio, AudioSample, SampleRate};
 use crate::backend::Precision;
 use crate::error::{Error, Result};
 use crate::model::StageTimes;
-use super::options::{Input, SpeakOptions};
-use super::permit::{Admission, Permit};
-use super::runtime::{Event, Serve};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,7 +51,11 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub(super) fn new(runtime: Box<dyn Serve>, max_concurrent: usize, default_voice: String) -> Engine {
+    pub(super) fn new(
+        runtime: Box<dyn Serve>,
+        max_concurrent: usize,
+        default_voice: String,
+    ) -> Engine {
         Engine {
             shared: Arc::new(Shared {
                 runtime,

@@ -272,17 +272,6 @@ fn replay(cache: &mut GraphCache<Graph>, key: &[u64], note: Note) -> bool {
     }
 }
 
-/// Whether a `VOXIDE_CUDA_GRAPHS` value leaves graphs on: `0`/`off`/`false`/
-/// `no` turns them off, anything else (or no value) leaves them on. The
-/// backend reads no environment: the engine's settings parse the variable
-/// with this and pass the result to `CudaBackend::with_options`.
-pub fn graphs_enabled(var: Option<&str>) -> bool {
-    !matches!(
-        var.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
-        Some("0") | Some("off") | Some("false") | Some("no")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,13 +337,5 @@ mod tests {
         c.start();
         c.stop();
         assert!(!c.take_broken(), "a new recording starts whole");
-    }
-
-    #[test]
-    fn env_switch() {
-        assert!(graphs_enabled(None));
-        assert!(graphs_enabled(Some("1")));
-        assert!(!graphs_enabled(Some("0")));
-        assert!(!graphs_enabled(Some(" OFF ")));
     }
 }
