@@ -315,6 +315,171 @@ fn full_queue_pushes_back() {
     wait_idle(&s);
 }
 
+/// Run `f` on its own thread; fail (instead of blocking forever) when it has
+/// not returned within `limit`.
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, got) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match got.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung (no result in {limit:?})"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    }
+}
+
+#[test]
+fn blocked_submit_timeout_is_woken_when_room_appears() {
+    let opts = SchedulerOptions {
+        max_active: 1,
+        queue_depth: 1,
+        stream_depth: 1,
+        ..SchedulerOptions::default()
+    };
+    let s = Scheduler::start("t", opts).unwrap();
+    let (go, gate) = mpsc::channel();
+    let first = s
+        .submit(Count {
+            i: 0,
+            n: 1,
+            gate: Some(gate),
+        })
+        .unwrap();
+    while s.active() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let queued = s.try_submit(count(1)).unwrap();
+    assert!(matches!(
+        s.try_submit(count(1)),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A timeout far beyond the guard below: only a wake-up when the actor
+    // takes `queued` out of the queue lets it return in time.
+    let (done, got) = mpsc::channel();
+    let s2 = s.clone();
+    std::thread::spawn(move || {
+        let r = s2
+            .submit_timeout(count(2), Duration::from_secs(3600))
+            .map(|st| st.map(|r| r.unwrap()).collect::<Vec<_>>());
+        let _ = done.send(r);
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        got.try_recv().is_err(),
+        "submit_timeout returned while the queue was full"
+    );
+    go.send(()).unwrap();
+    let r = got
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a blocked submit_timeout was not woken when room appeared");
+    assert_eq!(r.unwrap(), vec![0, 1]);
+    for st in [first, queued] {
+        assert_eq!(st.map(|r| r.unwrap()).collect::<Vec<_>>(), vec![0]);
+    }
+    wait_idle(&s);
+}
+
+#[test]
+fn draining_full_streams_never_loses_a_wakeup() {
+    within(Duration::from_secs(120), "draining full streams", || {
+        for iter in 0..200usize {
+            // Tiny streams and fewer slots than callers: the actor keeps
+            // finding streams full and slots taken, and must be woken by the
+            // callers' takes and cancellations every time.
+            let opts = SchedulerOptions {
+                max_active: 2,
+                queue_depth: 1,
+                stream_depth: 1,
+                max_batch: 2,
+                ..SchedulerOptions::default()
+            };
+            let s = Scheduler::start("t", opts).unwrap();
+            std::thread::scope(|sc| {
+                for t in 0..4usize {
+                    let s = &s;
+                    sc.spawn(move || {
+                        let n = 10 + (iter * 3 + t) % 13;
+                        let mut st = s.submit(count(n)).unwrap();
+                        if t == 3 && iter % 2 == 0 {
+                            // Cancel mid-stream and submit again at once: the
+                            // freed slot must go to a queued request even when
+                            // both events reach the actor as one wake-up.
+                            assert_eq!(st.next().unwrap().unwrap(), 0);
+                            drop(st);
+                            let again = s.submit(count(3)).unwrap();
+                            let got: Vec<usize> = again.map(|r| r.unwrap()).collect();
+                            assert_eq!(got, vec![0, 1, 2], "iteration {iter}");
+                            return;
+                        }
+                        let mut got = Vec::with_capacity(n);
+                        for r in st {
+                            let k = r.unwrap();
+                            if (k + t) % 3 == 0 {
+                                std::thread::yield_now();
+                            }
+                            got.push(k);
+                        }
+                        assert_eq!(got, (0..n).collect::<Vec<_>>(), "iteration {iter}");
+                    });
+                }
+            });
+            wait_idle(&s);
+            assert_eq!(s.admitted(), if iter % 2 == 0 { 5 } else { 4 });
+        }
+    });
+}
+
+#[test]
+fn cancel_then_submit_on_one_slot_never_hangs() {
+    within(Duration::from_secs(120), "cancel then submit", || {
+        let opts = SchedulerOptions {
+            max_active: 1,
+            queue_depth: 4,
+            stream_depth: 1,
+            ..SchedulerOptions::default()
+        };
+        let s = Scheduler::start("t", opts).unwrap();
+        for iter in 0..200usize {
+            let mut st = s.submit(count(1_000_000)).unwrap();
+            assert_eq!(st.next().unwrap().unwrap(), 0);
+            drop(st);
+            let got: Vec<usize> = s.submit(count(2)).unwrap().map(|r| r.unwrap()).collect();
+            assert_eq!(got, vec![0, 1], "iteration {iter}");
+        }
+        wait_idle(&s);
+        assert_eq!(s.finished(), 400);
+    });
+}
+
+#[test]
+fn dropping_the_last_handle_lets_its_requests_finish() {
+    let s = Scheduler::start(
+        "t",
+        SchedulerOptions {
+            max_active: 1,
+            stream_depth: 1,
+            ..SchedulerOptions::default()
+        },
+    )
+    .unwrap();
+    let a = s.submit(count(50)).unwrap();
+    // Queued behind `a`: admitted only after the last handle is gone.
+    let b = s.submit(count(3)).unwrap();
+    drop(s);
+    let (got_a, got_b) = within(Duration::from_secs(60), "requests after the handle", || {
+        let got_a: Vec<usize> = a.map(|r| r.unwrap()).collect();
+        let got_b: Vec<usize> = b.map(|r| r.unwrap()).collect();
+        (got_a, got_b)
+    });
+    assert_eq!(got_a, (0..50).collect::<Vec<_>>());
+    assert_eq!(got_b, vec![0, 1, 2]);
+}
+
 fn engine(scheduler: bool) -> Engine {
     Engine::builder()
         .voice(common::voice_path())
