@@ -301,7 +301,7 @@ fn full_queue_pushes_back() {
     let q1 = s.try_submit(count(1)).unwrap();
     let q2 = s.try_submit(count(1)).unwrap();
     match s.try_submit(count(1)) {
-        Err(Error::InvalidArgument(m)) => assert!(m.contains("queue is full"), "{m}"),
+        Err(Error::Busy(m)) => assert!(m.contains("queue is full"), "{m}"),
         other => panic!("expected a full queue, got {:?}", other.map(|_| ())),
     }
     assert!(matches!(
@@ -354,10 +354,7 @@ fn blocked_submit_timeout_is_woken_when_room_appears() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let queued = s.try_submit(count(1)).unwrap();
-    assert!(matches!(
-        s.try_submit(count(1)),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(s.try_submit(count(1)), Err(Error::Busy(_))));
     // A timeout far beyond the guard below: only a wake-up when the actor
     // takes `queued` out of the queue lets it return in time.
     let (done, got) = mpsc::channel();

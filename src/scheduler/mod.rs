@@ -1,7 +1,7 @@
 //! The scheduler: one actor thread per device owns the device-side state of
 //! every active request. Requests arrive on a bounded queue (backpressure:
 //! a full queue blocks the caller, or fails with [`Error::Timeout`] /
-//! [`Error::InvalidArgument`] naming the queue depth). Each admitted request
+//! [`Error::Busy`] naming the queue depth). Each admitted request
 //! holds a slot [`State`] in the actor's arena and streams its results back
 //! through its own bounded [`Stream`]. Dropping the stream cancels the
 //! request: the actor frees the slot before its next step.
@@ -150,7 +150,7 @@ impl<J: Job> Scheduler<J> {
         let (tx, stream) = stream::channel(self.opts.stream_depth, self.bell.clone());
         match self.inlet.push(Submit { job, tx }, wait) {
             Ok(()) => Ok(stream),
-            Err(Refused::Full) => Err(Error::InvalidArgument(format!(
+            Err(Refused::Full) => Err(Error::Busy(format!(
                 "the scheduler queue is full ({} requests waiting)",
                 self.inlet.depth()
             ))),
@@ -170,7 +170,7 @@ impl<J: Job> Scheduler<J> {
     /// Queue a request without blocking.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the queue is full (naming its depth);
+    /// [`Error::Busy`] when the queue is full (naming its depth);
     /// [`Error::Device`] when the actor has stopped.
     pub fn try_submit(&self, job: J) -> Result<Stream<J::Item>> {
         self.push(job, Wait::No)
