@@ -93,7 +93,8 @@ suite_rust() {
     echo "   fuzz mutation: ${VOXIDE_FUZZ_SECONDS} s per target, seed ${VOXIDE_FUZZ_SEED:-(the fixed default of tests/fuzz_replay.rs)}"
     # Coverage-guided fuzzing: scripts/fuzz.sh TARGET MINUTES; full soak: scripts/soak.sh.
     local rc=0
-    cargo test --quiet 2>&1 | tee "$log" || rc=$?
+    # --no-fail-fast: every test binary runs, whatever failed before it.
+    cargo test --quiet --no-fail-fast 2>&1 | tee "$log" || rc=$?
     grep -o 'test result: .*' "$log" | awk '
         { for (i = 1; i <= NF; i++) if ($i ~ /^(passed|failed|ignored);$/) n[$i] += $(i - 1) }
         END { printf ":: %d passed, %d failed, %d ignored (soak_full: scripts/soak.sh)\n",
