@@ -5,7 +5,8 @@
 #
 #   scripts/run-examples.sh PREFIX VOICE OUTDIR
 # Env: VOXIDE_EXAMPLES_SKIP=go,csharp  skip examples whose toolchain is absent
-#      (by default a missing toolchain is a failure).
+#      (by default a missing toolchain is a failure); each skip is a
+#      "SKIP examples::NAME: why" line, appended to $VOXIDE_SKIP_LOG when set.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 usage="usage: scripts/run-examples.sh PREFIX VOICE OUTDIR"
@@ -56,7 +57,9 @@ run_example() {
     local name="$1" tool="$2"
     shift 2
     if [[ "$skip" == *",$name,"* ]]; then
-        echo "== $name: skipped (VOXIDE_EXAMPLES_SKIP)"
+        local line="SKIP examples::$name: VOXIDE_EXAMPLES_SKIP=${VOXIDE_EXAMPLES_SKIP}"
+        echo "== $line"
+        if [ -n "${VOXIDE_SKIP_LOG:-}" ]; then echo "$line" >> "$VOXIDE_SKIP_LOG"; fi
         skipped=$((skipped + 1))
         return
     fi

@@ -1,33 +1,158 @@
 #!/usr/bin/env bash
-# The whole test suite: voice, lint, header check, Rust tests (real voice,
-# optimized), then the C ABI: install into target/prefix, the C/C++ suites
-# under ASan/UBSan and valgrind, and the C, C++, Go, C# and Rust examples.
-#   VOXIDE_SKIP_C=1 scripts/test.sh   # Rust side only
+# The whole test suite: the README's test command, and what CI runs (.ci/run).
+#
+#   scripts/test.sh                               # every suite
+#   VOXIDE_SUITES="lint rust" scripts/test.sh     # only these suites
+#   VOXIDE_SKIP_C=1 scripts/test.sh               # without the c and examples suites
+#
+# Suites, in this order:
+#   lint      cargo fmt --check; cargo clippy --all-targets -D warnings
+#   header    include/voxide.h regenerated with the pinned cbindgen shows no diff
+#   rust      cargo test (real voice, opt-level 3): parity, properties, text
+#             (espeak included: VOXIDE_REQUIRE_ESPEAK=1), NVRTC kernel compiles
+#             (VOXIDE_REQUIRE_NVRTC=1), fuzz corpus replay + mutation
+#             (VOXIDE_FUZZ_SECONDS per target, default 5; VOXIDE_FUZZ_SEED,
+#             default the fixed seed of tests/fuzz_replay.rs), faults, soak_short
+#   c         the C library installed into target/prefix; the C and C++ suites
+#             under ASan/UBSan and under valgrind (scripts/test-c.sh)
+#   examples  the C, C++, Go, C# and Rust examples against target/prefix
+# To add a suite (e.g. the aarch64 build under qemu, the CUDA emulator): write
+# a function suite_NAME below, put NAME into ALL_SUITES, and its packages into
+# DEPS in scripts/setup-test-deps.sh.
+#
+# First scripts/setup-test-deps.sh makes sure the suites' packages and tools
+# are there: as root with apt-get it installs what is missing; otherwise it
+# prints the one command that installs it and this script stops. Then the
+# voice is fetched (scripts/fetch-voice.sh). Every suite runs even when an
+# earlier one failed; the exit status is 0 only when all passed.
+#
+# A test that cannot run here (no GPU, no AMX, ...) prints `SKIP <test>: <why>`
+# and appends it to $VOXIDE_SKIP_LOG (target/test-skips.log, emptied first);
+# the end of the run lists them with their count, then a summary of the suites.
+# On a machine where `nvidia-smi -L` lists a GPU, VOXIDE_REQUIRE_GPU=1 is set
+# (unless already set) so that the GPU tests run there instead of skipping.
+# shellcheck disable=SC2086,SC2329 # suite lists split into words; suite_* called by name
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 voice="$root/voices/en_US-joe-medium.onnx"
-bash scripts/fetch-voice.sh
-echo "== cargo fmt / clippy"
-cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
-echo "== header check"
-bash scripts/check-header.sh
-echo "== NVRTC for the CUDA kernel compile test (no GPU needed)"
-nvrtc_dir=$(bash scripts/fetch-nvrtc.sh)
-export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export VOXIDE_REQUIRE_NVRTC=1
-echo "== cargo test"
-# Includes the reliability suites: tests/fuzz_replay.rs (replays the fuzz seed
-# corpus fuzz/corpus/* and runs each fuzz target for VOXIDE_FUZZ_SECONDS of
-# structure-aware mutation), tests/faults.rs and tests/soak.rs (soak_short).
-# Coverage-guided runs: scripts/fuzz.sh TARGET MINUTES; full soak: scripts/soak.sh.
-export VOXIDE_FUZZ_SECONDS=${VOXIDE_FUZZ_SECONDS:-5}
-cargo test --quiet
-if [ "${VOXIDE_SKIP_C:-0}" != 1 ]; then
-  echo "== install + C ABI suites + examples"
-  cargo build --release --quiet
-  bash scripts/install.sh --prefix "$root/target/prefix" --no-build
-  bash scripts/test-c.sh "$root/target/prefix" "$voice"
-  bash scripts/run-examples.sh "$root/target/prefix" "$voice" "$root/target/examples-out"
+prefix="$root/target/prefix"
+logs="$root/target/test-logs"
+
+ALL_SUITES="lint header rust c examples"
+
+suites=${VOXIDE_SUITES:-$ALL_SUITES}
+if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
+    suites=$(printf '%s\n' $suites | { grep -vx -e c -e examples || true; } | xargs)
 fi
+for s in $suites; do
+    [[ " $ALL_SUITES " == *" $s "* ]] || { echo "test.sh: unknown suite '$s' (suites: $ALL_SUITES)" >&2; exit 2; }
+done
+[ -n "$suites" ] || { echo "test.sh: no suite selected" >&2; exit 2; }
+
+start=$SECONDS
+echo "== suites: $suites"
+env | grep '^VOXIDE_' | sort | sed 's/^/   env: /' || true
+
+echo "== setup"
+bash scripts/setup-test-deps.sh $suites
+bash scripts/fetch-voice.sh
+mkdir -p "$logs"
+export VOXIDE_SKIP_LOG="${VOXIDE_SKIP_LOG:-$root/target/test-skips.log}"
+: > "$VOXIDE_SKIP_LOG"
+if [ -z "${VOXIDE_REQUIRE_GPU:-}" ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    echo "   a GPU is present: VOXIDE_REQUIRE_GPU=1 (the GPU tests must run)"
+    export VOXIDE_REQUIRE_GPU=1
+fi
+
+# ---------------------------------------------------------------- suites
+# Each runs in a subshell with `set -e`; what it prints after "::" goes into
+# the summary.
+
+suite_lint() {
+    cargo fmt --all -- --check
+    cargo clippy --all-targets --quiet -- -D warnings
+}
+
+suite_header() {
+    local pinned
+    pinned=$(sed -n 's/^PINNED=//p' scripts/check-header.sh)
+    if [ -z "${CBINDGEN:-}" ] && [ "$(cbindgen --version 2>/dev/null | awk '{print $2}')" != "$pinned" ]; then
+        export CBINDGEN="$root/target/tools/bin/cbindgen" # from setup-test-deps.sh
+    fi
+    bash scripts/check-header.sh
+}
+
+suite_rust() {
+    local nvrtc_dir log="$logs/cargo-test.log"
+    nvrtc_dir=$(bash scripts/fetch-nvrtc.sh) # the CUDA kernel compile test (no GPU needed)
+    export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export VOXIDE_REQUIRE_NVRTC=1
+    export VOXIDE_REQUIRE_ESPEAK=1 # setup-test-deps.sh installed libespeak-ng1
+    export VOXIDE_FUZZ_SECONDS=${VOXIDE_FUZZ_SECONDS:-5}
+    echo "   fuzz mutation: ${VOXIDE_FUZZ_SECONDS} s per target, seed ${VOXIDE_FUZZ_SEED:-(the fixed default of tests/fuzz_replay.rs)}"
+    # Coverage-guided fuzzing: scripts/fuzz.sh TARGET MINUTES; full soak: scripts/soak.sh.
+    local rc=0
+    # --no-fail-fast: every test binary runs, whatever failed before it.
+    cargo test --quiet --no-fail-fast 2>&1 | tee "$log" || rc=$?
+    grep -o 'test result: .*' "$log" | awk '
+        { for (i = 1; i <= NF; i++) if ($i ~ /^(passed|failed|ignored);$/) n[$i] += $(i - 1) }
+        END { printf ":: %d passed, %d failed, %d ignored (soak_full: scripts/soak.sh)\n",
+                     n["passed;"], n["failed;"], n["ignored;"] }'
+    return "$rc"
+}
+
+# The release library installed into target/prefix (once per run).
+install_prefix() {
+    [ -e "$logs/.installed" ] && return
+    cargo build --release --quiet
+    bash scripts/install.sh --prefix "$prefix" --no-build
+    touch "$logs/.installed"
+}
+
+suite_c() {
+    install_prefix
+    local rc=0
+    bash scripts/test-c.sh "$prefix" "$voice" 2>&1 | tee "$logs/c.log" || rc=$?
+    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/c.log" | awk '{ p += $1; f += $3; n++ }
+        END { printf ":: %d passed, %d failed in %d runs (C ASan/UBSan, C++ ASan/UBSan, C valgrind)\n", p, f, n }'
+    return "$rc"
+}
+
+suite_examples() {
+    install_prefix
+    local rc=0
+    bash scripts/run-examples.sh "$prefix" "$voice" "$root/target/examples-out" 2>&1 |
+        tee "$logs/examples.log" || rc=$?
+    echo ":: $(grep '^examples: ' "$logs/examples.log" | tail -n 1)"
+    return "$rc"
+}
+
+# ---------------------------------------------------------------- run
+rm -f "$logs/.installed"
+summary=()
+failed=0
+for s in $suites; do
+    echo "== $s"
+    t0=$SECONDS
+    set +e
+    (set -e; "suite_$s") 2>&1 | tee "$logs/$s.out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    note=$(sed -n 's/^:: //p' "$logs/$s.out" | tail -n 1)
+    if [ "$rc" = 0 ]; then result=passed; else result=FAILED; failed=1; fi
+    summary+=("$(printf '  %-9s %-7s %5d s  %s' "$s" "$result" $((SECONDS - t0)) "$note")")
+done
+
+skips=$(sort -u "$VOXIDE_SKIP_LOG")
+nskips=$(printf '%s' "$skips" | grep -c . || true)
+echo
+echo "== skipped tests: $nskips"
+[ -z "$skips" ] || printf '%s\n' "$skips"
+echo "== summary ($((SECONDS - start)) s with setup; logs in target/test-logs)"
+printf '%s\n' "${summary[@]}"
+not_run=$(printf '%s\n' $ALL_SUITES | grep -vxF -f <(printf '%s\n' $suites) | xargs || true)
+[ -z "$not_run" ] || echo "  not run: $not_run"
+echo "  skipped: $nskips (listed above)"
+if [ "$failed" = 0 ]; then echo "== all suites passed"; else echo "== FAILED"; fi
+exit $failed

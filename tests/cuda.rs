@@ -1,17 +1,17 @@
 //! CUDA: every kernel compiles with NVRTC for sm_80 and sm_90 (no GPU needed:
 //! `scripts/fetch-nvrtc.sh` puts libnvrtc from the PyPI wheel on the library
 //! path; `VOXIDE_REQUIRE_NVRTC=1` turns a missing NVRTC into a failure, as in
-//! CI), and the device errors are clear. GPU tests skip with a printed reason
-//! without a GPU and fail with `VOXIDE_REQUIRE_GPU=1`.
+//! CI), and the device errors are clear. GPU tests skip without a GPU (a
+//! `SKIP` line, counted by `scripts/test.sh`) and fail with `VOXIDE_REQUIRE_GPU=1`.
 
 mod common;
 
+use common::required;
 use voxide::backend::cuda::{compile_all, nvrtc_available, probe, KERNEL_FILES};
 use voxide::{Device, Engine, Error};
 
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
+const NO_NVRTC: &str =
+    "NVRTC (libnvrtc.so.12) not found: scripts/fetch-nvrtc.sh + LD_LIBRARY_PATH=target/nvrtc/lib";
 
 #[test]
 fn nvrtc_compiles_every_kernel_for_sm80_and_sm90() {
@@ -20,8 +20,9 @@ fn nvrtc_compiles_every_kernel_for_sm80_and_sm90() {
             !required("VOXIDE_REQUIRE_NVRTC"),
             "VOXIDE_REQUIRE_NVRTC=1 but libnvrtc.so.12 is not on the library path (run scripts/fetch-nvrtc.sh)"
         );
-        eprintln!(
-            "skipped: NVRTC not found (scripts/fetch-nvrtc.sh + LD_LIBRARY_PATH=target/nvrtc/lib)"
+        common::skip(
+            "cuda::nvrtc_compiles_every_kernel_for_sm80_and_sm90",
+            NO_NVRTC,
         );
         return;
     }
@@ -55,7 +56,11 @@ fn nvrtc_compiles_every_kernel_for_sm80_and_sm90() {
 #[test]
 fn broken_kernel_source_is_a_clear_error() {
     if !nvrtc_available() {
-        eprintln!("skipped: NVRTC not found");
+        assert!(
+            !required("VOXIDE_REQUIRE_NVRTC"),
+            "VOXIDE_REQUIRE_NVRTC=1 but libnvrtc.so.12 is not on the library path (run scripts/fetch-nvrtc.sh)"
+        );
+        common::skip("cuda::broken_kernel_source_is_a_clear_error", NO_NVRTC);
         return;
     }
     let src = voxide::backend::cuda::kernel_source(
@@ -72,7 +77,10 @@ fn broken_kernel_source_is_a_clear_error() {
 fn cuda_without_a_gpu_is_a_clear_device_error() {
     let gpu = probe(0);
     if let Ok(name) = &gpu {
-        eprintln!("GPU present ({name}): the no-GPU error path is not reachable here");
+        common::skip(
+            "cuda::cuda_without_a_gpu_is_a_clear_device_error",
+            &format!("GPU present ({name}): the no-GPU error path is not reachable here"),
+        );
         return;
     }
     let e = Engine::builder()
@@ -103,7 +111,10 @@ fn gpu_end_to_end_parity_with_cpu() {
                 !required("VOXIDE_REQUIRE_GPU"),
                 "VOXIDE_REQUIRE_GPU=1 but no usable GPU: {e}"
             );
-            eprintln!("skipped: no usable GPU ({e})");
+            common::skip(
+                "cuda::gpu_end_to_end_parity_with_cpu",
+                &format!("no usable GPU ({e})"),
+            );
         }
         Ok(name) => {
             let gpu = Engine::builder()

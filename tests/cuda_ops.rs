@@ -1,6 +1,7 @@
 //! Every CUDA op against its CPU twin, the whole model on the GPU against the
 //! CPU, and graph replay against eager launches. Without a usable GPU each test
-//! prints why and passes; with `VOXIDE_REQUIRE_GPU=1` it fails instead.
+//! skips (a `SKIP` line, counted by `scripts/test.sh`); with
+//! `VOXIDE_REQUIRE_GPU=1` it fails instead.
 
 mod common;
 
@@ -12,19 +13,16 @@ use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::Voice;
 use voxide::Precision;
 
-fn required() -> bool {
-    std::env::var("VOXIDE_REQUIRE_GPU").is_ok_and(|v| v == "1")
-}
-
-fn gpu(precision: Precision, graphs: bool) -> Option<CudaBackend> {
+/// The CUDA backend, or `None` after recording `test` as skipped.
+fn gpu(test: &str, precision: Precision, graphs: bool) -> Option<CudaBackend> {
     match CudaBackend::with_options(0, precision, graphs) {
         Ok(b) => Some(b),
         Err(e) => {
             assert!(
-                !required(),
+                !common::required("VOXIDE_REQUIRE_GPU"),
                 "VOXIDE_REQUIRE_GPU=1 but the CUDA backend does not start: {e}"
             );
-            eprintln!("skipped: no usable GPU ({e})");
+            common::skip(test, &format!("no usable GPU ({e})"));
             None
         }
     }
@@ -182,7 +180,11 @@ fn run_ops<B: Backend>(be: &B) -> Vec<(&'static str, Vec<f32>)> {
 
 #[test]
 fn every_op_matches_its_cpu_twin() {
-    let Some(g) = gpu(Precision::F32, false) else {
+    let Some(g) = gpu(
+        "cuda_ops::every_op_matches_its_cpu_twin",
+        Precision::F32,
+        false,
+    ) else {
         return;
     };
     let cpu = CpuBackend::new(1).expect("cpu");
@@ -222,7 +224,11 @@ fn synth<B: Backend>(be: &B, voice: &Voice, ids: &[i64]) -> Vec<f32> {
 
 #[test]
 fn model_on_gpu_matches_cpu_and_graphs_match_eager() {
-    let Some(eager) = gpu(Precision::F32, false) else {
+    let Some(eager) = gpu(
+        "cuda_ops::model_on_gpu_matches_cpu_and_graphs_match_eager",
+        Precision::F32,
+        false,
+    ) else {
         return;
     };
     let voice = Voice::load(&common::voice_path(), None).expect("voice");
@@ -246,7 +252,8 @@ fn model_on_gpu_matches_cpu_and_graphs_match_eager() {
     eprintln!("GPU eager f32 vs CPU: SNR {snr:.1} dB");
     assert!(snr >= 50.0, "GPU f32 vs CPU SNR {snr:.1} dB");
 
-    let graphs = gpu(Precision::F32, true).expect("second context");
+    let graphs = CudaBackend::with_options(0, Precision::F32, true)
+        .unwrap_or_else(|e| panic!("second context: {e}"));
     let replayed = synth(&graphs, &voice, &ids);
     let (rec, rep) = graphs.graph_counts();
     eprintln!("graphs: {rec} recorded, {rep} replayed");
@@ -255,7 +262,8 @@ fn model_on_gpu_matches_cpu_and_graphs_match_eager() {
     eprintln!("graph replay vs eager: SNR {snr:.1} dB");
     assert_eq!(got, replayed, "graph replay differs from eager launches");
 
-    let low = gpu(Precision::Bf16, true).expect("third context");
+    let low = CudaBackend::with_options(0, Precision::Bf16, true)
+        .unwrap_or_else(|e| panic!("third context: {e}"));
     let reduced = synth(&low, &voice, &ids);
     let snr = common::snr_db(&want, &reduced);
     eprintln!("GPU TF32 vs CPU f32: SNR {snr:.1} dB");

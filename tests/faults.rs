@@ -208,7 +208,10 @@ fn absurd_sizes_are_errors_not_aborts() {
     // No cap: tens of billions of frames cannot be allocated -> OutOfMemory.
     let overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
     if overcommit.trim() == "1" {
-        eprintln!("skipping the allocation-failure half: vm.overcommit_memory=1 lets any allocation succeed");
+        common::skip(
+            "faults::absurd_sizes_are_errors_not_aborts (allocation-failure half)",
+            "vm.overcommit_memory=1 lets any allocation succeed",
+        );
     } else {
         let o = SpeakOptions::default()
             .input(Input::Ids)

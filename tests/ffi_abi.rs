@@ -1,6 +1,8 @@
 //! Rust-side tests of the C ABI: the extern "C" functions called directly.
 //! Panic boundary, NULL handling, status values, struct_size rules, layout.
-//! Tests that need the voice skip (with a message) when it is absent.
+//! Tests that need the voice skip (a `SKIP` line) when it is absent.
+
+mod common;
 
 use std::ffi::{c_char, CStr, CString};
 use std::mem::{offset_of, size_of};
@@ -14,7 +16,8 @@ fn last_error() -> String {
         .into_owned()
 }
 
-fn voice() -> Option<CString> {
+/// The voice for `test`, or `None` after recording `test` as skipped.
+fn voice(test: &str) -> Option<CString> {
     let p = std::env::var("VOXIDE_VOICE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -23,9 +26,9 @@ fn voice() -> Option<CString> {
     if p.exists() {
         Some(CString::new(p.to_str()?).ok()?)
     } else {
-        eprintln!(
-            "skipping: voice {} not found (scripts/fetch-voice.sh)",
-            p.display()
+        common::skip(
+            test,
+            &format!("voice {} not found (scripts/fetch-voice.sh)", p.display()),
         );
         None
     }
@@ -274,7 +277,9 @@ fn invalid_utf8_and_missing_files() {
 
 #[test]
 fn permit_is_consumed_on_error_paths() {
-    let Some(v) = voice() else { return };
+    let Some(v) = voice("ffi_abi::permit_is_consumed_on_error_paths") else {
+        return;
+    };
     unsafe {
         let e = engine(&v, 1);
         let mut a: *mut VoxideAudio = ptr::null_mut();

@@ -3,9 +3,14 @@
 //! target (the same target functions the AFL++ binaries in `fuzz/` drive).
 //!
 //! `VOXIDE_FUZZ_SECONDS` (default 3) sets the mutation time per target,
-//! `VOXIDE_FUZZ_SEED` the seed (default: from the clock, printed). A finding is
-//! written to `target/fuzz-findings/` and fails the test with its path; copy
-//! it into `fuzz/corpus/TARGET/` as a regression input once fixed.
+//! `VOXIDE_FUZZ_SEED` the seed: a number, default [`DEFAULT_SEED`] so that
+//! every plain `cargo test` tries the same inputs in the same order and a
+//! failure is reproducible; `VOXIDE_FUZZ_SEED=clock` picks one from the clock
+//! for exploration. The seed is printed. A finding is written to
+//! `target/fuzz-findings/` and fails the test with its path, the seed and the
+//! mutation's number (the same seed reaches it again once the run is at least
+//! that long); copy it into `fuzz/corpus/TARGET/` as a regression input once
+//! fixed.
 
 #[path = "../fuzz/src/lib.rs"]
 mod fuzz;
@@ -13,6 +18,24 @@ mod fuzz;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
+
+/// The mutation seed when `VOXIDE_FUZZ_SEED` is unset.
+const DEFAULT_SEED: u64 = 0x5eed_f022;
+
+/// `VOXIDE_FUZZ_SEED`: a number, `clock`, or unset ([`DEFAULT_SEED`]).
+fn seed() -> u64 {
+    match std::env::var("VOXIDE_FUZZ_SEED") {
+        Err(_) => DEFAULT_SEED,
+        Ok(s) if s.trim().is_empty() => DEFAULT_SEED,
+        Ok(s) if s.trim() == "clock" => SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("VOXIDE_FUZZ_SEED={s:?}: expected a number or \"clock\"")),
+    }
+}
 
 fn save_finding(target: &str, data: &[u8]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-findings");
@@ -45,14 +68,8 @@ fn replay_and_mutate(target: &str) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let seed: u64 = std::env::var("VOXIDE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = seed();
+    eprintln!("{target}: mutating with VOXIDE_FUZZ_SEED={seed} for {secs} s");
     let mut rng = fuzz::Rng::new(seed);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut execs = 0u64;
@@ -63,7 +80,7 @@ fn replay_and_mutate(target: &str) {
         run_one(
             target,
             &input,
-            &format!("mutation (VOXIDE_FUZZ_SEED={seed})"),
+            &format!("mutation {} (VOXIDE_FUZZ_SEED={seed})", execs + 1),
         );
         execs += 1;
         // Keep some mutants as new bases so mutations stack up.

@@ -47,7 +47,7 @@ fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
 fn bf16x3_matches_onnxruntime() {
     match CpuBackend::with_precision(2, Precision::Bf16x3) {
         Ok(be) => parity(be),
-        Err(e) => eprintln!("skipped: {e}"),
+        Err(e) => common::skip("parity::bf16x3_matches_onnxruntime", &e.to_string()),
     }
 }
 

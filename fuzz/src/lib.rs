@@ -100,7 +100,9 @@ pub fn voice_config(data: &[u8]) {
     }
 }
 
-/// Any text: the frontend returns sentences of phonemes or an error, never panics.
+/// Any text: the frontend returns sentences of phonemes or an error, never
+/// panics; each sentence fits in `MAX_SENTENCE_PHONEMES` code points and every
+/// symbol is in the real voice's phoneme map.
 pub fn text(data: &[u8]) {
     let s = String::from_utf8_lossy(data);
     match voxide::text::phonemize(&s) {
@@ -108,6 +110,17 @@ pub fn text(data: &[u8]) {
             for p in &sentences {
                 assert!(!p.trim().is_empty(), "empty sentence in {sentences:?}");
                 assert!(!p.contains('\n'), "a sentence holds a newline: {p:?}");
+                let n = p.chars().count();
+                assert!(
+                    n <= voxide::text::MAX_SENTENCE_PHONEMES,
+                    "a sentence of {n} code points: {p:?}"
+                );
+                let m = real_map().map.sentence_ids(p);
+                assert!(
+                    m.dropped.is_empty(),
+                    "{:?} not in the voice: {p:?}",
+                    m.dropped
+                );
             }
             if s.trim().is_empty() {
                 assert!(sentences.is_empty(), "whitespace gave {sentences:?}");

@@ -1,7 +1,51 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
+
+/// Where [`skip`] appends: `$VOXIDE_SKIP_LOG`, else `target/test-skips.log`
+/// in the crate. `scripts/test.sh` empties it before `cargo test` and prints
+/// its lines at the end.
+pub fn skip_log() -> PathBuf {
+    std::env::var_os("VOXIDE_SKIP_LOG")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-skips.log"))
+}
+
+/// A test (or a part of one, `test` then says which) did not run here:
+/// prints `SKIP <test>: <why>` to stderr and appends that line to
+/// [`skip_log`], so that a skip is never mistaken for a pass. Call it where
+/// the test returns early; tests whose condition CI must meet
+/// (`VOXIDE_REQUIRE_GPU=1`, `VOXIDE_REQUIRE_NVRTC=1`, `VOXIDE_REQUIRE_ESPEAK=1`)
+/// fail instead (see [`required`]).
+pub fn skip(test: &str, why: &str) {
+    // One line per skip, whatever the reason's text.
+    let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = format!("SKIP {test}: {why}");
+    eprintln!("{line}");
+    let path = skip_log();
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // Append mode and one write per line: tests running in parallel (and
+    // several test binaries) add lines without clobbering each other.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!("(skip log {} not written: {e})", path.display());
+    }
+}
+
+/// Whether the environment variable `var` is `1`: the test must run here,
+/// and a missing prerequisite is a failure rather than a skip.
+pub fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
 
 /// The default voice; tests need it (`scripts/fetch-voice.sh` puts it there).
 pub fn voice_path() -> PathBuf {
