@@ -37,15 +37,16 @@ fn options(c: &Value) -> SynthOptions {
     }
 }
 
+/// f32 on the kernels `VOXIDE_CPU_ISA` names (default auto).
 #[test]
 fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
-    parity(CpuBackend::new(2).unwrap());
+    parity(CpuBackend::with_options(2, Precision::F32, common::cpu_isa()).unwrap());
 }
 
 /// The f32-grade AMX kernels (where the CPU has them) keep f32 parity too.
 #[test]
 fn bf16x3_matches_onnxruntime() {
-    match CpuBackend::with_precision(2, Precision::Bf16x3) {
+    match CpuBackend::with_options(2, Precision::Bf16x3, common::cpu_isa()) {
         Ok(be) => parity(be),
         Err(e) => eprintln!("skipped: {e}"),
     }
