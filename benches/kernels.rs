@@ -1,9 +1,11 @@
 //! Conv kernel throughput on the shapes of a Piper medium voice, per
 //! arithmetic: `cargo bench --bench kernels` (GFLOP/s, one and all threads).
-//! `VOXIDE_CPU_KERNELS=gemm` measures the portable im2col + GEMM path.
+//! `VOXIDE_CPU_ISA=portable` (or the older `VOXIDE_CPU_KERNELS=gemm`)
+//! measures the portable im2col + GEMM path, `avx512` insists on the direct
+//! kernels.
 
 use std::time::Instant;
-use voxide::backend::cpu::CpuBackend;
+use voxide::backend::cpu::{CpuBackend, Isa};
 use voxide::backend::Conv;
 use voxide::backend::{Backend, Executor, Mat, Out, Precision};
 
@@ -25,7 +27,24 @@ fn conv(cout: usize, cin: usize, k: usize, dilation: usize) -> Conv {
     }
 }
 
+/// The kernels asked for in the environment (`auto` when unset).
+fn isa() -> Result<Isa, String> {
+    for var in ["VOXIDE_CPU_ISA", "VOXIDE_CPU_KERNELS"] {
+        if let Ok(s) = std::env::var(var) {
+            return Isa::parse(&s).map_err(|e| format!("{var}: {e}"));
+        }
+    }
+    Ok(Isa::Auto)
+}
+
 fn main() {
+    let isa = match isa() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     // (name, cout, cin, k, dilation, time steps)
     let shapes = [
         ("encoder ffn k3", 768, 192, 3, 1, 200),
@@ -44,7 +63,7 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for precision in [Precision::F32, Precision::Bf16x3, Precision::Bf16] {
         for th in [1, threads] {
-            let be = match CpuBackend::with_precision(th, precision) {
+            let be = match CpuBackend::with_options(th, precision, isa) {
                 Ok(b) => b,
                 Err(e) => {
                     println!("{}: skipped ({e})", precision.as_str());
@@ -70,7 +89,8 @@ fn main() {
                 });
                 let s = t0.elapsed().as_secs_f64() / reps as f64;
                 println!(
-                    "{:5} {}t {:18} {:8.3} ms {:7.1} GFLOP/s",
+                    "{:8} {:5} {}t {:18} {:8.3} ms {:7.1} GFLOP/s",
+                    be.isa().as_str(),
                     precision.as_str(),
                     th,
                     name,

@@ -21,8 +21,9 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let voice = Voice::load(&common::voice_path(), None).unwrap();
-        // The arithmetic engines get by default (bf16x3 on AMX CPUs).
-        let be = CpuBackend::with_precision(2, Precision::Auto).unwrap();
+        // The arithmetic engines get by default (bf16x3 on AMX CPUs), on
+        // the kernels `VOXIDE_CPU_ISA` names (default auto).
+        let be = CpuBackend::with_options(2, Precision::Auto, common::cpu_isa()).unwrap();
         let model = Vits::new(&be, &voice.weights).unwrap();
         Fixture { be, model }
     })

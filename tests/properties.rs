@@ -24,8 +24,9 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let voice = Voice::load(&common::voice_path(), None).unwrap();
-        // The arithmetic engines get by default (bf16x3 on AMX CPUs).
-        let be = CpuBackend::with_precision(2, Precision::Auto).unwrap();
+        // The arithmetic engines get by default (bf16x3 on AMX CPUs), on
+        // the kernels `VOXIDE_CPU_ISA` names (default auto).
+        let be = CpuBackend::with_options(2, Precision::Auto, common::cpu_isa()).unwrap();
         let model = Vits::new(&be, &voice.weights).unwrap();
         Fixture { voice, be, model }
     })
@@ -154,7 +155,7 @@ proptest! {
         });
         // Long inputs take the prefix path (the radius is 65 ids for Piper
         // voices) where the kernels compute each column alone; the portable
-        // gemm path (`VOXIDE_CPU_KERNELS=gemm`) always runs all ids.
+        // path (`VOXIDE_CPU_ISA=portable`) always runs all ids.
         let exact = f.be.columns_exact();
         prop_assert!(partial || ids.len() < 200 || !exact, "{} ids ran whole", ids.len());
         let k = head.0.len();

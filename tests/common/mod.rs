@@ -88,3 +88,15 @@ pub fn snr_db(want: &[f32], got: &[f32]) -> f64 {
     }
     10.0 * (sig / err).log10()
 }
+
+/// The CPU kernels the model tests run: `VOXIDE_CPU_ISA` (`auto`, `avx512`,
+/// `portable`), else the older `VOXIDE_CPU_KERNELS` (`gemm`: portable),
+/// else `auto`. The library reads no such variable; tests pass it on.
+pub fn cpu_isa() -> voxide::backend::cpu::Isa {
+    for var in ["VOXIDE_CPU_ISA", "VOXIDE_CPU_KERNELS"] {
+        if let Ok(s) = std::env::var(var) {
+            return voxide::backend::cpu::Isa::parse(&s).unwrap_or_else(|e| panic!("{var}: {e}"));
+        }
+    }
+    voxide::backend::cpu::Isa::Auto
+}

@@ -1,19 +1,31 @@
-//! Relative-position multi-head attention (VITS text encoder).
+//! Relative-position multi-head attention (VITS text encoder): heads over
+//! the threads, each head's two products on the `gemm` crate or (x86-64
+//! with AMX) on the bf16x3 tile kernels.
 
-use super::conv::SendPtr;
-use super::direct::{self, Arith};
-use super::elementwise::fast_exp;
 use super::gemm::{gemm, Operand};
+use super::math::fast_exp;
+use super::par::SendPtr;
+#[cfg(target_arch = "x86_64")]
+use super::x86::{attention as x86_attention, direct, Arith};
 use crate::backend::Mat;
+
+/// Where each head's two products (logits, values) run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Products {
+    /// The `gemm` crate in f32.
+    Gemm,
+    /// The bf16x3 AMX tile kernels (the backend checked the CPU has them).
+    #[cfg(target_arch = "x86_64")]
+    Amx,
+}
 
 /// `rel_k`/`rel_v` are `[2w+1, d]` tables shared by all heads; row `r + w` is
 /// the offset `r = key − query`. Outside the window the relative term is 0.
-/// `amx`: the two products of each head on the bf16x3 tile kernels (the
-/// backend checked the CPU has them).
+/// The backend checked the views and tables ([`crate::backend::shape::attention`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rel_attention(
     threads: usize,
-    amx: bool,
+    products: Products,
     qkv: &[f32],
     q: Mat,
     k: Mat,
@@ -42,10 +54,14 @@ pub(crate) fn rel_attention(
             v.sub_rows(h * d, (h + 1) * d),
             ym.sub_rows(h * d, (h + 1) * d),
         );
-        if amx {
-            amx_head(threads, &mut s, qkv, [qh, kh, vh], rel_k, rel_v, y, yh);
-            HEAD.with(|h| *h.borrow_mut() = s);
-            return;
+        match products {
+            Products::Gemm => {}
+            #[cfg(target_arch = "x86_64")]
+            Products::Amx => {
+                amx_head(threads, &mut s, qkv, [qh, kh, vh], rel_k, rel_v, y, yh);
+                HEAD.with(|h| *h.borrow_mut() = s);
+                return;
+            }
         }
         let Scratch {
             logits, rel, band, ..
@@ -150,6 +166,7 @@ pub(crate) fn rel_attention(
 /// columns), scaled plus the relative-key band, softmax down each column,
 /// then `y_h = V·Pᵀ` and the relative-value band. `[qh, kh, vh]`: the
 /// head's rows of q, k, v; `yh` its rows of y.
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn amx_head(
     threads: usize,
@@ -180,14 +197,16 @@ fn amx_head(
     let (logits, rel, wt) = (&mut logits[..t * t], &mut rel[..t * nr], &mut wt[..t * d]);
     // Kᵀ: row j = key j.
     // SAFETY: AVX-512 is present wherever the AMX kernels are.
-    unsafe { transpose(&qkv[kh.off()..], kh.ld(), d, t, wt) };
+    unsafe { x86_attention::transpose(&qkv[kh.off()..], kh.ld(), d, t, wt) };
     let lm = Mat::new(t, t);
     // SAFETY: the backend runs this path only where the AMX kernels exist;
     // views and lengths as the direct kernels require (kk = d rows of qh).
     unsafe { direct::matmul(threads, Arith::Bf16x3, wt, t, d, qkv, qh, logits, lm) };
     rel_logits(qkv, qh, rel_k, nr, scale, rel);
     // SAFETY: as above.
-    unsafe { softmax_columns(logits, t, scale, rel, nr, &mut mx[..t], &mut sum[..t]) };
+    unsafe {
+        x86_attention::softmax_columns(logits, t, scale, rel, nr, &mut mx[..t], &mut sum[..t])
+    };
     // V: [d, t] rows contiguous.
     for c in 0..d {
         wt[c * t..(c + 1) * t]
@@ -264,66 +283,6 @@ fn add_rel_values(
     }
 }
 
-/// `dst[j·rows + c] = src[c·ld + j]` for `c < rows`, `j < cols`, in
-/// 16×16 blocks (both sides stay in cache).
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn transpose(src: &[f32], ld: usize, rows: usize, cols: usize, dst: &mut [f32]) {
-    const B: usize = 16;
-    for c0 in (0..rows).step_by(B) {
-        for j0 in (0..cols).step_by(B) {
-            for c in c0..(c0 + B).min(rows) {
-                let r = &src[c * ld..];
-                for j in j0..(j0 + B).min(cols) {
-                    dst[j * rows + c] = r[j];
-                }
-            }
-        }
-    }
-}
-
-/// Softmax down every column of `l` (`t × t`, keys as rows) of
-/// `scale·l + rel-band`: the band adds `rel[i, j − i + w]` where
-/// `|j − i| ≤ w`. Row passes, so the loops vectorize over the columns.
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn softmax_columns(
-    l: &mut [f32],
-    t: usize,
-    scale: f32,
-    rel: &[f32],
-    nr: usize,
-    mx: &mut [f32],
-    sum: &mut [f32],
-) {
-    let w = nr / 2;
-    mx.fill(f32::NEG_INFINITY);
-    for (j, row) in l.chunks_exact_mut(t).enumerate() {
-        for v in row.iter_mut() {
-            *v *= scale;
-        }
-        for i in j.saturating_sub(w)..(j + w + 1).min(t) {
-            row[i] += rel[i * nr + j + w - i];
-        }
-        for (m, &v) in mx.iter_mut().zip(row.iter()) {
-            *m = if v > *m { v } else { *m };
-        }
-    }
-    sum.fill(0.0);
-    for row in l.chunks_exact_mut(t) {
-        for ((v, &m), s) in row.iter_mut().zip(mx.iter()).zip(sum.iter_mut()) {
-            *v = fast_exp(*v - m);
-            *s += *v;
-        }
-    }
-    for s in sum.iter_mut() {
-        *s = 1.0 / *s;
-    }
-    for row in l.chunks_exact_mut(t) {
-        for (v, &inv) in row.iter_mut().zip(sum.iter()) {
-            *v *= inv;
-        }
-    }
-}
-
 /// Reduce `x` with `f` in 16 interleaved lanes (so it vectorizes: a single
 /// running value is one long dependency chain), then the lanes in order.
 #[inline(always)]
@@ -348,7 +307,9 @@ struct Scratch {
     rel: Vec<f32>,
     band: Vec<f32>,
     /// Tile path: Kᵀ or V for packing, per-column max and sum.
+    #[cfg(target_arch = "x86_64")]
     wt: Vec<f32>,
+    #[cfg(target_arch = "x86_64")]
     cols: [Vec<f32>; 2],
 }
 

@@ -1,15 +1,24 @@
-//! Convolutions as shifted GEMMs (one per tap) and polyphase transposed convs.
+//! Convolutions: "same"-padded 1-D convs as im2col + `gemm` over column
+//! tiles, depthwise convs tap by tap, polyphase transposed convs. On x86-64
+//! a weight packed for the direct AVX-512 / AMX kernels (`x86/`) runs there.
 
-use super::direct::{self, Arith, Packed, PackedT};
-use super::elementwise::{rows, rows_mut};
 use super::gemm::{gemm, Operand};
-use crate::backend::{Conv, ConvTranspose};
-use crate::backend::{Mat, Out};
+use super::par::{rows, rows_mut, SendPtr};
+#[cfg(target_arch = "x86_64")]
+use super::x86::{
+    direct,
+    pack::{Packed, PackedT},
+    Arith,
+};
+use crate::backend::{shape, Conv, ConvTranspose, Mat, Out};
 
-/// A conv weight: packed for the direct AVX-512 kernels where the CPU has them,
-/// else `[cout, cin·k]` (its file layout) as the lhs of im2col GEMMs.
+/// A conv weight: `[cout, cin·k]` (its file layout) as the lhs of im2col
+/// GEMMs, or on x86-64 packed for the direct kernels.
 pub struct CpuConv {
+    /// The portable layout (empty when packed).
     pub(crate) im2col: Vec<f32>,
+    /// Packed for the direct kernels (never for a depthwise conv).
+    #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<Packed>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
@@ -19,21 +28,12 @@ pub struct CpuConv {
 }
 
 impl CpuConv {
-    /// `kernels`: `Some(precision)` packs for the direct kernels (the caller
-    /// checked the CPU supports them); depthwise convs keep the plain layout.
-    pub(crate) fn new(c: &Conv, kernels: Option<Arith>) -> Self {
-        let depthwise = c.cin == 1 && c.cout > 1;
-        let direct = match kernels {
-            Some(p) if !depthwise => Some(Packed::new(p, &c.w, c.cout, c.cin, c.k)),
-            _ => None,
-        };
+    /// For the portable im2col + GEMM path.
+    pub(crate) fn portable(c: &Conv) -> Self {
         CpuConv {
-            im2col: if direct.is_some() {
-                Vec::new()
-            } else {
-                c.w.clone()
-            },
-            direct,
+            im2col: c.w.clone(),
+            #[cfg(target_arch = "x86_64")]
+            direct: None,
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
             cin: c.cin,
@@ -41,11 +41,92 @@ impl CpuConv {
             dilation: c.dilation,
         }
     }
+
+    /// Packed for the direct kernels in arithmetic `a` (the backend checked
+    /// the CPU runs them); a depthwise conv keeps the portable layout.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn packed(c: &Conv, a: Arith) -> Self {
+        if c.cin == 1 && c.cout > 1 {
+            return CpuConv::portable(c);
+        }
+        CpuConv {
+            im2col: Vec::new(),
+            direct: Some(Packed::new(a, &c.w, c.cout, c.cin, c.k)),
+            bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
+            cout: c.cout,
+            cin: c.cin,
+            k: c.k,
+            dilation: c.dilation,
+        }
+    }
+
+    /// Whether `xm` (with `xm.rows()` = this conv's outputs) is the input of
+    /// this weight used depthwise: one input channel per output channel.
+    pub(crate) fn depthwise_for(&self, xm: Mat) -> bool {
+        self.cin == 1 && self.cout > 1 && xm.rows() == self.cout
+    }
 }
 
-/// A transposed conv weight per phase: `taps[j]` is `[cout, cin]` for kernel tap j.
+/// Whether `c`'s arrays hold its shape (the kernels read them by it).
+///
+/// # Errors
+/// What disagrees.
+pub(crate) fn check_conv(c: &Conv) -> Result<(), String> {
+    let n = c.cout.checked_mul(c.cin).and_then(|n| n.checked_mul(c.k));
+    let ok = c.cout > 0
+        && c.cin > 0
+        && c.k > 0
+        && c.dilation > 0
+        && n == Some(c.w.len())
+        && c.b.as_ref().is_none_or(|b| b.len() == c.cout);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "conv weight of {} floats, bias of {:?}, for cout {} cin {} k {} dilation {}",
+            c.w.len(),
+            c.b.as_ref().map(Vec::len),
+            c.cout,
+            c.cin,
+            c.k,
+            c.dilation
+        ))
+    }
+}
+
+/// Whether `c`'s arrays hold its shape, with kernel `2·stride` (the
+/// polyphase layout).
+///
+/// # Errors
+/// What disagrees.
+pub(crate) fn check_conv_t(c: &ConvTranspose) -> Result<(), String> {
+    let n = c.cin.checked_mul(c.cout).and_then(|n| n.checked_mul(c.k));
+    let ok = c.cin > 0
+        && c.cout > 0
+        && c.stride > 0
+        && Some(c.k) == c.stride.checked_mul(2)
+        && n == Some(c.w.len())
+        && c.b.len() == c.cout;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "transposed conv weight of {} floats, bias of {}, for cin {} cout {} k {} stride {} (k must be 2·stride)",
+            c.w.len(),
+            c.b.len(),
+            c.cin,
+            c.cout,
+            c.k,
+            c.stride
+        ))
+    }
+}
+
+/// A transposed conv weight per phase: `taps[j]` is `[cout, cin]` for
+/// kernel tap j, or on x86-64 packed for the direct kernels.
 pub struct CpuConvT {
     pub(crate) taps: Vec<f32>,
+    #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<PackedT>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
@@ -54,18 +135,8 @@ pub struct CpuConvT {
 }
 
 impl CpuConvT {
-    /// `kernels` as in [`CpuConv::new`].
-    pub(crate) fn new(c: &ConvTranspose, kernels: Option<Arith>) -> Self {
-        if let Some(p) = kernels {
-            return CpuConvT {
-                taps: Vec::new(),
-                direct: Some(PackedT::new(p, &c.w, &c.b, c.cin, c.cout, c.stride)),
-                bias: c.b.clone(),
-                cout: c.cout,
-                cin: c.cin,
-                stride: c.stride,
-            };
-        }
+    /// For the portable GEMM path.
+    pub(crate) fn portable(c: &ConvTranspose) -> Self {
         let mut taps = vec![0.0; c.w.len()];
         for i in 0..c.cin {
             for o in 0..c.cout {
@@ -76,7 +147,21 @@ impl CpuConvT {
         }
         CpuConvT {
             taps,
+            #[cfg(target_arch = "x86_64")]
             direct: None,
+            bias: c.b.clone(),
+            cout: c.cout,
+            cin: c.cin,
+            stride: c.stride,
+        }
+    }
+
+    /// Packed for the direct kernels, as [`CpuConv::packed`].
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn packed(c: &ConvTranspose, a: Arith) -> Self {
+        CpuConvT {
+            taps: Vec::new(),
+            direct: Some(PackedT::new(a, &c.w, &c.b, c.cin, c.cout, c.stride)),
             bias: c.b.clone(),
             cout: c.cout,
             cin: c.cin,
@@ -100,20 +185,6 @@ fn add_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
     }
 }
 
-/// A raw pointer that may cross threads: parallel items (conv tiles,
-/// attention heads) write disjoint parts of one output.
-#[derive(Clone, Copy)]
-pub(crate) struct SendPtr(pub(crate) *mut f32);
-// SAFETY: used only to write disjoint column ranges from different tiles.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    pub(crate) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Column tile so that an im2col tile stays around 256 KiB (L2-sized).
 fn tile_cols(rows: usize, cols: usize, threads: usize) -> usize {
     let by_cache = (64 * 1024 / rows.max(1)).clamp(64, 4096);
@@ -122,9 +193,44 @@ fn tile_cols(rows: usize, cols: usize, threads: usize) -> usize {
     by_cache.min(by_threads).max(16)
 }
 
-/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` when the weight
-/// has direct kernels (the activation applied as the input is staged);
-/// `false` (nothing done) otherwise.
+/// Whether both views lie in their buffers and `rule` holds: checked again
+/// in front of the unsafe direct kernels (the backend checked it first).
+#[cfg(target_arch = "x86_64")]
+fn x86_views_ok(x: &[f32], xm: Mat, y: &[f32], ym: Mat, rule: Result<(), String>) -> bool {
+    xm.fits(x.len()) && ym.fits(y.len()) && rule.is_ok()
+}
+
+/// `y (op)= conv(x) + b`, "same" padding; depthwise when the weight has one
+/// input channel and `x` one row per output. The backend checked the views
+/// ([`shape::conv1d`]).
+pub(crate) fn conv1d(
+    threads: usize,
+    w: &CpuConv,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = &w.direct {
+        direct_conv(threads, w, p, x, xm, None, y, ym, out);
+        return;
+    }
+    let depthwise_w = w.depthwise_for(xm);
+    debug_assert!(shape::conv1d(w.cin, w.cout, depthwise_w, xm, ym).is_ok());
+    let pad = w.dilation * (w.k - 1) / 2;
+    if depthwise_w {
+        depthwise(threads, w, x, xm, y, ym, out, pad);
+        return;
+    }
+    im2col(threads, w, x, xm, y, ym, out, pad);
+}
+
+/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` where the weight
+/// is packed for the direct kernels (the activation applied as the input
+/// is staged); `false` (nothing done) otherwise. Views as [`conv1d`].
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv1d_lrelu(
     threads: usize,
@@ -136,11 +242,17 @@ pub(crate) fn conv1d_lrelu(
     ym: Mat,
     out: Out,
 ) -> bool {
-    conv1d_act(threads, w, x, xm, Some(slope), y, ym, out)
+    let Some(p) = &w.direct else {
+        return false;
+    };
+    direct_conv(threads, w, p, x, xm, Some(slope), y, ym, out);
+    true
 }
 
 /// `y += conv(LeakyReLU_slope(y))` in place with the direct kernels; `false`
-/// (nothing done) where the weight has none.
+/// (nothing done) where the weight is not packed for them. `ym` as both
+/// views of [`conv1d`] (so `cin == cout`).
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn conv1d_lrelu_add_inplace(
     threads: usize,
     w: &CpuConv,
@@ -151,64 +263,62 @@ pub(crate) fn conv1d_lrelu_add_inplace(
     let Some(p) = &w.direct else {
         return false;
     };
-    assert_eq!((ym.rows(), ym.rows()), (w.cin, w.cout), "conv1d rows");
-    assert!(ym.end() <= y.len());
-    // SAFETY: as in conv1d_lrelu; input and output are the same view.
+    assert!(
+        x86_views_ok(y, ym, y, ym, shape::conv1d(w.cin, w.cout, false, ym, ym)),
+        "conv1d view {ym:?} for a {}→{} conv",
+        w.cin,
+        w.cout
+    );
+    // SAFETY: packed only where the CPU has the kernels (checked when the
+    // weight was prepared); bounds and shapes checked just above.
     unsafe {
         direct::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym);
     }
     true
 }
 
-pub(crate) fn conv1d(
-    threads: usize,
-    w: &CpuConv,
-    x: &[f32],
-    xm: Mat,
-    y: &mut [f32],
-    ym: Mat,
-    out: Out,
-) {
-    conv1d_act(threads, w, x, xm, None, y, ym, out);
-}
-
-/// [`conv1d`] of `x`, or of `LeakyReLU_slope(x)` with `act = Some(slope)`:
-/// the activation only on the direct kernels (`false`, nothing done, on the
-/// other paths).
+/// [`conv1d`] (of `LeakyReLU_slope(x)` with `act = Some(slope)`) on the
+/// direct kernels.
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn conv1d_act(
+fn direct_conv(
     threads: usize,
     w: &CpuConv,
+    p: &Packed,
     x: &[f32],
     xm: Mat,
     act: Option<f32>,
     y: &mut [f32],
     ym: Mat,
     out: Out,
-) -> bool {
-    assert_eq!(xm.cols(), ym.cols(), "conv1d keeps the length");
-    assert_eq!(ym.rows(), w.cout, "conv1d output rows");
-    assert!(xm.end() <= x.len() && ym.end() <= y.len());
-    let pad = w.dilation * (w.k - 1) / 2;
-    let depthwise_w = w.cin == 1 && xm.rows() == w.cout && w.cout > 1;
-    if !depthwise_w {
-        assert_eq!(xm.rows(), w.cin, "conv1d input rows");
-    }
-    match (&w.direct, act) {
-        (Some(p), _) if !depthwise_w => {
-            // SAFETY: the pack exists only where the CPU has the kernels
-            // (checked when the weight was prepared); bounds and shapes were
-            // asserted above.
-            unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
-            return true;
-        }
-        (_, Some(_)) => return false,
-        _ => {}
-    }
-    if depthwise_w {
-        depthwise(threads, w, x, xm, y, ym, out, pad);
-        return true;
-    }
+) {
+    // The kernels are unsafe: no view reaches them unchecked, even from a
+    // caller that skipped the backend's check.
+    assert!(
+        x86_views_ok(x, xm, y, ym, shape::conv1d(w.cin, w.cout, false, xm, ym)),
+        "conv1d views {xm:?} / {ym:?} for a {}→{} conv",
+        w.cin,
+        w.cout
+    );
+    // SAFETY: packed only where the CPU has the kernels (checked when the
+    // weight was prepared); bounds and shapes checked just above.
+    unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
+}
+
+/// The portable conv: per column tile, `y_tile += W[cout, cin·k] ·
+/// cols[cin·k, n]` with the im2col columns built in a per-thread buffer
+/// (`x` itself for `k = 1`).
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    threads: usize,
+    w: &CpuConv,
+    x: &[f32],
+    xm: Mat,
+    y: &mut [f32],
+    ym: Mat,
+    out: Out,
+    pad: usize,
+) {
     let t = xm.cols();
     let kk = w.cin * w.k;
     let tile = tile_cols(kk, t, threads);
@@ -220,7 +330,8 @@ fn conv1d_act(
         let c1 = (c0 + tile).min(t);
         let n = c1 - c0;
         // SAFETY: each tile touches only columns c0..c1 of the rows of ym,
-        // which no other tile touches; bounds were checked above.
+        // which no other tile touches; every access below is index-checked
+        // against the whole of y (the gemm wrapper checks its operands).
         let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
         let ytile = ym.sub_cols(c0, c1);
         match out {
@@ -292,7 +403,6 @@ fn conv1d_act(
     } else {
         (0..n_tiles).for_each(run_tile);
     }
-    true
 }
 
 thread_local! {
@@ -363,6 +473,7 @@ thread_local! {
 
 /// Polyphase transposed conv: with `q = n + u/2`, `t = q / u`, `r = q % u`,
 /// `y[:, n] = b + W_r · x[:, t] + W_{r+u} · x[:, t−1]` (terms outside x dropped).
+/// The backend checked the views ([`shape::conv_transpose`]).
 pub(crate) fn conv_transpose(
     threads: usize,
     w: &CpuConvT,
@@ -371,19 +482,29 @@ pub(crate) fn conv_transpose(
     y: &mut [f32],
     ym: Mat,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = &w.direct {
+        // The kernels are unsafe: no view reaches them unchecked, even
+        // from a caller that skipped the backend's check.
+        assert!(
+            x86_views_ok(
+                x,
+                xm,
+                y,
+                ym,
+                shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym)
+            ),
+            "conv_transpose views {xm:?} / {ym:?}"
+        );
+        // SAFETY: packed only where the CPU has the kernels; bounds and
+        // shapes checked just above.
+        unsafe { direct::conv_transpose(threads, p, x, xm, y, ym) };
+        return;
+    }
+    debug_assert!(shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym).is_ok());
     let u = w.stride;
     let l = xm.cols();
-    assert_eq!(ym.cols(), u * l, "conv_transpose output length");
-    assert_eq!(
-        (xm.rows(), ym.rows()),
-        (w.cin, w.cout),
-        "conv_transpose channels"
-    );
-    assert!(xm.end() <= x.len() && ym.end() <= y.len());
-    if let Some(p) = &w.direct {
-        // SAFETY: packed only where the CPU has the kernels; bounds and
-        // shapes asserted above.
-        unsafe { direct::conv_transpose(threads, p, x, xm, y, ym) };
+    if l == 0 {
         return;
     }
     fill_bias(y, ym, &w.bias);
@@ -396,7 +517,7 @@ pub(crate) fn conv_transpose(
         let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
         // Output columns n = t·u + r − u/2 for t in [t_lo, t_hi].
         let (t_lo, t_hi) = if r >= half { (0, l - 1) } else { (1, l) };
-        if l == 0 || t_hi < t_lo {
+        if t_hi < t_lo {
             return;
         }
         let d = |t_first: usize| Operand {

@@ -1,46 +1,61 @@
-//! The CPU backend: the reference implementation of every op. GEMMs go to the
-//! `gemm` crate (runtime SIMD dispatch); threads come from a private rayon pool.
+//! The CPU backend: the reference implementation of every op, on a private
+//! rayon pool. Convs and the attention's products run on the direct AVX-512
+//! / AMX kernels (`x86/`) on x86-64 CPUs that have them, else on the
+//! portable path: im2col + the `gemm` crate (runtime SIMD dispatch). The ops
+//! live in files named like their CUDA twins; this file picks the kernels
+//! ([`Isa`], [`Precision`]) and checks every op's views before it runs.
 
-mod amx;
 mod attention;
 mod conv;
-mod direct;
 mod elementwise;
 mod gemm;
+mod math;
+mod norm;
+mod par;
+mod spline;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use conv::{CpuConv, CpuConvT};
-pub(crate) use elementwise::rqs_inverse;
 
 use super::{shape, Backend, Conv, ConvTranspose, Executor, Mat, Out, Precision};
 use crate::error::BackendError;
-use direct::Arith;
-use elementwise::{rows, rows_mut};
+use attention::Products;
+#[cfg(target_arch = "x86_64")]
+use x86::Arith;
 
-/// A family of CPU kernels.
+/// The instruction set of the CPU backend's convs and products.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Isa {
-    /// The best family this CPU runs.
+    /// [`Isa::Avx512`] where the CPU has it, else [`Isa::Portable`].
     #[default]
     Auto,
-    /// The direct AVX-512 kernels (and AMX tiles for bf16x3).
+    /// The direct AVX-512 kernels (x86-64 CPUs with AVX-512F and
+    /// AVX-512BW; [`Precision::Bf16x3`] also needs AMX tiles,
+    /// [`Precision::Bf16`] AVX-512 BF16). Every output column is summed in
+    /// the same order whatever the view, so chunked and batched runs equal
+    /// whole ones bit for bit.
     Avx512,
-    /// The portable im2col + GEMM path (every CPU; f32 only).
+    /// im2col + the `gemm` crate on any CPU, f32 only. Its blocking depends
+    /// on the problem size, so chunked runs equal whole ones only to
+    /// rounding.
     Portable,
 }
 
 impl Isa {
-    /// Parse `auto`, `avx512` or `portable` (`gemm` is an old name of `portable`).
+    /// Parse `auto` / `avx512` / `portable` (or `gemm`, the old name of the
+    /// portable path).
     ///
     /// # Errors
     /// A message naming the accepted values.
     pub fn parse(s: &str) -> Result<Isa, String> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "auto" | "" => Ok(Isa::Auto),
-            "avx512" => Ok(Isa::Avx512),
+            "auto" => Ok(Isa::Auto),
+            "avx512" | "avx-512" => Ok(Isa::Avx512),
             "portable" | "gemm" => Ok(Isa::Portable),
             other => Err(format!(
-                "unknown CPU kernel family '{other}' (expected auto, avx512 or portable)"
+                "unknown CPU kernels '{other}' (expected auto, avx512 or portable)"
             )),
         }
     }
@@ -55,25 +70,35 @@ impl Isa {
     }
 }
 
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// CPU backend with its own thread pool.
 pub struct CpuBackend {
     threads: usize,
     pool: rayon::ThreadPool,
-    /// Conv kernels: `Some(a)` direct AVX-512 kernels in arithmetic `a`, `None` im2col + `gemm`.
-    kernels: Option<Arith>,
+    /// `Some(a)`: the direct kernels in arithmetic `a`; `None`: the
+    /// portable path.
+    #[cfg(target_arch = "x86_64")]
+    direct: Option<Arith>,
 }
 
 impl std::fmt::Debug for CpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuBackend")
             .field("threads", &self.threads)
-            .field("kernels", &self.kernels)
+            .field("isa", &self.isa())
+            .field("precision", &self.precision())
             .finish()
     }
 }
 
 impl CpuBackend {
-    /// A backend using `threads` threads (0: all cores), f32 arithmetic.
+    /// A backend using `threads` threads (0: all cores), f32 arithmetic,
+    /// the best kernels of this CPU.
     ///
     /// # Errors
     /// [`BackendError::Device`] if the thread pool cannot be started.
@@ -81,8 +106,7 @@ impl CpuBackend {
         Self::with_precision(threads, Precision::F32)
     }
 
-    /// A backend with the given conv arithmetic and the best kernels the CPU
-    /// runs ([`Isa::Auto`]).
+    /// [`CpuBackend::with_options`] with [`Isa::Auto`].
     ///
     /// # Errors
     /// As [`CpuBackend::with_options`].
@@ -90,50 +114,25 @@ impl CpuBackend {
         Self::with_options(threads, precision, Isa::Auto)
     }
 
-    /// A backend with the given conv arithmetic and kernel family. Convs use
-    /// the direct AVX-512 kernels when the CPU has them and `isa` allows;
-    /// [`Isa::Portable`] forces the portable im2col + GEMM path (f32 only).
+    /// A backend of `threads` threads (0: all cores) running `precision`
+    /// ([`Precision::Auto`]: bf16x3 on CPUs with AMX tiles, else f32) on
+    /// the kernels `isa`.
     ///
     /// # Errors
-    /// [`BackendError::Device`] if the thread pool cannot be started, for
-    /// [`Isa::Avx512`] on a CPU without it, or for a precision the chosen
-    /// kernels cannot run ([`Precision::Bf16`] without AVX-512 BF16,
-    /// [`Precision::Bf16x3`] without AMX).
+    /// [`BackendError::Device`], naming the cause, for [`Isa::Avx512`] on a
+    /// CPU (or build) without AVX-512, for [`Precision::Bf16`] without
+    /// AVX-512 BF16 or [`Precision::Bf16x3`] without AMX (both need the
+    /// AVX-512 kernels: the portable path runs f32 only), or if the
+    /// thread pool cannot be started.
     pub fn with_options(
         threads: usize,
         precision: Precision,
         isa: Isa,
     ) -> Result<Self, BackendError> {
-        let portable = match isa {
-            Isa::Portable => true,
-            Isa::Auto => false,
-            Isa::Avx512 if direct::has_avx512() => false,
-            Isa::Avx512 => {
-                return Err(BackendError::Device(
-                    "the avx512 kernels need a CPU with AVX-512 F and BW; use auto or portable"
-                        .into(),
-                ))
-            }
-        };
-        let kernels = match precision {
-            Precision::Auto if !portable && amx::available() => Some(Arith::Bf16x3),
-            Precision::F32 | Precision::Auto if !portable && direct::has_avx512() => {
-                Some(Arith::F32)
-            }
-            Precision::F32 | Precision::Auto => None,
-            Precision::Bf16 if !portable && direct::has_bf16() => Some(Arith::Bf16),
-            Precision::Bf16 => {
-                return Err(BackendError::Device(
-                    "bf16 precision needs a CPU with AVX-512 BF16 (and the portable kernels not forced); use f32".into(),
-                ))
-            }
-            Precision::Bf16x3 if !portable && amx::available() => Some(Arith::Bf16x3),
-            Precision::Bf16x3 => {
-                return Err(BackendError::Device(
-                    "bf16x3 precision needs a CPU with AMX-BF16 tiles and an OS that enables them (and the portable kernels not forced); use f32".into(),
-                ))
-            }
-        };
+        #[cfg(target_arch = "x86_64")]
+        let direct = direct_arith(precision, isa)?;
+        #[cfg(not(target_arch = "x86_64"))]
+        portable_only(precision, isa)?;
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -147,53 +146,92 @@ impl CpuBackend {
         Ok(CpuBackend {
             threads,
             pool,
-            kernels,
+            #[cfg(target_arch = "x86_64")]
+            direct,
         })
+    }
+
+    /// The kernels this backend runs ([`Isa::Auto`] resolved):
+    /// [`Isa::Avx512`] or [`Isa::Portable`].
+    pub fn isa(&self) -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if self.direct.is_some() {
+            return Isa::Avx512;
+        }
+        Isa::Portable
     }
 
     /// Whether convs run on the direct AVX-512 kernels (whose output columns
     /// do not depend on the view: batched and chunked runs are bit-identical
     /// to whole ones), rather than the portable im2col + GEMM path.
     pub fn direct_kernels(&self) -> bool {
-        self.kernels.is_some()
+        self.isa() == Isa::Avx512
     }
 
-    /// Run `f` on every item, split over the pool's threads when the op is big.
-    fn par_each<T: Send>(&self, items: Vec<T>, work: usize, f: impl Fn(T) + Sync + Send) {
-        if self.threads > 1 && work >= PAR_MIN_ELEMS && items.len() > 1 {
-            use rayon::prelude::*;
-            items.into_par_iter().for_each(f);
-        } else {
-            items.into_iter().for_each(f);
+    /// Where the attention's products run.
+    fn products(&self) -> Products {
+        #[cfg(target_arch = "x86_64")]
+        if self.direct == Some(Arith::Bf16x3) {
+            return Products::Amx;
         }
-    }
-
-    /// `f(y_row, x_row)` for every row pair.
-    fn zip_rows(
-        &self,
-        y: &mut [f32],
-        ym: Mat,
-        x: &[f32],
-        xm: Mat,
-        f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
-    ) {
-        let items: Vec<(&mut [f32], &[f32])> = rows_mut(y, ym).zip(rows(x, xm)).collect();
-        self.par_each(items, ym.rows() * ym.cols(), |(a, b)| f(a, b));
+        Products::Gemm
     }
 }
 
-/// Element-wise ops smaller than this run on one thread.
-const PAR_MIN_ELEMS: usize = 1 << 15;
+/// The direct kernels' arithmetic for `precision` on `isa` (`None`: the
+/// portable path).
+#[cfg(target_arch = "x86_64")]
+fn direct_arith(precision: Precision, isa: Isa) -> Result<Option<Arith>, BackendError> {
+    let has = x86::has_avx512();
+    let why_not = match isa {
+        Isa::Avx512 if !has => {
+            return Err(BackendError::Device(
+                "the avx512 CPU kernels need AVX-512F and AVX-512BW, which this CPU lacks; use auto or portable".into(),
+            ))
+        }
+        Isa::Portable => "the CPU kernels are set to portable",
+        _ if !has => "this CPU has no AVX-512 (F and BW)",
+        _ => "",
+    };
+    if !why_not.is_empty() {
+        return portable_precision(precision, why_not).map(|()| None);
+    }
+    let err = |what: &str| {
+        Err(BackendError::Device(format!(
+            "{precision} precision needs {what}, which this CPU lacks; use f32"
+        )))
+    };
+    match precision {
+        Precision::Auto if x86::has_amx() => Ok(Some(Arith::Bf16x3)),
+        Precision::Auto | Precision::F32 => Ok(Some(Arith::F32)),
+        Precision::Bf16 if x86::has_bf16() => Ok(Some(Arith::Bf16)),
+        Precision::Bf16 => err("AVX-512 BF16"),
+        Precision::Bf16x3 if x86::has_amx() => Ok(Some(Arith::Bf16x3)),
+        Precision::Bf16x3 => err("AMX-BF16 tiles and an OS that enables them"),
+    }
+}
 
-fn try_zeroed(len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
-    let mut v: Vec<f32> = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| BackendError::OutOfMemory {
-            bytes: len.saturating_mul(4),
-            what,
-        })?;
-    v.resize(len, 0.0);
-    Ok(v)
+/// Builds for other architectures run the portable path only.
+#[cfg(not(target_arch = "x86_64"))]
+fn portable_only(precision: Precision, isa: Isa) -> Result<(), BackendError> {
+    if isa == Isa::Avx512 {
+        return Err(BackendError::Device(format!(
+            "the avx512 CPU kernels exist only on x86-64, and this build is for {}; use auto or portable",
+            std::env::consts::ARCH
+        )));
+    }
+    portable_precision(precision, "this build has only the portable kernels")
+}
+
+/// The portable path runs f32: `Ok` for f32 (and auto, which resolves to
+/// it there); else an error saying `why_not` the AVX-512 kernels run.
+fn portable_precision(precision: Precision, why_not: &str) -> Result<(), BackendError> {
+    match precision {
+        Precision::Auto | Precision::F32 => Ok(()),
+        p => Err(BackendError::Device(format!(
+            "{p} precision needs the AVX-512 CPU kernels, and {why_not}; use f32"
+        ))),
+    }
 }
 
 impl Executor for CpuBackend {
@@ -202,15 +240,17 @@ impl Executor for CpuBackend {
     }
 
     fn columns_exact(&self) -> bool {
-        self.kernels.is_some()
+        self.direct_kernels()
     }
 
     fn precision(&self) -> Precision {
-        match self.kernels {
-            None | Some(Arith::F32) => Precision::F32,
-            Some(Arith::Bf16) => Precision::Bf16,
-            Some(Arith::Bf16x3) => Precision::Bf16x3,
+        #[cfg(target_arch = "x86_64")]
+        match self.direct {
+            Some(Arith::Bf16) => return Precision::Bf16,
+            Some(Arith::Bf16x3) => return Precision::Bf16x3,
+            Some(Arith::F32) | None => {}
         }
+        Precision::F32
     }
 
     fn threads(&self) -> usize {
@@ -251,6 +291,23 @@ impl CpuBackend {
             }
         }
     }
+
+    /// [`Backend::conv1d`]'s check (`depthwise` as [`CpuConv::depthwise_for`]).
+    fn admit_conv(&self, op: &str, w: &CpuConv, x: (usize, Mat), y: (usize, Mat)) -> bool {
+        let rule = shape::conv1d(w.cin, w.cout, w.depthwise_for(x.1), x.1, y.1);
+        self.admit(op, &[x, y], rule)
+    }
+}
+
+fn try_zeroed(len: usize, what: &'static str) -> Result<Vec<f32>, BackendError> {
+    let mut v: Vec<f32> = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| BackendError::OutOfMemory {
+            bytes: len.saturating_mul(4),
+            what,
+        })?;
+    v.resize(len, 0.0);
+    Ok(v)
 }
 
 impl Backend for CpuBackend {
@@ -264,41 +321,47 @@ impl Backend for CpuBackend {
     }
 
     fn write(&self, dst: &mut Vec<f32>, m: Mat, src: &[f32]) {
-        if !self.admit("write", &[(dst.len(), m)], shape::host(m, src.len())) {
-            return;
-        }
-        for (r, s) in rows_mut(dst, m).zip(src.chunks(m.cols().max(1))) {
-            r.copy_from_slice(s);
+        if self.admit("write", &[(dst.len(), m)], shape::host(m, src.len())) {
+            elementwise::write(dst, m, src);
         }
     }
 
     fn read(&self, src: &Vec<f32>, m: Mat, dst: &mut [f32]) {
-        if !self.admit("read", &[(src.len(), m)], shape::host(m, dst.len())) {
-            return;
-        }
-        for (r, d) in rows(src, m).zip(dst.chunks_mut(m.cols().max(1))) {
-            d.copy_from_slice(r);
+        if self.admit("read", &[(src.len(), m)], shape::host(m, dst.len())) {
+            elementwise::read(src, m, dst);
         }
     }
 
     fn prepare_conv(&self, c: &Conv) -> Result<CpuConv, BackendError> {
+        conv::check_conv(c).map_err(BackendError::Shape)?;
         // Full precision (or f32-grade bf16x3) outside the stages that opted
         // in to bf16.
-        let p = self.kernels.map(|p| match p {
-            Arith::Bf16 => Arith::F32,
-            p => p,
-        });
-        Ok(CpuConv::new(c, p))
+        #[cfg(target_arch = "x86_64")]
+        if let Some(a) = self.direct {
+            let a = if a == Arith::Bf16 { Arith::F32 } else { a };
+            return Ok(CpuConv::packed(c, a));
+        }
+        Ok(CpuConv::portable(c))
     }
 
     fn prepare_conv_lowp(&self, c: &Conv) -> Result<CpuConv, BackendError> {
-        Ok(CpuConv::new(c, self.kernels))
+        conv::check_conv(c).map_err(BackendError::Shape)?;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(a) = self.direct {
+            return Ok(CpuConv::packed(c, a));
+        }
+        Ok(CpuConv::portable(c))
     }
 
     fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CpuConvT, BackendError> {
+        conv::check_conv_t(c).map_err(BackendError::Shape)?;
         // Transposed convs exist only in the decoder, which takes the
         // reduced precision when one was asked for.
-        Ok(CpuConvT::new(c, self.kernels))
+        #[cfg(target_arch = "x86_64")]
+        if let Some(a) = self.direct {
+            return Ok(CpuConvT::packed(c, a));
+        }
+        Ok(CpuConvT::portable(c))
     }
 
     fn prepare_vector(&self, v: &[f32]) -> Result<Vec<f32>, BackendError> {
@@ -306,32 +369,19 @@ impl Backend for CpuBackend {
     }
 
     fn embed(&self, table: &Vec<f32>, ids: &[i64], scale: f32, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit(
+        if self.admit(
             "embed",
             &[(y.len(), ym)],
             shape::embed(table.len(), ids, ym),
         ) {
-            return;
-        }
-        let h = ym.rows();
-        for (t, &id) in ids.iter().enumerate().take(ym.cols()) {
-            let row = &table[id as usize * h..(id as usize + 1) * h];
-            for (c, &v) in row.iter().enumerate() {
-                y[ym.off() + c * ym.ld() + t] = v * scale;
-            }
+            elementwise::embed(table, ids, scale, y, ym);
         }
     }
 
     fn conv1d(&self, w: &CpuConv, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat, out: Out) {
-        let dw = w.cin == 1 && w.cout > 1 && xm.rows() == w.cout;
-        if !self.admit(
-            "conv1d",
-            &[(x.len(), xm), (y.len(), ym)],
-            shape::conv1d(w.cin, w.cout, dw, xm, ym),
-        ) {
-            return;
+        if self.admit_conv("conv1d", w, (x.len(), xm), (y.len(), ym)) {
+            conv::conv1d(self.threads, w, x, xm, y, ym, out);
         }
-        conv::conv1d(self.threads, w, x, xm, y, ym, out);
     }
 
     fn conv1d_lrelu(
@@ -346,8 +396,13 @@ impl Backend for CpuBackend {
         ym: Mat,
         out: Out,
     ) {
-        // Fused where there are no gaps to zero between activation and conv.
-        if gaps.is_empty() && conv::conv1d_lrelu(self.threads, w, slope, x, xm, y, ym, out) {
+        // Fused on the direct kernels where there are no gaps to zero
+        // between activation and conv.
+        #[cfg(target_arch = "x86_64")]
+        if gaps.is_empty() && w.direct.is_some() {
+            if self.admit_conv("conv1d_lrelu", w, (x.len(), xm), (y.len(), ym)) {
+                conv::conv1d_lrelu(self.threads, w, slope, x, xm, y, ym, out);
+            }
             return;
         }
         super::lrelu_conv(self, w, slope, x, xm, tmp, gaps, y, ym, out);
@@ -362,21 +417,25 @@ impl Backend for CpuBackend {
         tmp: &mut Vec<f32>,
         gaps: &[(usize, usize)],
     ) {
-        if gaps.is_empty() && conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym) {
+        #[cfg(target_arch = "x86_64")]
+        if gaps.is_empty() && w.direct.is_some() {
+            let v = (y.len(), ym);
+            if self.admit_conv("conv1d_lrelu_add_inplace", w, v, v) {
+                conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym);
+            }
             return;
         }
         super::lrelu_add_conv(self, w, slope, y, ym, tmp, gaps);
     }
 
     fn conv_transpose(&self, w: &CpuConvT, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit(
+        if self.admit(
             "conv_transpose",
             &[(x.len(), xm), (y.len(), ym)],
             shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym),
         ) {
-            return;
+            conv::conv_transpose(self.threads, w, x, xm, y, ym);
         }
-        conv::conv_transpose(self.threads, w, x, xm, y, ym);
     }
 
     fn rel_attention(
@@ -391,27 +450,24 @@ impl Backend for CpuBackend {
         y: &mut Vec<f32>,
         ym: Mat,
     ) {
-        if !self.admit(
-            "rel_attention",
-            &[
-                (qkv.len(), q),
-                (qkv.len(), k),
-                (qkv.len(), v),
-                (y.len(), ym),
-            ],
-            shape::attention(heads, q, k, v, ym, rel_k.len()).and(shape::attention(
-                heads,
-                q,
-                k,
-                v,
-                ym,
-                rel_v.len(),
-            )),
-        ) {
-            return;
+        let views = [
+            (qkv.len(), q),
+            (qkv.len(), k),
+            (qkv.len(), v),
+            (y.len(), ym),
+        ];
+        let rule = shape::attention(heads, q, k, v, ym, rel_k.len()).and(shape::attention(
+            heads,
+            q,
+            k,
+            v,
+            ym,
+            rel_v.len(),
+        ));
+        if self.admit("rel_attention", &views, rule) {
+            let p = self.products();
+            attention::rel_attention(self.threads, p, qkv, q, k, v, rel_k, rel_v, heads, y, ym);
         }
-        let amx = self.kernels == Some(Arith::Bf16x3);
-        attention::rel_attention(self.threads, amx, qkv, q, k, v, rel_k, rel_v, heads, y, ym);
     }
 
     fn add_layer_norm(
@@ -423,113 +479,73 @@ impl Backend for CpuBackend {
         gamma: &Vec<f32>,
         beta: &Vec<f32>,
     ) {
-        if !self.admit(
+        if self.admit(
             "add_layer_norm",
             &[(x.len(), xm), (r.len(), rm)],
             shape::layer_norm(xm, Some(rm), (gamma.len(), beta.len())),
         ) {
-            return;
+            norm::layer_norm_par(self.threads, x, xm, Some((r, rm)), gamma, beta, false);
         }
-        elementwise::layer_norm_par(self.threads, x, xm, Some((r, rm)), gamma, beta, false);
     }
 
     fn layer_norm_gelu(&self, x: &mut Vec<f32>, xm: Mat, gamma: &Vec<f32>, beta: &Vec<f32>) {
-        if !self.admit(
+        if self.admit(
             "layer_norm_gelu",
             &[(x.len(), xm)],
             shape::layer_norm(xm, None, (gamma.len(), beta.len())),
         ) {
-            return;
+            norm::layer_norm_par(self.threads, x, xm, None, gamma, beta, true);
         }
-        elementwise::layer_norm_par(self.threads, x, xm, None, gamma, beta, true);
     }
 
     fn axpy(&self, alpha: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit("axpy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
-            return;
+        if self.admit("axpy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
+            elementwise::axpy(self.threads, alpha, x, xm, y, ym);
         }
-        self.zip_rows(y, ym, x, xm, |yr, xr| {
-            for (a, b) in yr.iter_mut().zip(xr) {
-                *a += alpha * b;
-            }
-        });
     }
 
     fn scale(&self, alpha: f32, x: &mut Vec<f32>, xm: Mat) {
-        if !self.admit("scale", &[(x.len(), xm)], Ok(())) {
-            return;
+        if self.admit("scale", &[(x.len(), xm)], Ok(())) {
+            elementwise::scale(self.threads, alpha, x, xm);
         }
-        let work = xm.rows() * xm.cols();
-        self.par_each(rows_mut(x, xm).collect(), work, |r| {
-            for v in r {
-                *v *= alpha;
-            }
-        });
     }
 
     fn copy(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit("copy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
-            return;
+        if self.admit("copy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {
+            elementwise::copy(self.threads, x, xm, y, ym);
         }
-        self.zip_rows(y, ym, x, xm, |yr, xr| yr.copy_from_slice(xr));
     }
 
     fn flip_rows(&self, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit(
+        if self.admit(
             "flip_rows",
             &[(x.len(), xm), (y.len(), ym)],
             shape::same(xm, ym),
         ) {
-            return;
-        }
-        let src: Vec<&[f32]> = rows(x, xm).collect();
-        for (yr, xr) in rows_mut(y, ym).zip(src.into_iter().rev()) {
-            yr.copy_from_slice(xr);
+            elementwise::flip_rows(x, xm, y, ym);
         }
     }
 
     fn gate_tanh_sigmoid(&self, a: &Vec<f32>, am: Mat, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit("gate", &[(a.len(), am), (y.len(), ym)], shape::gate(am, ym)) {
-            return;
+        if self.admit("gate", &[(a.len(), am), (y.len(), ym)], shape::gate(am, ym)) {
+            elementwise::gate_tanh_sigmoid(self.threads, a, am, y, ym);
         }
-        let c = ym.rows();
-        let work = ym.rows() * ym.cols();
-        let items: Vec<(&mut [f32], &[f32], &[f32])> = rows_mut(y, ym)
-            .zip(rows(a, am.sub_rows(0, c)).zip(rows(a, am.sub_rows(c, 2 * c))))
-            .map(|(yr, (ta, sa))| (yr, ta, sa))
-            .collect();
-        self.par_each(items, work, |(yr, ta, sa)| {
-            for ((o, &t), &s) in yr.iter_mut().zip(ta).zip(sa) {
-                *o = elementwise::fast_tanh(t) * elementwise::fast_sigmoid(s);
-            }
-        });
     }
 
     fn leaky_relu(&self, slope: f32, x: &Vec<f32>, xm: Mat, y: &mut Vec<f32>, ym: Mat) {
-        if !self.admit(
+        if self.admit(
             "leaky_relu",
             &[(x.len(), xm), (y.len(), ym)],
             shape::same(xm, ym),
         ) {
-            return;
+            elementwise::leaky_relu(self.threads, slope, x, xm, y, ym);
         }
-        self.zip_rows(y, ym, x, xm, |yr, xr| {
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                *o = if v >= 0.0 { v } else { v * slope };
-            }
-        });
     }
 
     fn tanh(&self, x: &mut Vec<f32>, xm: Mat) {
-        if !self.admit("tanh", &[(x.len(), xm)], Ok(())) {
-            return;
+        if self.admit("tanh", &[(x.len(), xm)], Ok(())) {
+            elementwise::tanh(self.threads, x, xm);
         }
-        let work = xm.rows() * xm.cols();
-        self.par_each(rows_mut(x, xm).collect(), work, |r| {
-            for v in r {
-                *v = elementwise::fast_tanh(*v);
-            }
-        });
     }
 
     fn spline_inverse(
@@ -541,20 +557,12 @@ impl Backend for CpuBackend {
         bins: usize,
         wh_scale: f32,
     ) {
-        if !self.admit(
+        if self.admit(
             "spline_inverse",
             &[(z.len(), zm), (theta.len(), thm)],
-            shape::spline(zm, thm, bins),
+            shape::spline(zm, thm, bins).and(spline::bins_fit(bins)),
         ) {
-            return;
-        }
-        let mut col = vec![0.0f32; thm.rows()];
-        for t in 0..zm.cols() {
-            for (r, c) in col.iter_mut().enumerate() {
-                *c = theta[thm.off() + r * thm.ld() + t];
-            }
-            let v = &mut z[zm.off() + t];
-            *v = rqs_inverse(*v, &col, bins, wh_scale);
+            spline::spline_inverse(z, zm, theta, thm, bins, wh_scale);
         }
     }
 
@@ -568,66 +576,21 @@ impl Backend for CpuBackend {
         y: &mut Vec<f32>,
         ym: Mat,
     ) {
-        if !self.admit(
+        if self.admit(
             "expand_prior",
             &[(ml.len(), mlm), (y.len(), ym)],
             shape::expand_prior(mlm, owner, noise.len(), ym),
         ) {
-            return;
-        }
-        let h = ym.rows();
-        let f = ym.cols();
-        for (c, yr) in rows_mut(y, ym).enumerate() {
-            let m = &ml[mlm.off() + c * mlm.ld()..];
-            let l = &ml[mlm.off() + (c + h) * mlm.ld()..];
-            let nz = &noise[c * f..(c + 1) * f];
-            for ((o, &own), &e) in yr.iter_mut().zip(owner).zip(nz) {
-                *o = if own == u32::MAX {
-                    0.0
-                } else {
-                    let t = own as usize;
-                    e * l[t].exp() * noise_scale + m[t]
-                };
-            }
+            elementwise::expand_prior(ml, mlm, owner, noise, noise_scale, y, ym);
         }
     }
 
     fn zero_cols(&self, x: &mut Vec<f32>, xm: Mat, ranges: &[(usize, usize)]) {
-        if !self.admit("zero_cols", &[(x.len(), xm)], Ok(())) {
-            return;
-        }
-        for r in rows_mut(x, xm) {
-            for &(c0, c1) in ranges {
-                let (c0, c1) = (c0.min(r.len()), c1.min(r.len()));
-                if c0 < c1 {
-                    r[c0..c1].fill(0.0);
-                }
-            }
+        if self.admit("zero_cols", &[(x.len(), xm)], Ok(())) {
+            elementwise::zero_cols(x, xm, ranges);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zero_cols_zeroes_only_the_ranges_of_the_view() {
-        let be = CpuBackend::new(1).unwrap();
-        // A 3 × 10 buffer; the view is rows 1..3, columns 2..9.
-        let mut x: Vec<f32> = (1..=30).map(|v| v as f32).collect();
-        let view = Mat::new(3, 10).sub_rows(1, 3).sub_cols(2, 9);
-        be.zero_cols(&mut x, view, &[(0, 2), (5, 20)]);
-        for r in 0..3 {
-            for c in 0..10 {
-                let v = x[r * 10 + c];
-                let zeroed = r >= 1 && ((2..4).contains(&c) || (7..9).contains(&c));
-                if zeroed {
-                    assert_eq!(v, 0.0, "row {r} col {c}");
-                } else {
-                    assert_eq!(v, (r * 10 + c + 1) as f32, "row {r} col {c}");
-                }
-            }
-        }
-    }
-}
+mod tests;

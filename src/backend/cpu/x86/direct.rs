@@ -13,17 +13,18 @@
 //! [`Arith::Bf16`] packs weights and the scratch as bf16 pairs (two input
 //! channels per 32-bit lane) and uses `vdpbf16ps`: two multiply-adds per lane
 //! and instruction, f32 accumulation. [`Arith::Bf16x3`] packs AMX tiles
-//! and runs on them (`amx.rs`, [`run_amx`]) from the same scratch layout
+//! and runs on them (`amx.rs`, `run_amx`) from the same scratch layout
 //! split into bf16 hi/lo planes.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::amx;
+use super::pack::{amx_lines, Packed, PackedT, MR};
+use super::{load_act16, Arith};
+use crate::backend::cpu::par::SendPtr;
 use crate::backend::{Mat, Out};
 use std::arch::x86_64::*;
 
-/// Output channels per register panel.
-pub(crate) const MR: usize = 8;
 /// 16-lane vectors per register tile (`NR = 16·NV` time steps).
 const NV: usize = 3;
 /// Time steps per register tile.
@@ -31,179 +32,6 @@ const NR: usize = 16 * NV;
 /// How far ahead (in 4-byte weights or bf16 pairs) the kernels prefetch
 /// their packed weights.
 const PREFETCH_AHEAD: usize = 2048;
-
-/// Arithmetic of the CPU conv kernels (the public [`crate::backend::Precision`]
-/// resolved by [`super::CpuBackend`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Arith {
-    /// f32 weights and activations, f32 accumulation (the reference).
-    F32,
-    /// bf16 weights and conv inputs, f32 accumulation (AVX-512 BF16).
-    Bf16,
-    /// f32-grade arithmetic on AMX tiles: each value split into two bf16
-    /// halves, three bf16 products per multiply, f32 accumulation (see
-    /// `amx.rs`).
-    Bf16x3,
-}
-
-/// Whether this CPU runs the direct f32 kernels.
-pub(crate) fn has_avx512() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
-}
-
-/// Whether this CPU runs the bf16 kernels.
-pub(crate) fn has_bf16() -> bool {
-    has_avx512() && is_x86_feature_detected!("avx512bf16")
-}
-
-/// Round an f32 to bf16 (nearest even), as the hardware conversion does.
-fn bf16_bits(x: f32) -> u16 {
-    let b = x.to_bits();
-    if x.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    let round = 0x7fff + ((b >> 16) & 1);
-    (b.wrapping_add(round) >> 16) as u16
-}
-
-/// A conv weight packed for the direct kernels.
-pub(crate) struct Packed {
-    precision: Arith,
-    /// F32: full panels `[panel][cin·k][MR]`, then remainder rows `[row][cin·k]`.
-    f: Vec<f32>,
-    /// Bf16: the same with `ceil(cin/2)·k` pairs per row (channel pair, tap).
-    p: Vec<u32>,
-    /// Bf16x3: AMX tiles (`amx.rs`).
-    a: Vec<amx::Line>,
-    cout: usize,
-    cin: usize,
-    k: usize,
-}
-
-/// `panel((index, chunk))` for every `len`-element chunk of `full`, in
-/// parallel when there are enough weights (the voice loads on all threads).
-fn each_panel<T: Send>(
-    full: &mut [T],
-    len: usize,
-    panel: impl Fn((usize, &mut [T])) + Sync + Send,
-) {
-    const PAR_PACK_BYTES: usize = 1 << 18;
-    if std::mem::size_of_val(full) >= PAR_PACK_BYTES {
-        use rayon::prelude::*;
-        full.par_chunks_exact_mut(len).enumerate().for_each(panel);
-    } else {
-        full.chunks_exact_mut(len).enumerate().for_each(panel);
-    }
-}
-
-impl Packed {
-    /// Pack `w` (`[cout, cin, k]`, row-major).
-    pub(crate) fn new(precision: Arith, w: &[f32], cout: usize, cin: usize, k: usize) -> Packed {
-        // Few output rows × taps reuse each input tile too little to pay
-        // for building it (a 32-channel k3 conv runs faster on the f32
-        // kernels, a 32-channel k7 one on AMX: kernels bench).
-        let precision = match precision {
-            Arith::Bf16x3 if cout < 32 || (cout < 64 && k < 5) => Arith::F32,
-            p => p,
-        };
-        let panels = cout / MR;
-        let kk = cin * k;
-        // Row o of the weight is `[cin·k]` in (channel, tap) order, the K order
-        // of the kernels: a panel interleaves MR rows element by element.
-        let row = |o: usize| &w[o * kk..(o + 1) * kk];
-        let mut f = Vec::new();
-        let mut p = Vec::new();
-        let mut a: Vec<amx::Line> = Vec::new();
-        match precision {
-            Arith::F32 => {
-                // Zeroed by the allocator: fresh pages, faulted in by the
-                // packing writes on all threads.
-                f = vec![0.0; cout * kk];
-                let (full, rest) = f.split_at_mut(panels * MR * kk);
-                let panel = |(pi, dst): (usize, &mut [f32])| {
-                    let rows: [&[f32]; MR] = std::array::from_fn(|m| row(pi * MR + m));
-                    // Sequential writes, MR read streams.
-                    for (q, d) in dst.chunks_exact_mut(MR).enumerate() {
-                        for (m, v) in d.iter_mut().enumerate() {
-                            *v = rows[m][q];
-                        }
-                    }
-                };
-                each_panel(full, MR * kk, panel);
-                for (r, dst) in rest.chunks_exact_mut(kk).enumerate() {
-                    dst.copy_from_slice(row(panels * MR + r));
-                }
-            }
-            Arith::Bf16 => {
-                let cin2 = cin.div_ceil(2);
-                let k2 = cin2 * k;
-                // Pair (i2, j): channels 2·i2 (low half) and 2·i2 + 1 (high half), tap j.
-                let pair = |r: &[f32], i2: usize, j: usize| -> u32 {
-                    let lo = bf16_bits(r[2 * i2 * k + j]);
-                    let hi = if 2 * i2 + 1 < cin {
-                        bf16_bits(r[(2 * i2 + 1) * k + j])
-                    } else {
-                        0
-                    };
-                    u32::from(lo) | (u32::from(hi) << 16)
-                };
-                p = vec![0; cout * k2];
-                let (full, rest) = p.split_at_mut(panels * MR * k2);
-                let panel = |(pi, dst): (usize, &mut [u32])| {
-                    for m in 0..MR {
-                        let r = row(pi * MR + m);
-                        for i2 in 0..cin2 {
-                            for j in 0..k {
-                                dst[(i2 * k + j) * MR + m] = pair(r, i2, j);
-                            }
-                        }
-                    }
-                };
-                each_panel(full, MR * k2, panel);
-                for (ri, dst) in rest.chunks_exact_mut(k2).enumerate() {
-                    let r = row(panels * MR + ri);
-                    for i2 in 0..cin2 {
-                        for j in 0..k {
-                            dst[i2 * k + j] = pair(r, i2, j);
-                        }
-                    }
-                }
-            }
-            Arith::Bf16x3 => a = amx_lines(w, cout, kk, Vec::new()),
-        }
-        Packed {
-            precision,
-            f,
-            p,
-            a,
-            cout,
-            cin,
-            k,
-        }
-    }
-}
-
-/// `w` (`[cout, kk]`) packed as AMX tiles into `reuse` (grown if short;
-/// uninitialized memory is fine: the packing writes every line).
-fn amx_lines(w: &[f32], cout: usize, kk: usize, mut reuse: Vec<amx::Line>) -> Vec<amx::Line> {
-    let n = amx::packed_lines(cout, kk);
-    reuse.clear();
-    if reuse.capacity() < n {
-        // Fresh pages, no zeroing pass.
-        reuse = Vec::with_capacity(n);
-    }
-    let per_block = amx::packed_lines(amx::BLOCK, kk);
-    // SAFETY: Bf16x3 packs only where amx::available(); each block gets its
-    // own `per_block` lines.
-    each_panel(
-        &mut reuse.spare_capacity_mut()[..n],
-        per_block,
-        |(rb, dst)| unsafe { amx::pack_block(w, cout, kk, rb, dst.as_mut_ptr().cast()) },
-    );
-    // SAFETY: all n lines were written above.
-    unsafe { reuse.set_len(n) };
-    reuse
-}
 
 /// Zero-margined copies of conv inputs, reused call to call on each thread.
 #[derive(Default)]
@@ -216,18 +44,6 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-}
-
-/// A raw pointer that may cross threads: work items write disjoint tiles.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used to write disjoint (row panel, column block) tiles.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-impl<T> SendPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
 }
 
 /// Write a register tile (`acc`: `M × NV` vectors) to `y` (`n` valid columns).
@@ -405,28 +221,6 @@ unsafe fn fill_f32(dst: &mut [f32], ldx: usize, padl: usize, x: &[f32], xm: Mat,
     }
 }
 
-/// Lanes `c..c + 16` of a row (zeros past `t`), with `act = Some(slope)`
-/// the backend's LeakyReLU applied as a masked multiply: `v·slope` where
-/// `v < 0` (NaN and −0 kept).
-#[inline(always)]
-pub(crate) unsafe fn load_act16(row: *const f32, c: usize, t: usize, act: Option<f32>) -> __m512 {
-    let mask: __mmask16 = if t - c >= 16 {
-        0xffff
-    } else {
-        ((1u32 << (t - c)) - 1) as __mmask16
-    };
-    let v = _mm512_maskz_loadu_ps(mask, row.add(c));
-    match act {
-        None => v,
-        Some(slope) => _mm512_mask_mul_ps(
-            v,
-            _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps()),
-            v,
-            _mm512_set1_ps(slope),
-        ),
-    }
-}
-
 /// Copy `x` rows into bf16 channel pairs: lane `t` of pair row `p` holds
 /// channels `2p` (low half) and `2p + 1` (high half) at time `t − padl`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -484,7 +278,7 @@ unsafe fn fill_bf16(
 /// input is copied into the scratch: the same values as a separate pass).
 ///
 /// # Safety
-/// The caller has checked `has_avx512()` (and `has_bf16()` for bf16 packs),
+/// The caller has checked [`super::has_avx512`] (and [`super::has_bf16`] for bf16 packs),
 /// the views' bounds against the slices, `xm.rows() == w.cin`, `ym.rows() == w.cout`
 /// and `xm.cols() == ym.cols()`.
 #[allow(clippy::too_many_arguments)]
@@ -807,7 +601,7 @@ thread_local! {
 /// threads. `xs` is the filled split scratch (`2·ldx` u16 per row).
 ///
 /// # Safety
-/// As [`run`], with `w.precision == Bf16x3` (so [`amx::available`]).
+/// As [`run`], with `w.precision == Bf16x3` (so [`super::has_amx`]).
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_amx(
     threads: usize,
@@ -892,310 +686,6 @@ unsafe fn run_amx(
         (0..items).into_par_iter().for_each(item);
     } else {
         (0..items).for_each(item);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::cpu::conv::{conv1d as reference, CpuConv};
-    use crate::backend::Conv;
-
-    fn rnd(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
-
-    /// The precisions this CPU's direct kernels run.
-    fn precisions() -> &'static [Arith] {
-        match (has_bf16(), amx::available()) {
-            (true, true) => &[Arith::F32, Arith::Bf16, Arith::Bf16x3],
-            (true, false) => &[Arith::F32, Arith::Bf16],
-            _ => &[Arith::F32],
-        }
-    }
-
-    /// A conv with random weights and bias.
-    fn random_conv(seed: &mut u64, cout: usize, cin: usize, k: usize, dilation: usize) -> Conv {
-        Conv {
-            w: (0..cout * cin * k).map(|_| rnd(seed)).collect(),
-            b: Some((0..cout).map(|_| rnd(seed)).collect()),
-            cout,
-            cin,
-            k,
-            dilation,
-        }
-    }
-
-    /// Direct kernels against the im2col + GEMM reference over awkward shapes:
-    /// row remainders, odd channel counts, every output mode, short and
-    /// tile-straddling lengths, dilations, strided views.
-    #[test]
-    fn direct_matches_im2col_gemm() {
-        if !has_avx512() {
-            eprintln!("skipped: this CPU has no AVX-512");
-            return;
-        }
-        let mut seed = 7u64;
-        let precisions = precisions();
-        for &(cout, cin, k, d) in &[
-            (8, 4, 3, 1),
-            (13, 5, 3, 2),
-            (1, 32, 7, 1),
-            (24, 17, 5, 3),
-            (16, 1, 1, 1),
-            (32, 32, 7, 12),
-            (9, 64, 1, 1),
-            (72, 70, 3, 2),
-        ] {
-            let c = random_conv(&mut seed, cout, cin, k, d);
-            let plain = CpuConv::new(&c, None);
-            for &t in &[1usize, 5, 47, 48, 49, 130, 300] {
-                for out in [Out::Set, Out::SetRelu, Out::Add] {
-                    for &p in precisions {
-                        for threads in [1, 2] {
-                            // Views with a stride and an offset, inside larger buffers.
-                            let xm = Mat::strided(3, cin, t, t + 5).unwrap();
-                            let ym = Mat::strided(2, cout, t, t + 7).unwrap();
-                            let x: Vec<f32> = (0..xm.end() + 4).map(|_| rnd(&mut seed)).collect();
-                            let y0: Vec<f32> = (0..ym.end() + 3).map(|_| rnd(&mut seed)).collect();
-                            let mut want = y0.clone();
-                            reference(1, &plain, &x, xm, &mut want, ym, out);
-                            let mut got = y0.clone();
-                            let packed = CpuConv::new(&c, Some(p));
-                            reference(threads, &packed, &x, xm, &mut got, ym, out);
-                            let scale = (cin * k) as f32;
-                            let tol = match p {
-                                Arith::F32 => 1e-5 * scale,
-                                Arith::Bf16x3 => 2e-5 * scale,
-                                Arith::Bf16 => 1e-2 * scale.sqrt(),
-                            };
-                            for (i, (a, b)) in want.iter().zip(&got).enumerate() {
-                                assert!(
-                                    (a - b).abs() <= tol,
-                                    "{p:?} cout {cout} cin {cin} k {k} d {d} t {t} {out:?} threads {threads}: element {i}: {a} vs {b}"
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Every column is computed in the same order whatever the length: the
-    /// kept columns of any window equal the whole run's bit for bit, for
-    /// every width (full tiles and 1-, 2- and 3-vector tails), threads and
-    /// precision.
-    #[test]
-    fn columns_do_not_depend_on_tiling() {
-        if !has_avx512() {
-            return;
-        }
-        let precisions = precisions();
-        let mut seed = 11u64;
-        // 72 outputs: two full AMX row blocks and a partial one (bf16x3).
-        let (cout, cin, k, d) = (72, 40, 5, 2);
-        let c = random_conv(&mut seed, cout, cin, k, d);
-        let t = 400;
-        let x: Vec<f32> = (0..cin * t).map(|_| rnd(&mut seed)).collect();
-        for &p in precisions {
-            let w = CpuConv::new(&c, Some(p));
-            let mut whole = vec![0.0; cout * t];
-            let tm = Mat::new(cin, t);
-            reference(2, &w, &x, tm, &mut whole, Mat::new(cout, t), Out::Set);
-            // Windows with a halo of 4 each side; widths 308, 20, 40, 65, 9.
-            for (s, e) in [(33, 341), (30, 50), (100, 140), (200, 265), (391, 400)] {
-                let xm = tm.sub_cols(s, e);
-                let mut part = vec![0.0; cout * (e - s)];
-                reference(1, &w, &x, xm, &mut part, Mat::new(cout, e - s), Out::Set);
-                let keep = (if s == 0 { 0 } else { s + 4 })..(if e == t { t } else { e - 4 });
-                for o in 0..cout {
-                    for col in keep.clone() {
-                        assert_eq!(
-                            whole[o * t + col].to_bits(),
-                            part[o * (e - s) + col - s].to_bits(),
-                            "{p:?} window {s}..{e} row {o} col {col}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// LeakyReLU staged with the input (and the in-place residual form)
-    /// equals a separate LeakyReLU pass then the conv, bit for bit.
-    #[test]
-    fn fused_lrelu_equals_two_passes() {
-        use crate::backend::cpu::conv::{conv1d_lrelu, conv1d_lrelu_add_inplace};
-        if !has_avx512() {
-            return;
-        }
-        let precisions = precisions();
-        let mut seed = 3u64;
-        let (ch, k, d, t) = (40, 5, 3, 203);
-        let c = random_conv(&mut seed, ch, ch, k, d);
-        // Strided view with negative values, −0 and a NaN-free mix.
-        let ld = t + 9;
-        let mut x: Vec<f32> = (0..ch * ld).map(|_| rnd(&mut seed) * 4.0).collect();
-        x[ld + 3] = -0.0;
-        let m = Mat::strided(2, ch, t, ld).unwrap();
-        let lrelu: Vec<f32> = x
-            .iter()
-            .map(|&v| if v >= 0.0 { v } else { v * 0.1 })
-            .collect();
-        for &p in precisions {
-            let w = CpuConv::new(&c, Some(p));
-            for threads in [1, 2] {
-                for out in [Out::Set, Out::Add] {
-                    let y0: Vec<f32> = (0..ch * ld).map(|i| i as f32 * 1e-3).collect();
-                    let mut want = y0.clone();
-                    reference(threads, &w, &lrelu, m, &mut want, m, out);
-                    let mut got = y0.clone();
-                    assert!(conv1d_lrelu(threads, &w, 0.1, &x, m, &mut got, m, out));
-                    assert!(want
-                        .iter()
-                        .zip(&got)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()));
-                }
-                // y += conv(lrelu(y)) in place.
-                let mut want = x.clone();
-                reference(threads, &w, &lrelu, m, &mut want, m, Out::Add);
-                let mut got = x.clone();
-                assert!(conv1d_lrelu_add_inplace(threads, &w, 0.1, &mut got, m));
-                assert!(want
-                    .iter()
-                    .zip(&got)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-            }
-        }
-    }
-
-    /// Depthwise convs split over threads by rows equal one thread's result.
-    #[test]
-    fn depthwise_threads_equal() {
-        let mut seed = 5u64;
-        let (ch, k, d, t) = (192, 3, 3, 700);
-        let c = random_conv(&mut seed, ch, 1, k, d);
-        let w = CpuConv::new(&c, None);
-        let x: Vec<f32> = (0..ch * t).map(|_| rnd(&mut seed)).collect();
-        let m = Mat::new(ch, t);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("pool");
-        for out in [Out::Set, Out::SetRelu, Out::Add] {
-            let mut one: Vec<f32> = x.iter().map(|v| v * 0.5).collect();
-            let mut two = one.clone();
-            reference(1, &w, &x, m, &mut one, m, out);
-            pool.install(|| reference(2, &w, &x, m, &mut two, m, out));
-            assert!(one
-                .iter()
-                .zip(&two)
-                .all(|(a, b)| a.to_bits() == b.to_bits()));
-        }
-    }
-
-    /// Polyphase transposed conv: direct (f32, bf16) against the GEMM path.
-    #[test]
-    fn conv_transpose_matches_reference() {
-        use crate::backend::cpu::conv::{conv_transpose as reference_t, CpuConvT};
-        use crate::backend::ConvTranspose;
-        if !has_avx512() {
-            eprintln!("skipped: this CPU has no AVX-512");
-            return;
-        }
-        let mut seed = 3u64;
-        for &(cin, cout, u) in &[(16, 8, 8), (9, 13, 4), (32, 16, 2), (5, 3, 3)] {
-            let c = ConvTranspose {
-                w: (0..cin * cout * 2 * u).map(|_| rnd(&mut seed)).collect(),
-                b: (0..cout).map(|_| rnd(&mut seed)).collect(),
-                cin,
-                cout,
-                k: 2 * u,
-                stride: u,
-            };
-            let plain = CpuConvT::new(&c, None);
-            for &l in &[1usize, 2, 7, 60] {
-                let xm = Mat::strided(1, cin, l, l + 3).unwrap();
-                let ym = Mat::strided(2, cout, u * l, u * l + 5).unwrap();
-                let x: Vec<f32> = (0..xm.end() + 2).map(|_| rnd(&mut seed)).collect();
-                let y0: Vec<f32> = (0..ym.end() + 2).map(|_| rnd(&mut seed)).collect();
-                let mut want = y0.clone();
-                reference_t(1, &plain, &x, xm, &mut want, ym);
-                let precisions = precisions();
-                for &p in precisions {
-                    for threads in [1, 2] {
-                        let mut got = y0.clone();
-                        reference_t(threads, &CpuConvT::new(&c, Some(p)), &x, xm, &mut got, ym);
-                        let tol = match p {
-                            Arith::F32 => 1e-5 * cin as f32,
-                            Arith::Bf16x3 => 2e-5 * cin as f32,
-                            Arith::Bf16 => 1e-2 * (cin as f32).sqrt(),
-                        };
-                        for (i, (a, b)) in want.iter().zip(&got).enumerate() {
-                            assert!(
-                                (a - b).abs() <= tol,
-                                "{p:?} cin {cin} cout {cout} u {u} l {l}: element {i}: {a} vs {b}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn bf16_rounding_is_nearest_even() {
-        assert_eq!(bf16_bits(1.0), 0x3f80);
-        // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: ties to even (1.0).
-        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3f80);
-        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
-        assert_eq!(bf16_bits(-2.5), 0xc020);
-        assert!(f32::from_bits(u32::from(bf16_bits(f32::NAN)) << 16).is_nan());
-    }
-}
-
-/// A transposed conv (kernel `2u`, stride `u`, padding `u/2`) packed for the
-/// direct kernels: the `u` output phases stacked as one `[u·cout, cin, 2]`
-/// conv whose taps read `x[t − 1]` and `x[t]`.
-pub(crate) struct PackedT {
-    stacked: Packed,
-    bias: Vec<f32>,
-    cout: usize,
-    stride: usize,
-}
-
-impl PackedT {
-    /// Pack `w` (`[cin, cout, 2u]`, row-major) and its bias.
-    pub(crate) fn new(
-        precision: Arith,
-        w: &[f32],
-        bias: &[f32],
-        cin: usize,
-        cout: usize,
-        stride: usize,
-    ) -> PackedT {
-        let (u, k) = (stride, 2 * stride);
-        // Phase r: y[:, t·u + r − u/2] = b + W[:, :, r]·x[t] + W[:, :, r + u]·x[t − 1].
-        let mut st = vec![0.0f32; u * cout * cin * 2];
-        for r in 0..u {
-            for o in 0..cout {
-                for i in 0..cin {
-                    let row = ((r * cout + o) * cin + i) * 2;
-                    st[row] = w[(i * cout + o) * k + r + u];
-                    st[row + 1] = w[(i * cout + o) * k + r];
-                }
-            }
-        }
-        PackedT {
-            stacked: Packed::new(precision, &st, u * cout, cin, 2),
-            bias: (0..u).flat_map(|_| bias.iter().copied()).collect(),
-            cout,
-            stride,
-        }
     }
 }
 

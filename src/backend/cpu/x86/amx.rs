@@ -28,7 +28,6 @@
 use crate::backend::Out;
 use std::arch::asm;
 use std::arch::x86_64::*;
-use std::sync::OnceLock;
 
 /// Rows (and columns) of an output block.
 pub(crate) const BLOCK: usize = 32;
@@ -67,42 +66,6 @@ pub(crate) fn words_mut(v: &mut [Line]) -> &mut [u32] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len() * 16) }
 }
 
-/// Whether this CPU and OS run AMX-BF16 tiles (asks Linux for the tile
-/// state once per process).
-pub(crate) fn available() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        if !super::direct::has_avx512() {
-            return false;
-        }
-        // CPUID.(7,0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
-        let l = __cpuid_count(7, 0);
-        if l.edx & (1 << 22) == 0 || l.edx & (1 << 24) == 0 {
-            return false;
-        }
-        request_tile_state()
-    })
-}
-
-#[cfg(target_os = "linux")]
-fn request_tile_state() -> bool {
-    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-    const XFEATURE_XTILEDATA: libc::c_long = 18;
-    // SAFETY: a plain syscall with integer arguments.
-    unsafe {
-        libc::syscall(
-            libc::SYS_arch_prctl,
-            ARCH_REQ_XCOMP_PERM,
-            XFEATURE_XTILEDATA,
-        ) == 0
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn request_tile_state() -> bool {
-    false
-}
-
 /// K blocks for `kk = cin·k`.
 pub(crate) fn k_blocks(kk: usize) -> usize {
     kk.div_ceil(KB)
@@ -118,7 +81,7 @@ pub(crate) fn packed_lines(cout: usize, kk: usize) -> usize {
 /// so `dst` may start uninitialized.
 ///
 /// # Safety
-/// [`available`] returned true; `dst` holds `packed_lines(32, kk)` lines.
+/// [`super::has_amx`] returned true; `dst` holds `packed_lines(32, kk)` lines.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn pack_block(w: &[f32], cout: usize, kk: usize, rb: usize, dst: *mut Line) {
     let rows = BLOCK.min(cout.saturating_sub(rb * BLOCK));
@@ -198,7 +161,7 @@ pub(crate) unsafe fn fill_split(
         let src = x.as_ptr().add(xm.off() + i * xm.ld());
         let mut c = 0;
         while c < t {
-            let v = super::direct::load_act16(src, c, t, act);
+            let v = super::load_act16(src, c, t, act);
             let (h, l) = split16(v);
             let h = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(h));
             let l = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(l));
@@ -283,7 +246,7 @@ struct Config {
 /// Load the tile configuration on this thread (before [`block`]).
 ///
 /// # Safety
-/// [`available`] returned true.
+/// [`super::has_amx`] returned true.
 pub(crate) unsafe fn configure() {
     let mut c = Config {
         palette: 1,
@@ -302,7 +265,7 @@ pub(crate) unsafe fn configure() {
 /// Release the tile state (after the last [`block`] of a work item).
 ///
 /// # Safety
-/// [`available`] returned true.
+/// [`super::has_amx`] returned true.
 pub(crate) unsafe fn release() {
     asm!("tilerelease", options(nostack, nomem));
 }
