@@ -15,21 +15,8 @@
 //! crate's own tests, benches and fuzz targets (its dev-dependency on itself
 //! turns the feature on for them).
 
-/// Declare an internal room: crate-private, or (doc-hidden) public with the
-/// `internals` feature.
-macro_rules! internal_mod {
-    ($($(#[$doc:meta])* $name:ident;)*) => {$(
-        $(#[$doc])*
-        #[cfg(feature = "internals")]
-        #[doc(hidden)]
-        pub mod $name;
-        $(#[$doc])*
-        #[cfg(not(feature = "internals"))]
-        #[allow(dead_code, unused_imports)]
-        pub(crate) mod $name;
-    )*};
-}
-pub(crate) use internal_mod;
+#[macro_use]
+mod macros;
 
 pub mod audio;
 mod engine;

@@ -16,7 +16,7 @@
 //! ```
 
 mod context;
-crate::internal_mod! {
+internal_mod! {
     /// espeak-ng loaded at run time.
     espeak;
     /// Word pronunciations.

@@ -2,7 +2,7 @@
 
 mod config;
 mod ids;
-crate::internal_mod! {
+internal_mod! {
     /// The ONNX messages voxide reads.
     onnx;
     /// Typed weights from the ONNX initializers.
