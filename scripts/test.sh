@@ -16,6 +16,8 @@
 #   c         the C library installed into target/prefix; the C and C++ suites
 #             under ASan/UBSan and under valgrind (scripts/test-c.sh)
 #   examples  the C, C++, Go, C# and Rust examples against target/prefix
+#   aarch64   the portable build for aarch64 under qemu: parity subset, backend
+#             unit tests, the C example (scripts/test-aarch64.sh)
 # To add a suite (e.g. the aarch64 build under qemu, the CUDA emulator): write
 # a function suite_NAME below, put NAME into ALL_SUITES, and its packages into
 # DEPS in scripts/setup-test-deps.sh.
@@ -39,7 +41,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples"
+ALL_SUITES="lint header rust c examples aarch64"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -125,6 +127,15 @@ suite_examples() {
     bash scripts/run-examples.sh "$prefix" "$voice" "$root/target/examples-out" 2>&1 |
         tee "$logs/examples.log" || rc=$?
     echo ":: $(grep '^examples: ' "$logs/examples.log" | tail -n 1)"
+    return "$rc"
+}
+
+suite_aarch64() {
+    # The portable build: cross-built for aarch64, its parity subset, backend
+    # unit tests and the C example run under qemu (scripts/test-aarch64.sh).
+    local rc=0
+    bash scripts/test-aarch64.sh 2>&1 | tee "$logs/aarch64.log" || rc=$?
+    echo ":: $(grep -E 'test-aarch64: (passed|FAILED)' "$logs/aarch64.log" | tail -n 1)"
     return "$rc"
 }
 
