@@ -30,8 +30,9 @@ fn fixture() -> &'static Fixture {
 }
 
 /// `None` when `got` matches `want`: bit for bit on the direct AVX-512
-/// kernels; within 1e-6 of the peak on the portable GEMM path (whose blocking
-/// may depend on the view length). Else the first mismatch.
+/// kernels; within [`common::PORTABLE_REL_TOL`] of the peak on the portable
+/// GEMM path (whose blocking depends on the view length). Else the first
+/// mismatch.
 fn mismatch(f: &Fixture, got: &[f32], want: &[f32]) -> Option<String> {
     if got.len() != want.len() {
         return Some(format!("length {} vs {}", got.len(), want.len()));
@@ -40,7 +41,7 @@ fn mismatch(f: &Fixture, got: &[f32], want: &[f32]) -> Option<String> {
     let tol = if f.be.direct_kernels() {
         0.0
     } else {
-        1e-6 * peak.max(1e-3)
+        common::PORTABLE_REL_TOL * peak.max(1e-3)
     };
     got.iter()
         .zip(want)

@@ -60,11 +60,19 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
     let b = two
         .speak_with(text, None, &opts, two.acquire_permit().unwrap())
         .unwrap();
-    // PCM is normalised per sentence: equal PCM means equal sentence boundaries.
-    assert_eq!(a.to_pcm16(), b.to_pcm16());
-    assert!(
-        a.samples() == b.samples(),
-        "2-thread whole audio differs from 1-thread"
+    // Sentence boundaries: the same sentences, each normalised alike
+    // (within one LSB of PCM where the kernels agree to rounding only).
+    let (pa, pb) = (a.to_pcm16(), b.to_pcm16());
+    assert_eq!(pa.len(), pb.len());
+    if common::columns_exact() {
+        assert_eq!(pa, pb);
+    } else {
+        assert!(pa.iter().zip(&pb).all(|(x, y)| (x - y).abs() <= 1));
+    }
+    common::assert_same_audio(
+        voxide::audio::as_f32(a.samples()),
+        voxide::audio::as_f32(b.samples()),
+        "sentence_parallel_whole_audio_equals_sequential_and_streamed: 2-thread whole audio vs 1-thread",
     );
     let mut streamed = Vec::new();
     two.speak_stream(text, None, &opts, two.acquire_permit().unwrap(), |c| {
@@ -72,9 +80,10 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
         std::ops::ControlFlow::Continue(())
     })
     .unwrap();
-    assert!(
-        streamed.as_slice() == b.samples(),
-        "streamed chunks differ from whole audio"
+    common::assert_same_audio(
+        voxide::audio::as_f32(b.samples()),
+        voxide::audio::as_f32(&streamed),
+        "sentence_parallel_whole_audio_equals_sequential_and_streamed: streamed chunks vs whole audio",
     );
     // A sentence over the frame cap fails the request; the engine stays usable.
     let capped = opts.clone().max_frames(40);

@@ -538,7 +538,10 @@ proptest! {
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        prop_assert_eq!(got, solo);
+        prop_assert_eq!(got.len(), solo.len());
+        for (g, w) in got.iter().zip(&solo) {
+            common::assert_same_audio(w, g, "scheduled_equals_solo: scheduled vs solo");
+        }
     }
 }
 

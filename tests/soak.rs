@@ -193,9 +193,10 @@ fn request(
                 .speak_with(text, None, &o, permit)
                 .unwrap_or_else(|err| panic!("speak {text:?}: {err}"));
             let got = a.samples_f32();
-            assert!(
-                got == want.as_slice(),
-                "speak {text:?}: audio differs from the solo result"
+            common::assert_same_audio(
+                want,
+                got,
+                &format!("soak: speak {text:?} vs the solo result"),
             );
             counts.whole.fetch_add(1, Ordering::Relaxed);
             counts
@@ -209,9 +210,10 @@ fn request(
                 ControlFlow::Continue(())
             })
             .unwrap_or_else(|err| panic!("stream {text:?}: {err}"));
-            assert!(
-                got == *want,
-                "stream {text:?}: audio differs from the solo result"
+            common::assert_same_audio(
+                want,
+                &got,
+                &format!("soak: stream {text:?} vs the solo result"),
             );
             counts.streamed.fetch_add(1, Ordering::Relaxed);
             counts
@@ -234,17 +236,23 @@ fn request(
             match r {
                 Err(Error::Cancelled) => counts.cancelled.fetch_add(1, Ordering::Relaxed),
                 Ok(()) => {
-                    assert!(
-                        got == *want,
-                        "stream {text:?}: audio differs from the solo result"
+                    common::assert_same_audio(
+                        want,
+                        &got,
+                        &format!("soak: stream {text:?} vs the solo result"),
                     );
                     counts.streamed.fetch_add(1, Ordering::Relaxed)
                 }
                 Err(other) => panic!("cancelled stream {text:?}: {other}"),
             };
             assert!(
-                got.len() <= want.len() && got[..] == want[..got.len()],
-                "cancelled stream {text:?}: delivered samples are not a prefix of the solo result"
+                got.len() <= want.len(),
+                "cancelled stream {text:?}: more samples than the solo result"
+            );
+            common::assert_same_audio(
+                &want[..got.len()],
+                &got,
+                &format!("soak: cancelled stream {text:?}, a prefix of the solo result"),
             );
         }
     }

@@ -100,3 +100,58 @@ pub fn cpu_isa() -> voxide::backend::cpu::Isa {
     }
     voxide::backend::cpu::Isa::Auto
 }
+
+/// Whether the CPU kernels the engine picks here ([`cpu_isa`], the default
+/// precision) compute every output column alone, in one order whatever the
+/// view, the chunk or the thread count (the AVX-512/AMX direct kernels):
+/// then chunked, streamed, batched and multi-threaded audio equal the whole
+/// audio bit for bit. The portable path's GEMMs (the `gemm` crate) choose
+/// their blocking from the product's shape, so there the same audio agrees
+/// to rounding only (see [`assert_same_audio`]).
+pub fn columns_exact() -> bool {
+    use voxide::backend::Executor;
+    static EXACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EXACT.get_or_init(|| {
+        voxide::backend::cpu::CpuBackend::with_options(1, voxide::Precision::Auto, cpu_isa())
+            .map(|b| b.columns_exact())
+            .unwrap_or(false)
+    })
+}
+
+/// Largest difference allowed between two renderings of the same request on
+/// kernels without exact columns, relative to the peak: -80 dB (the
+/// observed differences are ~1e-7 of the peak, a few ulps).
+pub const PORTABLE_REL_TOL: f32 = 1e-4;
+
+/// `got` is the same audio as `want`: bit for bit on kernels with exact
+/// columns; else the same length and every sample within
+/// [`PORTABLE_REL_TOL`] of the peak (the test then logs that only this
+/// weaker check ran, under the part of `what` before a `:`, so once per
+/// test). Panics naming `what` and the first sample off.
+pub fn assert_same_audio(want: &[f32], got: &[f32], what: &str) {
+    assert_eq!(want.len(), got.len(), "{what}: sample counts differ");
+    if columns_exact() {
+        if let Some(i) = want
+            .iter()
+            .zip(got)
+            .position(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            panic!("{what}: sample {i} differs ({} vs {})", want[i], got[i]);
+        }
+        return;
+    }
+    let peak = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let tol = PORTABLE_REL_TOL * peak;
+    if let Some(i) = want.iter().zip(got).position(|(a, b)| (a - b).abs() > tol) {
+        panic!(
+            "{what}: sample {i} differs by {} > {tol} ({} vs {}); portable kernels",
+            (want[i] - got[i]).abs(),
+            want[i],
+            got[i]
+        );
+    }
+    skip(
+        what.split(':').next().unwrap_or(what),
+        "bit-exact part: the portable kernels agree to rounding only (checked to -80 dB of the peak)",
+    );
+}
