@@ -17,6 +17,8 @@
 
 #[macro_use]
 mod macros;
+#[cfg(test)]
+pub(crate) use macros::test_skip;
 
 pub mod audio;
 mod engine;

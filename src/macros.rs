@@ -14,3 +14,27 @@ macro_rules! internal_mod {
         pub(crate) mod $name;
     )*};
 }
+
+/// A unit test (or a part of one) that cannot run here: prints
+/// `SKIP <test>: <why>` and appends it to `$VOXIDE_SKIP_LOG` (else
+/// `target/test-skips.log`), as the integration tests' `common::skip` does,
+/// so `scripts/test.sh` counts it.
+#[cfg(test)]
+pub(crate) fn test_skip(test: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("SKIP {test}: {why}");
+    eprintln!("{line}");
+    let path = std::env::var_os("VOXIDE_SKIP_LOG")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-skips.log")
+        });
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}

@@ -101,10 +101,21 @@ fn sentence_parallel_whole_audio_equals_sequential_and_streamed() {
     });
     let e = r.unwrap_err();
     assert!(e.to_string().contains("cap"), "{e}");
-    assert!(
-        got > 0 && got < b.samples().len(),
-        "{got} samples before the error"
-    );
+    if common::columns_exact() {
+        // The first chunk ran on the durations of a prefix of the ids.
+        assert!(
+            got > 0 && got < b.samples().len(),
+            "{got} samples before the error"
+        );
+    } else {
+        // Without exact columns the durations of all ids come first, so the
+        // cap is found before any audio.
+        assert_eq!(got, 0, "{got} samples before the error");
+        common::skip(
+            "sentence_parallel_whole_audio_equals_sequential_and_streamed (cap after the first chunk)",
+            "the portable kernels compute all durations before the first chunk",
+        );
+    }
     let again = two
         .speak_with(text, None, &opts, two.acquire_permit().unwrap())
         .unwrap();

@@ -372,6 +372,12 @@ mod direct {
 
     /// The precisions this CPU's direct kernels run.
     fn precisions() -> &'static [Arith] {
+        if !has_bf16() {
+            crate::test_skip("backend::cpu::tests (bf16 precision)", "this CPU has no AVX-512 BF16");
+        }
+        if !has_amx() {
+            crate::test_skip("backend::cpu::tests (bf16x3 precision)", "this CPU has no AMX tiles");
+        }
         match (has_bf16(), has_amx()) {
             (true, true) => &[Arith::F32, Arith::Bf16, Arith::Bf16x3],
             (true, false) => &[Arith::F32, Arith::Bf16],
@@ -385,7 +391,7 @@ mod direct {
     #[test]
     fn direct_matches_im2col_gemm() {
         if !has_avx512() {
-            eprintln!("skipped: this CPU has no AVX-512");
+            crate::test_skip("backend::cpu::tests::direct_matches_im2col_gemm", "this CPU has no AVX-512");
             return;
         }
         let mut seed = 7u64;
@@ -442,6 +448,7 @@ mod direct {
     #[test]
     fn columns_do_not_depend_on_tiling() {
         if !has_avx512() {
+            crate::test_skip("backend::cpu::tests::columns_do_not_depend_on_tiling", "this CPU has no AVX-512");
             return;
         }
         let precisions = precisions();
@@ -480,6 +487,7 @@ mod direct {
     #[test]
     fn fused_lrelu_equals_two_passes() {
         if !has_avx512() {
+            crate::test_skip("backend::cpu::tests::fused_lrelu_equals_two_passes", "this CPU has no AVX-512");
             return;
         }
         let precisions = precisions();
@@ -527,7 +535,7 @@ mod direct {
     fn conv_transpose_matches_reference() {
         use conv_transpose as reference_t;
         if !has_avx512() {
-            eprintln!("skipped: this CPU has no AVX-512");
+            crate::test_skip("backend::cpu::tests::conv_transpose_matches_reference", "this CPU has no AVX-512");
             return;
         }
         let mut seed = 3u64;
