@@ -20,6 +20,7 @@ namespace Voxide
     {
         Ok = 0, NullArgument = 1, InvalidUtf8 = 2, InvalidArgument = 3, Io = 4, Model = 5,
         UnknownVoice = 6, Timeout = 7, Cancelled = 8, Device = 9, OutOfMemory = 10, Panic = 11,
+        Busy = 12, Unavailable = 13,
     }
 
     public enum Device { Auto = 0, Cpu = 1, Cuda = 2 }

@@ -44,7 +44,7 @@ pub enum VoxidePhonemizer {
     VOXIDE_PHONEMIZER_BUILTIN = 0,
     /// espeak-ng, loaded at run time from `libespeak-ng.so.1` (never linked):
     /// exactly Piper's phonemes, in the voice's espeak language. Without the
-    /// library the call fails with `VOXIDE_ERR_INVALID_ARGUMENT` and a message.
+    /// library the call fails with `VOXIDE_ERR_UNAVAILABLE` and a message.
     VOXIDE_PHONEMIZER_ESPEAK = 1,
 }
 

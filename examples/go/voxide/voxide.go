@@ -46,6 +46,8 @@ const (
 	StatusDevice          Status = C.VOXIDE_ERR_DEVICE
 	StatusOutOfMemory     Status = C.VOXIDE_ERR_OUT_OF_MEMORY
 	StatusPanic           Status = C.VOXIDE_ERR_PANIC
+	StatusBusy            Status = C.VOXIDE_ERR_BUSY
+	StatusUnavailable     Status = C.VOXIDE_ERR_UNAVAILABLE
 )
 
 // String returns the status's C name, e.g. "VOXIDE_ERR_TIMEOUT".
