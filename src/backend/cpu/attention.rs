@@ -7,6 +7,8 @@ use super::math::fast_exp;
 use super::par::SendPtr;
 #[cfg(target_arch = "x86_64")]
 use super::x86::{attention as x86_attention, direct, Arith};
+#[cfg(target_arch = "x86_64")]
+use crate::backend::shape;
 use crate::backend::Mat;
 
 /// Where each head's two products (logits, values) run.
@@ -36,6 +38,22 @@ pub(crate) fn rel_attention(
     y: &mut [f32],
     ym: Mat,
 ) {
+    // The tile kernels are unsafe: no view reaches them unchecked, even from
+    // a caller that skipped the backend's check (the gemm path checks its
+    // operands itself).
+    #[cfg(target_arch = "x86_64")]
+    if products == Products::Amx {
+        let views = [
+            (qkv.len(), q),
+            (qkv.len(), k),
+            (qkv.len(), v),
+            (y.len(), ym),
+        ];
+        let ok = shape::views_fit(&views)
+            .and(shape::attention(heads, q, k, v, ym, rel_k.len()))
+            .and(shape::attention(heads, q, k, v, ym, rel_v.len()));
+        assert!(ok.is_ok(), "rel_attention: {ok:?}");
+    }
     let t = q.cols();
     let d = q.rows() / heads;
     let rows = rel_k.len() / d;
