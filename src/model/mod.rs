@@ -7,6 +7,7 @@ mod duration;
 mod encoder;
 mod flow;
 mod noise;
+mod pool;
 mod span;
 mod vits;
 
