@@ -69,14 +69,17 @@ fn status_values_and_names_are_fixed() {
         "VOXIDE_ERR_DEVICE",
         "VOXIDE_ERR_OUT_OF_MEMORY",
         "VOXIDE_ERR_PANIC",
+        "VOXIDE_ERR_BUSY",
+        "VOXIDE_ERR_UNAVAILABLE",
     ];
+    assert_eq!(VoxideStatus::ALL.len(), names.len());
     for (i, (s, n)) in VoxideStatus::ALL.iter().zip(names).enumerate() {
         assert_eq!(*s as i32, i as i32);
         assert_eq!(s.name(), n);
         let c = unsafe { CStr::from_ptr(voxide_status_name(i as i32)) };
         assert_eq!(c.to_str().unwrap(), n);
     }
-    for bad in [-1, 12, i32::MAX, i32::MIN] {
+    for bad in [-1, 14, i32::MAX, i32::MIN] {
         let c = unsafe { CStr::from_ptr(voxide_status_name(bad)) };
         assert_eq!(c.to_str().unwrap(), "VOXIDE_UNKNOWN_STATUS");
     }
@@ -192,13 +195,20 @@ fn null_arguments_never_crash() {
 #[test]
 fn option_struct_layout_is_stable() {
     // The ABI of released structs never changes; fields are only appended.
-    assert_eq!(size_of::<VoxideEngineOptions>(), 40);
+    assert_eq!(size_of::<VoxideEngineOptions>(), 64);
     assert_eq!(offset_of!(VoxideEngineOptions, voice_path), 8);
     assert_eq!(offset_of!(VoxideEngineOptions, config_path), 16);
     assert_eq!(offset_of!(VoxideEngineOptions, max_concurrent), 24);
     assert_eq!(offset_of!(VoxideEngineOptions, device), 28);
     assert_eq!(offset_of!(VoxideEngineOptions, device_ordinal), 32);
     assert_eq!(offset_of!(VoxideEngineOptions, threads), 36);
+    // Appended (the settings as data): a 40-byte struct of an older header
+    // still works, these fields then take their environment defaults.
+    assert_eq!(offset_of!(VoxideEngineOptions, precision), 40);
+    assert_eq!(offset_of!(VoxideEngineOptions, cpu_isa), 44);
+    assert_eq!(offset_of!(VoxideEngineOptions, scheduler), 48);
+    assert_eq!(offset_of!(VoxideEngineOptions, queue_depth), 52);
+    assert_eq!(offset_of!(VoxideEngineOptions, cuda_graphs), 56);
     assert_eq!(size_of::<VoxideSpeakOptions>(), 48);
     assert_eq!(offset_of!(VoxideSpeakOptions, noise_scale), 8);
     assert_eq!(offset_of!(VoxideSpeakOptions, length_scale), 12);
@@ -208,7 +218,7 @@ fn option_struct_layout_is_stable() {
     assert_eq!(offset_of!(VoxideSpeakOptions, input), 40);
     assert_eq!(offset_of!(VoxideSpeakOptions, phonemizer), 44);
     let e = voxide_engine_options_default();
-    assert_eq!(e.struct_size, 40);
+    assert_eq!(e.struct_size, 64);
     assert_eq!(e.max_concurrent, 2);
     assert_eq!(e.device, VoxideDevice::VOXIDE_DEVICE_AUTO as i32);
     let s = voxide_speak_options_default();
@@ -222,7 +232,7 @@ fn option_struct_layout_is_stable() {
 fn struct_size_rules() {
     unsafe {
         let mut e = ptr::null_mut();
-        for bad in [0usize, 4, 41, 1 << 20, usize::MAX] {
+        for bad in [0usize, 4, 65, 1 << 20, usize::MAX] {
             let mut o = voxide_engine_options_default();
             o.voice_path = c"/nonexistent.onnx".as_ptr();
             o.struct_size = bad;

@@ -166,10 +166,12 @@ static void test_version_and_status_names(void) {
         "VOXIDE_OK", "VOXIDE_ERR_NULL_ARGUMENT", "VOXIDE_ERR_INVALID_UTF8",
         "VOXIDE_ERR_INVALID_ARGUMENT", "VOXIDE_ERR_IO", "VOXIDE_ERR_MODEL",
         "VOXIDE_ERR_UNKNOWN_VOICE", "VOXIDE_ERR_TIMEOUT", "VOXIDE_ERR_CANCELLED",
-        "VOXIDE_ERR_DEVICE", "VOXIDE_ERR_OUT_OF_MEMORY", "VOXIDE_ERR_PANIC"};
-    for (int i = 0; i < 12; i++) CHECK(strcmp(voxide_status_name((VoxideStatus)i), names[i]) == 0);
+        "VOXIDE_ERR_DEVICE", "VOXIDE_ERR_OUT_OF_MEMORY", "VOXIDE_ERR_PANIC",
+        "VOXIDE_ERR_BUSY", "VOXIDE_ERR_UNAVAILABLE"};
+    for (int i = 0; i < 14; i++) CHECK(strcmp(voxide_status_name((VoxideStatus)i), names[i]) == 0);
     CHECK(VOXIDE_OK == 0 && VOXIDE_ERR_PANIC == 11 && VOXIDE_ERR_TIMEOUT == 7);
-    CHECK(strcmp(voxide_status_name((VoxideStatus)12), "VOXIDE_UNKNOWN_STATUS") == 0);
+    CHECK(VOXIDE_ERR_BUSY == 12 && VOXIDE_ERR_UNAVAILABLE == 13);
+    CHECK(strcmp(voxide_status_name((VoxideStatus)14), "VOXIDE_UNKNOWN_STATUS") == 0);
     CHECK(strcmp(voxide_status_name((VoxideStatus)-1), "VOXIDE_UNKNOWN_STATUS") == 0);
 }
 
