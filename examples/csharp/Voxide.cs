@@ -75,6 +75,12 @@ namespace Voxide
         public int device;
         public uint device_ordinal;
         public uint threads;
+        // Appended fields (the header's order); defaults from voxide_engine_options_default().
+        public int precision;
+        public int cpu_isa;
+        public int scheduler;
+        public uint queue_depth;
+        public int cuda_graphs;
     }
 
     [StructLayout(LayoutKind.Sequential)]
