@@ -1,6 +1,6 @@
 //! Conv kernel throughput on the shapes of a Piper medium voice, per
 //! arithmetic: `cargo bench --bench kernels` (GFLOP/s, one and all threads).
-//! `VOXIDE_CPU_KERNELS=gemm` measures the portable im2col + GEMM path.
+//! On a CPU without AVX-512 the f32 rows measure the portable kernels.
 
 use std::time::Instant;
 use voxide::backend::cpu::CpuBackend;

@@ -1,16 +1,19 @@
-//! Convolutions as shifted GEMMs (one per tap) and polyphase transposed convs.
+//! Convolutions and polyphase transposed convs: the direct AVX-512 kernels
+//! where the CPU has them, else the portable ones; depthwise convs by rows.
 
 use super::direct::{self, Arith, Packed, PackedT};
 use super::elementwise::{rows, rows_mut};
-use super::gemm::{gemm, Operand};
+use super::portable::{self, Panels, PanelsT};
 use crate::backend::{Conv, ConvTranspose};
 use crate::backend::{Mat, Out};
 
-/// A conv weight: packed for the direct AVX-512 kernels where the CPU has them,
-/// else `[cout, cin·k]` (its file layout) as the lhs of im2col GEMMs.
+/// A conv weight: packed for the direct AVX-512 kernels where the CPU has
+/// them, else in panels for the portable kernels.
 pub struct CpuConv {
-    pub(crate) im2col: Vec<f32>,
+    /// Depthwise weights `[cout, k]` (convs of one input channel only).
+    pub(crate) plain: Vec<f32>,
     pub(crate) direct: Option<Packed>,
+    pub(crate) portable: Option<Panels>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
@@ -28,11 +31,10 @@ impl CpuConv {
             _ => None,
         };
         CpuConv {
-            im2col: if direct.is_some() {
-                Vec::new()
-            } else {
-                c.w.clone()
-            },
+            plain: if c.cin == 1 { c.w.clone() } else { Vec::new() },
+            portable: direct
+                .is_none()
+                .then(|| Panels::new(&c.w, c.cout, c.cin, c.k)),
             direct,
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
@@ -43,11 +45,11 @@ impl CpuConv {
     }
 }
 
-/// A transposed conv weight per phase: `taps[j]` is `[cout, cin]` for kernel tap j.
+/// A transposed conv weight: its phases stacked for the direct kernels or
+/// the portable ones.
 pub struct CpuConvT {
-    pub(crate) taps: Vec<f32>,
     pub(crate) direct: Option<PackedT>,
-    pub(crate) bias: Vec<f32>,
+    pub(crate) portable: Option<PanelsT>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
     pub(crate) stride: usize,
@@ -56,46 +58,22 @@ pub struct CpuConvT {
 impl CpuConvT {
     /// `kernels` as in [`CpuConv::new`].
     pub(crate) fn new(c: &ConvTranspose, kernels: Option<Arith>) -> Self {
-        if let Some(p) = kernels {
-            return CpuConvT {
-                taps: Vec::new(),
-                direct: Some(PackedT::new(p, &c.w, &c.b, c.cin, c.cout, c.stride)),
-                bias: c.b.clone(),
-                cout: c.cout,
-                cin: c.cin,
-                stride: c.stride,
-            };
-        }
-        let mut taps = vec![0.0; c.w.len()];
-        for i in 0..c.cin {
-            for o in 0..c.cout {
-                for j in 0..c.k {
-                    taps[(j * c.cout + o) * c.cin + i] = c.w[(i * c.cout + o) * c.k + j];
-                }
-            }
-        }
+        let (direct, portable) = match kernels {
+            Some(p) => (
+                Some(PackedT::new(p, &c.w, &c.b, c.cin, c.cout, c.stride)),
+                None,
+            ),
+            None => (
+                None,
+                Some(PanelsT::new(&c.w, &c.b, c.cin, c.cout, c.stride)),
+            ),
+        };
         CpuConvT {
-            taps,
-            direct: None,
-            bias: c.b.clone(),
+            direct,
+            portable,
             cout: c.cout,
             cin: c.cin,
             stride: c.stride,
-        }
-    }
-}
-
-fn fill_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
-    for (r, &b) in bias.iter().enumerate().take(ym.rows()) {
-        let row = &mut y[ym.off() + r * ym.ld()..ym.off() + r * ym.ld() + ym.cols()];
-        row.fill(b);
-    }
-}
-
-fn add_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
-    for (r, &b) in bias.iter().enumerate().take(ym.rows()) {
-        for v in &mut y[ym.off() + r * ym.ld()..ym.off() + r * ym.ld() + ym.cols()] {
-            *v += b;
         }
     }
 }
@@ -114,17 +92,9 @@ impl SendPtr {
     }
 }
 
-/// Column tile so that an im2col tile stays around 256 KiB (L2-sized).
-fn tile_cols(rows: usize, cols: usize, threads: usize) -> usize {
-    let by_cache = (64 * 1024 / rows.max(1)).clamp(64, 4096);
-    // Enough tiles to keep every thread busy.
-    let by_threads = cols.div_ceil(threads.max(1) * 2).max(32);
-    by_cache.min(by_threads).max(16)
-}
-
-/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` when the weight
-/// has direct kernels (the activation applied as the input is staged);
-/// `false` (nothing done) otherwise.
+/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` (the activation
+/// applied as the input is staged); `false` (nothing done) for a depthwise
+/// weight.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv1d_lrelu(
     threads: usize,
@@ -139,8 +109,8 @@ pub(crate) fn conv1d_lrelu(
     conv1d_act(threads, w, x, xm, Some(slope), y, ym, out)
 }
 
-/// `y += conv(LeakyReLU_slope(y))` in place with the direct kernels; `false`
-/// (nothing done) where the weight has none.
+/// `y += conv(LeakyReLU_slope(y))` in place; `false` (nothing done) for a
+/// depthwise weight.
 pub(crate) fn conv1d_lrelu_add_inplace(
     threads: usize,
     w: &CpuConv,
@@ -148,14 +118,32 @@ pub(crate) fn conv1d_lrelu_add_inplace(
     y: &mut [f32],
     ym: Mat,
 ) -> bool {
-    let Some(p) = &w.direct else {
-        return false;
-    };
     assert_eq!((ym.rows(), ym.rows()), (w.cin, w.cout), "conv1d rows");
     assert!(ym.end() <= y.len());
-    // SAFETY: as in conv1d_lrelu; input and output are the same view.
+    // SAFETY: as in conv1d_lrelu; input and output are the same view (the
+    // kernels copy the input before they write any output).
     unsafe {
-        direct::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym);
+        if let Some(p) = &w.direct {
+            direct::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym);
+            return true;
+        }
+        let Some(p) = &w.portable else {
+            return false;
+        };
+        let (yp, len) = (y.as_mut_ptr(), y.len());
+        let x = std::slice::from_raw_parts(yp.cast_const(), len);
+        portable::conv1d(
+            threads,
+            p,
+            &w.bias,
+            w.dilation,
+            x,
+            ym,
+            Some(slope),
+            yp,
+            ym,
+            Out::Add,
+        );
     }
     true
 }
@@ -173,8 +161,7 @@ pub(crate) fn conv1d(
 }
 
 /// [`conv1d`] of `x`, or of `LeakyReLU_slope(x)` with `act = Some(slope)`:
-/// the activation only on the direct kernels (`false`, nothing done, on the
-/// other paths).
+/// the activation not on depthwise weights (`false`, nothing done).
 #[allow(clippy::too_many_arguments)]
 fn conv1d_act(
     threads: usize,
@@ -194,109 +181,37 @@ fn conv1d_act(
     if !depthwise_w {
         assert_eq!(xm.rows(), w.cin, "conv1d input rows");
     }
-    match (&w.direct, act) {
-        (Some(p), _) if !depthwise_w => {
-            // SAFETY: the pack exists only where the CPU has the kernels
-            // (checked when the weight was prepared); bounds and shapes were
-            // asserted above.
-            unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
-            return true;
-        }
-        (_, Some(_)) => return false,
-        _ => {}
+    if let (Some(p), false) = (&w.direct, depthwise_w) {
+        // SAFETY: the pack exists only where the CPU has the kernels
+        // (checked when the weight was prepared); bounds and shapes were
+        // asserted above.
+        unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
+        return true;
     }
     if depthwise_w {
+        if act.is_some() {
+            return false;
+        }
         depthwise(threads, w, x, xm, y, ym, out, pad);
         return true;
     }
-    let t = xm.cols();
-    let kk = w.cin * w.k;
-    let tile = tile_cols(kk, t, threads);
-    let n_tiles = t.div_ceil(tile);
-    let yp = SendPtr(y.as_mut_ptr());
-    let ylen = y.len();
-    let run_tile = |ti: usize| {
-        let c0 = ti * tile;
-        let c1 = (c0 + tile).min(t);
-        let n = c1 - c0;
-        // SAFETY: each tile touches only columns c0..c1 of the rows of ym,
-        // which no other tile touches; bounds were checked above.
-        let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
-        let ytile = ym.sub_cols(c0, c1);
-        match out {
-            Out::Set | Out::SetRelu => fill_bias(y, ytile, &w.bias),
-            Out::Add => add_bias(y, ytile, &w.bias),
-        }
-        let d = Operand {
-            off: ytile.off(),
-            rs: ym.ld() as isize,
-            cs: 1,
-        };
-        // y_tile += W[cout, cin·k] · cols[cin·k, n]; for k = 1 the columns are x itself.
-        let product = |y: &mut [f32], rhs: &[f32], r: Operand| {
-            let l = Operand {
-                off: 0,
-                rs: kk as isize,
-                cs: 1,
-            };
-            gemm(1, w.cout, n, kk, y, d, true, &w.im2col, l, rhs, r, 1.0);
-        };
-        if w.k == 1 {
-            let r = Operand {
-                off: xm.off() + c0,
-                rs: xm.ld() as isize,
-                cs: 1,
-            };
-            product(y, x, r);
-        } else {
-            COL.with(|col| {
-                let mut col = col.borrow_mut();
-                col.clear();
-                col.resize(kk * n, 0.0);
-                for i in 0..w.cin {
-                    let xr = &x[xm.off() + i * xm.ld()..xm.off() + i * xm.ld() + t];
-                    for j in 0..w.k {
-                        let row = &mut col[(i * w.k + j) * n..(i * w.k + j + 1) * n];
-                        let s = (c0 + j * w.dilation) as isize - pad as isize;
-                        // row[q] = x[s + q] where in range, else 0.
-                        let q0 = (-s).clamp(0, n as isize) as usize;
-                        let q1 = (t as isize - s).clamp(0, n as isize) as usize;
-                        row[..q0].fill(0.0);
-                        if q1 > q0 {
-                            let src = (s + q0 as isize) as usize;
-                            row[q0..q1].copy_from_slice(&xr[src..src + (q1 - q0)]);
-                        }
-                        row[q1.max(q0)..].fill(0.0);
-                    }
-                }
-                let r = Operand {
-                    off: 0,
-                    rs: n as isize,
-                    cs: 1,
-                };
-                product(y, &col, r);
-            });
-        }
-        if out == Out::SetRelu {
-            for r in 0..ym.rows() {
-                let o = ytile.off() + r * ym.ld();
-                for v in &mut y[o..o + n] {
-                    *v = v.max(0.0);
-                }
-            }
-        }
+    let p = w.portable.as_ref().expect("a conv without direct kernels has panels");
+    // SAFETY: bounds and shapes asserted above.
+    unsafe {
+        portable::conv1d(
+            threads,
+            p,
+            &w.bias,
+            w.dilation,
+            x,
+            xm,
+            act,
+            y.as_mut_ptr(),
+            ym,
+            out,
+        )
     };
-    if threads > 1 && n_tiles > 1 {
-        use rayon::prelude::*;
-        (0..n_tiles).into_par_iter().for_each(run_tile);
-    } else {
-        (0..n_tiles).for_each(run_tile);
-    }
     true
-}
-
-thread_local! {
-    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -320,7 +235,7 @@ fn depthwise(
             // bias, then taps in order, as the per-sample loop did.
             acc.fill(w.bias[c]);
             for j in 0..w.k {
-                let wj = w.im2col[c * w.k + j];
+                let wj = w.plain[c * w.k + j];
                 let s = (j * w.dilation) as isize - pad as isize;
                 // Outputs ti with 0 <= ti + s < t.
                 let lo = (-s).clamp(0, t as isize) as usize;
@@ -386,81 +301,7 @@ pub(crate) fn conv_transpose(
         unsafe { direct::conv_transpose(threads, p, x, xm, y, ym) };
         return;
     }
-    fill_bias(y, ym, &w.bias);
-    let half = u / 2;
-    let yp = SendPtr(y.as_mut_ptr());
-    let ylen = y.len();
-    // Phases write disjoint (strided) output columns: run them in parallel.
-    let phase = |r: usize| {
-        // SAFETY: phase r writes only columns n with (n + u/2) % u == r.
-        let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
-        // Output columns n = t·u + r − u/2 for t in [t_lo, t_hi].
-        let (t_lo, t_hi) = if r >= half { (0, l - 1) } else { (1, l) };
-        if l == 0 || t_hi < t_lo {
-            return;
-        }
-        let d = |t_first: usize| Operand {
-            off: ym.off() + (t_first * u + r - half),
-            rs: ym.ld() as isize,
-            cs: u as isize,
-        };
-        // Term A: x[:, t] for t in [t_lo, min(t_hi, l-1)].
-        let a_hi = t_hi.min(l - 1);
-        if a_hi >= t_lo {
-            gemm(
-                1,
-                w.cout,
-                a_hi - t_lo + 1,
-                w.cin,
-                y,
-                d(t_lo),
-                true,
-                &w.taps,
-                Operand {
-                    off: r * w.cout * w.cin,
-                    rs: w.cin as isize,
-                    cs: 1,
-                },
-                x,
-                Operand {
-                    off: xm.off() + t_lo,
-                    rs: xm.ld() as isize,
-                    cs: 1,
-                },
-                1.0,
-            );
-        }
-        // Term B: x[:, t−1] for t in [max(t_lo, 1), t_hi].
-        let b_lo = t_lo.max(1);
-        if t_hi >= b_lo {
-            gemm(
-                1,
-                w.cout,
-                t_hi - b_lo + 1,
-                w.cin,
-                y,
-                d(b_lo),
-                true,
-                &w.taps,
-                Operand {
-                    off: (r + u) * w.cout * w.cin,
-                    rs: w.cin as isize,
-                    cs: 1,
-                },
-                x,
-                Operand {
-                    off: xm.off() + b_lo - 1,
-                    rs: xm.ld() as isize,
-                    cs: 1,
-                },
-                1.0,
-            );
-        }
-    };
-    if threads > 1 {
-        use rayon::prelude::*;
-        (0..u).into_par_iter().for_each(phase);
-    } else {
-        (0..u).for_each(phase);
-    }
+    let p = w.portable.as_ref().expect("a transposed conv has one pack");
+    // SAFETY: bounds and shapes asserted above.
+    unsafe { portable::conv_transpose(threads, p, x, xm, y, ym) };
 }

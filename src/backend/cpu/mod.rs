@@ -1,5 +1,8 @@
-//! The CPU backend: the reference implementation of every op. GEMMs go to the
-//! `gemm` crate (runtime SIMD dispatch); threads come from a private rayon pool.
+//! The CPU backend: the reference implementation of every op. Convs run on
+//! the direct AVX-512 kernels or the portable ones (both sum every output
+//! column in one fixed order); the attention's GEMMs off AVX-512 go to the
+//! `gemm` crate (runtime SIMD dispatch); threads come from a private rayon
+//! pool.
 
 mod amx;
 mod attention;
@@ -7,6 +10,7 @@ mod conv;
 mod direct;
 mod elementwise;
 mod gemm;
+mod portable;
 
 pub use conv::{CpuConv, CpuConvT};
 pub(crate) use elementwise::rqs_inverse;
@@ -25,7 +29,7 @@ pub enum Isa {
     Auto,
     /// The direct AVX-512 kernels (and AMX tiles for bf16x3).
     Avx512,
-    /// The portable im2col + GEMM path (every CPU; f32 only).
+    /// The portable kernels (every CPU; f32 only).
     Portable,
 }
 
@@ -59,7 +63,7 @@ impl Isa {
 pub struct CpuBackend {
     threads: usize,
     pool: rayon::ThreadPool,
-    /// Conv kernels: `Some(a)` direct AVX-512 kernels in arithmetic `a`, `None` im2col + `gemm`.
+    /// Conv kernels: `Some(a)` direct AVX-512 kernels in arithmetic `a`, `None` the portable ones.
     kernels: Option<Arith>,
 }
 
@@ -92,7 +96,7 @@ impl CpuBackend {
 
     /// A backend with the given conv arithmetic and kernel family. Convs use
     /// the direct AVX-512 kernels when the CPU has them and `isa` allows;
-    /// [`Isa::Portable`] forces the portable im2col + GEMM path (f32 only).
+    /// [`Isa::Portable`] forces the portable kernels (f32 only).
     ///
     /// # Errors
     /// [`BackendError::Device`] if the thread pool cannot be started, for
@@ -151,9 +155,9 @@ impl CpuBackend {
         })
     }
 
-    /// Whether convs run on the direct AVX-512 kernels (whose output columns
-    /// do not depend on the view: batched and chunked runs are bit-identical
-    /// to whole ones), rather than the portable im2col + GEMM path.
+    /// Whether convs run on the direct AVX-512 kernels rather than the
+    /// portable ones (on both, output columns do not depend on the view:
+    /// batched and chunked runs are bit-identical to whole ones).
     pub fn direct_kernels(&self) -> bool {
         self.kernels.is_some()
     }
