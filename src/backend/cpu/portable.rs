@@ -12,10 +12,10 @@
 //!
 //! The input view is first copied into a zero-margined scratch (as the direct
 //! AVX-512 kernels do), so every tap is a plain shifted load and a tile past
-//! the view's end reads zeros. The body is plain Rust that the compiler
-//! vectorizes across the tile's columns; where the CPU has FMA (x86-64 with
-//! AVX2 + FMA, detected at run time; every aarch64) each step is a fused
-//! multiply-add, else a multiply then an add (on one machine always the same).
+//! the view's end reads zeros. On x86-64 with AVX2 and FMA (detected at run
+//! time) a tile is 4 × 2 AVX2 registers updated by fused multiply-adds;
+//! elsewhere plain Rust (fused multiply-adds on aarch64, a multiply then an
+//! add otherwise; on one machine always the same).
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -131,9 +131,7 @@ unsafe fn tile<const FUSED: bool, const M: usize>(
             ap = ap.add(M);
         }
     }
-    // Constant indices only (a variable one would keep the accumulators in
-    // memory through the loop above): all lanes of a full tile, lane by lane
-    // up to `n` of a short one.
+    // The first `n` lanes.
     for (m, row) in acc.iter().enumerate() {
         let yr = y.add(m * s.ldy);
         for (c, &v) in row.iter().enumerate() {
@@ -149,9 +147,9 @@ unsafe fn tile<const FUSED: bool, const M: usize>(
     }
 }
 
-/// One work item: rows `o0..o0 + m·rows` (panels of `M`, each `kk` weights
-/// apart) × tiles `tile0..tile1`, panel by panel (its weights stay cached
-/// over the column block).
+/// One work item: `panels` panels of `M` rows (`y` at the first) × tiles
+/// `tile0..tile1`, panel by panel (its weights stay cached over the column
+/// block).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn item_body<const FUSED: bool, const M: usize>(
@@ -173,8 +171,8 @@ unsafe fn item_body<const FUSED: bool, const M: usize>(
     }
 }
 
-/// [`tile`] on AVX2 registers with fused multiply-adds (a variable
-/// index into a plain array would keep the accumulators in memory).
+/// [`tile`] on AVX2 registers with fused multiply-adds (intrinsics: the
+/// compiler kept plain arrays of accumulators in memory).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn tile_avx2<const M: usize>(
@@ -307,19 +305,20 @@ pub(crate) unsafe fn conv1d(
     out: Out,
 ) {
     let pad = dilation * (w.k - 1) / 2;
-    run(threads, w, bias, dilation, pad, x, xm, act, y, ym, out);
+    run(threads, fma(), w, bias, dilation, pad, x, xm, act, y, ym, out);
 }
 
 /// Output column `t` of `ym` (any length) reads input columns
 /// `t − padl + j·dilation` of `xm` for each tap `j`, zeros outside it. The
 /// input is copied into the scratch before any output is written (so `y`
-/// may alias `x`).
+/// may alias `x`). `fused`: whether the CPU has the FMA tiles ([`fma`]).
 ///
 /// # Safety
 /// As [`conv1d`], without the equal-length condition.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run(
     threads: usize,
+    fused: bool,
     w: &Panels,
     bias: &[f32],
     dilation: usize,
@@ -404,7 +403,6 @@ unsafe fn run(
         ldy: ym.ld(),
         out,
     };
-    let fused = fma();
     let (yp, sp) = (SendPtr(y), SendPtr(s.xs.cast_mut()));
     let item_at = |it: usize| {
         let s = Tile {
@@ -512,6 +510,7 @@ pub(crate) unsafe fn conv_transpose(
     }
     run(
         threads,
+        fma(),
         &w.stacked,
         &w.bias,
         1,
@@ -556,11 +555,43 @@ mod tests {
     };
     use crate::backend::{Conv, ConvTranspose, Mat, Out};
 
+
     fn rnd(seed: &mut u64) -> f32 {
         *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// The plain tiles (CPUs without the FMA ones) and the FMA tiles
+    /// compute the same conv (to rounding), every output mode, with
+    /// remainder rows and a short last tile.
+    #[test]
+    fn plain_tiles_match_fma_tiles() {
+        if !super::fma() {
+            return;
+        }
+        let mut seed = 5u64;
+        let (cout, cin, k, d, t) = (11, 7, 5, 2, 37);
+        let w: Vec<f32> = (0..cout * cin * k).map(|_| rnd(&mut seed)).collect();
+        let b: Vec<f32> = (0..cout).map(|_| rnd(&mut seed)).collect();
+        let p = super::Panels::new(&w, cout, cin, k);
+        let x: Vec<f32> = (0..cin * t).map(|_| rnd(&mut seed)).collect();
+        let y0: Vec<f32> = (0..cout * t).map(|_| rnd(&mut seed)).collect();
+        let (xm, ym) = (Mat::new(cin, t), Mat::new(cout, t));
+        for out in [Out::Set, Out::SetRelu, Out::Add] {
+            let mut got = [y0.clone(), y0.clone()];
+            for (fused, y) in [false, true].into_iter().zip(&mut got) {
+                // SAFETY: the views fit the buffers; shapes match the pack.
+                unsafe {
+                    super::run(1, fused, &p, &b, d, 4, &x, xm, None, y.as_mut_ptr(), ym, out)
+                };
+            }
+            for (i, (a, c)) in got[0].iter().zip(&got[1]).enumerate() {
+                assert!((a - c).abs() <= 1e-5, "{out:?} element {i}: {a} vs {c}");
+            }
+            assert_ne!(got[0], y0);
+        }
     }
 
     /// Windows `s..e` of `0..t`: the whole, narrow ones (one column, less
