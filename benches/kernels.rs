@@ -1,8 +1,8 @@
 //! Conv kernel throughput on the shapes of a Piper medium voice, per
 //! arithmetic: `cargo bench --bench kernels` (GFLOP/s, one and all threads).
-//! `VOXIDE_CPU_ISA=portable` (or the older `VOXIDE_CPU_KERNELS=gemm`)
-//! measures the portable im2col + GEMM path, `avx512` insists on the direct
-//! kernels.
+//! `VOXIDE_CPU_ISA=avx512|avx2|portable` picks the kernel family (default
+//! `auto`, the best this CPU runs; `VOXIDE_CPU_KERNELS=gemm` is the older
+//! spelling of `portable`).
 
 use std::time::Instant;
 use voxide::backend::cpu::{CpuBackend, Isa};

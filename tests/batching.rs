@@ -29,16 +29,15 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// `None` when `got` matches `want`: bit for bit on the direct AVX-512
-/// kernels; within [`common::PORTABLE_REL_TOL`] of the peak on the portable
-/// GEMM path (whose blocking depends on the view length). Else the first
-/// mismatch.
+/// `None` when `got` matches `want`: bit for bit where the backend computes
+/// each column alone (every CPU kernel family); else within
+/// [`common::PORTABLE_REL_TOL`] of the peak. Else the first mismatch.
 fn mismatch(f: &Fixture, got: &[f32], want: &[f32]) -> Option<String> {
     if got.len() != want.len() {
         return Some(format!("length {} vs {}", got.len(), want.len()));
     }
     let peak = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let tol = if f.be.direct_kernels() {
+    let tol = if f.be.columns_exact() {
         0.0
     } else {
         common::PORTABLE_REL_TOL * peak.max(1e-3)

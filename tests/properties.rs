@@ -154,8 +154,8 @@ proptest! {
             (full, stream, partial, head)
         });
         // Long inputs take the prefix path (the radius is 65 ids for Piper
-        // voices) where the kernels compute each column alone; the portable
-        // path (`VOXIDE_CPU_ISA=portable`) always runs all ids.
+        // voices) where the kernels compute each column alone (every CPU
+        // kernel family); other backends always run all ids.
         let exact = f.be.columns_exact();
         prop_assert!(partial || ids.len() < 200 || !exact, "{} ids ran whole", ids.len());
         let k = head.0.len();

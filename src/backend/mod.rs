@@ -46,8 +46,8 @@ pub trait Executor: Send + Sync + 'static {
     /// Whether every op computes each output column alone, in an order that
     /// does not depend on the view's width or position, so a column gets the
     /// same bits in any window that holds its receptive field (the CPU's
-    /// direct kernels; not libraries that pick their blocking by problem
-    /// size, such as the portable `gemm` path or cuBLAS).
+    /// conv kernels; not libraries that pick their kernels and blocking by
+    /// problem size, such as the `gemm` crate or cuBLAS).
     /// [`crate::model::Vits::prepare_first`] relies on it.
     fn columns_exact(&self) -> bool {
         false

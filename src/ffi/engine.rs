@@ -79,9 +79,10 @@ fn create(o: &VoxideEngineOptions) -> Result<VoxideEngine> {
         i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_AUTO as i32 => b, // $VOXIDE_CPU_ISA
         i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_AVX512 as i32 => b.cpu_isa(Isa::Avx512),
         i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_PORTABLE as i32 => b.cpu_isa(Isa::Portable),
+        i if i == VoxideCpuIsa::VOXIDE_CPU_ISA_AVX2 as i32 => b.cpu_isa(Isa::Avx2),
         i => {
             return Err(Error::InvalidArgument(format!(
-                "options->cpu_isa is {i}; expected VOXIDE_CPU_ISA_AUTO, _AVX512 or _PORTABLE"
+                "options->cpu_isa is {i}; expected VOXIDE_CPU_ISA_AUTO, _AVX512, _PORTABLE or _AVX2"
             ))
             .into())
         }

@@ -1,9 +1,11 @@
-//! Convolutions: "same"-padded 1-D convs as im2col + `gemm` over column
-//! tiles, depthwise convs tap by tap, polyphase transposed convs. On x86-64
-//! a weight packed for the direct AVX-512 / AMX kernels (`x86/`) runs there.
+//! Convolutions: "same"-padded 1-D convs and polyphase transposed convs on
+//! the portable kernels (`portable.rs`: register tiles, every output column
+//! summed in one fixed order; AVX2 + FMA or plain Rust), depthwise convs
+//! tap by tap. On x86-64 a weight packed for the direct AVX-512 / AMX
+//! kernels (`x86/`) runs there.
 
-use super::gemm::{gemm, Operand};
-use super::par::{rows, rows_mut, SendPtr};
+use super::par::{rows, rows_mut};
+use super::portable::{self, Panels, PanelsT};
 #[cfg(target_arch = "x86_64")]
 use super::x86::{
     direct,
@@ -12,12 +14,15 @@ use super::x86::{
 };
 use crate::backend::{shape, Conv, ConvTranspose, Mat, Out};
 
-/// A conv weight: `[cout, cin·k]` (its file layout) as the lhs of im2col
-/// GEMMs, or on x86-64 packed for the direct kernels.
+/// A conv weight: in panels for the portable kernels, or on x86-64 packed
+/// for the direct ones; a conv of one input channel also keeps its file
+/// layout for depthwise use.
 pub struct CpuConv {
-    /// The portable layout (empty when packed).
-    pub(crate) im2col: Vec<f32>,
-    /// Packed for the direct kernels (never for a depthwise conv).
+    /// `[cout, k]` for a conv of one input channel (depthwise use), else empty.
+    pub(crate) plain: Vec<f32>,
+    /// Panels for the portable kernels (`None` when packed).
+    pub(crate) panels: Option<Panels>,
+    /// Packed for the direct kernels (never for a conv of one input channel).
     #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<Packed>,
     pub(crate) bias: Vec<f32>,
@@ -28,10 +33,12 @@ pub struct CpuConv {
 }
 
 impl CpuConv {
-    /// For the portable im2col + GEMM path.
-    pub(crate) fn portable(c: &Conv) -> Self {
+    /// For the portable kernels: the fused multiply-add tiles with `fused`
+    /// (where the CPU has them, [`portable::fma_tiles`]), else the plain ones.
+    pub(crate) fn portable(c: &Conv, fused: bool) -> Self {
         CpuConv {
-            im2col: c.w.clone(),
+            plain: if c.cin == 1 { c.w.clone() } else { Vec::new() },
+            panels: Some(Panels::new(&c.w, c.cout, c.cin, c.k, fused)),
             #[cfg(target_arch = "x86_64")]
             direct: None,
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
@@ -43,14 +50,16 @@ impl CpuConv {
     }
 
     /// Packed for the direct kernels in arithmetic `a` (the backend checked
-    /// the CPU runs them); a depthwise conv keeps the portable layout.
+    /// the CPU runs them); a conv of one input channel (used depthwise)
+    /// stays portable.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn packed(c: &Conv, a: Arith) -> Self {
-        if c.cin == 1 && c.cout > 1 {
-            return CpuConv::portable(c);
+        if c.cin == 1 {
+            return CpuConv::portable(c, true);
         }
         CpuConv {
-            im2col: Vec::new(),
+            plain: Vec::new(),
+            panels: None,
             direct: Some(Packed::new(a, &c.w, c.cout, c.cin, c.k)),
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
@@ -122,34 +131,24 @@ pub(crate) fn check_conv_t(c: &ConvTranspose) -> Result<(), String> {
     }
 }
 
-/// A transposed conv weight per phase: `taps[j]` is `[cout, cin]` for
-/// kernel tap j, or on x86-64 packed for the direct kernels.
+/// A transposed conv weight: its phases stacked into one conv for the
+/// portable kernels, or on x86-64 packed for the direct ones.
 pub struct CpuConvT {
-    pub(crate) taps: Vec<f32>,
+    pub(crate) panels: Option<PanelsT>,
     #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<PackedT>,
-    pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
     pub(crate) stride: usize,
 }
 
 impl CpuConvT {
-    /// For the portable GEMM path.
-    pub(crate) fn portable(c: &ConvTranspose) -> Self {
-        let mut taps = vec![0.0; c.w.len()];
-        for i in 0..c.cin {
-            for o in 0..c.cout {
-                for j in 0..c.k {
-                    taps[(j * c.cout + o) * c.cin + i] = c.w[(i * c.cout + o) * c.k + j];
-                }
-            }
-        }
+    /// For the portable kernels (`fused` as [`CpuConv::portable`]).
+    pub(crate) fn portable(c: &ConvTranspose, fused: bool) -> Self {
         CpuConvT {
-            taps,
+            panels: Some(PanelsT::new(&c.w, &c.b, c.cin, c.cout, c.stride, fused)),
             #[cfg(target_arch = "x86_64")]
             direct: None,
-            bias: c.b.clone(),
             cout: c.cout,
             cin: c.cin,
             stride: c.stride,
@@ -160,9 +159,8 @@ impl CpuConvT {
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn packed(c: &ConvTranspose, a: Arith) -> Self {
         CpuConvT {
-            taps: Vec::new(),
+            panels: None,
             direct: Some(PackedT::new(a, &c.w, &c.b, c.cin, c.cout, c.stride)),
-            bias: c.b.clone(),
             cout: c.cout,
             cin: c.cin,
             stride: c.stride,
@@ -170,33 +168,9 @@ impl CpuConvT {
     }
 }
 
-fn fill_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
-    for (r, &b) in bias.iter().enumerate().take(ym.rows()) {
-        let row = &mut y[ym.off() + r * ym.ld()..ym.off() + r * ym.ld() + ym.cols()];
-        row.fill(b);
-    }
-}
-
-fn add_bias(y: &mut [f32], ym: Mat, bias: &[f32]) {
-    for (r, &b) in bias.iter().enumerate().take(ym.rows()) {
-        for v in &mut y[ym.off() + r * ym.ld()..ym.off() + r * ym.ld() + ym.cols()] {
-            *v += b;
-        }
-    }
-}
-
-/// Column tile so that an im2col tile stays around 256 KiB (L2-sized).
-fn tile_cols(rows: usize, cols: usize, threads: usize) -> usize {
-    let by_cache = (64 * 1024 / rows.max(1)).clamp(64, 4096);
-    // Enough tiles to keep every thread busy.
-    let by_threads = cols.div_ceil(threads.max(1) * 2).max(32);
-    by_cache.min(by_threads).max(16)
-}
-
 /// Whether both views lie in their buffers and `rule` holds: checked again
-/// in front of the unsafe direct kernels (the backend checked it first).
-#[cfg(target_arch = "x86_64")]
-fn x86_views_ok(x: &[f32], xm: Mat, y: &[f32], ym: Mat, rule: Result<(), String>) -> bool {
+/// in front of the unsafe kernels (the backend checked it first).
+fn views_ok(x: &[f32], xm: Mat, y: &[f32], ym: Mat, rule: Result<(), String>) -> bool {
     xm.fits(x.len()) && ym.fits(y.len()) && rule.is_ok()
 }
 
@@ -212,25 +186,18 @@ pub(crate) fn conv1d(
     ym: Mat,
     out: Out,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = &w.direct {
-        direct_conv(threads, w, p, x, xm, None, y, ym, out);
-        return;
-    }
-    let depthwise_w = w.depthwise_for(xm);
-    debug_assert!(shape::conv1d(w.cin, w.cout, depthwise_w, xm, ym).is_ok());
-    let pad = w.dilation * (w.k - 1) / 2;
-    if depthwise_w {
+    if w.depthwise_for(xm) {
+        debug_assert!(shape::conv1d(w.cin, w.cout, true, xm, ym).is_ok());
+        let pad = w.dilation * (w.k - 1) / 2;
         depthwise(threads, w, x, xm, y, ym, out, pad);
         return;
     }
-    im2col(threads, w, x, xm, y, ym, out, pad);
+    tiled_conv(threads, w, x, xm, None, y, ym, out);
 }
 
-/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` where the weight
-/// is packed for the direct kernels (the activation applied as the input
-/// is staged); `false` (nothing done) otherwise. Views as [`conv1d`].
-#[cfg(target_arch = "x86_64")]
+/// `y (op)= conv(LeakyReLU_slope(x))` in one pass over `x` (the activation
+/// applied as the input is staged); `false` (nothing done) where the weight
+/// is used depthwise. Views as [`conv1d`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv1d_lrelu(
     threads: usize,
@@ -242,17 +209,16 @@ pub(crate) fn conv1d_lrelu(
     ym: Mat,
     out: Out,
 ) -> bool {
-    let Some(p) = &w.direct else {
+    if w.depthwise_for(xm) {
         return false;
-    };
-    direct_conv(threads, w, p, x, xm, Some(slope), y, ym, out);
+    }
+    tiled_conv(threads, w, x, xm, Some(slope), y, ym, out);
     true
 }
 
-/// `y += conv(LeakyReLU_slope(y))` in place with the direct kernels; `false`
-/// (nothing done) where the weight is not packed for them. `ym` as both
-/// views of [`conv1d`] (so `cin == cout`).
-#[cfg(target_arch = "x86_64")]
+/// `y += conv(LeakyReLU_slope(y))` in place. `ym` as both views of
+/// [`conv1d`] (so `cin == cout`); `false` (nothing done) where the weight
+/// is used depthwise.
 pub(crate) fn conv1d_lrelu_add_inplace(
     threads: usize,
     w: &CpuConv,
@@ -260,31 +226,38 @@ pub(crate) fn conv1d_lrelu_add_inplace(
     y: &mut [f32],
     ym: Mat,
 ) -> bool {
-    let Some(p) = &w.direct else {
+    if w.depthwise_for(ym) {
         return false;
-    };
+    }
     assert!(
-        x86_views_ok(y, ym, y, ym, shape::conv1d(w.cin, w.cout, false, ym, ym)),
+        views_ok(y, ym, y, ym, shape::conv1d(w.cin, w.cout, false, ym, ym)),
         "conv1d view {ym:?} for a {}→{} conv",
         w.cin,
         w.cout
     );
-    // SAFETY: packed only where the CPU has the kernels (checked when the
-    // weight was prepared); bounds and shapes checked just above.
-    unsafe {
-        direct::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = &w.direct {
+        // SAFETY: packed only where the CPU has the kernels (checked when
+        // the weight was prepared); bounds and shapes checked just above.
+        unsafe {
+            direct::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym);
+        }
+        return true;
     }
+    let p = w.panels.as_ref().expect("a conv not packed has panels");
+    // SAFETY: bounds and shapes checked just above; the FMA tiles only
+    // where the CPU has them (checked when packed).
+    unsafe { portable::conv1d_lrelu_add_inplace(threads, p, &w.bias, w.dilation, slope, y, ym) };
     true
 }
 
 /// [`conv1d`] (of `LeakyReLU_slope(x)` with `act = Some(slope)`) on the
-/// direct kernels.
-#[cfg(target_arch = "x86_64")]
+/// direct kernels where the weight is packed for them, else the portable
+/// ones.
 #[allow(clippy::too_many_arguments)]
-fn direct_conv(
+fn tiled_conv(
     threads: usize,
     w: &CpuConv,
-    p: &Packed,
     x: &[f32],
     xm: Mat,
     act: Option<f32>,
@@ -295,118 +268,35 @@ fn direct_conv(
     // The kernels are unsafe: no view reaches them unchecked, even from a
     // caller that skipped the backend's check.
     assert!(
-        x86_views_ok(x, xm, y, ym, shape::conv1d(w.cin, w.cout, false, xm, ym)),
+        views_ok(x, xm, y, ym, shape::conv1d(w.cin, w.cout, false, xm, ym)),
         "conv1d views {xm:?} / {ym:?} for a {}→{} conv",
         w.cin,
         w.cout
     );
-    // SAFETY: packed only where the CPU has the kernels (checked when the
-    // weight was prepared); bounds and shapes checked just above.
-    unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
-}
-
-/// The portable conv: per column tile, `y_tile += W[cout, cin·k] ·
-/// cols[cin·k, n]` with the im2col columns built in a per-thread buffer
-/// (`x` itself for `k = 1`).
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    threads: usize,
-    w: &CpuConv,
-    x: &[f32],
-    xm: Mat,
-    y: &mut [f32],
-    ym: Mat,
-    out: Out,
-    pad: usize,
-) {
-    let t = xm.cols();
-    let kk = w.cin * w.k;
-    let tile = tile_cols(kk, t, threads);
-    let n_tiles = t.div_ceil(tile);
-    let yp = SendPtr(y.as_mut_ptr());
-    let ylen = y.len();
-    let run_tile = |ti: usize| {
-        let c0 = ti * tile;
-        let c1 = (c0 + tile).min(t);
-        let n = c1 - c0;
-        // SAFETY: each tile touches only columns c0..c1 of the rows of ym,
-        // which no other tile touches; every access below is index-checked
-        // against the whole of y (the gemm wrapper checks its operands).
-        let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
-        let ytile = ym.sub_cols(c0, c1);
-        match out {
-            Out::Set | Out::SetRelu => fill_bias(y, ytile, &w.bias),
-            Out::Add => add_bias(y, ytile, &w.bias),
-        }
-        let d = Operand {
-            off: ytile.off(),
-            rs: ym.ld() as isize,
-            cs: 1,
-        };
-        // y_tile += W[cout, cin·k] · cols[cin·k, n]; for k = 1 the columns are x itself.
-        let product = |y: &mut [f32], rhs: &[f32], r: Operand| {
-            let l = Operand {
-                off: 0,
-                rs: kk as isize,
-                cs: 1,
-            };
-            gemm(1, w.cout, n, kk, y, d, true, &w.im2col, l, rhs, r, 1.0);
-        };
-        if w.k == 1 {
-            let r = Operand {
-                off: xm.off() + c0,
-                rs: xm.ld() as isize,
-                cs: 1,
-            };
-            product(y, x, r);
-        } else {
-            COL.with(|col| {
-                let mut col = col.borrow_mut();
-                col.clear();
-                col.resize(kk * n, 0.0);
-                for i in 0..w.cin {
-                    let xr = &x[xm.off() + i * xm.ld()..xm.off() + i * xm.ld() + t];
-                    for j in 0..w.k {
-                        let row = &mut col[(i * w.k + j) * n..(i * w.k + j + 1) * n];
-                        let s = (c0 + j * w.dilation) as isize - pad as isize;
-                        // row[q] = x[s + q] where in range, else 0.
-                        let q0 = (-s).clamp(0, n as isize) as usize;
-                        let q1 = (t as isize - s).clamp(0, n as isize) as usize;
-                        row[..q0].fill(0.0);
-                        if q1 > q0 {
-                            let src = (s + q0 as isize) as usize;
-                            row[q0..q1].copy_from_slice(&xr[src..src + (q1 - q0)]);
-                        }
-                        row[q1.max(q0)..].fill(0.0);
-                    }
-                }
-                let r = Operand {
-                    off: 0,
-                    rs: n as isize,
-                    cs: 1,
-                };
-                product(y, &col, r);
-            });
-        }
-        if out == Out::SetRelu {
-            for r in 0..ym.rows() {
-                let o = ytile.off() + r * ym.ld();
-                for v in &mut y[o..o + n] {
-                    *v = v.max(0.0);
-                }
-            }
-        }
-    };
-    if threads > 1 && n_tiles > 1 {
-        use rayon::prelude::*;
-        (0..n_tiles).into_par_iter().for_each(run_tile);
-    } else {
-        (0..n_tiles).for_each(run_tile);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = &w.direct {
+        // SAFETY: packed only where the CPU has the kernels (checked when
+        // the weight was prepared); bounds and shapes checked just above.
+        unsafe { direct::conv1d(threads, p, &w.bias, w.dilation, x, xm, act, y, ym, out) };
+        return;
     }
-}
-
-thread_local! {
-    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    let p = w.panels.as_ref().expect("a conv not packed has panels");
+    // SAFETY: bounds and shapes checked just above; the FMA tiles only
+    // where the CPU has them (checked when packed).
+    unsafe {
+        portable::conv1d(
+            threads,
+            p,
+            &w.bias,
+            w.dilation,
+            x,
+            xm,
+            act,
+            y.as_mut_ptr(),
+            ym,
+            out,
+        )
+    };
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -430,7 +320,7 @@ fn depthwise(
             // bias, then taps in order, as the per-sample loop did.
             acc.fill(w.bias[c]);
             for j in 0..w.k {
-                let wj = w.im2col[c * w.k + j];
+                let wj = w.plain[c * w.k + j];
                 let s = (j * w.dilation) as isize - pad as isize;
                 // Outputs ti with 0 <= ti + s < t.
                 let lo = (-s).clamp(0, t as isize) as usize;
@@ -471,9 +361,10 @@ thread_local! {
     static DW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Polyphase transposed conv: with `q = n + u/2`, `t = q / u`, `r = q % u`,
-/// `y[:, n] = b + W_r · x[:, t] + W_{r+u} · x[:, t−1]` (terms outside x dropped).
-/// The backend checked the views ([`shape::conv_transpose`]).
+/// Transposed conv (kernel `2u`, stride `u`, padding `u/2`): with
+/// `q = n + u/2`, `t = q / u`, `r = q % u`,
+/// `y[:, n] = b + W_r · x[:, t] + W_{r+u} · x[:, t−1]` (terms outside x
+/// dropped). The backend checked the views ([`shape::conv_transpose`]).
 pub(crate) fn conv_transpose(
     threads: usize,
     w: &CpuConvT,
@@ -482,106 +373,26 @@ pub(crate) fn conv_transpose(
     y: &mut [f32],
     ym: Mat,
 ) {
+    // The kernels are unsafe: no view reaches them unchecked, even from a
+    // caller that skipped the backend's check.
+    assert!(
+        views_ok(
+            x,
+            xm,
+            y,
+            ym,
+            shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym)
+        ),
+        "conv_transpose views {xm:?} / {ym:?}"
+    );
     #[cfg(target_arch = "x86_64")]
     if let Some(p) = &w.direct {
-        // The kernels are unsafe: no view reaches them unchecked, even
-        // from a caller that skipped the backend's check.
-        assert!(
-            x86_views_ok(
-                x,
-                xm,
-                y,
-                ym,
-                shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym)
-            ),
-            "conv_transpose views {xm:?} / {ym:?}"
-        );
         // SAFETY: packed only where the CPU has the kernels; bounds and
         // shapes checked just above.
         unsafe { direct::conv_transpose(threads, p, x, xm, y, ym) };
         return;
     }
-    debug_assert!(shape::conv_transpose(w.cin, w.cout, w.stride, xm, ym).is_ok());
-    let u = w.stride;
-    let l = xm.cols();
-    if l == 0 {
-        return;
-    }
-    fill_bias(y, ym, &w.bias);
-    let half = u / 2;
-    let yp = SendPtr(y.as_mut_ptr());
-    let ylen = y.len();
-    // Phases write disjoint (strided) output columns: run them in parallel.
-    let phase = |r: usize| {
-        // SAFETY: phase r writes only columns n with (n + u/2) % u == r.
-        let y = unsafe { std::slice::from_raw_parts_mut(yp.get(), ylen) };
-        // Output columns n = t·u + r − u/2 for t in [t_lo, t_hi].
-        let (t_lo, t_hi) = if r >= half { (0, l - 1) } else { (1, l) };
-        if t_hi < t_lo {
-            return;
-        }
-        let d = |t_first: usize| Operand {
-            off: ym.off() + (t_first * u + r - half),
-            rs: ym.ld() as isize,
-            cs: u as isize,
-        };
-        // Term A: x[:, t] for t in [t_lo, min(t_hi, l-1)].
-        let a_hi = t_hi.min(l - 1);
-        if a_hi >= t_lo {
-            gemm(
-                1,
-                w.cout,
-                a_hi - t_lo + 1,
-                w.cin,
-                y,
-                d(t_lo),
-                true,
-                &w.taps,
-                Operand {
-                    off: r * w.cout * w.cin,
-                    rs: w.cin as isize,
-                    cs: 1,
-                },
-                x,
-                Operand {
-                    off: xm.off() + t_lo,
-                    rs: xm.ld() as isize,
-                    cs: 1,
-                },
-                1.0,
-            );
-        }
-        // Term B: x[:, t−1] for t in [max(t_lo, 1), t_hi].
-        let b_lo = t_lo.max(1);
-        if t_hi >= b_lo {
-            gemm(
-                1,
-                w.cout,
-                t_hi - b_lo + 1,
-                w.cin,
-                y,
-                d(b_lo),
-                true,
-                &w.taps,
-                Operand {
-                    off: (r + u) * w.cout * w.cin,
-                    rs: w.cin as isize,
-                    cs: 1,
-                },
-                x,
-                Operand {
-                    off: xm.off() + b_lo - 1,
-                    rs: xm.ld() as isize,
-                    cs: 1,
-                },
-                1.0,
-            );
-        }
-    };
-    if threads > 1 {
-        use rayon::prelude::*;
-        (0..u).into_par_iter().for_each(phase);
-    } else {
-        (0..u).for_each(phase);
-    }
+    let p = w.panels.as_ref().expect("a transposed conv not packed has panels");
+    // SAFETY: bounds and shapes checked just above.
+    unsafe { portable::conv_transpose(threads, p, x, xm, y, ym) };
 }

@@ -1,7 +1,9 @@
 //! The CPU backend: the reference implementation of every op, on a private
 //! rayon pool. Convs and the attention's products run on the direct AVX-512
-//! / AMX kernels (`x86/`) on x86-64 CPUs that have them, else on the
-//! portable path: im2col + the `gemm` crate (runtime SIMD dispatch). The ops
+//! / AMX kernels (`x86/`) on x86-64 CPUs that have them; elsewhere convs run
+//! on the portable register-tile kernels (`portable.rs`: AVX2 + FMA
+//! intrinsics where the CPU has them, else plain Rust) and the attention's
+//! products on the `gemm` crate (runtime SIMD dispatch). The ops
 //! live in files named like their CUDA twins; this file picks the kernels
 //! ([`Isa`], [`Precision`]) and checks every op's views before it runs.
 
@@ -12,6 +14,7 @@ mod gemm;
 mod math;
 mod norm;
 mod par;
+mod portable;
 mod spline;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -28,7 +31,8 @@ use x86::Arith;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Isa {
-    /// [`Isa::Avx512`] where the CPU has it, else [`Isa::Portable`].
+    /// The best family this CPU runs: [`Isa::Avx512`], else [`Isa::Avx2`],
+    /// else [`Isa::Portable`].
     #[default]
     Auto,
     /// The direct AVX-512 kernels (x86-64 CPUs with AVX-512F and
@@ -37,15 +41,19 @@ pub enum Isa {
     /// the same order whatever the view, so chunked and batched runs equal
     /// whole ones bit for bit.
     Avx512,
-    /// im2col + the `gemm` crate on any CPU, f32 only. Its blocking depends
-    /// on the problem size, so chunked runs equal whole ones only to
-    /// rounding.
+    /// The portable register-tile conv kernels on AVX2 + FMA intrinsics
+    /// (x86-64 CPUs with AVX2 and FMA), f32 only. Every output column is
+    /// summed in one fixed order, as on AVX-512.
+    Avx2,
+    /// The portable register-tile conv kernels in plain Rust (any CPU; on
+    /// aarch64 the compiler's NEON code with fused multiply-adds), f32
+    /// only; every output column summed in one fixed order.
     Portable,
 }
 
 impl Isa {
-    /// Parse `auto` / `avx512` / `portable` (or `gemm`, the old name of the
-    /// portable path).
+    /// Parse `auto` / `avx512` / `avx2` / `portable` (or `gemm`, the old
+    /// name of the portable path).
     ///
     /// # Errors
     /// A message naming the accepted values.
@@ -53,18 +61,20 @@ impl Isa {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(Isa::Auto),
             "avx512" | "avx-512" => Ok(Isa::Avx512),
+            "avx2" => Ok(Isa::Avx2),
             "portable" | "gemm" => Ok(Isa::Portable),
             other => Err(format!(
-                "unknown CPU kernels '{other}' (expected auto, avx512 or portable)"
+                "unknown CPU kernels '{other}' (expected auto, avx512, avx2 or portable)"
             )),
         }
     }
 
-    /// `auto` / `avx512` / `portable`.
+    /// `auto` / `avx512` / `avx2` / `portable`.
     pub fn as_str(self) -> &'static str {
         match self {
             Isa::Auto => "auto",
             Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
             Isa::Portable => "portable",
         }
     }
@@ -84,6 +94,9 @@ pub struct CpuBackend {
     /// portable path.
     #[cfg(target_arch = "x86_64")]
     direct: Option<Arith>,
+    /// The portable kernels' tiles: fused multiply-adds (AVX2 + FMA on
+    /// x86-64, always on aarch64) or plain.
+    fused: bool,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -120,7 +133,8 @@ impl CpuBackend {
     ///
     /// # Errors
     /// [`BackendError::Device`], naming the cause, for [`Isa::Avx512`] on a
-    /// CPU (or build) without AVX-512, for [`Precision::Bf16`] without
+    /// CPU (or build) without AVX-512, [`Isa::Avx2`] without AVX2 + FMA,
+    /// for [`Precision::Bf16`] without
     /// AVX-512 BF16 or [`Precision::Bf16x3`] without AMX (both need the
     /// AVX-512 kernels: the portable path runs f32 only), or if the
     /// thread pool cannot be started.
@@ -133,6 +147,7 @@ impl CpuBackend {
         let direct = direct_arith(precision, isa)?;
         #[cfg(not(target_arch = "x86_64"))]
         portable_only(precision, isa)?;
+        let fused = fused_tiles(isa)?;
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -148,22 +163,28 @@ impl CpuBackend {
             pool,
             #[cfg(target_arch = "x86_64")]
             direct,
+            fused,
         })
     }
 
     /// The kernels this backend runs ([`Isa::Auto`] resolved):
-    /// [`Isa::Avx512`] or [`Isa::Portable`].
+    /// [`Isa::Avx512`], [`Isa::Avx2`] or [`Isa::Portable`].
     pub fn isa(&self) -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if self.direct.is_some() {
-            return Isa::Avx512;
+        {
+            if self.direct.is_some() {
+                return Isa::Avx512;
+            }
+            if self.fused {
+                return Isa::Avx2;
+            }
         }
         Isa::Portable
     }
 
-    /// Whether convs run on the direct AVX-512 kernels (whose output columns
-    /// do not depend on the view: batched and chunked runs are bit-identical
-    /// to whole ones), rather than the portable im2col + GEMM path.
+    /// Whether convs run on the direct AVX-512 kernels rather than the
+    /// portable ones (on both, output columns do not depend on the view:
+    /// batched and chunked runs are bit-identical to whole ones).
     pub fn direct_kernels(&self) -> bool {
         self.isa() == Isa::Avx512
     }
@@ -186,9 +207,10 @@ fn direct_arith(precision: Precision, isa: Isa) -> Result<Option<Arith>, Backend
     let why_not = match isa {
         Isa::Avx512 if !has => {
             return Err(BackendError::Device(
-                "the avx512 CPU kernels need AVX-512F and AVX-512BW, which this CPU lacks; use auto or portable".into(),
+                "the avx512 CPU kernels need AVX-512F and AVX-512BW, which this CPU lacks; use auto, avx2 or portable".into(),
             ))
         }
+        Isa::Avx2 => "the CPU kernels are set to avx2",
         Isa::Portable => "the CPU kernels are set to portable",
         _ if !has => "this CPU has no AVX-512 (F and BW)",
         _ => "",
@@ -211,12 +233,32 @@ fn direct_arith(precision: Precision, isa: Isa) -> Result<Option<Arith>, Backend
     }
 }
 
+/// Whether the portable kernels run on their fused multiply-add tiles for
+/// `isa`: AVX2 + FMA intrinsics on x86-64 for [`Isa::Avx2`] (an error
+/// without them) and [`Isa::Auto`] (where the CPU has them); plain Rust for
+/// [`Isa::Portable`]; on aarch64 always (the compiler's NEON code).
+fn fused_tiles(isa: Isa) -> Result<bool, BackendError> {
+    let has = portable::fma_tiles();
+    if cfg!(target_arch = "x86_64") {
+        match isa {
+            Isa::Avx2 if !has => Err(BackendError::Device(
+                "the avx2 CPU kernels need AVX2 and FMA, which this CPU lacks; use auto or portable"
+                    .into(),
+            )),
+            Isa::Portable => Ok(false),
+            _ => Ok(has),
+        }
+    } else {
+        Ok(has)
+    }
+}
+
 /// Builds for other architectures run the portable path only.
 #[cfg(not(target_arch = "x86_64"))]
 fn portable_only(precision: Precision, isa: Isa) -> Result<(), BackendError> {
-    if isa == Isa::Avx512 {
+    if matches!(isa, Isa::Avx512 | Isa::Avx2) {
         return Err(BackendError::Device(format!(
-            "the avx512 CPU kernels exist only on x86-64, and this build is for {}; use auto or portable",
+            "the {isa} CPU kernels exist only on x86-64, and this build is for {}; use auto or portable",
             std::env::consts::ARCH
         )));
     }
@@ -240,7 +282,10 @@ impl Executor for CpuBackend {
     }
 
     fn columns_exact(&self) -> bool {
-        self.direct_kernels()
+        // Every conv kernel family (direct and portable) sums each column
+        // in one fixed order; the attention's products (the `gemm` crate
+        // off AVX-512) run on whole sentences only.
+        true
     }
 
     fn precision(&self) -> Precision {
@@ -341,7 +386,7 @@ impl Backend for CpuBackend {
             let a = if a == Arith::Bf16 { Arith::F32 } else { a };
             return Ok(CpuConv::packed(c, a));
         }
-        Ok(CpuConv::portable(c))
+        Ok(CpuConv::portable(c, self.fused))
     }
 
     fn prepare_conv_lowp(&self, c: &Conv) -> Result<CpuConv, BackendError> {
@@ -350,7 +395,7 @@ impl Backend for CpuBackend {
         if let Some(a) = self.direct {
             return Ok(CpuConv::packed(c, a));
         }
-        Ok(CpuConv::portable(c))
+        Ok(CpuConv::portable(c, self.fused))
     }
 
     fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CpuConvT, BackendError> {
@@ -361,7 +406,7 @@ impl Backend for CpuBackend {
         if let Some(a) = self.direct {
             return Ok(CpuConvT::packed(c, a));
         }
-        Ok(CpuConvT::portable(c))
+        Ok(CpuConvT::portable(c, self.fused))
     }
 
     fn prepare_vector(&self, v: &[f32]) -> Result<Vec<f32>, BackendError> {
@@ -396,10 +441,9 @@ impl Backend for CpuBackend {
         ym: Mat,
         out: Out,
     ) {
-        // Fused on the direct kernels where there are no gaps to zero
-        // between activation and conv.
-        #[cfg(target_arch = "x86_64")]
-        if gaps.is_empty() && w.direct.is_some() {
+        // Fused where there are no gaps to zero between activation and
+        // conv (and the weight is not used depthwise).
+        if gaps.is_empty() && !w.depthwise_for(xm) {
             if self.admit_conv("conv1d_lrelu", w, (x.len(), xm), (y.len(), ym)) {
                 conv::conv1d_lrelu(self.threads, w, slope, x, xm, y, ym, out);
             }
@@ -417,8 +461,7 @@ impl Backend for CpuBackend {
         tmp: &mut Vec<f32>,
         gaps: &[(usize, usize)],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if gaps.is_empty() && w.direct.is_some() {
+        if gaps.is_empty() && !w.depthwise_for(ym) {
             let v = (y.len(), ym);
             if self.admit_conv("conv1d_lrelu_add_inplace", w, v, v) {
                 conv::conv1d_lrelu_add_inplace(self.threads, w, slope, y, ym);

@@ -49,35 +49,69 @@ fn zero_cols_zeroes_only_the_ranges_of_the_view() {
 /// name is refused with the accepted ones.
 #[test]
 fn isa_names_round_trip() {
-    for i in [Isa::Auto, Isa::Avx512, Isa::Portable] {
+    for i in [Isa::Auto, Isa::Avx512, Isa::Avx2, Isa::Portable] {
         assert_eq!(Isa::parse(i.as_str()), Ok(i));
         assert_eq!(i.to_string(), i.as_str());
     }
     assert_eq!(Isa::parse(" GEMM "), Ok(Isa::Portable));
     let e = Isa::parse("neon").unwrap_err();
     assert!(
-        e.contains("'neon'") && e.contains("auto, avx512 or portable"),
+        e.contains("'neon'") && e.contains("auto, avx512, avx2 or portable"),
         "{e}"
     );
 }
 
-/// The portable path runs f32 only, and says why it refuses the rest.
+/// The portable kernels run f32 only, and say why they refuse the rest;
+/// every family keeps columns exact.
 #[test]
 fn portable_options() {
     for p in [Precision::F32, Precision::Auto] {
         let be = CpuBackend::with_options(1, p, Isa::Portable).unwrap();
         assert_eq!(be.isa(), Isa::Portable);
-        assert!(!be.direct_kernels() && !be.columns_exact());
+        assert!(!be.direct_kernels() && be.columns_exact());
         assert_eq!(be.precision(), Precision::F32);
     }
-    for p in [Precision::Bf16, Precision::Bf16x3] {
-        let e = CpuBackend::with_options(1, p, Isa::Portable)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(p.as_str()) && e.contains("portable") && e.contains("use f32"),
-            "{e}"
-        );
+    for isa in [Isa::Portable, Isa::Avx2] {
+        for p in [Precision::Bf16, Precision::Bf16x3] {
+            let Err(e) = CpuBackend::with_options(1, p, isa) else {
+                panic!("{isa} accepted {p}");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains(p.as_str()) && e.contains("use f32"),
+                "{isa} {p}: {e}"
+            );
+        }
+    }
+}
+
+/// `avx2` runs exactly where the CPU has AVX2 + FMA (x86-64), else is an
+/// error naming the cause; `auto` takes it where AVX-512 is missing.
+#[test]
+fn avx2_only_where_the_cpu_has_it() {
+    #[cfg(target_arch = "x86_64")]
+    let (has, has512) = (
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        super::x86::has_avx512(),
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    let (has, has512) = (false, false);
+    match CpuBackend::with_options(1, Precision::F32, Isa::Avx2) {
+        Ok(be) => {
+            assert!(has);
+            assert_eq!(be.isa(), Isa::Avx2);
+            assert!(be.columns_exact() && !be.direct_kernels());
+        }
+        Err(e) => {
+            assert!(!has);
+            let e = e.to_string();
+            assert!(e.contains("avx2") && e.contains("use auto"), "{e}");
+        }
+    }
+    let auto = CpuBackend::with_options(1, Precision::F32, Isa::Auto).unwrap();
+    if !has512 {
+        let want = if has { Isa::Avx2 } else { Isa::Portable };
+        assert_eq!(auto.isa(), want);
     }
 }
 
@@ -90,9 +124,8 @@ fn avx512_only_where_the_cpu_has_it() {
     #[cfg(not(target_arch = "x86_64"))]
     let has = false;
     let auto = CpuBackend::with_options(1, Precision::F32, Isa::Auto).unwrap();
-    let want = if has { Isa::Avx512 } else { Isa::Portable };
-    assert_eq!(auto.isa(), want);
-    assert_eq!(auto.columns_exact(), has);
+    assert_eq!(auto.isa() == Isa::Avx512, has);
+    assert!(auto.columns_exact());
     match CpuBackend::with_options(1, Precision::F32, Isa::Avx512) {
         Ok(be) => {
             assert!(has);
@@ -259,7 +292,7 @@ fn portable_conv_matches_definition() {
         (6, 1, 7, 2, true),
     ] {
         let c = random_conv(&mut seed, cout, cin, k, d);
-        let w = CpuConv::portable(&c);
+        let w = CpuConv::portable(&c, true);
         let rows_in = if dw { cout } else { cin };
         for &t in &[1usize, 4, 37, 300] {
             for out in [Out::Set, Out::SetRelu, Out::Add] {
@@ -299,7 +332,7 @@ fn portable_conv_transpose_matches_definition() {
             k: 2 * u,
             stride: u,
         };
-        let w = CpuConvT::portable(&c);
+        let w = CpuConvT::portable(&c, true);
         for &l in &[0usize, 1, 2, 9] {
             let xm = Mat::strided(1, cin, l, l + 3).unwrap();
             let ym = Mat::strided(2, cout, u * l, u * l + 5).unwrap();
@@ -343,7 +376,7 @@ fn depthwise_threads_equal() {
     let mut seed = 5u64;
     let (ch, k, d, t) = (192, 3, 3, 700);
     let c = random_conv(&mut seed, ch, 1, k, d);
-    let w = CpuConv::portable(&c);
+    let w = CpuConv::portable(&c, true);
     let x: Vec<f32> = (0..ch * t).map(|_| rnd(&mut seed)).collect();
     let m = Mat::new(ch, t);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -407,7 +440,7 @@ mod direct {
             (72, 70, 3, 2),
         ] {
             let c = random_conv(&mut seed, cout, cin, k, d);
-            let plain = CpuConv::portable(&c);
+            let plain = CpuConv::portable(&c, true);
             for &t in &[1usize, 5, 47, 48, 49, 130, 300] {
                 for out in [Out::Set, Out::SetRelu, Out::Add] {
                     for &p in precisions {
@@ -548,7 +581,7 @@ mod direct {
                 k: 2 * u,
                 stride: u,
             };
-            let plain = CpuConvT::portable(&c);
+            let plain = CpuConvT::portable(&c, true);
             for &l in &[1usize, 2, 7, 60] {
                 let xm = Mat::strided(1, cin, l, l + 3).unwrap();
                 let ym = Mat::strided(2, cout, u * l, u * l + 5).unwrap();
