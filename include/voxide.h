@@ -192,9 +192,14 @@ typedef enum {
    */
   VOXIDE_CPU_ISA_AVX512 = 1,
   /**
-   * The portable kernels (every CPU; f32 only).
+   * The portable kernels in plain Rust (every CPU; f32 only).
    */
   VOXIDE_CPU_ISA_PORTABLE = 2,
+  /**
+   * The portable kernels on AVX2 + FMA (`VOXIDE_ERR_DEVICE` on a CPU
+   * without them; f32 only).
+   */
+  VOXIDE_CPU_ISA_AVX2 = 3,
 } VoxideCpuIsa;
 
 /**

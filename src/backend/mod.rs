@@ -56,6 +56,11 @@ pub trait Executor: Send + Sync + 'static {
     /// The arithmetic the backend runs ([`Precision::Auto`] resolved).
     fn precision(&self) -> Precision;
 
+    /// The CPU kernel family ([`cpu::Isa::Auto`] resolved); `None` off the CPU.
+    fn cpu_isa(&self) -> Option<cpu::Isa> {
+        None
+    }
+
     /// Host threads that run the ops (1 for a GPU's driving thread).
     fn threads(&self) -> usize {
         1

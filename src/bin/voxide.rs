@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use voxide::audio::{as_f32, wav_header, SampleRate};
 use voxide::voice::{phoneme_sentences, VoiceConfig};
-use voxide::{Device, Engine, Error, Input, Precision, SpeakOptions};
+use voxide::{Device, Engine, Error, Input, Isa, Precision, SpeakOptions};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +54,10 @@ struct VoiceArgs {
     /// (default: $VOXIDE_PRECISION, else auto = bf16x3 where the CPU has AMX, else f32).
     #[arg(long)]
     precision: Option<String>,
+    /// CPU kernel family: auto (the best this CPU runs), avx512, avx2 (AVX2 + FMA) or portable (plain Rust, every CPU)
+    /// (default: $VOXIDE_CPU_ISA, else auto).
+    #[arg(long)]
+    isa: Option<String>,
 }
 
 #[derive(Args)]
@@ -162,6 +166,9 @@ fn build_engine_with(
     }
     if let Some(p) = &v.precision {
         b = b.precision(Precision::parse(p).map_err(Error::InvalidArgument)?);
+    }
+    if let Some(i) = &v.isa {
+        b = b.cpu_isa(Isa::parse(i).map_err(Error::InvalidArgument)?);
     }
     if let Some(on) = scheduler {
         b = b.scheduler(on);
@@ -506,6 +513,7 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         "device": engine.device_name(),
         "threads": engine.threads(),
         "precision": engine.precision().as_str(),
+        "isa": engine.cpu_isa().map(|i| i.as_str()),
         "sentences": sentences.len(),
         "repeat": a.repeat.max(1),
         "stage_s": {

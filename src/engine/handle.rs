@@ -5,7 +5,7 @@ use super::options::{Input, SpeakOptions};
 use super::permit::{Admission, Permit};
 use super::runtime::{Event, Serve};
 use crate::audio::{Audio, AudioSample, SampleRate};
-use crate::backend::Precision;
+use crate::backend::{cpu::Isa, Precision};
 use crate::error::{Error, Result};
 use crate::model::StageTimes;
 use std::ops::ControlFlow;
@@ -122,6 +122,12 @@ impl Engine {
     /// The arithmetic in use ([`Precision::Auto`] resolved by the device).
     pub fn precision(&self) -> Precision {
         self.rt().precision()
+    }
+
+    /// The CPU kernel family in use ([`Isa::Auto`] resolved: `avx512`,
+    /// `avx2` or `portable`); `None` on a GPU.
+    pub fn cpu_isa(&self) -> Option<Isa> {
+        self.rt().cpu_isa()
     }
 
     /// Seconds spent per model stage by all finished sentences so far

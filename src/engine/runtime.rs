@@ -38,6 +38,8 @@ pub(crate) trait Serve: Send + Sync {
     fn device_name(&self) -> String;
     /// The arithmetic in use.
     fn precision(&self) -> Precision;
+    /// The CPU kernel family in use; `None` off the CPU.
+    fn cpu_isa(&self) -> Option<crate::backend::cpu::Isa>;
     /// Host threads running the ops.
     fn threads(&self) -> usize;
     /// Device memory `(free, total)`; `None` on the CPU.
@@ -213,6 +215,10 @@ impl<B: Backend> Serve for Runtime<B> {
 
     fn precision(&self) -> Precision {
         self.core.be.precision()
+    }
+
+    fn cpu_isa(&self) -> Option<crate::backend::cpu::Isa> {
+        self.core.be.cpu_isa()
     }
 
     fn threads(&self) -> usize {

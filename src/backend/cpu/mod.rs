@@ -302,6 +302,10 @@ impl Executor for CpuBackend {
         self.threads
     }
 
+    fn cpu_isa(&self) -> Option<Isa> {
+        Some(self.isa())
+    }
+
     fn check(&self) -> Result<(), BackendError> {
         match FAULT.with(|f| f.borrow_mut().take()) {
             Some(msg) => Err(BackendError::Shape(msg)),
