@@ -6,7 +6,7 @@ mod common;
 
 use common::{read_f32, snr_db};
 use serde_json::Value;
-use voxide::backend::cpu::CpuBackend;
+use voxide::backend::cpu::{CpuBackend, Isa};
 use voxide::backend::{Executor, Precision};
 use voxide::model::{Noise, SynthOptions, Vits};
 use voxide::voice::{Scales, Voice};
@@ -57,6 +57,34 @@ fn options(c: &Value) -> SynthOptions {
 #[test]
 fn matches_onnxruntime_stage_by_stage_and_end_to_end() {
     parity(CpuBackend::with_options(2, Precision::F32, common::cpu_isa()).unwrap());
+}
+
+/// Every CPU kernel family this machine runs keeps f32 parity (whatever
+/// `VOXIDE_CPU_ISA` says); the others say SKIP.
+fn family(isa: Isa) {
+    match CpuBackend::with_options(2, Precision::F32, isa) {
+        Ok(be) => {
+            assert_eq!(be.isa(), isa);
+            println!("kernels {isa}");
+            parity(be)
+        }
+        Err(e) => common::skip(&format!("parity::family_{isa}"), &e.to_string()),
+    }
+}
+
+#[test]
+fn family_avx512() {
+    family(Isa::Avx512);
+}
+
+#[test]
+fn family_avx2() {
+    family(Isa::Avx2);
+}
+
+#[test]
+fn family_portable() {
+    family(Isa::Portable);
 }
 
 /// The f32-grade AMX kernels (where the CPU has them) keep f32 parity too.
