@@ -217,7 +217,24 @@ unsafe fn tile_avx2<const M: usize>(
             ap = ap.add(M);
         }
     }
-    // Per-vector lane masks (all lanes of a full tile).
+    if n == PN {
+        // A full tile: plain loads and stores (masked ones are slow on
+        // some CPUs, e.g. AMD Zen).
+        for (m, row) in acc.iter().enumerate() {
+            let yr = y.add(m * s.ldy);
+            for (v, &r) in row.iter().enumerate() {
+                let p = yr.add(8 * v);
+                let r = match s.out {
+                    Out::Set => r,
+                    Out::SetRelu => _mm256_max_ps(r, _mm256_setzero_ps()),
+                    Out::Add => _mm256_add_ps(r, _mm256_loadu_ps(p)),
+                };
+                _mm256_storeu_ps(p, r);
+            }
+        }
+        return;
+    }
+    // Per-vector lane masks of the last, partial tile.
     let masks: [__m256i; V] = std::array::from_fn(|v| {
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let left = _mm256_set1_epi32(n.saturating_sub(8 * v).min(8) as i32);
