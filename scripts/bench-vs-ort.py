@@ -11,6 +11,12 @@ Needs a Python with onnxruntime, piper-tts, numpy (e.g. /tmp/ref/venv from
 ../shared/ref/setup_ref.sh) and a release build of voxide.
 
   scripts/bench-vs-ort.py --text-file bench/paragraph.txt --threads 1,2
+  scripts/bench-vs-ort.py --isa avx2,portable --markdown   # one row per CPU kernel family
+
+With --isa, voxide runs once per family (`voxide bench --isa F`) right after
+onnxruntime at each thread count, so every row compares against the same
+onnxruntime run; onnxruntime picks its own kernels (MLAS dispatches on the
+CPU's features at run time: AVX-512, AVX2 or SSE on x86-64, NEON on ARM).
 """
 import argparse
 import json
@@ -90,28 +96,54 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--voxide", default=os.path.join(ROOT, "target", "release", "voxide"))
     ap.add_argument("--extra", default="", help="extra arguments for voxide bench")
+    ap.add_argument("--isa", default="", help="comma-separated CPU kernel families for voxide "
+                    "(auto, avx512, avx2, portable); default: voxide's own choice")
+    ap.add_argument("--markdown", action="store_true", help="also print a Markdown table at the end")
     a = ap.parse_args()
     text = open(a.text_file, encoding="utf-8").read()
     phon, ids, cfg = phonemize(a.model, text)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
         f.write("\n".join(phon) + "\n")
         phon_file = f.name
+    isas = [i for i in a.isa.split(",") if i] or [None]
+    rows = []
     for th in [int(x) for x in a.threads.split(",")]:
-        cmd = [a.voxide, "bench", "--voice", a.model, "--text-file", phon_file, "--input", "phonemes",
-               "--threads", str(th), "--repeat", str(a.repeat), "--device", a.device, "--json"] + a.extra.split()
-        vx = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         o = ort_run(a.model, ids, cfg, th, a.repeat, a.device)
-        print(json.dumps({
-            "threads": th, "device": a.device, "sentences": len(ids), "words": len(text.split()),
-            "voxide": vx, "onnxruntime": o,
-            # Whole-text synthesis vs onnxruntime's sentence-by-sentence runs;
-            # speed_ratio_stream: voxide streaming (small first chunks) instead.
-            "speed_ratio": vx.get("xrt_whole", vx["xrt"]) / o["xrt"],
-            "speed_ratio_stream": vx["xrt"] / o["xrt"],
-            "ttfa_ratio": o["ttfa_ms"] / vx["ttfa_ms"] if vx["ttfa_ms"] else None,
-        }))
-        sys.stdout.flush()
+        for isa in isas:
+            cmd = [a.voxide, "bench", "--voice", a.model, "--text-file", phon_file, "--input", "phonemes",
+                   "--threads", str(th), "--repeat", str(a.repeat), "--device", a.device, "--json"]
+            if isa:
+                cmd += ["--isa", isa]
+            run = subprocess.run(cmd + a.extra.split(), capture_output=True, text=True)
+            if run.returncode != 0:
+                print(json.dumps({"threads": th, "isa": isa, "error": run.stderr.strip()}))
+                continue
+            vx = json.loads(run.stdout)
+            row = {
+                "threads": th, "device": a.device, "isa": vx.get("isa"), "sentences": len(ids),
+                "words": len(text.split()), "voxide": vx, "onnxruntime": o,
+                # Whole-text synthesis vs onnxruntime's sentence-by-sentence runs;
+                # speed_ratio_stream: voxide streaming (small first chunks) instead.
+                "speed_ratio": vx.get("xrt_whole", vx["xrt"]) / o["xrt"],
+                "speed_ratio_stream": vx["xrt"] / o["xrt"],
+                "ttfa_ratio": o["ttfa_ms"] / vx["ttfa_ms"] if vx["ttfa_ms"] else None,
+            }
+            rows.append(row)
+            print(json.dumps(row))
+            sys.stdout.flush()
     os.unlink(phon_file)
+    if a.markdown and rows:
+        print(f"\nonnxruntime {ort.__version__} ({a.device}), {len(ids)} sentences, "
+              f"{rows[0]['voxide']['audio_s']:.1f} s of audio, median of {a.repeat}\n")
+        print("| voxide kernels | threads | voxide whole xRT | voxide streamed xRT | onnxruntime xRT "
+              "| whole ratio | streamed ratio | TTFA median / max (ms) | onnxruntime TTFA (ms) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            v, o = r["voxide"], r["onnxruntime"]
+            print(f"| {r['isa'] or v['device']} | {r['threads']} | {v.get('xrt_whole', v['xrt']):.1f} "
+                  f"| {v['xrt']:.1f} | {o['xrt']:.1f} | {r['speed_ratio']:.2f}x "
+                  f"| {r['speed_ratio_stream']:.2f}x | {v['ttfa_ms']:.0f} / {v['ttfa_max_ms']:.0f} "
+                  f"| {o['ttfa_ms']:.0f} |")
 
 
 if __name__ == "__main__":

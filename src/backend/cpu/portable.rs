@@ -112,10 +112,10 @@ struct Tile {
     out: Out,
 }
 
-/// `M` output rows × [`PN`] columns from scratch column `t0` (`n` stored):
+/// `M` output rows × `N` columns from scratch column `t0` (`n` stored):
 /// bias, then `a·x` channel by channel, tap by tap, in every lane.
 #[inline(always)]
-unsafe fn tile<const FUSED: bool, const M: usize>(
+unsafe fn tile<const FUSED: bool, const M: usize, const N: usize>(
     a: *const f32,
     bias: *const f32,
     s: Tile,
@@ -123,15 +123,15 @@ unsafe fn tile<const FUSED: bool, const M: usize>(
     y: *mut f32,
     n: usize,
 ) {
-    let mut acc = [[0.0f32; PN]; M];
+    let mut acc = [[0.0f32; N]; M];
     for (m, row) in acc.iter_mut().enumerate() {
-        *row = [*bias.add(m); PN];
+        *row = [*bias.add(m); N];
     }
     let mut ap = a;
     for i in 0..s.cin {
         let xrow = s.xs.add(i * s.ldx + t0);
         for j in 0..s.k {
-            let xv: [f32; PN] = xrow.add(j * s.dil).cast::<[f32; PN]>().read_unaligned();
+            let xv: [f32; N] = xrow.add(j * s.dil).cast::<[f32; N]>().read_unaligned();
             for (m, row) in acc.iter_mut().enumerate() {
                 let w = *ap.add(m);
                 for (r, &x) in row.iter_mut().zip(&xv) {
@@ -145,7 +145,7 @@ unsafe fn tile<const FUSED: bool, const M: usize>(
     for (m, row) in acc.iter().enumerate() {
         let yr = y.add(m * s.ldy);
         for (c, &v) in row.iter().enumerate() {
-            if n == PN || c < n {
+            if n == N || c < n {
                 let o = yr.add(c);
                 *o = match s.out {
                     Out::Set => v,
@@ -159,10 +159,10 @@ unsafe fn tile<const FUSED: bool, const M: usize>(
 
 /// One work item: `panels` panels of `M` rows (`y` at the first) × tiles
 /// `tile0..tile1`, panel by panel (its weights stay cached over the column
-/// block).
+/// block); each tile as [`PN`]` / N` register tiles of `N` columns.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn item_body<const FUSED: bool, const M: usize>(
+unsafe fn item_body<const FUSED: bool, const M: usize, const N: usize>(
     a: *const f32,
     bias: *const f32,
     panels: usize,
@@ -176,7 +176,10 @@ unsafe fn item_body<const FUSED: bool, const M: usize>(
         let (ap, bp, yp) = (a.add(p * M * kk), bias.add(p * M), y.add(p * M * s.ldy));
         for ti in tile0..tile1 {
             let t0 = ti * PN;
-            tile::<FUSED, M>(ap, bp, s, t0, yp.add(t0), (t - t0).min(PN));
+            let n = (t - t0).min(PN);
+            for h in (0..n).step_by(N) {
+                tile::<FUSED, M, N>(ap, bp, s, t0 + h, yp.add(t0 + h), (n - h).min(N));
+            }
         }
     }
 }
@@ -286,7 +289,10 @@ unsafe fn item_plain<const M: usize>(
     t: usize,
     y: *mut f32,
 ) {
-    item_body::<false, M>(a, bias, panels, s, tiles, t, y);
+    // Narrower register tiles where vectors are 128-bit (x86-64 without
+    // the FMA tiles: 16 SSE registers hold 4 × 8 accumulators, not 4 × 16).
+    const N: usize = if cfg!(target_arch = "x86_64") { 8 } else { PN };
+    item_body::<false, M, N>(a, bias, panels, s, tiles, t, y);
 }
 
 /// [`item_body`] with fused multiply-adds where the CPU has them.
@@ -305,7 +311,7 @@ unsafe fn item<const M: usize>(
         #[cfg(target_arch = "x86_64")]
         item_fma::<M>(a, bias, panels, s, tiles, t, y);
         #[cfg(not(target_arch = "x86_64"))]
-        item_body::<true, M>(a, bias, panels, s, tiles, t, y);
+        item_body::<true, M, PN>(a, bias, panels, s, tiles, t, y);
     } else {
         item_plain::<M>(a, bias, panels, s, tiles, t, y);
     }

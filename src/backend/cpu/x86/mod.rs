@@ -30,6 +30,38 @@ pub(crate) fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
 }
 
+/// Whether this process runs under Valgrind (its `RUNNING_ON_VALGRIND`
+/// client request; asked once). Valgrind hides AVX-512 and emulates each
+/// fused multiply-add with a call into its own C code, so there the plain
+/// tiles run many times faster than the FMA ones.
+pub(crate) fn under_valgrind() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| {
+        // The request block: RUNNING_ON_VALGRIND (0x1001), five unused arguments.
+        let args: [u64; 6] = [0x1001, 0, 0, 0, 0, 0];
+        let mut answer: u64 = 0;
+        // SAFETY: on a real CPU the four rotations turn rdi by 128 bits
+        // (unchanged, and declared clobbered anyway) and `xchg rbx, rbx`
+        // changes nothing, so rdx keeps 0; Valgrind's JIT recognises the
+        // sequence, reads the block rax points to (alive for the asm) and
+        // writes its answer (the number of Valgrind layers) to rdx.
+        unsafe {
+            std::arch::asm!(
+                "rol rdi, 3",
+                "rol rdi, 13",
+                "rol rdi, 61",
+                "rol rdi, 51",
+                "xchg rbx, rbx",
+                in("rax") args.as_ptr(),
+                inout("rdx") answer,
+                inout("rdi") 0u64 => _,
+                options(nostack, preserves_flags),
+            );
+        }
+        answer != 0
+    })
+}
+
 /// Whether this CPU runs the bf16 kernels.
 pub(crate) fn has_bf16() -> bool {
     has_avx512() && is_x86_feature_detected!("avx512bf16")
