@@ -13,7 +13,7 @@
 //! The input view is first copied into a zero-margined scratch (as the direct
 //! AVX-512 kernels do), so every tap is a plain shifted load and a tile past
 //! the view's end reads zeros. On x86-64 with AVX2 and FMA (detected at run
-//! time) a tile is 4 × 2 AVX2 registers updated by fused multiply-adds;
+//! time) a tile is 6 × 2 AVX2 registers updated by fused multiply-adds;
 //! elsewhere plain Rust (fused multiply-adds on aarch64, a multiply then an
 //! add otherwise; on one machine always the same).
 
@@ -22,13 +22,13 @@
 use crate::backend::{Mat, Out};
 
 /// Output rows per register panel.
-const PM: usize = 4;
+const PM: usize = 6;
 /// Columns per register tile.
 const PN: usize = 16;
 
 /// A conv weight (`[cout, cin, k]`) packed in panels of [`PM`] output rows,
 /// `[cin·k][PM]` each (the K order of the tiles), then the remainder rows
-/// `[cin·k]` each.
+/// (`cout mod PM`) as one narrower panel `[cin·k][cout mod PM]`.
 pub(crate) struct Panels {
     w: Vec<f32>,
     cout: usize,
@@ -54,7 +54,13 @@ impl Panels {
                 }
             }
         }
-        rest.copy_from_slice(&w[full * kk..]);
+        // The remainder rows as one narrower panel, `[cin·k][cout − full]`.
+        let r = cout - full;
+        for (q, d) in rest.chunks_exact_mut(r.max(1)).enumerate().take(kk) {
+            for (m, v) in d.iter_mut().enumerate() {
+                *v = w[(full + m) * kk + q];
+            }
+        }
         Panels {
             w: p,
             cout,
@@ -379,7 +385,7 @@ unsafe fn item_plain<const M: usize>(
     y: *mut f32,
 ) {
     // Narrower register tiles where vectors are 128-bit (x86-64 without
-    // the FMA tiles: 16 SSE registers hold 4 × 8 accumulators, not 4 × 16).
+    // the FMA tiles: 16 SSE registers hold 6 × 8 accumulators, not 6 × 16).
     const N: usize = if cfg!(target_arch = "x86_64") { 8 } else { PN };
     item_body::<false, M, N>(a, bias, panels, s, tiles, t, y);
 }
@@ -573,16 +579,18 @@ unsafe fn run(
         );
         if g + 1 == groups && rem > 0 {
             let o0 = panels * PM;
-            item::<1>(
-                fused,
+            let (a, b, y) = (
                 w.w.as_ptr().add(o0 * kk),
                 bias.as_ptr().add(o0),
-                rem,
-                s,
-                tiles,
-                t,
                 yb.add(o0 * ym.ld()),
             );
+            match rem {
+                1 => item::<1>(fused, a, b, 1, s, tiles, t, y),
+                2 => item::<2>(fused, a, b, 1, s, tiles, t, y),
+                3 => item::<3>(fused, a, b, 1, s, tiles, t, y),
+                4 => item::<4>(fused, a, b, 1, s, tiles, t, y),
+                _ => item::<5>(fused, a, b, 1, s, tiles, t, y),
+            }
         }
     };
     let items = col_blocks * groups;
