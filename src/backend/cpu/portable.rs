@@ -13,9 +13,12 @@
 //! The input view is first copied into a zero-margined scratch (as the direct
 //! AVX-512 kernels do), so every tap is a plain shifted load and a tile past
 //! the view's end reads zeros. On x86-64 with AVX2 and FMA (detected at run
-//! time) a tile is 6 × 2 AVX2 registers updated by fused multiply-adds;
-//! elsewhere plain Rust (fused multiply-adds on aarch64, a multiply then an
-//! add otherwise; on one machine always the same).
+//! time) a tile is 6 × 2 AVX2 registers updated by fused multiply-adds; on
+//! aarch64 6 × 4 NEON registers, fused too; elsewhere (and for
+//! `VOXIDE_CPU_ISA=portable` on x86-64, and under Valgrind, which emulates
+//! each fused multiply-add in C) plain Rust tiles, a multiply then an add,
+//! 8 columns wide on x86-64. On one machine a family always gives the same
+//! bits.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
