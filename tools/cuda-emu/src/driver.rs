@@ -191,12 +191,25 @@ fn host_copy_allowed(s: CUstream) -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
     trace!("cuInit({flags})");
+    if crate::nvrtc::in_nvrtc() {
+        // The real NVRTC probing for a driver: there is no device for it.
+        return CUDA_ERROR_NO_DEVICE;
+    }
     if flags != 0 {
         return CUDA_ERROR_INVALID_VALUE;
     }
     mem::install_handler();
     INIT.store(true, Ordering::Relaxed);
     CUDA_SUCCESS
+}
+
+/// The driver's private interface to NVIDIA's own libraries: not emulated.
+#[no_mangle]
+pub unsafe extern "C" fn cuGetExportTable(table: *mut *const c_void, _id: *const c_void) -> CUresult {
+    if !table.is_null() {
+        *table = std::ptr::null();
+    }
+    CUDA_ERROR_NOT_SUPPORTED
 }
 
 #[no_mangle]
@@ -398,6 +411,7 @@ const CODES: &[CUresult] = &[
     CUDA_ERROR_STREAM_CAPTURE_IMPLICIT,
     CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD,
     CUDA_ERROR_NOT_SUPPORTED,
+    CUDA_ERROR_NO_DEVICE,
 ];
 
 fn describe(e: u32, long: bool) -> Option<&'static CStr> {
@@ -455,14 +469,14 @@ pub unsafe extern "C" fn cuGetErrorString(e: u32, s: *mut *const c_char) -> CUre
 
 // ---- memory ------------------------------------------------------------------
 
-unsafe fn do_alloc(p: *mut CUdeviceptr, size: usize) -> CUresult {
+unsafe fn do_alloc(p: *mut CUdeviceptr, size: usize, pooled: bool) -> CUresult {
     if p.is_null() || size == 0 {
         return CUDA_ERROR_INVALID_VALUE;
     }
     if fault::inject(Kind::Alloc) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    match mem::alloc(size) {
+    match mem::alloc(size, pooled) {
         Some(a) => {
             *p = a;
             trace!("alloc {size} bytes -> {a:#x}");
@@ -472,8 +486,8 @@ unsafe fn do_alloc(p: *mut CUdeviceptr, size: usize) -> CUresult {
     }
 }
 
-fn do_free(p: CUdeviceptr, what: &str) -> CUresult {
-    match mem::free(p) {
+fn do_free(p: CUdeviceptr, what: &str, pooled: bool) -> CUresult {
+    match mem::free(p, pooled) {
         Ok(_) => CUDA_SUCCESS,
         Err(e) => {
             eprintln!("voxide-cuda-emu: {what}: {e}");
@@ -485,7 +499,7 @@ fn do_free(p: CUdeviceptr, what: &str) -> CUresult {
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAlloc_v2(p: *mut CUdeviceptr, size: usize) -> CUresult {
     need!(need_ctx());
-    do_alloc(p, size)
+    do_alloc(p, size, false)
 }
 
 #[no_mangle]
@@ -508,21 +522,21 @@ pub unsafe extern "C" fn cuMemAllocAsync(
             }
             // An allocation node: the memory belongs to the graph, fresh on
             // every replay (it stays allocated: graphs here never free it).
-            let r = do_alloc(p, size);
+            let r = do_alloc(p, size, false);
             if r == CUDA_SUCCESS {
                 c.ops.push(Op::Alloc { ptr: *p, n: size });
             }
             return r;
         }
     }
-    do_alloc(p, size)
+    do_alloc(p, size, true)
 }
 
 #[no_mangle]
 pub extern "C" fn cuMemFree_v2(p: CUdeviceptr) -> CUresult {
     need!(need_ctx());
     need!(dev().unsafe_call("cuMemFree"));
-    do_free(p, "cuMemFree")
+    do_free(p, "cuMemFree", false)
 }
 
 #[no_mangle]
@@ -544,7 +558,7 @@ pub extern "C" fn cuMemFreeAsync(p: CUdeviceptr, s: CUstream) -> CUresult {
             return CUDA_ERROR_INVALID_VALUE;
         }
     }
-    do_free(p, "cuMemFreeAsync")
+    do_free(p, "cuMemFreeAsync", true)
 }
 
 #[no_mangle]

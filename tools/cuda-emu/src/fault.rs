@@ -58,3 +58,19 @@ pub fn inject(kind: Kind) -> bool {
         false
     }
 }
+
+/// The emulator's own entry point (not CUDA's): the calls counted so far,
+/// `[allocations, launches, GEMMs, graph instantiations]`, so a test can aim
+/// an injected failure at a given request.
+///
+/// # Safety
+/// `out` points to 4 writable `u64`.
+#[no_mangle]
+pub unsafe extern "C" fn voxide_emu_counts(out: *mut u64) {
+    if out.is_null() {
+        return;
+    }
+    for (i, c) in COUNT.iter().enumerate() {
+        *out.add(i) = c.load(Ordering::Relaxed);
+    }
+}

@@ -48,6 +48,10 @@ impl Alloc {
 struct Mem {
     live: BTreeMap<u64, Alloc>,
     freed: VecDeque<Alloc>,
+    /// Freed by `cuMemFreeAsync` (poisoned, like `freed`), handed out again by
+    /// the next stream-ordered allocation of the same size, most recent first,
+    /// as the driver's memory pool reuses memory.
+    pool: Vec<Alloc>,
     freed_bytes: usize,
     used: usize,
     next_id: u64,
@@ -56,6 +60,7 @@ struct Mem {
 static MEM: Mutex<Mem> = Mutex::new(Mem {
     live: BTreeMap::new(),
     freed: VecDeque::new(),
+    pool: Vec::new(),
     freed_bytes: 0,
     used: 0,
     next_id: 0,
@@ -78,12 +83,33 @@ pub fn used() -> usize {
     mem().used
 }
 
+/// Pool entries kept at most.
+const POOL_ENTRIES: usize = 4096;
+
 /// A new allocation of `size` bytes, or `None` when the device's memory
-/// would be exceeded or the host has no memory.
-pub fn alloc(size: usize) -> Option<u64> {
+/// would be exceeded or the host has no memory. `pooled`: a stream-ordered
+/// allocation, which reuses memory its pool got back (same size).
+pub fn alloc(size: usize, pooled: bool) -> Option<u64> {
     let mut m = mem();
     if m.used.saturating_add(size) > total() {
         return None;
+    }
+    if pooled {
+        if let Some(i) = m.pool.iter().rposition(|a| a.size == size) {
+            let mut a = m.pool.remove(i);
+            // SAFETY: the data pages of a pooled mapping of this module.
+            unsafe {
+                let data = (a.base + PAGE) as *mut libc::c_void;
+                let len = a.map_len - 2 * PAGE;
+                libc::mprotect(data, len, libc::PROT_READ | libc::PROT_WRITE);
+                libc::memset(data, CANARY as i32, len);
+            }
+            m.next_id += 1;
+            a.id = m.next_id;
+            m.used += size;
+            m.live.insert(a.ptr, a);
+            return Some(a.ptr);
+        }
     }
     let rounded = size.div_ceil(16) * 16;
     let data_pages = rounded.div_ceil(PAGE).max(1);
@@ -128,8 +154,9 @@ pub fn alloc(size: usize) -> Option<u64> {
     Some(a.ptr)
 }
 
-/// Why freeing `ptr` is not allowed, or the freed allocation.
-pub fn free(ptr: u64) -> Result<Alloc, String> {
+/// Why freeing `ptr` is not allowed, or the freed allocation. `pooled`: a
+/// stream-ordered free (the memory goes back to the pool for reuse).
+pub fn free(ptr: u64, pooled: bool) -> Result<Alloc, String> {
     let mut m = mem();
     let Some(a) = m.live.remove(&ptr) else {
         return Err(match find_in(&m, ptr) {
@@ -147,8 +174,17 @@ pub fn free(ptr: u64) -> Result<Alloc, String> {
         libc::madvise(data, len, libc::MADV_DONTNEED);
         libc::mprotect(data, len, libc::PROT_NONE);
     }
-    m.freed_bytes += a.map_len;
-    m.freed.push_back(a);
+    if pooled {
+        m.pool.push(a);
+        if m.pool.len() > POOL_ENTRIES {
+            let old = m.pool.remove(0);
+            m.freed_bytes += old.map_len;
+            m.freed.push_back(old);
+        }
+    } else {
+        m.freed_bytes += a.map_len;
+        m.freed.push_back(a);
+    }
     while m.freed_bytes > QUARANTINE_BYTES {
         let Some(old) = m.freed.pop_front() else {
             break;

@@ -122,6 +122,15 @@ fn real() -> Option<&'static Real> {
     .as_ref()
 }
 
+thread_local! {
+    static IN_NVRTC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the real NVRTC (which calls the driver).
+pub fn in_nvrtc() -> bool {
+    IN_NVRTC.with(|f| f.get())
+}
+
 struct Program {
     real: *mut c_void,
     src: String,
@@ -180,7 +189,11 @@ pub unsafe extern "C" fn nvrtcCompileProgram(
         return NVRTC_ERROR_INVALID_PROGRAM;
     }
     let p = &mut *(prog as *mut Program);
+    // NVRTC opens libcuda.so.1 (the emulator) while it compiles and reads the
+    // driver's private export table; it must see a driver without a device.
+    IN_NVRTC.with(|f| f.set(true));
     let res = (r.compile)(p.real, n, opts);
+    IN_NVRTC.with(|f| f.set(false));
     if res != NVRTC_SUCCESS {
         return res;
     }
