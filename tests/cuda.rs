@@ -395,37 +395,40 @@ fn fault_child() {
             cuda().expect("a second engine starts")
         }
     };
-    let built = emulator_counts().expect("the emulator");
     let cpu = Engine::builder()
         .voice(common::voice_path())
         .device(Device::Cpu)
         .build()
         .expect("cpu engine");
     let want = speak_samples(&cpu).expect("cpu");
-    let first = speak_samples(&e);
-    let after = emulator_counts().expect("the emulator");
-    match &first {
-        Ok(s) => {
-            let snr = common::snr_db(&want, s);
-            assert!(
-                snr >= 50.0,
-                "request 1 succeeded with wrong audio ({snr:.1} dB)"
-            );
-            println!("REQ1 ok {snr:.1} dB");
+    // Three requests: the first runs eagerly (and allocates the arenas), the
+    // second records graphs, the third replays them. At most one fails (the
+    // one the fault hits); every other one gives the right audio.
+    let mut counts = vec![emulator_counts().expect("the emulator")];
+    let mut failed = 0;
+    for i in 1..=3 {
+        match speak_samples(&e) {
+            Ok(s) => {
+                let snr = common::snr_db(&want, &s);
+                assert!(
+                    snr >= 50.0,
+                    "request {i} succeeded with wrong audio ({snr:.1} dB)"
+                );
+                println!("REQ{i} ok {snr:.1} dB");
+            }
+            Err(err) => {
+                assert!(
+                    ok_kind(&err),
+                    "request {i} failed with {err:?}, not a device or memory error"
+                );
+                println!("REQ{i} error {:?}: {err}", err.kind());
+                failed += 1;
+            }
         }
-        Err(err) => {
-            assert!(
-                ok_kind(err),
-                "request 1 failed with {err:?}, not a device or memory error"
-            );
-            println!("REQ1 error {:?}: {err}", err.kind());
-        }
+        counts.push(emulator_counts().expect("the emulator"));
     }
-    let second = speak_samples(&e).expect("the request after the fault is served");
-    let snr = common::snr_db(&want, &second);
-    assert!(snr >= 50.0, "request 2: {snr:.1} dB");
-    println!("REQ2 ok {snr:.1} dB");
-    println!("COUNTS {built:?} {after:?}");
+    assert!(failed <= 1, "{failed} requests failed");
+    println!("COUNTS {:?} {:?} {:?}", counts[0], counts[1], counts[2]);
 }
 
 fn run_child(mode: &str, env: &[(String, String)]) -> (bool, String, String) {
@@ -457,18 +460,25 @@ fn run_child(mode: &str, env: &[(String, String)]) -> (bool, String, String) {
     )
 }
 
-fn counts_in(stdout: &str) -> ([u64; 4], [u64; 4]) {
-    let line = stdout
+/// The child's line that carries `tag` (the harness may print `test … `
+/// before it on the same line), from the tag on.
+fn tagged<'a>(stdout: &'a str, tag: &str) -> &'a str {
+    stdout
         .lines()
-        .find_map(|l| l.strip_prefix("COUNTS "))
-        .expect("COUNTS line");
+        .find_map(|l| l.find(tag).map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no {tag} line in the child's output:\n{stdout}"))
+}
+
+/// The emulator's counts before the first request and after the first and second.
+fn counts_in(stdout: &str) -> [[u64; 4]; 3] {
+    let line = &tagged(stdout, "COUNTS ")["COUNTS ".len()..];
     let n: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap())
         .collect();
-    assert_eq!(n.len(), 8, "{line}");
-    ([n[0], n[1], n[2], n[3]], [n[4], n[5], n[6], n[7]])
+    assert_eq!(n.len(), 12, "{line}");
+    [0, 1, 2].map(|r| [n[4 * r], n[4 * r + 1], n[4 * r + 2], n[4 * r + 3]])
 }
 
 /// Under the emulator: an allocation, a launch, a GEMM and a graph
@@ -491,7 +501,7 @@ fn injected_faults_end_in_clear_errors() {
     }
     let (ok, out, err) = run_child("census", &[]);
     assert!(ok, "census child failed:\n{out}\n{err}");
-    let (built, after) = counts_in(&out);
+    let c = counts_in(&out);
     let vars = [
         "VOXIDE_EMU_FAIL_ALLOC",
         "VOXIDE_EMU_FAIL_LAUNCH",
@@ -500,23 +510,21 @@ fn injected_faults_end_in_clear_errors() {
     ];
     let mut errors = 0;
     for (k, var) in vars.iter().enumerate() {
-        assert!(
-            after[k] > built[k],
-            "{var}: request 1 makes no such call ({built:?} -> {after:?})"
-        );
-        let n = built[k] + (after[k] - built[k]).div_ceil(2);
+        // Aim at the middle of the first request that makes such calls
+        // (graphs are only instantiated by the second).
+        let Some(r) = (0..2).find(|&r| c[r + 1][k] > c[r][k]) else {
+            panic!("{var}: neither request 1 nor 2 makes such a call ({c:?})");
+        };
+        let n = c[r][k] + (c[r + 1][k] - c[r][k]).div_ceil(2);
         let (ok, out, err) = run_child("fault", &[(var.to_string(), n.to_string())]);
         assert!(ok, "{var}={n}: the child failed:\n{out}\n{err}");
         assert!(
             err.contains("injected failure"),
             "{var}={n}: no failure was injected:\n{err}"
         );
-        let req1 = out
-            .lines()
-            .find(|l| l.starts_with("REQ1"))
-            .expect("REQ1 line");
-        eprintln!("{var}={n}: {req1}");
-        errors += usize::from(req1.starts_with("REQ1 error"));
+        let hit = tagged(&out, &format!("REQ{}", r + 1));
+        eprintln!("{var}={n}: {hit}");
+        errors += usize::from(hit.contains(" error "));
     }
     assert!(
         errors >= 3,
@@ -541,18 +549,12 @@ fn auto_falls_back_when_the_self_check_fails() {
     }
     let (ok, out, err) = run_child("auto", &[]);
     assert!(ok, "{out}\n{err}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("AUTO"))
-        .expect("AUTO line");
+    let line = tagged(&out, "AUTO");
     assert!(line.starts_with("AUTO cuda:0"), "{line}");
     assert!(line.contains("self-check passed"), "{line}");
     let (ok, out, err) = run_child("auto", &[("VOXIDE_EMU_FAIL_GEMM".into(), "1".into())]);
     assert!(ok, "{out}\n{err}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("AUTO"))
-        .expect("AUTO line");
+    let line = tagged(&out, "AUTO");
     assert!(line.starts_with("AUTO cpu"), "{line}");
     assert!(
         line.contains("CUDA not used") && line.contains("GEMM"),
