@@ -346,7 +346,7 @@ fn emulator_counts() -> Option<[u64; 4]> {
     }
 }
 
-const FAULT_TEXT: &str = "ðɪs ɪz ɐ lˈɔŋɡɚ sˈɛntəns, sˈoʊ ðɪ stɹˈiːm hɐz mˈɛni tʃˈʌŋks.";
+const FAULT_TEXT: &str = "ðɪs ɪz ɐ ʃˈɔːɹt sˈɛntəns, ɪn tʃˈʌŋks.";
 
 fn phoneme_opts() -> voxide::SpeakOptions {
     voxide::SpeakOptions::default().input(voxide::Input::Phonemes)

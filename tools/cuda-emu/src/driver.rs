@@ -205,7 +205,10 @@ pub extern "C" fn cuInit(flags: c_uint) -> CUresult {
 
 /// The driver's private interface to NVIDIA's own libraries: not emulated.
 #[no_mangle]
-pub unsafe extern "C" fn cuGetExportTable(table: *mut *const c_void, _id: *const c_void) -> CUresult {
+pub unsafe extern "C" fn cuGetExportTable(
+    table: *mut *const c_void,
+    _id: *const c_void,
+) -> CUresult {
     if !table.is_null() {
         *table = std::ptr::null();
     }
