@@ -32,6 +32,8 @@ mod hostcc;
 mod mem;
 mod nvrtc;
 mod report;
+#[cfg(test)]
+mod tests;
 
 /// The emulated device's name, as `cuDeviceGetName` gives it.
 pub const DEVICE_NAME: &str = "voxide emulated CUDA device (CPU)";
