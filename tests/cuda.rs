@@ -395,12 +395,7 @@ fn fault_child() {
             cuda().expect("a second engine starts")
         }
     };
-    let cpu = Engine::builder()
-        .voice(common::voice_path())
-        .device(Device::Cpu)
-        .build()
-        .expect("cpu engine");
-    let want = speak_samples(&cpu).expect("cpu");
+    let want = cpu_reference();
     // Three requests: the first runs eagerly (and allocates the arenas), the
     // second records graphs, the third replays them. At most one fails (the
     // one the fault hits); every other one gives the right audio.
@@ -429,6 +424,24 @@ fn fault_child() {
     }
     assert!(failed <= 1, "{failed} requests failed");
     println!("COUNTS {:?} {:?} {:?}", counts[0], counts[1], counts[2]);
+}
+
+/// The CPU's samples of the fault sentence: from the file the parent wrote
+/// (`VOXIDE_FAULT_WANT`), else computed.
+fn cpu_reference() -> Vec<f32> {
+    if let Some(p) = std::env::var_os("VOXIDE_FAULT_WANT") {
+        let b = std::fs::read(p).expect("reference samples");
+        return b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+    }
+    let cpu = Engine::builder()
+        .voice(common::voice_path())
+        .device(Device::Cpu)
+        .build()
+        .expect("cpu engine");
+    speak_samples(&cpu).expect("cpu")
 }
 
 fn run_child(mode: &str, env: &[(String, String)]) -> (bool, String, String) {
@@ -499,7 +512,14 @@ fn injected_faults_end_in_clear_errors() {
         );
         return;
     }
-    let (ok, out, err) = run_child("census", &[]);
+    let want = std::env::temp_dir().join(format!("voxide-fault-want-{}.f32", std::process::id()));
+    let bytes: Vec<u8> = cpu_reference()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&want, bytes).expect("reference written");
+    let want_env = ("VOXIDE_FAULT_WANT".to_string(), want.display().to_string());
+    let (ok, out, err) = run_child("census", std::slice::from_ref(&want_env));
     assert!(ok, "census child failed:\n{out}\n{err}");
     let c = counts_in(&out);
     let vars = [
@@ -516,7 +536,10 @@ fn injected_faults_end_in_clear_errors() {
             panic!("{var}: neither request 1 nor 2 makes such a call ({c:?})");
         };
         let n = c[r][k] + (c[r + 1][k] - c[r][k]).div_ceil(2);
-        let (ok, out, err) = run_child("fault", &[(var.to_string(), n.to_string())]);
+        let (ok, out, err) = run_child(
+            "fault",
+            &[(var.to_string(), n.to_string()), want_env.clone()],
+        );
         assert!(ok, "{var}={n}: the child failed:\n{out}\n{err}");
         assert!(
             err.contains("injected failure"),
@@ -526,6 +549,7 @@ fn injected_faults_end_in_clear_errors() {
         eprintln!("{var}={n}: {hit}");
         errors += usize::from(hit.contains(" error "));
     }
+    let _ = std::fs::remove_file(&want);
     assert!(
         errors >= 3,
         "fewer than 3 of the 4 faults surfaced as errors"
@@ -547,11 +571,15 @@ fn auto_falls_back_when_the_self_check_fails() {
         );
         return;
     }
-    let (ok, out, err) = run_child("auto", &[]);
-    assert!(ok, "{out}\n{err}");
-    let line = tagged(&out, "AUTO");
-    assert!(line.starts_with("AUTO cuda:0"), "{line}");
-    assert!(line.contains("self-check passed"), "{line}");
+    // Without a fault (here, in this process): the GPU, after its self-check.
+    let e = Engine::builder()
+        .voice(common::voice_path())
+        .device(Device::Auto)
+        .build()
+        .expect("auto engine");
+    assert!(e.device_name().starts_with("cuda:0"), "{}", e.device_name());
+    let why = voxide::backend::cuda::auto_choice().expect("auto choice noted");
+    assert!(why.contains("self-check passed"), "{why}");
     let (ok, out, err) = run_child("auto", &[("VOXIDE_EMU_FAIL_GEMM".into(), "1".into())]);
     assert!(ok, "{out}\n{err}");
     let line = tagged(&out, "AUTO");

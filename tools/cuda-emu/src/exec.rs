@@ -348,6 +348,12 @@ fn run_kernel(f: &Function, grid: [u32; 3], block: [u32; 3], shared: usize, args
     let argv: Vec<*mut c_void> = args.iter().map(|a| a.as_ptr() as *mut c_void).collect();
     let argv_addr = argv.as_ptr() as usize;
     let next = AtomicUsize::new(0);
+    // Thread indices of a block, in launch order (for the fibers).
+    let indices: Vec<[u32; 3]> = if f.barrier {
+        (0..threads).map(|i| index(i, block)).collect()
+    } else {
+        Vec::new()
+    };
     let work = |_: usize| {
         mem::alt_stack();
         KERNEL.with(|k| k.set(f));
@@ -376,12 +382,16 @@ fn run_kernel(f: &Function, grid: [u32; 3], block: [u32; 3], shared: usize, args
                 shared_mem.fill(0xFF);
             }
             if f.barrier {
-                run_fibers(f, &mut t, threads, block, argv_addr, &mut stacks);
+                run_fibers(f, &mut t, &indices, argv_addr, &mut stacks);
             } else {
-                for i in 0..threads {
-                    t.thread_idx = index(i, block);
-                    // SAFETY: argv holds the kernel's arguments, as its trampoline unpacks them.
-                    unsafe { (f.tramp)(argv_addr as *mut *mut c_void) };
+                for z in 0..block[2] {
+                    for y in 0..block[1] {
+                        for x in 0..block[0] {
+                            t.thread_idx = [x, y, z];
+                            // SAFETY: argv holds the kernel's arguments, as its trampoline unpacks them.
+                            unsafe { (f.tramp)(argv_addr as *mut *mut c_void) };
+                        }
+                    }
                 }
             }
         }
@@ -420,11 +430,11 @@ fn index(i: usize, block: [u32; 3]) -> [u32; 3] {
 fn run_fibers(
     f: &Function,
     t: &mut EmuThread,
-    threads: usize,
-    block: [u32; 3],
+    indices: &[[u32; 3]],
     argv: usize,
     stacks: &mut Vec<DefaultStack>,
 ) {
+    let threads = indices.len();
     let tramp = f.tramp;
     let mut fibers: Vec<Option<Coroutine<(), (), (), DefaultStack>>> = (0..threads)
         .map(|_| {
@@ -450,7 +460,7 @@ fn run_fibers(
             let Some(co) = fibers[i].as_mut() else {
                 continue;
             };
-            t.thread_idx = index(i, block);
+            t.thread_idx = indices[i];
             YIELDER.with(|c| c.set(yielders[i]));
             match co.resume(()) {
                 CoroutineResult::Yield(()) => {
