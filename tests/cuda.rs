@@ -99,6 +99,9 @@ fn cuda_without_a_gpu_is_a_clear_device_error() {
         .build()
         .expect("auto");
     assert_eq!(auto.device_name(), "cpu");
+    // And says why.
+    let why = voxide::backend::cuda::auto_choice().expect("the Auto choice is noted");
+    assert!(why.starts_with("cpu: CUDA not used: "), "{why}");
 }
 
 /// End-to-end GPU parity through the engine (f32 SNR >= 50 dB vs the CPU path);
