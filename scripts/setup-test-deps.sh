@@ -47,6 +47,8 @@ examples  mono-runtime      cmd:mono
 aarch64   gcc-aarch64-linux-gnu   cmd:aarch64-linux-gnu-gcc
 aarch64   libc6-dev-arm64-cross   file:/usr/aarch64-linux-gnu/lib/libc.so
 aarch64   qemu-user         cmd:qemu-aarch64
+cuda-emu  gcc               cmd:cc
+cuda-emu  g++               cmd:c++
 '
 
 wanted() { [ "$1" = all ] || [[ "$suites" == *" $1 "* ]]; }

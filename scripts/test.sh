@@ -18,6 +18,14 @@
 #   examples  the C, C++, Go, C# and Rust examples against target/prefix
 #   aarch64   the portable build for aarch64 under qemu: parity subset, backend
 #             unit tests, the C example (scripts/test-aarch64.sh)
+#   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
+#             driver, cuBLAS and NVRTC (tools/cuda-emu, scripts/cuda-emu.sh):
+#             tests/cuda.rs and tests/cuda_ops.rs with VOXIDE_REQUIRE_GPU=1
+#             (every op vs its CPU twin, the model vs the CPU and vs the
+#             onnxruntime fixtures VOXIDE_CUDA_EMU_CASES, graph replay, the
+#             CLI, streaming, scheduler, Device::Auto, injected faults), the
+#             emulator's own tests, and the C suite with VOXIDE_DEVICE=cuda
+#             (ASan build)
 # To add a suite (e.g. the aarch64 build under qemu, the CUDA emulator): write
 # a function suite_NAME below, put NAME into ALL_SUITES, and its packages into
 # DEPS in scripts/setup-test-deps.sh.
@@ -41,7 +49,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples aarch64"
+ALL_SUITES="lint header rust c examples aarch64 cuda-emu"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -136,6 +144,27 @@ suite_aarch64() {
     local rc=0
     bash scripts/test-aarch64.sh 2>&1 | tee "$logs/aarch64.log" || rc=$?
     echo ":: $(grep -E 'test-aarch64: (passed|FAILED)' "$logs/aarch64.log" | tail -n 1)"
+    return "$rc"
+}
+
+suite_cuda-emu() {
+    # The GPU tests must run (not skip) on the emulated device.
+    export VOXIDE_REQUIRE_GPU=1
+    export VOXIDE_PARITY_CASES="${VOXIDE_CUDA_EMU_CASES:-hi,hello,hello-noise}"
+    local rc=0 log="$logs/cuda-emu-cargo.log"
+    (cd tools/cuda-emu && CARGO_TARGET_DIR="$root/target/cuda-emu" cargo test --release --quiet) 2>&1 |
+        tee "$logs/cuda-emu-self.log" || rc=$?
+    bash scripts/cuda-emu.sh cargo test --quiet --no-fail-fast --test cuda --test cuda_ops 2>&1 |
+        tee "$log" || rc=$?
+    install_prefix
+    # The C suite at reduced scale (its 8 threads x 20 requests take ~4 min emulated).
+    VOXIDE_DEVICE=cuda VOXIDE_TEST_SCALE=quick bash scripts/cuda-emu.sh \
+        bash scripts/test-c.sh "$prefix" "$voice" --asan-only 2>&1 |
+        tee "$logs/cuda-emu-c.log" || rc=$?
+    cat "$logs/cuda-emu-self.log" "$log" | grep -o 'test result: .*' | awk '
+        { for (i = 1; i <= NF; i++) if ($i ~ /^(passed|failed|ignored);$/) n[$i] += $(i - 1) }
+        END { printf ":: %d passed, %d failed, %d ignored (emulated CUDA; C suite: see cuda-emu-c.log)\n",
+                     n["passed;"], n["failed;"], n["ignored;"] }'
     return "$rc"
 }
 

@@ -209,13 +209,25 @@ impl EngineBuilder {
                 Ok(be) => Box::new(Runtime::new(be, scheduler)?),
                 Err(why) => return Err(Error::Device(format!("cuda:{n} requested, but {why}"))),
             },
-            // CUDA only when a driver and a GPU answer and the backend starts.
+            // CUDA only when a driver and a GPU answer, the backend starts and
+            // its self-check (a few ops against their CPU twins) passes; the
+            // reason for the choice: `backend::cuda::auto_choice`, `VOXIDE_LOG=1`.
             Device::Auto => match crate::backend::cuda::probe(0)
                 .map_err(|e| e.to_string())
                 .and_then(|_| cuda(0))
+                .and_then(|be| be.self_check().map(|()| be))
             {
-                Ok(be) => Box::new(Runtime::new(be, scheduler)?),
-                Err(_) => cpu()?,
+                Ok(be) => {
+                    crate::backend::cuda::note_auto_choice(format!(
+                        "{} (driver, backend start and self-check passed)",
+                        crate::backend::Executor::name(&be)
+                    ));
+                    Box::new(Runtime::new(be, scheduler)?)
+                }
+                Err(why) => {
+                    crate::backend::cuda::note_auto_choice(format!("cpu: CUDA not used: {why}"));
+                    cpu()?
+                }
             },
         };
         let engine = Engine::new(runtime, self.max_concurrent, default_voice);

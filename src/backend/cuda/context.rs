@@ -297,11 +297,11 @@ impl Executor for CudaBackend {
         };
         let _device = self.lock.lock();
         self.bury();
-        let generation = self.scratch.lock().generation;
+        let generation = || self.scratch.lock().generation;
         let note = |what: &str, e: &dyn std::fmt::Debug| {
             self.note::<(), _>(what, Err(e));
         };
-        graphs.run(&self.stream, &self.capture, (generation, key), f, &note);
+        graphs.run(&self.stream, &self.capture, (&generation, key), f, &note);
     }
 
     /// The first fault since the last call: [`BackendError::Shape`] for views

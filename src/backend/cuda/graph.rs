@@ -124,6 +124,15 @@ impl<G> GraphCache<G> {
         self.map.insert(key, (entry, self.clock));
     }
 
+    /// Remember `key` as seen once (if unknown): a first sighting that ran
+    /// eagerly and grew the scratch (a new generation) is noted under the
+    /// generation it leaves behind, so the same work next time is recorded.
+    pub fn seen(&mut self, key: &[u64]) {
+        if !self.map.contains_key(key) {
+            self.put(key.to_vec(), Entry::Seen);
+        }
+    }
+
     /// Keys held.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -199,7 +208,8 @@ impl Graphs {
         (g.recorded, g.replays)
     }
 
-    /// Run `f`, the ops of `key` under scratch `generation`, on `stream`:
+    /// Run `f`, the ops of `key` under the scratch generation that
+    /// `generation` reads, on `stream`:
     /// launch its graph if one was recorded; else record it on its second
     /// sighting (`capture` on while `f` runs) and launch the recording; else
     /// (first sighting, or recording failed) run `f` eagerly. `note` records
@@ -209,11 +219,12 @@ impl Graphs {
         &self,
         stream: &Arc<CudaStream>,
         capture: &Capture,
-        (generation, key): (u64, &[u64]),
+        (generation, key): (&dyn Fn() -> u64, &[u64]),
         f: &mut dyn FnMut(),
         note: Note,
     ) {
-        let full = GraphCache::<Graph>::key(generation, key);
+        let before = generation();
+        let full = GraphCache::<Graph>::key(before, key);
         let mut c = self.0.lock();
         match c.plan(&full) {
             Plan::Replay => {
@@ -224,6 +235,12 @@ impl Graphs {
             }
             Plan::Eager => {
                 f();
+                // A first run that grew the scratch leaves a new generation:
+                // the same work next time carries that one in its key.
+                let after = generation();
+                if after != before {
+                    c.seen(&GraphCache::<Graph>::key(after, key));
+                }
                 return;
             }
             Plan::Record => {}
@@ -322,6 +339,27 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c.plan(&GraphCache::<usize>::key(0, &[2])), Plan::Eager);
         assert_eq!(c.plan(&GraphCache::<usize>::key(1, &[1])), Plan::Replay);
+    }
+
+    /// Found by the CUDA emulator: a first run that grows the shared scratch
+    /// bumps the generation, so the identical second request carried a key
+    /// never seen and ran eagerly again (graphs only from the third request
+    /// on). Noting the key under the generation the run leaves makes the
+    /// second request record.
+    #[test]
+    fn a_first_run_that_grows_scratch_records_on_the_second() {
+        let mut c: GraphCache<u32> = GraphCache::new(8);
+        let parts = [7, 64];
+        let first = GraphCache::<u32>::key(3, &parts);
+        assert_eq!(c.plan(&first), Plan::Eager);
+        // The eager run grew the scratch: generation 3 -> 5.
+        c.seen(&GraphCache::<u32>::key(5, &parts));
+        let second = GraphCache::<u32>::key(5, &parts);
+        assert_eq!(c.plan(&second), Plan::Record, "the second request records");
+        c.insert(second.clone(), Some(1));
+        assert_eq!(c.plan(&second), Plan::Replay);
+        c.seen(&second);
+        assert_eq!(c.plan(&second), Plan::Replay, "seen keeps a recorded graph");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! | `norm.rs` | LayerNorm with a residual or GELU (`norm.cu`) |
 //! | `elementwise.rs` | element-wise ops, gap zeroing, embedding, prior expansion (`elementwise.cu`) |
 //! | `spline.rs` | the inverse rational-quadratic spline (`spline.cu`) |
+//! | `selfcheck.rs` | the startup self-check of `Device::Auto`: a few ops against their CPU twins |
 //! | `mod.rs` | this map, and the `Backend` impl: each op hands over to its file |
 //!
 //! Every op checks its views with the shape rules shared with the CPU
@@ -39,9 +40,11 @@ pub mod graph;
 mod memory;
 mod module;
 mod norm;
+mod selfcheck;
 mod spline;
 
 pub use context::{probe, CudaBackend};
+pub use selfcheck::{auto_choice, note_auto_choice};
 pub use conv::{CudaConv, CudaConvT};
 pub use memory::CudaBuf;
 pub use module::{
