@@ -19,16 +19,17 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 use voxide::{Engine, Input, SpeakOptions};
 
-/// CPU seconds (user + system) this process has used so far.
-fn cpu_seconds() -> f64 {
+/// CPU seconds (user + system) this process has used so far, and its minor
+/// page faults.
+fn cpu_seconds() -> (f64, f64) {
     // SAFETY: `getrusage` writes one `rusage` into the zeroed value it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to an `rusage` the call may fill.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_minflt as f64)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -124,6 +125,8 @@ fn main() {
     let mut walls: [Vec<f64>; 3] = Default::default();
     let mut firsts: [Vec<f64>; 3] = Default::default();
     let mut cpus: [Vec<f64>; 3] = Default::default();
+    let mut faults: [Vec<f64>; 3] = Default::default();
+    let mut stages: [Vec<[f64; 4]>; 3] = Default::default();
     let mut ratios: [Vec<f64>; 2] = Default::default();
     for r in 0..rounds {
         let mut w = [0.0; 3];
@@ -131,12 +134,21 @@ fn main() {
             let m = (r + k) % 3;
             let mut out = Vec::new();
             let c0 = cpu_seconds();
+            let s0 = eng.stage_times();
             let (wall, first) = match m {
                 0 => stream(&mut out),
                 1 => serial(&mut out),
                 _ => whole(&mut out),
             };
-            cpus[m].push(cpu_seconds() - c0);
+            let (c1, s1) = (cpu_seconds(), eng.stage_times());
+            cpus[m].push(c1.0 - c0.0);
+            faults[m].push(c1.1 - c0.1);
+            stages[m].push([
+                s1.encoder - s0.encoder,
+                s1.duration - s0.duration,
+                s1.flow - s0.flow,
+                s1.decoder - s0.decoder,
+            ]);
             w[m] = wall;
             walls[m].push(wall);
             firsts[m].push(first);
@@ -166,11 +178,22 @@ fn main() {
             String::new()
         };
         println!(
-            "{:<7} xRT median {:.2} (best {:.2}), CPU s per audio s {:.4}{ttfa}",
+            "{:<7} xRT median {:.2} (best {:.2}), CPU s per audio s {:.4}, page faults {:.0}{ttfa}",
             names[m],
             audio_s / med,
             audio_s / best,
-            median(&mut cpus[m]) / audio_s
+            median(&mut cpus[m]) / audio_s,
+            median(&mut faults[m])
+        );
+        let st: Vec<String> = (0..4)
+            .map(|k| {
+                let mut v: Vec<f64> = stages[m].iter().map(|s| s[k]).collect();
+                format!("{:.2}", median(&mut v))
+            })
+            .collect();
+        println!(
+            "        stage s (summed over sentences): encoder {}, duration {}, flow {}, decoder {}",
+            st[0], st[1], st[2], st[3]
         );
     }
     println!(

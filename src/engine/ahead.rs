@@ -1,31 +1,36 @@
-//! Streaming on several CPU threads: a request's sentences are rendered by
-//! `lanes` helper threads at once, each taking the next sentence and
-//! rendering its chunks into that sentence's bounded queue, while the
-//! caller's thread delivers the queues in sentence order.
+//! Streaming on several CPU threads: a request's sentences are rendered
+//! side by side by up to `lanes` tasks in the backend's thread pool, each
+//! taking a sentence and rendering its chunks into that sentence's bounded
+//! queue, while the caller's thread delivers the queues in sentence order.
 //!
 //! Why: one sentence's ops split over the backend's threads only as far as
 //! each op is wide enough, so streaming one sentence at a time leaves threads
 //! idle (small ops, the encoder, the serial parts between ops); independent
-//! sentences keep them busy, as whole-audio requests already do. A lane that
-//! waits (its queue full, or at the gate) leaves its pool thread to the other
-//! lanes' ops, so nothing is lost when there is only one sentence to work on.
+//! sentences keep them busy, as whole-audio requests already do.
 //!
-//! - **Same samples.** A lane renders a sentence with the same [`Cursor`]
-//!   steps as the sequential path (same seed, same chunk sizes), so every
-//!   chunk, and the order of chunks and sentence ends, is the sequential one.
-//! - **First audio first.** The other lanes start only once the first
+//! - **Same samples.** A sentence is rendered with the same [`Cursor`] steps
+//!   as on the sequential path (same seed, same chunk sizes), so every chunk,
+//!   and the order of chunks and sentence ends, is the sequential one.
+//! - **First audio first.** No second sentence starts until the first
 //!   sentence's small first chunks are out (its chunks have reached full size)
 //!   or it has ended: until then every thread serves the first chunks.
-//! - **Bounded.** A lane renders a chunk only while its sentence has fewer than
-//!   [`QUEUE_FRAMES`] frames queued (or, for a chunk size above that, nothing
-//!   queued): at most `lanes` sentences in flight, each holding its scratch and
-//!   at most about that much audio.
+//! - **Bounded.** At most `lanes` sentences in flight (each holds its scratch),
+//!   and a sentence is rendered further only while fewer than [`QUEUE_FRAMES`]
+//!   of its frames wait for the caller.
+//! - **Nothing blocks inside the pool.** A lane renders one chunk at a time
+//!   and then picks again (the due sentence first); with nothing it may do (a
+//!   full queue, the first chunks not out yet) it ends instead of waiting, and
+//!   its thread helps the other lanes' ops. Lanes are spawned by a lane between
+//!   chunks, never from inside an op, so a thief takes a new lane before any op
+//!   piece and no lane runs nested inside another's op. When no lane is left
+//!   and there is work again (the caller took chunks), a helper thread, which
+//!   waits outside the pool, starts the lanes again.
 //! - **Cancellation.** When the caller stops (its sink breaks, an error, a
 //!   panic), the lanes stop before their next chunk; the call returns once the
 //!   chunks in flight (at most one per lane) are done, so no work outlives it.
 //! - **Errors** reach the caller in sentence order, as on the sequential path
 //!   (the sentences before a failing one are delivered first; none after it
-//!   starts). A panic on a lane is resumed on the caller's thread.
+//!   starts). A panic in a lane is resumed on the caller's thread.
 
 use super::core::Core;
 use super::runtime::{Event, Sink};
@@ -53,18 +58,25 @@ struct Slot {
     error: Option<Error>,
 }
 
-/// What the lanes and the caller share, under one lock.
-struct State {
-    /// The next sentence a lane takes.
+/// What the lanes, the helper and the caller share, under one lock.
+struct State<B: Backend> {
+    /// The next sentence to start.
     next: usize,
     /// Sentences from this one on are not started (the request has that many
     /// sentences, or an earlier one failed).
     limit: usize,
     /// The sentence the caller delivers.
     due: usize,
-    /// The sentences taken and not yet delivered.
+    /// The sentences started and not yet delivered.
     slots: BTreeMap<usize, Slot>,
-    /// The lanes beyond the first may start (the first chunks are out).
+    /// Sentences started whose rendering is not over, waiting for a lane
+    /// (the others are in a lane's hands).
+    parked: BTreeMap<usize, Cursor<B>>,
+    /// Sentences started whose rendering is not over (parked or in a lane).
+    in_flight: usize,
+    /// Lanes alive.
+    lanes: usize,
+    /// Later sentences may start (the first chunks are out).
     open: bool,
     /// The caller has stopped: the lanes end before their next chunk.
     stop: bool,
@@ -72,17 +84,21 @@ struct State {
     panic: Option<Box<dyn Any + Send>>,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    /// Rung on every change: lanes and caller re-check what they wait for.
+struct Shared<B: Backend> {
+    state: Mutex<State<B>>,
+    /// Rung on every change: the helper and the caller re-check what they wait for.
     changed: Condvar,
+    /// Most lanes (and sentences in flight).
+    max_lanes: usize,
+    /// Samples a sentence may have waiting for the caller before it pauses.
+    room: usize,
 }
 
 /// Sets `stop` when the caller leaves, however it leaves (returns, errors,
-/// unwinds), so that no lane waits forever.
-struct StopOnDrop<'a>(&'a Shared);
+/// unwinds), so that the helper stops too.
+struct StopOnDrop<'a, B: Backend>(&'a Shared<B>);
 
-impl Drop for StopOnDrop<'_> {
+impl<B: Backend> Drop for StopOnDrop<'_, B> {
     fn drop(&mut self) {
         self.0.state.lock().stop = true;
         self.0.changed.notify_all();
@@ -98,13 +114,72 @@ enum Delivery {
     Panicked,
 }
 
-/// Run `plan` from its first sentence on `lanes` threads (at least 1),
+/// A lane's next job.
+enum Work<B: Backend> {
+    /// Go on with a started sentence.
+    Resume(usize, Cursor<B>),
+    /// Start a sentence.
+    Start(usize),
+}
+
+impl<B: Backend> State<B> {
+    /// Whether sentence `i` may be rendered further now (room in its queue).
+    fn has_room(&self, i: usize, room: usize) -> bool {
+        self.slots.get(&i).is_none_or(|s| s.samples < room)
+    }
+
+    /// Whether a new sentence may start now.
+    fn may_start(&self, max_lanes: usize) -> bool {
+        self.next < self.limit && (self.next == 0 || self.open) && self.in_flight < max_lanes
+    }
+
+    /// The most urgent job a lane may do now (the lowest sentence first), taken.
+    fn pick(&mut self, sh: &Shared<B>) -> Option<Work<B>> {
+        if self.stop {
+            return None;
+        }
+        let parked = self
+            .parked
+            .keys()
+            .copied()
+            .find(|&i| self.has_room(i, sh.room));
+        match parked {
+            Some(i) if i < self.next || !self.may_start(sh.max_lanes) => {
+                let cur = self.parked.remove(&i)?;
+                Some(Work::Resume(i, cur))
+            }
+            _ if self.may_start(sh.max_lanes) => {
+                let i = self.next;
+                self.next += 1;
+                self.in_flight += 1;
+                self.slots.insert(i, Slot::default());
+                Some(Work::Start(i))
+            }
+            _ => None,
+        }
+    }
+
+    /// Jobs a lane could take now.
+    fn runnable(&self, sh: &Shared<B>) -> usize {
+        if self.stop {
+            return 0;
+        }
+        let parked = self
+            .parked
+            .keys()
+            .filter(|&&i| self.has_room(i, sh.room))
+            .count();
+        parked + usize::from(self.may_start(sh.max_lanes))
+    }
+}
+
+/// Run `plan` from its first sentence on up to `lanes` lanes (at least 1),
 /// delivering its events to `sink` in order.
 ///
 /// # Errors
 /// The first failing sentence's error (after the sentences before it are
 /// delivered); [`Error::Cancelled`] when `sink` breaks; [`Error::Device`] when
-/// no thread can be started.
+/// the helper thread cannot be started.
 pub(crate) fn stream<B: Backend>(
     core: &Core<B>,
     plan: &Plan<B>,
@@ -118,32 +193,26 @@ pub(crate) fn stream<B: Backend>(
             limit: n,
             due: 0,
             slots: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            in_flight: 0,
+            lanes: 0,
             open: false,
             stop: false,
             panic: None,
         }),
         changed: Condvar::new(),
+        max_lanes: lanes.max(1),
+        // A chunk larger than the bound still fits alone.
+        room: QUEUE_FRAMES.saturating_mul(plan.voice.model.hop()),
     };
     let result = std::thread::scope(|s| {
-        // Declared first, so dropped last: stops the lanes whatever happens.
+        // Declared first, so dropped last: stops the helper whatever happens.
         let _stop = StopOnDrop(&shared);
-        let mut started = 0;
-        let mut spawn_error = None;
-        for k in 0..lanes.clamp(1, n.max(1)) {
-            let shared = &shared;
-            let spawned = std::thread::Builder::new()
-                .name(format!("voxide-lane-{k}"))
-                .spawn_scoped(s, move || lane(core, plan, shared));
-            match spawned {
-                Ok(_) => started += 1,
-                Err(e) => {
-                    spawn_error = Some(e);
-                    break;
-                }
-            }
-        }
-        if started == 0 {
-            let e = spawn_error.map_or_else(String::new, |e| e.to_string());
+        let sh = &shared;
+        let started = std::thread::Builder::new()
+            .name("voxide-lanes".into())
+            .spawn_scoped(s, move || helper(core, plan, sh));
+        if let Err(e) = started {
             return Err(Error::Device(format!(
                 "cannot start a streaming thread: {e}"
             )));
@@ -156,8 +225,115 @@ pub(crate) fn stream<B: Backend>(
     result
 }
 
+/// The helper thread: whenever no lane is alive and there is work, start the
+/// lanes in the pool (and wait there until they have all ended); between
+/// times wait, outside the pool, for the caller to make room.
+fn helper<B: Backend>(core: &Core<B>, plan: &Plan<B>, sh: &Shared<B>) {
+    loop {
+        {
+            let mut st = sh.state.lock();
+            loop {
+                if st.stop || (st.next >= st.limit && st.in_flight == 0) {
+                    return;
+                }
+                if st.runnable(sh) > 0 {
+                    break;
+                }
+                sh.changed.wait(&mut st);
+            }
+            st.lanes = 1;
+        }
+        core.be
+            .install(|| rayon::scope(|s| lane(s, core, plan, sh)));
+    }
+}
+
+/// One lane: pick the most urgent job, render one chunk, put the sentence
+/// back; spawn another lane between chunks while there is more work than
+/// lanes; end when there is nothing to do now.
+fn lane<'s, B: Backend>(
+    s: &rayon::Scope<'s>,
+    core: &'s Core<B>,
+    plan: &'s Plan<B>,
+    sh: &'s Shared<B>,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let (work, more) = {
+            let mut st = sh.state.lock();
+            let Some(work) = st.pick(sh) else {
+                st.lanes -= 1;
+                drop(st);
+                sh.changed.notify_all();
+                return;
+            };
+            // Between chunks, never inside an op: a thief takes the new lane
+            // before any op piece (see the module doc).
+            let more = st.lanes < sh.max_lanes && st.runnable(sh) > 0;
+            if more {
+                st.lanes += 1;
+            }
+            (work, more)
+        };
+        if more {
+            s.spawn(move |s| lane(s, core, plan, sh));
+        }
+        let (i, mut cur) = match work {
+            Work::Resume(i, cur) => (i, cur),
+            Work::Start(i) => (i, Cursor::at_sentence(i)),
+        };
+        let step = catch_unwind(AssertUnwindSafe(|| plan.step(core, &mut cur, &mut buf)));
+        let mut st = sh.state.lock();
+        match step {
+            Ok(Ok(Step::Samples)) => {
+                if let Some(slot) = st.slots.get_mut(&i) {
+                    slot.samples += buf.len();
+                    slot.chunks.push_back(std::mem::take(&mut buf));
+                }
+                if i == 0 && plan.ramped(&cur) {
+                    st.open = true;
+                }
+                if i < st.limit {
+                    st.parked.insert(i, cur);
+                } else {
+                    // An earlier sentence failed: this one is not delivered.
+                    st.in_flight -= 1;
+                }
+            }
+            Ok(Ok(Step::SentenceEnd | Step::Done)) => {
+                if let Some(slot) = st.slots.get_mut(&i) {
+                    slot.ended = true;
+                }
+                st.open = true;
+                st.in_flight -= 1;
+            }
+            Ok(Err(e)) => {
+                if let Some(slot) = st.slots.get_mut(&i) {
+                    slot.error = Some(e);
+                }
+                // No later sentence starts; those in flight stop.
+                st.limit = st.limit.min(i + 1);
+                let later: Vec<usize> = st.parked.range(i + 1..).map(|(&k, _)| k).collect();
+                for k in later {
+                    st.parked.remove(&k);
+                    st.in_flight -= 1;
+                }
+                st.open = true;
+                st.in_flight -= 1;
+            }
+            Err(payload) => {
+                st.panic.get_or_insert(payload);
+                st.stop = true;
+                st.in_flight -= 1;
+            }
+        }
+        drop(st);
+        sh.changed.notify_all();
+    }
+}
+
 /// The caller's side: the due sentence's chunks and ends, in order, to `sink`.
-fn deliver(shared: &Shared, n: usize, sink: &mut Sink<'_>) -> Result<()> {
+fn deliver<B: Backend>(shared: &Shared<B>, n: usize, sink: &mut Sink<'_>) -> Result<()> {
     loop {
         let next = {
             let mut st = shared.state.lock();
@@ -175,7 +351,7 @@ fn deliver(shared: &Shared, n: usize, sink: &mut Sink<'_>) -> Result<()> {
             Delivery::SentenceEnd => sink(Event::SentenceEnd),
             Delivery::Done => return Ok(()),
             Delivery::Failed(e) => return Err(e),
-            // `stream` resumes it once the lanes are joined.
+            // `stream` resumes it once the helper is joined.
             Delivery::Panicked => return Err(Error::Panic("a streaming lane panicked".into())),
         };
         if flow.is_break() {
@@ -185,7 +361,7 @@ fn deliver(shared: &Shared, n: usize, sink: &mut Sink<'_>) -> Result<()> {
 }
 
 /// The next thing to deliver, if it is ready.
-fn take_due(st: &mut State, n: usize) -> Option<Delivery> {
+fn take_due<B: Backend>(st: &mut State<B>, n: usize) -> Option<Delivery> {
     if st.panic.is_some() {
         return Some(Delivery::Panicked);
     }
@@ -207,88 +383,4 @@ fn take_due(st: &mut State, n: usize) -> Option<Delivery> {
         return Some(Delivery::SentenceEnd);
     }
     None
-}
-
-/// One lane: take the next sentence, render its chunks into its slot (while
-/// the slot has room), repeat; end when the caller stops or no sentence is left.
-fn lane<B: Backend>(core: &Core<B>, plan: &Plan<B>, shared: &Shared) {
-    // The queue bound in samples.
-    let room = QUEUE_FRAMES.saturating_mul(plan.voice.model.hop());
-    let mut buf = Vec::new();
-    loop {
-        // Take a sentence: the first at once, the others once the gate is open.
-        let i = {
-            let mut st = shared.state.lock();
-            loop {
-                if st.stop || st.next >= st.limit {
-                    return;
-                }
-                if st.next == 0 || st.open {
-                    break;
-                }
-                shared.changed.wait(&mut st);
-            }
-            let i = st.next;
-            st.next += 1;
-            st.slots.insert(i, Slot::default());
-            i
-        };
-        let mut cur = Cursor::at_sentence(i);
-        loop {
-            // Wait for room in the sentence's queue (always some when empty).
-            {
-                let mut st = shared.state.lock();
-                loop {
-                    if st.stop || i >= st.limit {
-                        return;
-                    }
-                    match st.slots.get(&i) {
-                        Some(slot) if slot.samples >= room && !slot.chunks.is_empty() => {}
-                        _ => break,
-                    }
-                    shared.changed.wait(&mut st);
-                }
-            }
-            let step = catch_unwind(AssertUnwindSafe(|| plan.step(core, &mut cur, &mut buf)));
-            let mut st = shared.state.lock();
-            let done = match step {
-                Ok(Ok(Step::Samples)) => {
-                    if let Some(slot) = st.slots.get_mut(&i) {
-                        slot.samples += buf.len();
-                        slot.chunks.push_back(std::mem::take(&mut buf));
-                    }
-                    if i == 0 && plan.ramped(&cur) {
-                        st.open = true;
-                    }
-                    false
-                }
-                Ok(Ok(Step::SentenceEnd | Step::Done)) => {
-                    if let Some(slot) = st.slots.get_mut(&i) {
-                        slot.ended = true;
-                    }
-                    st.open = true;
-                    true
-                }
-                Ok(Err(e)) => {
-                    if let Some(slot) = st.slots.get_mut(&i) {
-                        slot.error = Some(e);
-                    }
-                    // No later sentence starts; those in flight stop.
-                    st.limit = st.limit.min(i + 1);
-                    st.open = true;
-                    true
-                }
-                Err(payload) => {
-                    st.panic.get_or_insert(payload);
-                    st.stop = true;
-                    true
-                }
-            };
-            drop(st);
-            shared.changed.notify_all();
-            if done {
-                break;
-            }
-        }
-    }
 }
