@@ -11,9 +11,10 @@
 //! - **Same samples.** A sentence is rendered with the same [`Cursor`] steps
 //!   as on the sequential path (same seed, same chunk sizes), so every chunk,
 //!   and the order of chunks and sentence ends, is the sequential one.
-//! - **First audio first.** No second sentence starts until the first
-//!   sentence's small first chunks are out (its chunks have reached full size)
-//!   or it has ended: until then every thread serves the first chunks.
+//! - **First audio first.** The first sentence's small first chunks run on
+//!   the caller's thread exactly as on the sequential path (every thread serves
+//!   them, no thread is started before them); the lanes take over once its
+//!   chunks have reached full size (or it has ended).
 //! - **Bounded.** At most `lanes` sentences in flight (each holds its scratch),
 //!   and a sentence is rendered further only while fewer than [`QUEUE_FRAMES`]
 //!   of its frames wait for the caller.
@@ -42,8 +43,9 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-/// Frames a sentence may have rendered and not yet delivered before its lane
-/// waits (about 12 s of audio; 1 MB of samples for a 256-sample hop).
+/// Frames a sentence may have rendered and not yet delivered before its
+/// rendering pauses (about 12 s of audio; 1 MB of samples for a 256-sample
+/// hop). A chunk larger than that still runs when the queue is empty.
 pub(crate) const QUEUE_FRAMES: usize = 1024;
 
 /// One sentence in flight: its chunks not yet delivered.
@@ -76,8 +78,6 @@ struct State<B: Backend> {
     in_flight: usize,
     /// Lanes alive.
     lanes: usize,
-    /// Later sentences may start (the first chunks are out).
-    open: bool,
     /// The caller has stopped: the lanes end before their next chunk.
     stop: bool,
     /// A lane panicked: its payload, resumed on the caller's thread.
@@ -130,7 +130,7 @@ impl<B: Backend> State<B> {
 
     /// Whether a new sentence may start now.
     fn may_start(&self, max_lanes: usize) -> bool {
-        self.next < self.limit && (self.next == 0 || self.open) && self.in_flight < max_lanes
+        self.next < self.limit && self.in_flight < max_lanes
     }
 
     /// The most urgent job a lane may do now (the lowest sentence first), taken.
@@ -138,25 +138,25 @@ impl<B: Backend> State<B> {
         if self.stop {
             return None;
         }
+        // A started sentence with room first (the lowest: the due one first),
+        // else a new sentence.
         let parked = self
             .parked
             .keys()
             .copied()
             .find(|&i| self.has_room(i, sh.room));
-        match parked {
-            Some(i) if i < self.next || !self.may_start(sh.max_lanes) => {
-                let cur = self.parked.remove(&i)?;
-                Some(Work::Resume(i, cur))
-            }
-            _ if self.may_start(sh.max_lanes) => {
-                let i = self.next;
-                self.next += 1;
-                self.in_flight += 1;
-                self.slots.insert(i, Slot::default());
-                Some(Work::Start(i))
-            }
-            _ => None,
+        if let Some(i) = parked {
+            let cur = self.parked.remove(&i)?;
+            return Some(Work::Resume(i, cur));
         }
+        if !self.may_start(sh.max_lanes) {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        self.in_flight += 1;
+        self.slots.insert(i, Slot::default());
+        Some(Work::Start(i))
     }
 
     /// Jobs a lane could take now.
@@ -178,8 +178,8 @@ impl<B: Backend> State<B> {
 ///
 /// # Errors
 /// The first failing sentence's error (after the sentences before it are
-/// delivered); [`Error::Cancelled`] when `sink` breaks; [`Error::Device`] when
-/// the helper thread cannot be started.
+/// delivered); [`Error::Cancelled`] when `sink` breaks. (Without a thread for
+/// the lanes, the rest runs sentence after sentence on the calling thread.)
 pub(crate) fn stream<B: Backend>(
     core: &Core<B>,
     plan: &Plan<B>,
@@ -187,42 +187,97 @@ pub(crate) fn stream<B: Backend>(
     sink: &mut Sink<'_>,
 ) -> Result<()> {
     let n = plan.sentences.len();
+    // The first chunks on the caller's thread, exactly as on the sequential
+    // path (the first audio as soon as before), until they reach full size.
+    let mut cur = Cursor::at_sentence(0);
+    let mut buf = Vec::new();
+    loop {
+        let ev = match plan.step(core, &mut cur, &mut buf)? {
+            Step::Samples => Event::Samples(&buf),
+            Step::SentenceEnd => Event::SentenceEnd,
+            Step::Done => return Ok(()),
+        };
+        if sink(ev).is_break() {
+            return Err(Error::Cancelled);
+        }
+        if cur.sentence() > 0 || plan.ramped(&cur) {
+            break;
+        }
+    }
+    // Then the lanes, from there on.
+    let mut slots = BTreeMap::new();
+    let mut parked = BTreeMap::new();
+    let at = cur.sentence();
+    if at == 0 {
+        slots.insert(0, Slot::default());
+        parked.insert(0, cur);
+    }
     let shared = Shared {
         state: Mutex::new(State {
-            next: 0,
+            next: at.max(1),
             limit: n,
-            due: 0,
-            slots: BTreeMap::new(),
-            parked: BTreeMap::new(),
-            in_flight: 0,
+            due: at,
+            slots,
+            in_flight: parked.len(),
+            parked,
             lanes: 0,
-            open: false,
             stop: false,
             panic: None,
         }),
         changed: Condvar::new(),
         max_lanes: lanes.max(1),
-        // A chunk larger than the bound still fits alone.
         room: QUEUE_FRAMES.saturating_mul(plan.voice.model.hop()),
     };
     let result = std::thread::scope(|s| {
-        // Declared first, so dropped last: stops the helper whatever happens.
-        let _stop = StopOnDrop(&shared);
+        let stop = StopOnDrop(&shared);
         let sh = &shared;
-        let started = std::thread::Builder::new()
+        let helper = std::thread::Builder::new()
             .name("voxide-lanes".into())
             .spawn_scoped(s, move || helper(core, plan, sh));
-        if let Err(e) = started {
-            return Err(Error::Device(format!(
-                "cannot start a streaming thread: {e}"
-            )));
-        }
-        deliver(&shared, n, sink)
+        let Ok(helper) = helper else {
+            // No thread to be had: the rest on this thread, sentence after sentence.
+            let cur = sh.state.lock().parked.remove(&at);
+            return sequential(
+                core,
+                plan,
+                cur.unwrap_or_else(|| Cursor::at_sentence(at)),
+                sink,
+            );
+        };
+        let r = deliver(sh, n, sink);
+        // Stop the lanes, and wait until the helper has returned: nothing of
+        // this request runs after the call.
+        drop(stop);
+        // A panic in a lane is caught there and resumed below; the helper's
+        // own code does not panic.
+        let _ = helper.join();
+        r
     });
     if let Some(payload) = shared.state.lock().panic.take() {
         resume_unwind(payload);
     }
     result
+}
+
+/// The rest of a request from `cur` on the calling thread, as on the
+/// sequential path.
+fn sequential<B: Backend>(
+    core: &Core<B>,
+    plan: &Plan<B>,
+    mut cur: Cursor<B>,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let ev = match plan.step(core, &mut cur, &mut buf)? {
+            Step::Samples => Event::Samples(&buf),
+            Step::SentenceEnd => Event::SentenceEnd,
+            Step::Done => return Ok(()),
+        };
+        if sink(ev).is_break() {
+            return Err(Error::Cancelled);
+        }
+    }
 }
 
 /// The helper thread: whenever no lane is alive and there is work, start the
@@ -290,9 +345,6 @@ fn lane<'s, B: Backend>(
                     slot.samples += buf.len();
                     slot.chunks.push_back(std::mem::take(&mut buf));
                 }
-                if i == 0 && plan.ramped(&cur) {
-                    st.open = true;
-                }
                 if i < st.limit {
                     st.parked.insert(i, cur);
                 } else {
@@ -304,7 +356,6 @@ fn lane<'s, B: Backend>(
                 if let Some(slot) = st.slots.get_mut(&i) {
                     slot.ended = true;
                 }
-                st.open = true;
                 st.in_flight -= 1;
             }
             Ok(Err(e)) => {
@@ -318,7 +369,6 @@ fn lane<'s, B: Backend>(
                     st.parked.remove(&k);
                     st.in_flight -= 1;
                 }
-                st.open = true;
                 st.in_flight -= 1;
             }
             Err(payload) => {

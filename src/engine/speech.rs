@@ -63,6 +63,11 @@ impl<B: Backend> Cursor<B> {
             size: 0,
         }
     }
+
+    /// The sentence this cursor renders (the next one once a sentence ended).
+    pub(crate) fn sentence(&self) -> usize {
+        self.sentence
+    }
 }
 
 /// A request in flight: its plan and one cursor, stepped one chunk at a time.
