@@ -114,14 +114,6 @@ enum Delivery {
     Panicked,
 }
 
-/// A lane's next job.
-enum Work<B: Backend> {
-    /// Go on with a started sentence.
-    Resume(usize, Cursor<B>),
-    /// Start a sentence.
-    Start(usize),
-}
-
 impl<B: Backend> State<B> {
     /// Whether sentence `i` may be rendered further now (room in its queue).
     fn has_room(&self, i: usize, room: usize) -> bool {
@@ -133,8 +125,9 @@ impl<B: Backend> State<B> {
         self.next < self.limit && self.in_flight < max_lanes
     }
 
-    /// The most urgent job a lane may do now (the lowest sentence first), taken.
-    fn pick(&mut self, sh: &Shared<B>) -> Option<Work<B>> {
+    /// The most urgent sentence a lane may render now (the lowest first),
+    /// taken: a started one, or a new one.
+    fn pick(&mut self, sh: &Shared<B>) -> Option<(usize, Cursor<B>)> {
         if self.stop {
             return None;
         }
@@ -147,7 +140,7 @@ impl<B: Backend> State<B> {
             .find(|&i| self.has_room(i, sh.room));
         if let Some(i) = parked {
             let cur = self.parked.remove(&i)?;
-            return Some(Work::Resume(i, cur));
+            return Some((i, cur));
         }
         if !self.may_start(sh.max_lanes) {
             return None;
@@ -156,7 +149,7 @@ impl<B: Backend> State<B> {
         self.next += 1;
         self.in_flight += 1;
         self.slots.insert(i, Slot::default());
-        Some(Work::Start(i))
+        Some((i, Cursor::at_sentence(i)))
     }
 
     /// Jobs a lane could take now.
@@ -314,9 +307,9 @@ fn lane<'s, B: Backend>(
 ) {
     let mut buf = Vec::new();
     loop {
-        let (work, more) = {
+        let (i, mut cur, more) = {
             let mut st = sh.state.lock();
-            let Some(work) = st.pick(sh) else {
+            let Some((i, cur)) = st.pick(sh) else {
                 st.lanes -= 1;
                 drop(st);
                 sh.changed.notify_all();
@@ -328,15 +321,11 @@ fn lane<'s, B: Backend>(
             if more {
                 st.lanes += 1;
             }
-            (work, more)
+            (i, cur, more)
         };
         if more {
             s.spawn(move |s| lane(s, core, plan, sh));
         }
-        let (i, mut cur) = match work {
-            Work::Resume(i, cur) => (i, cur),
-            Work::Start(i) => (i, Cursor::at_sentence(i)),
-        };
         let step = catch_unwind(AssertUnwindSafe(|| plan.step(core, &mut cur, &mut buf)));
         let mut st = sh.state.lock();
         match step {
