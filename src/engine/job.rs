@@ -63,12 +63,12 @@ impl<B: Backend> Job for SpeakJob<B> {
         let mut bufs: Vec<Vec<f32>> = vec![Vec::new(); n];
         // One batched render per voice among the requests with a chunk to render.
         while let Some(head) = (0..n).find(|&i| want[i].is_some() && res[i].is_none()) {
-            let voice = Arc::clone(&jobs[head].speech.voice);
+            let voice = Arc::clone(&jobs[head].speech.plan.voice);
             let members: Vec<usize> = (0..n)
                 .filter(|&i| {
                     want[i].is_some()
                         && res[i].is_none()
-                        && Arc::ptr_eq(&jobs[i].speech.voice, &voice)
+                        && Arc::ptr_eq(&jobs[i].speech.plan.voice, &voice)
                 })
                 .collect();
             let mut items: Vec<BatchItem<'_, B>> = Vec::with_capacity(members.len());
@@ -77,7 +77,7 @@ impl<B: Backend> Job for SpeakJob<B> {
                 let (Some((a, b)), true) = (want[i], members.contains(&i)) else {
                     continue;
                 };
-                if let Some(u) = j.speech.utt.as_mut() {
+                if let Some(u) = j.speech.cur.utt.as_mut() {
                     items.push(BatchItem {
                         utt: u,
                         a,

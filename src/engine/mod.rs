@@ -11,8 +11,11 @@
 //! - `runtime.rs`: `Runtime<B>` over a backend and the object-safe `Serve`
 //!   trait the engine dispatches through;
 //! - `speech.rs`: one request in flight, one chunk per step;
+//! - `ahead.rs`: streaming on several CPU threads (sentences side by side,
+//!   delivered in order);
 //! - `job.rs`: a request as the scheduler's actor runs it (batching).
 
+mod ahead;
 mod builder;
 mod core;
 mod handle;

@@ -3,6 +3,7 @@
 //! [`super::Engine`] holds as `Box<dyn Serve>`. The builder picks the backend
 //! once; below this line everything is monomorphic code for that backend.
 
+use super::ahead;
 use super::core::{Core, LoadedVoice};
 use super::job::{Out, SpeakJob};
 use super::options::{Input, SpeakOptions};
@@ -126,6 +127,12 @@ impl<B: Backend> Runtime<B> {
             }
             return Ok(());
         }
+        // Several sentences on several CPU threads: render them side by side
+        // (same samples, delivered in order; see `ahead.rs`).
+        let threads = self.core.be.threads();
+        if threads > 1 && speech.plan.sentences.len() > 1 {
+            return ahead::stream(&self.core, &speech.plan, threads, sink);
+        }
         let mut buf = Vec::new();
         loop {
             let ev = match speech.step(&self.core, &mut buf)? {
@@ -147,7 +154,7 @@ impl<B: Backend> Runtime<B> {
     /// thread count.
     fn whole_in_parallel(&self, speech: &Speech<B>, audio: &mut Audio) -> Result<()> {
         let be = &self.core.be;
-        let n = speech.sentences.len();
+        let n = speech.plan.sentences.len();
         let next = AtomicUsize::new(0);
         let done = Mutex::new(Joined {
             pending: BTreeMap::new(),
@@ -161,7 +168,7 @@ impl<B: Backend> Runtime<B> {
                 return;
             }
             let mut out = Vec::new();
-            let r = speech.sentence_whole(be, i, &mut out);
+            let r = speech.plan.sentence_whole(be, i, &mut out);
             let mut d = done.lock();
             match r {
                 Ok(times) => {
@@ -292,7 +299,7 @@ impl<B: Backend> Serve for Runtime<B> {
             .first_chunk_frames(chunk)
             .chunk_frames(chunk);
         let speech = Speech::new(v, text, &options)?;
-        if self.scheduler.is_none() && threads > 1 && speech.sentences.len() > 1 {
+        if self.scheduler.is_none() && threads > 1 && speech.plan.sentences.len() > 1 {
             return self.whole_in_parallel(&speech, audio);
         }
         let mut sentence = Vec::new();

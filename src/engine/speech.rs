@@ -30,8 +30,10 @@ pub(crate) enum Next {
     Ready(Step),
 }
 
-/// A request in flight.
-pub(crate) struct Speech<B: Backend> {
+/// What a request renders, fixed once it starts: the voice, the sentences as
+/// ids, the scales, the seed and the chunk sizes. Shared (read-only) by every
+/// thread that renders one of its sentences.
+pub(crate) struct Plan<B: Backend> {
     pub(crate) voice: Arc<LoadedVoice<B>>,
     pub(crate) sentences: Vec<Vec<i64>>,
     scales: Scales,
@@ -39,11 +41,39 @@ pub(crate) struct Speech<B: Backend> {
     max_frames: usize,
     first: usize,
     chunk: usize,
+}
+
+/// Where the rendering of a request stands: the sentence, once prepared (its
+/// encoder and durations), the next frame and the next chunk's size.
+pub(crate) struct Cursor<B: Backend> {
     sentence: usize,
     /// The sentence being rendered (after its encoder and durations).
     pub(crate) utt: Option<Utterance<B>>,
     at: usize,
     size: usize,
+}
+
+impl<B: Backend> Cursor<B> {
+    /// At the start of sentence `i`.
+    pub(crate) fn at_sentence(i: usize) -> Self {
+        Cursor {
+            sentence: i,
+            utt: None,
+            at: 0,
+            size: 0,
+        }
+    }
+
+    /// The sentence this cursor renders (the next one once a sentence ended).
+    pub(crate) fn sentence(&self) -> usize {
+        self.sentence
+    }
+}
+
+/// A request in flight: its plan and one cursor, stepped one chunk at a time.
+pub(crate) struct Speech<B: Backend> {
+    pub(crate) plan: Plan<B>,
+    pub(crate) cur: Cursor<B>,
 }
 
 impl<B: Backend> Speech<B> {
@@ -70,20 +100,38 @@ impl<B: Backend> Speech<B> {
         let sentences = sentence_ids(&v, text, o.input, o.phonemizer)?;
         let first = o.first_chunk_frames.max(1);
         Ok(Speech {
-            voice: v,
-            sentences,
-            scales,
-            seed: o.seed,
-            max_frames: o.max_frames,
-            first,
-            chunk: o.chunk_frames.max(first),
-            sentence: 0,
-            utt: None,
-            at: 0,
-            size: first,
+            plan: Plan {
+                voice: v,
+                sentences,
+                scales,
+                seed: o.seed,
+                max_frames: o.max_frames,
+                first,
+                chunk: o.chunk_frames.max(first),
+            },
+            cur: Cursor::at_sentence(0),
         })
     }
 
+    /// Run the next step: render the next chunk into `buf`, or report the end
+    /// of a sentence or of the request.
+    pub(crate) fn step(&mut self, core: &Core<B>, buf: &mut Vec<f32>) -> Result<Step> {
+        self.plan.step(core, &mut self.cur, buf)
+    }
+
+    /// Output frames `a..b` were rendered: move on, the next chunk larger.
+    pub(crate) fn rendered(&mut self, b: usize) {
+        self.plan.rendered(&mut self.cur, b);
+    }
+
+    /// Prepare the next sentence if needed (encoder + duration), and say what
+    /// to render next, or the step that needs no rendering.
+    pub(crate) fn next(&mut self, core: &Core<B>) -> Result<Next> {
+        self.plan.next(core, &mut self.cur)
+    }
+}
+
+impl<B: Backend> Plan<B> {
     /// The options of sentence `i` (each sentence has its own seed).
     fn synth_options(&self, i: usize) -> SynthOptions {
         SynthOptions {
@@ -91,6 +139,12 @@ impl<B: Backend> Speech<B> {
             noise: Noise::Seeded(self.seed.wrapping_add(i as u64)),
             max_frames: self.max_frames,
         }
+    }
+
+    /// Whether `cur`'s chunks have reached their full size (its small
+    /// first chunks are out), or it is between sentences.
+    pub(crate) fn ramped(&self, cur: &Cursor<B>) -> bool {
+        cur.utt.is_none() || cur.size >= self.chunk
     }
 
     /// Sentence `i` whole into `out`, in the chunks stepping it would use
@@ -116,75 +170,82 @@ impl<B: Backend> Speech<B> {
         Ok(u.times)
     }
 
-    /// Run the next step: render the next chunk into `buf`, or report the end
-    /// of a sentence or of the request.
-    pub(crate) fn step(&mut self, core: &Core<B>, buf: &mut Vec<f32>) -> Result<Step> {
-        let (a, b) = match self.next(core)? {
+    /// Run the next step of `cur`: render its next chunk into `buf`, or
+    /// report the end of a sentence or of the request.
+    pub(crate) fn step(
+        &self,
+        core: &Core<B>,
+        cur: &mut Cursor<B>,
+        buf: &mut Vec<f32>,
+    ) -> Result<Step> {
+        let (a, b) = match self.next(core, cur)? {
             Next::Ready(step) => return Ok(step),
             Next::Render(a, b) => (a, b),
         };
-        let v = Arc::clone(&self.voice);
-        let u = self
+        let model = &self.voice.model;
+        let u = cur
             .utt
             .as_mut()
             .ok_or_else(|| Error::Device("no sentence in flight to render".into()))?;
         buf.clear();
         let be = &core.be;
-        be.install(|| v.model.render(be, u, a, b, buf))?;
-        self.rendered(b);
+        be.install(|| model.render(be, u, a, b, buf))?;
+        self.rendered(cur, b);
         Ok(Step::Samples)
     }
 
-    /// Output frames `a..b` were rendered: move on, the next chunk larger.
-    pub(crate) fn rendered(&mut self, b: usize) {
-        self.at = b;
-        self.size = (self.size * 4).min(self.chunk);
+    /// Output frames `a..b` of `cur`'s sentence were rendered: move on, the
+    /// next chunk larger.
+    pub(crate) fn rendered(&self, cur: &mut Cursor<B>, b: usize) {
+        cur.at = b;
+        cur.size = (cur.size * 4).min(self.chunk);
     }
 
-    /// Prepare the next sentence if needed (encoder + duration), and say what
-    /// to render next, or the step that needs no rendering.
-    pub(crate) fn next(&mut self, core: &Core<B>) -> Result<Next> {
-        if self.sentence >= self.sentences.len() {
+    /// Prepare `cur`'s sentence if needed (encoder + duration), and say what
+    /// to render next, or the step that needs no rendering. At the end of a
+    /// sentence `cur` moves to the next one.
+    pub(crate) fn next(&self, core: &Core<B>, cur: &mut Cursor<B>) -> Result<Next> {
+        if cur.sentence >= self.sentences.len() {
             return Ok(Next::Ready(Step::Done));
         }
         let be = &core.be;
         let model = &self.voice.model;
-        if self.utt.is_none() {
-            let opts = self.synth_options(self.sentence);
-            let ids = &self.sentences[self.sentence];
+        if cur.utt.is_none() {
+            let opts = self.synth_options(cur.sentence);
+            let ids = &self.sentences[cur.sentence];
             // Small first chunks only where the listener is waiting: at the
             // start of the request. Later sentences follow audio that is
             // already ahead of playback, and larger chunks cost less halo
             // (the samples are the same either way).
-            self.size = if self.sentence == 0 {
+            cur.size = if cur.sentence == 0 {
                 self.first
             } else {
                 self.chunk
             };
             // The first small chunk needs the durations of the first ids
             // only: the rest waits until it is out.
-            let soon = if self.size < self.chunk {
-                self.size
+            let soon = if cur.size < self.chunk {
+                cur.size
             } else {
                 usize::MAX
             };
-            self.utt = Some(be.install(|| model.prepare_first(be, ids, &opts, soon))?);
-            self.at = 0;
+            cur.utt = Some(be.install(|| model.prepare_first(be, ids, &opts, soon))?);
+            cur.at = 0;
         }
-        let Some(u) = self.utt.as_mut() else {
+        let Some(u) = cur.utt.as_mut() else {
             return Err(Error::Device("no sentence in flight".into()));
         };
-        if self.at > 0 && !u.durations_complete() {
+        if cur.at > 0 && !u.durations_complete() {
             be.install(|| model.finish(be, u))?;
         }
         let f = u.frames();
-        if self.at >= f {
+        if cur.at >= f {
             core.add_times(u.times);
-            self.utt = None;
-            self.sentence += 1;
+            cur.utt = None;
+            cur.sentence += 1;
             return Ok(Next::Ready(Step::SentenceEnd));
         }
-        Ok(Next::Render(self.at, (self.at + self.size).min(f)))
+        Ok(Next::Render(cur.at, (cur.at + cur.size).min(f)))
     }
 }
 
