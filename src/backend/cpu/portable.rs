@@ -7,7 +7,7 @@
 //! came out in the last bits differently in a narrower view, another column
 //! tile or on another thread count: a streamed chunk differed from the whole
 //! sentence. Here every column is one lane of a register tile of [`PN`]
-//! columns × [`PM`] output rows, whose sums do not depend on where the tile
+//! columns × [`PM`] (or 4) output rows, whose sums do not depend on where the tile
 //! starts, how wide the view is or which thread runs it.
 //!
 //! The input view is first copied into a zero-margined scratch (as the direct
@@ -26,12 +26,24 @@ use crate::backend::{Mat, Out};
 
 /// Output rows per register panel.
 const PM: usize = 6;
+
+/// The panel height for `cout` output rows: [`PM`], except 4 for narrow
+/// convs whose last `cout mod 6` rows would be a large, slow share (the
+/// decoder's 32-channel convs: 5 panels + 2 rows of 2 FMA chains each).
+fn panel_rows(cout: usize) -> usize {
+    if cout < 64 && cout % 4 == 0 && cout % PM != 0 {
+        4
+    } else {
+        PM
+    }
+}
 /// Columns per register tile.
 const PN: usize = 16;
 
-/// A conv weight (`[cout, cin, k]`) packed in panels of [`PM`] output rows,
-/// `[cin·k][PM]` each (the K order of the tiles), then the remainder rows
-/// (`cout mod PM`) as one narrower panel `[cin·k][cout mod PM]`.
+/// A conv weight (`[cout, cin, k]`) packed in panels of `pm` output rows
+/// ([`panel_rows`]), `[cin·k][pm]` each (the K order of the tiles), then
+/// the remainder rows (`cout mod pm`) as one narrower panel
+/// `[cin·k][cout mod pm]`.
 pub(crate) struct Panels {
     w: Vec<f32>,
     cout: usize,
@@ -39,6 +51,8 @@ pub(crate) struct Panels {
     k: usize,
     /// Run on the fused multiply-add tiles ([`fma_tiles`]).
     fused: bool,
+    /// Rows per full panel ([`panel_rows`]).
+    pm: usize,
 }
 
 impl Panels {
@@ -47,13 +61,14 @@ impl Panels {
     pub(crate) fn new(w: &[f32], cout: usize, cin: usize, k: usize, fused: bool) -> Panels {
         let kk = cin * k;
         assert_eq!(w.len(), cout * kk, "conv weight size");
-        let full = cout / PM * PM;
+        let pm = panel_rows(cout);
+        let full = cout / pm * pm;
         let mut p = vec![0.0; cout * kk];
         let (panels, rest) = p.split_at_mut(full * kk);
-        for (pi, dst) in panels.chunks_exact_mut(PM * kk).enumerate() {
-            for (q, d) in dst.chunks_exact_mut(PM).enumerate() {
+        for (pi, dst) in panels.chunks_exact_mut(pm * kk).enumerate() {
+            for (q, d) in dst.chunks_exact_mut(pm).enumerate() {
                 for (m, v) in d.iter_mut().enumerate() {
-                    *v = w[(pi * PM + m) * kk + q];
+                    *v = w[(pi * pm + m) * kk + q];
                 }
             }
         }
@@ -70,6 +85,7 @@ impl Panels {
             cin,
             k,
             fused: fused && fma_tiles(),
+            pm,
         }
     }
 }
@@ -528,8 +544,9 @@ unsafe fn run(
     }
 
     let kk = cin * k;
-    let panels = w.cout / PM;
-    let rem = w.cout - panels * PM;
+    let pm = w.pm;
+    let panels = w.cout / pm;
+    let rem = w.cout - panels * pm;
     // Column blocks whose input (`cin` rows) stays around 256 KiB, as equal
     // as they can be; groups of panels where there are fewer blocks than
     // work items wanted.
@@ -569,8 +586,9 @@ unsafe fn run(
         let p0 = (g * per_group).min(panels);
         let p1 = ((g + 1) * per_group).min(panels);
         let yb = yp.get().add(ym.off());
-        let o0 = p0 * PM;
-        item::<PM>(
+        let o0 = p0 * pm;
+        let item_pm = if pm == PM { item::<PM> } else { item::<4> };
+        item_pm(
             fused,
             w.w.as_ptr().add(o0 * kk),
             bias.as_ptr().add(o0),
@@ -581,7 +599,7 @@ unsafe fn run(
             yb.add(o0 * ym.ld()),
         );
         if g + 1 == groups && rem > 0 {
-            let o0 = panels * PM;
+            let o0 = panels * pm;
             let (a, b, y) = (
                 w.w.as_ptr().add(o0 * kk),
                 bias.as_ptr().add(o0),
