@@ -34,8 +34,7 @@
 //!   starts). A panic in a lane is resumed on the caller's thread.
 
 use super::core::Core;
-use super::runtime::{Event, Sink};
-use super::speech::{Cursor, Plan, Step};
+use super::speech::{Cursor, Event, Plan, Sink, Step};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};

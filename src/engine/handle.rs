@@ -3,7 +3,8 @@
 
 use super::options::{Input, SpeakOptions};
 use super::permit::{Admission, Permit};
-use super::runtime::{Event, Serve};
+use super::runtime::Serve;
+use super::speech::Event;
 use crate::audio::{Audio, AudioSample, SampleRate};
 use crate::backend::{cpu::Isa, Precision};
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@ use super::ahead;
 use super::core::{Core, LoadedVoice};
 use super::job::{Out, SpeakJob};
 use super::options::{Input, SpeakOptions};
-use super::speech::{sentence_ids, Speech, Step};
+use super::speech::{sentence_ids, Event, Sink, Speech, Step};
 use crate::audio::Audio;
 use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
@@ -20,17 +20,6 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-/// What a request delivers to its caller, in order.
-pub(crate) enum Event<'a> {
-    /// The next samples.
-    Samples(&'a [f32]),
-    /// A sentence ended.
-    SentenceEnd,
-}
-
-/// The caller's side of a request: called for every event; `Break` cancels.
-pub(crate) type Sink<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 
 /// What the engine needs from its runtime, whatever the backend (the
 /// engine's single dispatch point).

@@ -10,7 +10,19 @@ use crate::error::{Error, Result};
 use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits};
 use crate::text::Phonemizer;
 use crate::voice::{phoneme_sentences, Scales};
+use std::ops::ControlFlow;
 use std::sync::Arc;
+
+/// What a request delivers to its caller, in order.
+pub(crate) enum Event<'a> {
+    /// The next samples.
+    Samples(&'a [f32]),
+    /// A sentence ended.
+    SentenceEnd,
+}
+
+/// The caller's side of a request: called for every event; `Break` cancels.
+pub(crate) type Sink<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 
 /// What one [`Speech::step`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,7 @@ const PM: usize = 6;
 /// convs whose last `cout mod 6` rows would be a large, slow share (the
 /// decoder's 32-channel convs: 5 panels + 2 rows of 2 FMA chains each).
 fn panel_rows(cout: usize) -> usize {
-    if cout < 64 && cout % 4 == 0 && cout % PM != 0 {
+    if cout < 64 && cout.is_multiple_of(4) && !cout.is_multiple_of(PM) {
         4
     } else {
         PM
