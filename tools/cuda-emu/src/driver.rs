@@ -14,6 +14,7 @@ use crate::cu::{
 use crate::exec::{self, Module, Op};
 use crate::fault::{self, Kind};
 use crate::mem;
+use crate::nvrtc::HOST_TAG;
 use crate::report::trace;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -862,9 +863,6 @@ pub unsafe extern "C" fn cuGraphDestroy(g: CUgraph) -> CUresult {
 }
 
 // ---- modules and launches ----------------------------------------------------
-
-/// The first line of PTX from the emulator's NVRTC names its host module.
-pub const HOST_TAG: &str = "// voxide-cuda-emu host module: ";
 
 struct ModHandle {
     module: &'static Module,

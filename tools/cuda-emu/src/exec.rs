@@ -159,25 +159,6 @@ pub unsafe fn copy_args(f: &Function, params: *mut *mut c_void) -> Args {
         .collect()
 }
 
-/// One GEMM, as `cublasGemmEx` was called (validated).
-#[derive(Clone, Debug)]
-pub struct Gemm {
-    pub ta: bool,
-    pub tb: bool,
-    pub m: usize,
-    pub n: usize,
-    pub k: usize,
-    pub alpha: f32,
-    pub a: u64,
-    pub lda: usize,
-    pub b: u64,
-    pub ldb: usize,
-    pub beta: f32,
-    pub c: u64,
-    pub ldc: usize,
-    pub tf32: bool,
-}
-
 /// Work on a stream (run at once, or recorded into a graph).
 #[derive(Clone)]
 pub enum Op {
@@ -198,7 +179,7 @@ pub enum Op {
         src: u64,
         n: usize,
     },
-    Gemm(Gemm),
+    Gemm(crate::gemm::Gemm),
     /// An allocation made during capture: each replay gives it fresh (NaN) contents.
     Alloc {
         ptr: u64,
@@ -271,7 +252,7 @@ impl Op {
             Op::Copy { dst, src, n } => unsafe {
                 std::ptr::copy(*src as *const u8, *dst as *mut u8, *n)
             },
-            Op::Gemm(g) => crate::blas::run(g),
+            Op::Gemm(g) => crate::gemm::run(g),
             Op::Alloc { ptr, n } => {
                 if mem::check_range(*ptr, *n).is_ok() {
                     // SAFETY: a live allocation of n bytes.

@@ -8,8 +8,28 @@
 //! folder beside the emulator's `lib`), so reruns do not recompile.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{c_void, CStr};
 use std::path::PathBuf;
 use std::process::Command;
+
+/// The folder the emulator library was loaded from.
+pub fn own_dir() -> Option<PathBuf> {
+    // SAFETY: dladdr on a function of this library.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(own_dir as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let p = PathBuf::from(
+            CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned(),
+        );
+        let p = std::fs::canonicalize(&p).unwrap_or(p);
+        // The links (libcuda.so, ...) sit beside the library's real file in `lib`.
+        p.parent().map(|d| d.to_path_buf())
+    }
+}
 
 /// Macros for the first pass (preprocessing): CUDA's keywords become markers
 /// that the second pass rewrites, or vanish.
@@ -66,7 +86,7 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("VOXIDE_EMU_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    match crate::nvrtc::own_dir() {
+    match own_dir() {
         Some(lib) => lib.join("../modules"),
         None => std::env::temp_dir().join("voxide-cuda-emu-modules"),
     }

@@ -13,7 +13,8 @@
 //! - `hostcc`: kernel sources compiled as C++ for the host (g++), with a
 //!   trampoline per `__global__` function; cached by source hash.
 //! - `nvrtc`: the real NVRTC (for real PTX and compile errors) plus `hostcc`.
-//! - `blas`: `cublasGemmEx` with cuBLAS's column-major semantics and checks.
+//! - `blas`: `cublasGemmEx`: its checks, queued on a stream; `gemm` runs it
+//!   with cuBLAS's column-major semantics.
 //! - `fault`: failures injected by environment variable.
 //!
 //! Nothing here is a GPU: the device names itself "voxide emulated CUDA
@@ -28,6 +29,7 @@ mod blas;
 mod driver;
 mod exec;
 mod fault;
+mod gemm;
 mod hostcc;
 mod mem;
 mod nvrtc;

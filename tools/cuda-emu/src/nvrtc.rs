@@ -6,30 +6,13 @@
 //! and the PTX handed back starts with a comment line naming that host
 //! module, which `cuModuleLoadData` loads.
 
-use crate::driver::HOST_TAG;
 use crate::nv::nvrtcResult::{self, *};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// The folder the emulator library was loaded from.
-pub fn own_dir() -> Option<PathBuf> {
-    // SAFETY: dladdr on a function of this library.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(own_dir as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
-            return None;
-        }
-        let p = PathBuf::from(
-            CStr::from_ptr(info.dli_fname)
-                .to_string_lossy()
-                .into_owned(),
-        );
-        let p = std::fs::canonicalize(&p).unwrap_or(p);
-        // The links (libcuda.so, ...) sit beside the library's real file in `lib`.
-        p.parent().map(|d| d.to_path_buf())
-    }
-}
+/// The first line of PTX from the emulator's NVRTC names its host module.
+pub const HOST_TAG: &str = "// voxide-cuda-emu host module: ";
 
 type Create = unsafe extern "C" fn(
     *mut *mut c_void,
@@ -62,7 +45,7 @@ fn real_path() -> PathBuf {
     if let Some(p) = std::env::var_os("VOXIDE_EMU_NVRTC").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    own_dir()
+    crate::hostcc::own_dir()
         .map(|d| d.join("../../nvrtc/lib/libnvrtc.so.12"))
         .unwrap_or_else(|| PathBuf::from("target/nvrtc/lib/libnvrtc.so.12"))
 }

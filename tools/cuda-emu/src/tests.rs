@@ -2,11 +2,12 @@
 //! (barriers, shared memory), and the stops for stray memory accesses and
 //! partial barriers (in child processes, since they end the process).
 
-use crate::blas::{cublasCreate_v2, cublasGemmEx, cublasSetStream_v2, tf32};
+use crate::blas::{cublasCreate_v2, cublasGemmEx, cublasSetStream_v2};
 use crate::cb::cublasStatus_t;
 use crate::cu::CUresult::{self, *};
 use crate::driver::*;
 use crate::exec::{Module, Op};
+use crate::gemm::tf32;
 use std::ffi::c_void;
 
 /// The tests share one emulated device (a global-mode capture in one would
