@@ -182,12 +182,14 @@ unsafe fn tile<const FUSED: bool, const M: usize, const N: usize>(
     }
 }
 
-/// One work item: `panels` panels of `M` rows (`y` at the first) × tiles
-/// `tile0..tile1`, panel by panel (its weights stay cached over the column
-/// block); each tile as [`PN`]` / N` register tiles of `N` columns.
+/// The loops of one work item: `panels` panels of `M` rows (`y` at the
+/// first) × tiles `tile0..tile1`, panel by panel (its weights stay cached
+/// over the column block); `tile(weights, bias, t0, y at t0, n)` computes
+/// one [`PN`]-column tile of which `n` columns are stored. Inlined into each
+/// family's item function (so into its `target_feature` code).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn item_body<const FUSED: bool, const M: usize, const N: usize>(
+unsafe fn panel_loops<const M: usize>(
     a: *const f32,
     bias: *const f32,
     panels: usize,
@@ -195,18 +197,36 @@ unsafe fn item_body<const FUSED: bool, const M: usize, const N: usize>(
     (tile0, tile1): (usize, usize),
     t: usize,
     y: *mut f32,
+    tile: impl Fn(*const f32, *const f32, usize, *mut f32, usize),
 ) {
     let kk = s.cin * s.k;
     for p in 0..panels {
         let (ap, bp, yp) = (a.add(p * M * kk), bias.add(p * M), y.add(p * M * s.ldy));
         for ti in tile0..tile1 {
             let t0 = ti * PN;
-            let n = (t - t0).min(PN);
-            for h in (0..n).step_by(N) {
-                tile::<FUSED, M, N>(ap, bp, s, t0 + h, yp.add(t0 + h), (n - h).min(N));
-            }
+            tile(ap, bp, t0, yp.add(t0), (t - t0).min(PN));
         }
     }
+}
+
+/// One work item on the plain (or `mul_add`) tiles: each [`PN`]-column tile
+/// as `PN / N` register tiles of `N` columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn item_body<const FUSED: bool, const M: usize, const N: usize>(
+    a: *const f32,
+    bias: *const f32,
+    panels: usize,
+    s: Tile,
+    tiles: (usize, usize),
+    t: usize,
+    y: *mut f32,
+) {
+    panel_loops::<M>(a, bias, panels, s, tiles, t, y, |ap, bp, t0, yp, n| {
+        for h in (0..n).step_by(N) {
+            tile::<FUSED, M, N>(ap, bp, s, t0 + h, yp.add(h), (n - h).min(N));
+        }
+    });
 }
 
 /// [`tile`] on AVX2 registers with fused multiply-adds (intrinsics: the
@@ -290,18 +310,13 @@ unsafe fn item_fma<const M: usize>(
     bias: *const f32,
     panels: usize,
     s: Tile,
-    (tile0, tile1): (usize, usize),
+    tiles: (usize, usize),
     t: usize,
     y: *mut f32,
 ) {
-    let kk = s.cin * s.k;
-    for p in 0..panels {
-        let (ap, bp, yp) = (a.add(p * M * kk), bias.add(p * M), y.add(p * M * s.ldy));
-        for ti in tile0..tile1 {
-            let t0 = ti * PN;
-            tile_avx2::<M>(ap, bp, s, t0, yp.add(t0), (t - t0).min(PN));
-        }
-    }
+    panel_loops::<M>(a, bias, panels, s, tiles, t, y, |ap, bp, t0, yp, n| {
+        tile_avx2::<M>(ap, bp, s, t0, yp, n)
+    });
 }
 
 /// [`tile`] on NEON registers with fused multiply-adds: the same sums in
@@ -379,18 +394,13 @@ unsafe fn item_neon<const M: usize>(
     bias: *const f32,
     panels: usize,
     s: Tile,
-    (tile0, tile1): (usize, usize),
+    tiles: (usize, usize),
     t: usize,
     y: *mut f32,
 ) {
-    let kk = s.cin * s.k;
-    for p in 0..panels {
-        let (ap, bp, yp) = (a.add(p * M * kk), bias.add(p * M), y.add(p * M * s.ldy));
-        for ti in tile0..tile1 {
-            let t0 = ti * PN;
-            tile_neon::<M>(ap, bp, s, t0, yp.add(t0), (t - t0).min(PN));
-        }
-    }
+    panel_loops::<M>(a, bias, panels, s, tiles, t, y, |ap, bp, t0, yp, n| {
+        tile_neon::<M>(ap, bp, s, t0, yp, n)
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
