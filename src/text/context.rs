@@ -259,7 +259,17 @@ fn verb_context(prev: Option<&str>) -> bool {
 /// One clause's words: the word (None for spelled letters) and its
 /// stressed, context-free IPA. Returns the clause's IPA, words separated by
 /// one space.
+#[cfg(test)]
 pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
+    let parts: Vec<String> = clause_parts(words).into_iter().map(|p| p.0).collect();
+    parts.join(" ")
+}
+
+/// [`clause_ipa`] as its space-separated parts, each with the index of the
+/// first word it speaks and how many words it speaks (2 for a pair espeak
+/// writes as one token, like "in the" -> `ɪnðə`). Words whose IPA is empty
+/// have no part.
+pub fn clause_parts(words: &[(Option<&str>, String)]) -> Vec<(String, usize, usize)> {
     let n = words.len();
     let next_vowel = |i: usize| {
         words
@@ -269,7 +279,7 @@ pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
                 None => g2p::starts_with_vowel_sound(ipa),
             })
     };
-    let mut parts: Vec<String> = Vec::with_capacity(n);
+    let mut parts: Vec<(String, usize, usize)> = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {
         let (w, ipa) = &words[i];
@@ -282,7 +292,7 @@ pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
                         s = format!("{stem}ðɪ");
                     }
                 }
-                parts.push(s);
+                parts.push((s, i, 2));
                 i += 2;
                 continue;
             }
@@ -311,11 +321,31 @@ pub fn clause_ipa(words: &[(Option<&str>, String)]) -> String {
             },
             None => ipa.clone(),
         };
-        parts.push(form);
+        parts.push((form, i, 1));
         i += 1;
     }
-    parts.retain(|p| !p.is_empty());
-    parts.join(" ")
+    parts.retain(|p| !p.0.is_empty());
+    parts
+}
+
+/// Where the second word of a joined pair begins in the pair's IPA (a char
+/// index): before the last occurrence of the first sound of the second
+/// word's own IPA (`second`), a stress mark before it included; else in
+/// proportion to the two words' own lengths.
+pub fn join_split(joined: &str, first: &str, second: &str) -> usize {
+    let c: Vec<char> = joined.chars().collect();
+    let onset = second.chars().find(|&x| x != 'ˈ' && x != 'ˌ');
+    if let Some(k) = onset.and_then(|o| c.iter().rposition(|&x| x == o)) {
+        if k > 0 {
+            return if matches!(c[k - 1], 'ˈ' | 'ˌ') && k > 1 {
+                k - 1
+            } else {
+                k
+            };
+        }
+    }
+    let (a, b) = (first.chars().count().max(1), second.chars().count().max(1));
+    (c.len() * a / (a + b)).clamp(1, c.len().saturating_sub(1).max(1))
 }
 
 fn is_vowel(c: char) -> bool {
@@ -324,11 +354,23 @@ fn is_vowel(c: char) -> bool {
 
 /// Linking r after ɚ/ɜː and the ʲ glide after i, iː, ɪ, aɪ before a vowel,
 /// inside a word or across one space (not across punctuation).
+#[cfg(test)]
 pub fn glide_and_link(s: &str) -> String {
+    glide_and_link_map(s).0
+}
+
+/// [`glide_and_link`], and where each char of `s` went: `map[i]` is the
+/// char index in the result of char `i` of `s` (`map[len]` = the result's
+/// length). Inserted sounds belong to the char before them.
+pub fn glide_and_link_map(s: &str) -> (String, Vec<usize>) {
     let c: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
+    let mut map = Vec::with_capacity(c.len() + 1);
+    let mut len = 0;
     for j in 0..c.len() {
+        map.push(len);
         out.push(c[j]);
+        len += 1;
         let prev = if j > 0 { c[j - 1] } else { ' ' };
         let glide_tail = (c[j] == 'i' && c.get(j + 1) != Some(&'ː'))
             || (c[j] == 'ː' && prev == 'i')
@@ -364,6 +406,7 @@ pub fn glide_and_link(s: &str) -> String {
                 });
             if !unlinked {
                 out.push('ɹ');
+                len += 1;
             }
         } else {
             // No glide after aɪ across a word boundary.
@@ -377,9 +420,11 @@ pub fn glide_and_link(s: &str) -> String {
                 continue;
             }
             out.push('ʲ');
+            len += 1;
         }
     }
-    out
+    map.push(len);
+    (out, map)
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@
 
 mod context;
 internal_mod! {
+    /// The frontend with positions: words, marks, rates, silences.
+    analysis;
+}
+internal_mod! {
     /// espeak-ng loaded at run time.
     espeak;
     /// Word pronunciations.
@@ -133,72 +137,6 @@ fn is_end(p: &Piece) -> bool {
     matches!(p, Piece::Punct('.' | '!' | '?'))
 }
 
-/// Split text into sentences of pieces.
-fn sentences(text: &str) -> Vec<Vec<Piece>> {
-    let cleaned = clean(text);
-    let mut out = Vec::new();
-    let mut cur: Vec<Piece> = Vec::new();
-    for tok in cleaned.split(' ').filter(|t| !t.is_empty()) {
-        // Initials and dotted acronyms ("J.", "U.S.") are spelled, not sentence ends.
-        if normalize::is_abbreviation(tok) && !tok.chars().next().is_some_and(char::is_lowercase) {
-            let letters: String = tok.chars().filter(char::is_ascii_alphabetic).collect();
-            let before = cur.len();
-            let prev = cur.last().cloned();
-            normalize::expand_token(tok, prev.as_ref(), &mut cur);
-            if cur.len() > before {
-                continue;
-            }
-            cur.push(Piece::Spell(letters.to_lowercase()));
-            continue;
-        }
-        let prev = cur.last().cloned();
-        normalize::expand_token(tok, prev.as_ref(), &mut cur);
-        if cur.last().is_some_and(is_end) {
-            out.push(std::mem::take(&mut cur));
-        }
-    }
-    if cur.iter().any(|p| !matches!(p, Piece::Punct(_))) {
-        out.push(cur);
-    }
-    out
-}
-
-/// IPA of one sentence's pieces.
-fn render(pieces: &[Piece]) -> String {
-    let mut s = String::new();
-    let mut clause: Vec<(Option<&str>, String)> = Vec::new();
-    let flush = |clause: &mut Vec<(Option<&str>, String)>, s: &mut String| {
-        if clause.is_empty() {
-            return;
-        }
-        let ipa = context::glide_and_link(&context::clause_ipa(clause));
-        clause.clear();
-        if ipa.is_empty() {
-            return;
-        }
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        s.push_str(&ipa);
-    };
-    for p in pieces {
-        match p {
-            Piece::Word(w) => clause.push((Some(w.as_str()), g2p::word_ipa(w))),
-            Piece::Spell(l) => clause.push((None, g2p::spell(l))),
-            Piece::Punct(c) => {
-                flush(&mut clause, &mut s);
-                // Punctuation attaches to the previous word.
-                if s.is_empty() || s.ends_with(['.', ',', ';', ':', '!', '?']) {
-                    continue;
-                }
-                s.push(*c);
-            }
-        }
-    }
-    flush(&mut clause, &mut s);
-    s
-}
-
 /// One sentence's IPA as the pieces [`split_long`] cuts it into.
 fn push_pieces(ipa: &str, out: &mut Vec<String>) {
     out.extend(
@@ -285,11 +223,11 @@ pub fn phonemize(text: &str) -> Result<Vec<String>, TextError> {
             max: MAX_TEXT_BYTES,
         });
     }
-    let mut out = Vec::new();
-    for s in sentences(text) {
-        push_pieces(&render(&s).nfd().collect::<String>(), &mut out);
-    }
-    Ok(out)
+    Ok(analysis::analyze_text(text)
+        .sentences
+        .into_iter()
+        .map(|s| s.ipa)
+        .collect())
 }
 
 #[cfg(test)]
