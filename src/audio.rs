@@ -45,6 +45,49 @@ pub struct Audio {
     samples: Vec<AudioSample>,
     sentence_ends: Vec<usize>,
     rate: SampleRate,
+    words: Vec<WordTiming>,
+    marks: Vec<Mark>,
+}
+
+/// When an input word is spoken: its text and byte range in the input (for
+/// SSML: in the SSML source), and its first and past-the-end sample in the
+/// audio. Taken from the model's own durations: the word's phonemes start
+/// at `start` and end at `end`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WordTiming {
+    /// The word as written (without the punctuation around it).
+    pub text: String,
+    /// First byte of the word in the input.
+    pub char_start: usize,
+    /// Byte past the word in the input.
+    pub char_end: usize,
+    /// First sample of the word.
+    pub start: usize,
+    /// Sample past the word's last.
+    pub end: usize,
+}
+
+/// What a streamed request delivers, in order (see `Engine::speak_events`).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SpeechEvent<'a> {
+    /// The next samples.
+    Audio(&'a [AudioSample]),
+    /// An input word is complete: sent right after the samples that end it.
+    Word(&'a WordTiming),
+    /// An SSML mark was reached (its samples before it have been sent).
+    Mark(&'a Mark),
+    /// A sentence (or an SSML break's silence) ended.
+    SentenceEnd,
+}
+
+/// An SSML `mark` and the sample at which it falls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// The mark's name.
+    pub name: String,
+    /// The sample it falls on.
+    pub sample: usize,
 }
 
 impl Audio {
@@ -55,6 +98,8 @@ impl Audio {
             samples,
             sentence_ends: if n > 0 { vec![n] } else { vec![] },
             rate,
+            words: Vec::new(),
+            marks: Vec::new(),
         }
     }
 
@@ -64,6 +109,8 @@ impl Audio {
             samples: Vec::new(),
             sentence_ends: Vec::new(),
             rate,
+            words: Vec::new(),
+            marks: Vec::new(),
         }
     }
 
@@ -71,6 +118,27 @@ impl Audio {
     pub fn push_sentence(&mut self, samples: &[AudioSample]) {
         self.samples.extend_from_slice(samples);
         self.sentence_ends.push(self.samples.len());
+    }
+
+    /// Append a word's timing.
+    pub(crate) fn push_word(&mut self, w: WordTiming) {
+        self.words.push(w);
+    }
+
+    /// Append a mark.
+    pub(crate) fn push_mark(&mut self, m: Mark) {
+        self.marks.push(m);
+    }
+
+    /// Every input word with the samples it is spoken in, in input order
+    /// (empty for `Input::Ids`).
+    pub fn words(&self) -> &[WordTiming] {
+        &self.words
+    }
+
+    /// The SSML marks with their sample positions, in order.
+    pub fn marks(&self) -> &[Mark] {
+        &self.marks
     }
 
     /// All samples, sentences concatenated, without normalisation.

@@ -21,6 +21,7 @@ mod macros;
 pub(crate) use macros::test_skip;
 
 pub mod audio;
+pub mod captions;
 mod engine;
 pub mod error;
 pub mod text;
@@ -47,7 +48,7 @@ pub mod c_api {
     pub use crate::ffi::*;
 }
 
-pub use audio::{Audio, AudioSample, SampleRate};
+pub use audio::{Audio, AudioSample, Mark, SampleRate, SpeechEvent, WordTiming};
 pub use backend::cpu::Isa;
 pub use backend::Precision;
 pub use engine::{Device, Engine, EngineBuilder, Input, Permit, Settings, SpeakOptions};

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use voxide::audio::{as_f32, wav_header, SampleRate};
 use voxide::voice::{phoneme_sentences, VoiceConfig};
-use voxide::{Device, Engine, Error, Input, Isa, Precision, SpeakOptions};
+use voxide::{
+    Device, Engine, Error, Input, Isa, Precision, SpeakOptions, SpeechEvent, WordTiming,
+};
 
 #[derive(Parser)]
 #[command(
@@ -86,9 +88,21 @@ struct SpeakArgs {
     /// Noise seed: the same input and options give the same samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Speaker id (multi-speaker voices).
+    /// Speaker of a multi-speaker voice: id or name (`voxide voices` lists them).
     #[arg(long)]
-    speaker: Option<i64>,
+    speaker: Option<String>,
+    /// The input text (from --text or stdin) is SSML.
+    #[arg(long)]
+    ssml: bool,
+    /// Speaking speed, 0.25..4 (divides the length scale).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f32,
+    /// Write word timestamps (and SSML marks) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    timestamps: Option<PathBuf>,
+    /// Write captions of the words: SubRip or WebVTT, by the extension.
+    #[arg(long, value_name = "FILE.srt|FILE.vtt")]
+    subtitles: Option<PathBuf>,
     /// WAV output file, or - to stream WAV to stdout (default: out.wav unless --raw).
     #[arg(long)]
     output: Option<String>,
@@ -207,6 +221,27 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
         (_, _, Some(i)) => (i.clone(), Input::Ids),
         _ => (read_stdin()?, Input::Text),
     };
+    let input = match (a.ssml, input) {
+        (false, i) => i,
+        (true, Input::Text) => Input::Ssml,
+        (true, _) => {
+            return Err(Error::InvalidArgument(
+                "--ssml takes its input from --text or stdin".into(),
+            ))
+        }
+    };
+    let subtitles = match &a.subtitles {
+        None => None,
+        Some(p) => match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+            Some(e) if e == "srt" || e == "vtt" => Some((p.clone(), e == "vtt")),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "--subtitles {}: the file must end in .srt or .vtt",
+                    p.display()
+                )))
+            }
+        },
+    };
     if input == Input::Phonemes {
         warn_dropped_phonemes(&engine, &a, &text)?;
     }
@@ -217,17 +252,39 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
     opts.noise_scale = a.noise_scale;
     opts.length_scale = a.length_scale;
     opts.noise_w = a.noise_w;
-    opts.speaker = a.speaker;
+    opts.speed = a.speed;
+    opts.speaker = match &a.speaker {
+        None => None,
+        Some(s) => Some(engine.speaker_id(None, s)?),
+    };
     let output = match (&a.output, &a.raw) {
         (None, None) => Some("out.wav".to_string()),
         (o, _) => o.clone(),
     };
     let rate = engine.sample_rate(None)?;
+    let source = (input == Input::Text).then_some(text.as_str());
     if output.as_deref() == Some("-") {
-        return stream_to_stdout(&engine, &text, &opts, rate, a.raw.as_deref());
+        let (samples, words, marks) =
+            stream_to_stdout(&engine, &text, &opts, rate, a.raw.as_deref())?;
+        return write_timing(
+            &a,
+            subtitles,
+            rate,
+            source,
+            &voxide::captions::timestamps_json_of(rate.hz(), samples, &words, &marks),
+            &words,
+        );
     }
     let permit = engine.acquire_permit()?;
     let audio = engine.speak_with(&text, None, &opts, permit)?;
+    write_timing(
+        &a,
+        subtitles,
+        rate,
+        source,
+        &voxide::captions::timestamps_json(&audio),
+        audio.words(),
+    )?;
     if let Some(raw) = &a.raw {
         write_raw(raw, as_f32(audio.samples()))?;
     }
@@ -239,6 +296,26 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
             rate.hz(),
             engine.device_name()
         );
+    }
+    Ok(())
+}
+
+/// `--timestamps` and `--subtitles`.
+fn write_timing(
+    a: &SpeakArgs,
+    subtitles: Option<(PathBuf, bool)>,
+    rate: SampleRate,
+    source: Option<&str>,
+    json: &str,
+    words: &[WordTiming],
+) -> Result<(), Error> {
+    if let Some(p) = &a.timestamps {
+        std::fs::write(p, json).map_err(write_err(p))?;
+    }
+    if let Some((p, vtt)) = subtitles {
+        let c = voxide::captions::Captions::new(words, rate.hz(), source, Default::default());
+        let body = if vtt { c.vtt() } else { c.srt() };
+        std::fs::write(&p, body).map_err(write_err(&p))?;
     }
     Ok(())
 }
@@ -283,7 +360,7 @@ fn stream_to_stdout(
     opts: &SpeakOptions,
     rate: SampleRate,
     raw: Option<&Path>,
-) -> Result<(), Error> {
+) -> Result<(usize, Vec<WordTiming>, Vec<voxide::Mark>), Error> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let io = |source| Error::Io {
@@ -295,8 +372,22 @@ fn stream_to_stdout(
     let mut raw_samples = Vec::new();
     let mut failure = None;
     let permit = engine.acquire_permit()?;
+    let (mut samples, mut words, mut marks) = (0, Vec::new(), Vec::new());
     engine
-        .speak_stream(text, None, opts, permit, |chunk| {
+        .speak_events(text, None, opts, permit, |ev| {
+            let chunk = match ev {
+                SpeechEvent::Audio(c) => c,
+                SpeechEvent::Word(w) => {
+                    words.push(w.clone());
+                    return ControlFlow::Continue(());
+                }
+                SpeechEvent::Mark(m) => {
+                    marks.push(m.clone());
+                    return ControlFlow::Continue(());
+                }
+                _ => return ControlFlow::Continue(()),
+            };
+            samples += chunk.len();
             let f = as_f32(chunk);
             if raw.is_some() {
                 raw_samples.extend_from_slice(f);
@@ -321,7 +412,7 @@ fn stream_to_stdout(
     if let Some(r) = raw {
         write_raw(r, &raw_samples)?;
     }
-    Ok(())
+    Ok((samples, words, marks))
 }
 
 fn phonemize(a: PhonemizeArgs) -> Result<(), Error> {

@@ -5,7 +5,7 @@ use super::options::{Input, SpeakOptions};
 use super::permit::{Admission, Permit};
 use super::runtime::Serve;
 use super::speech::Event;
-use crate::audio::{Audio, AudioSample, SampleRate};
+use crate::audio::{Audio, AudioSample, SampleRate, SpeechEvent};
 use crate::backend::{cpu::Isa, Precision};
 use crate::error::{Error, Result};
 use crate::model::StageTimes;
@@ -207,16 +207,14 @@ impl Engine {
         Ok(audio)
     }
 
-    /// Speak and deliver audio in chunks as soon as each is ready. `on_chunk`
-    /// returns `ControlFlow::Break(())` to cancel (the call then returns
-    /// [`Error::Cancelled`]). Chunks concatenated equal [`Engine::speak_with`]'s samples.
-    ///
-    /// A panic inside `on_chunk` is caught: the request stops, its permit is
-    /// given back and the call returns [`Error::Panic`]; the engine stays usable.
+    /// Speak `text`, delivering the audio to `on_chunk` as it is ready
+    /// (the first chunk after about 0.1 s of audio is rendered); return
+    /// `ControlFlow::Break(())` to cancel (the call then returns
+    /// [`Error::Cancelled`]). The samples are those of [`Engine::speak_with`].
     ///
     /// # Errors
-    /// As [`Engine::speak`], plus [`Error::Cancelled`], and [`Error::Panic`]
-    /// when `on_chunk` panicked.
+    /// As [`Engine::speak_with`]; [`Error::Cancelled`]; [`Error::Panic`] when
+    /// the callback panics.
     pub fn speak_stream(
         &self,
         text: &str,
@@ -225,6 +223,40 @@ impl Engine {
         permit: Permit,
         mut on_chunk: impl FnMut(&[AudioSample]) -> ControlFlow<()>,
     ) -> Result<()> {
+        self.speak_events(text, voice, options, permit, |ev| match ev {
+            SpeechEvent::Audio(chunk) => on_chunk(chunk),
+            _ => ControlFlow::Continue(()),
+        })
+    }
+
+    /// [`Engine::speak_stream`] with every event: the audio chunks, each
+    /// input word once it is complete ([`SpeechEvent::Word`], right after
+    /// the chunk that ends it), SSML marks when reached, and sentence ends.
+    ///
+    /// ```no_run
+    /// # use voxide::{Engine, SpeakOptions, SpeechEvent};
+    /// # use std::ops::ControlFlow;
+    /// # let engine = Engine::builder().voice("voices/en_US-joe-medium.onnx").build()?;
+    /// let permit = engine.acquire_permit()?;
+    /// engine.speak_events("Hello world.", None, &SpeakOptions::default(), permit, |ev| {
+    ///     if let SpeechEvent::Word(w) = ev {
+    ///         println!("{} at {}..{}", w.text, w.start, w.end);
+    ///     }
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// # Ok::<(), voxide::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Engine::speak_stream`].
+    pub fn speak_events(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+        options: &SpeakOptions,
+        permit: Permit,
+        mut on_event: impl FnMut(SpeechEvent<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
         self.check_permit(&permit)?;
         // A panic in the caller's callback stops the request and becomes
         // `Error::Panic`; it never unwinds through the engine (whose state
@@ -232,30 +264,40 @@ impl Engine {
         let mut panicked = None;
         let r = self
             .rt()
-            .speak_stream(self.voice(voice), text, options, &mut |ev| match ev {
-                Event::Samples(s) => {
-                    let chunk = crate::audio::from_f32(s);
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_chunk(chunk)))
-                    {
-                        Ok(flow) => flow,
-                        Err(payload) => {
-                            panicked = Some(crate::error::panic_message(payload.as_ref()));
-                            // A payload whose destructor panics must not unwind either.
-                            let _ =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                                    drop(payload)
-                                }));
-                            ControlFlow::Break(())
-                        }
+            .speak_stream(self.voice(voice), text, options, &mut |ev| {
+                let ev = match ev {
+                    Event::Samples(s) => SpeechEvent::Audio(crate::audio::from_f32(s)),
+                    Event::SentenceEnd => SpeechEvent::SentenceEnd,
+                    Event::Word(w) => SpeechEvent::Word(w),
+                    Event::Mark(m) => SpeechEvent::Mark(m),
+                };
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_event(ev))) {
+                    Ok(flow) => flow,
+                    Err(payload) => {
+                        panicked = Some(crate::error::panic_message(payload.as_ref()));
+                        // A payload whose destructor panics must not unwind either.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                            drop(payload)
+                        }));
+                        ControlFlow::Break(())
                     }
                 }
-                Event::SentenceEnd => ControlFlow::Continue(()),
             });
         drop(permit);
         match panicked {
             Some(msg) => Err(Error::Panic(format!("the stream callback panicked: {msg}"))),
             None => r,
         }
+    }
+
+    /// The id of a speaker of a multi-speaker voice, by name (from the
+    /// voice's `speaker_id_map`) or as a number in range.
+    ///
+    /// # Errors
+    /// [`Error::UnknownVoice`]; [`Error::InvalidArgument`] naming the
+    /// voice's speakers.
+    pub fn speaker_id(&self, voice: Option<&str>, name: &str) -> Result<i64> {
+        self.rt().speaker_id(self.voice(voice), name)
     }
 
     /// Sentences of a request as id sequences (after the text frontend or IPA mapping).

@@ -23,6 +23,7 @@ mod job;
 mod options;
 mod permit;
 mod runtime;
+mod script;
 mod settings;
 mod speech;
 

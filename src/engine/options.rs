@@ -52,7 +52,30 @@ pub enum Input {
     Phonemes,
     /// Comma-separated phoneme ids of one utterance.
     Ids,
+    /// SSML (a `speak` document; see docs/ssml.md for the elements).
+    Ssml,
 }
+
+impl Input {
+    /// Parse `text`, `phonemes`, `ids` or `ssml`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<Input> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" | "" => Ok(Input::Text),
+            "phonemes" | "ipa" => Ok(Input::Phonemes),
+            "ids" => Ok(Input::Ids),
+            "ssml" => Ok(Input::Ssml),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown input kind {other:?} (expected text, phonemes, ids or ssml)"
+            ))),
+        }
+    }
+}
+
+/// Slowest and fastest [`SpeakOptions::speed`].
+pub const SPEED_RANGE: std::ops::RangeInclusive<f32> = 0.25..=4.0;
 
 /// Per-request options. `None` scales take the voice's defaults. Start from
 /// [`SpeakOptions::default`] and set what you need, with the chainable
@@ -74,8 +97,12 @@ pub struct SpeakOptions {
     pub noise_w: Option<f32>,
     /// Noise seed; the same input and options give the same samples.
     pub seed: u64,
-    /// Speaker id for multi-speaker voices.
+    /// Speaker id for multi-speaker voices (see `Engine::speaker_id` for
+    /// names).
     pub speaker: Option<i64>,
+    /// Speaking speed, 0.25 to 4 (1 normal, 2 twice as fast): divides the
+    /// length scale.
+    pub speed: f32,
     /// Kind of input.
     pub input: Input,
     /// Cap on frames per sentence.
@@ -99,6 +126,7 @@ impl Default for SpeakOptions {
             noise_w: None,
             seed: 0,
             speaker: None,
+            speed: 1.0,
             input: Input::Text,
             max_frames: DEFAULT_MAX_FRAMES,
             first_chunk_frames: 8,
@@ -134,6 +162,8 @@ setters! {
     seed: u64 => std::convert::identity;
     /// Sets [`SpeakOptions::speaker`].
     speaker: i64 => Some;
+    /// Sets [`SpeakOptions::speed`].
+    speed: f32 => std::convert::identity;
     /// Sets [`SpeakOptions::input`].
     input: Input => std::convert::identity;
     /// Sets [`SpeakOptions::max_frames`].

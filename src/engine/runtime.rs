@@ -7,7 +7,8 @@ use super::ahead;
 use super::core::{Core, LoadedVoice};
 use super::job::{Out, SpeakJob};
 use super::options::{Input, SpeakOptions};
-use super::speech::{sentence_ids, Event, Sink, Speech, Step};
+use super::script::Timeline;
+use super::speech::{prepare, speaker_of, Event, Prepared, Sink, Speech, Step};
 use crate::audio::Audio;
 use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub(crate) trait Serve: Send + Sync {
     fn sample_rate(&self, name: &str) -> Result<u32>;
     /// The sentences of `text` as ids.
     fn sentence_ids(&self, voice: &str, text: &str, input: Input) -> Result<Vec<Vec<i64>>>;
+    /// A speaker of a voice by name (or id).
+    fn speaker_id(&self, voice: &str, name: &str) -> Result<i64>;
     /// Run a request, delivering its events to `sink` as they are ready.
     fn speak_stream(
         &self,
@@ -141,15 +144,13 @@ impl<B: Backend> Runtime<B> {
     /// in order. The samples are those of the sequential path: every
     /// sentence has its own seed and the kernels give the same sums on any
     /// thread count.
-    fn whole_in_parallel(&self, speech: &Speech<B>, audio: &mut Audio) -> Result<()> {
+    fn whole_in_parallel(&self, speech: &Speech<B>, sink: &mut Sink<'_>) -> Result<()> {
         let be = &self.core.be;
         let n = speech.plan.sentences.len();
         let next = AtomicUsize::new(0);
         let done = Mutex::new(Joined {
             pending: BTreeMap::new(),
-            due: 0,
             error: None,
-            audio,
         });
         let worker = || loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -163,13 +164,6 @@ impl<B: Backend> Runtime<B> {
                 Ok(times) => {
                     self.core.add_times(times);
                     d.pending.insert(i, out);
-                    // Join finished sentences in order as soon as possible:
-                    // memory stays about one copy of the audio.
-                    let d = &mut *d;
-                    while let Some(s) = d.pending.remove(&d.due) {
-                        d.audio.push_sentence(crate::audio::from_f32(&s));
-                        d.due += 1;
-                    }
                 }
                 Err(e) => {
                     d.error.get_or_insert(e);
@@ -186,22 +180,57 @@ impl<B: Backend> Runtime<B> {
                 worker();
             })
         });
-        match done.into_inner().error {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let Joined { mut pending, error } = done.into_inner();
+        if let Some(e) = error {
+            return Err(e);
         }
+        // In order; each sentence freed as it goes (memory stays about one
+        // copy of the audio).
+        for i in 0..n {
+            let s = pending.remove(&i).unwrap_or_default();
+            if sink(Event::Samples(&s)).is_break() || sink(Event::SentenceEnd).is_break() {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run a prepared request to the end: its speeches in order, through
+    /// the timeline (words, marks, silences), to `sink`.
+    fn run_prepared(
+        &self,
+        prepared: Prepared<B>,
+        whole: bool,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let Prepared { script, speeches } = prepared;
+        let mut tl = Timeline::new(&script, sink);
+        let threads = self.core.be.threads();
+        for speech in speeches {
+            let mut on = |ev: Event<'_>| tl.on(ev);
+            if whole
+                && self.scheduler.is_none()
+                && threads > 1
+                && speech.plan.sentences.len() > 1
+            {
+                self.whole_in_parallel(&speech, &mut on)?;
+            } else {
+                self.run(speech, &mut on)?;
+            }
+        }
+        if tl.finish().is_break() {
+            return Err(Error::Cancelled);
+        }
+        Ok(())
     }
 }
 
-/// Sentences finished out of order, waiting for their turn to join the audio.
-struct Joined<'a> {
-    /// Finished sentences by index, waiting for the ones before them.
+/// Sentences finished out of order, waiting for their turn.
+struct Joined {
+    /// Finished sentences by index.
     pending: BTreeMap<usize, Vec<f32>>,
-    /// The next sentence the audio takes.
-    due: usize,
     /// The first failure (the request then fails).
     error: Option<Error>,
-    audio: &'a mut Audio,
 }
 
 impl<B: Backend> Serve for Runtime<B> {
@@ -253,7 +282,15 @@ impl<B: Backend> Serve for Runtime<B> {
 
     fn sentence_ids(&self, voice: &str, text: &str, input: Input) -> Result<Vec<Vec<i64>>> {
         let v = self.core.voice(voice)?;
-        sentence_ids(&v, text, input, crate::text::Phonemizer::BuiltIn)
+        let p = prepare(&self.core, v, text, &SpeakOptions::default().input(input))?;
+        Ok(p.speeches
+            .into_iter()
+            .flat_map(|s| s.plan.sentences)
+            .collect())
+    }
+
+    fn speaker_id(&self, voice: &str, name: &str) -> Result<i64> {
+        speaker_of(&*self.core.voice(voice)?, name)
     }
 
     fn speak_stream(
@@ -264,7 +301,8 @@ impl<B: Backend> Serve for Runtime<B> {
         sink: &mut Sink<'_>,
     ) -> Result<()> {
         let v = self.core.voice(voice)?;
-        self.run(Speech::new(v, text, options)?, sink)
+        let prepared = prepare(&self.core, v, text, options)?;
+        self.run_prepared(prepared, false, sink)
     }
 
     fn speak_whole(
@@ -287,18 +325,17 @@ impl<B: Backend> Serve for Runtime<B> {
             .clone()
             .first_chunk_frames(chunk)
             .chunk_frames(chunk);
-        let speech = Speech::new(v, text, &options)?;
-        if self.scheduler.is_none() && threads > 1 && speech.plan.sentences.len() > 1 {
-            return self.whole_in_parallel(&speech, audio);
-        }
+        let prepared = prepare(&self.core, v, text, &options)?;
         let mut sentence = Vec::new();
-        self.run(speech, &mut |ev| {
+        self.run_prepared(prepared, true, &mut |ev| {
             match ev {
                 Event::Samples(s) => sentence.extend_from_slice(s),
                 Event::SentenceEnd => {
                     audio.push_sentence(crate::audio::from_f32(&sentence));
                     sentence.clear();
                 }
+                Event::Word(w) => audio.push_word(w.clone()),
+                Event::Mark(m) => audio.push_mark(m.clone()),
             }
             ControlFlow::Continue(())
         })

@@ -4,12 +4,14 @@
 //! so both give the same samples.
 
 use super::core::{Core, LoadedVoice};
-use super::options::{Input, SpeakOptions};
+use super::options::{Input, SpeakOptions, SPEED_RANGE};
+use super::script::{Line, Script};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits};
+use crate::text::analysis::{self, Analysis};
 use crate::text::Phonemizer;
-use crate::voice::{phoneme_sentences, Scales};
+use crate::voice::Scales;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -19,6 +21,10 @@ pub(crate) enum Event<'a> {
     Samples(&'a [f32]),
     /// A sentence ended.
     SentenceEnd,
+    /// An input word is complete (sent after the samples that end it).
+    Word(&'a crate::audio::WordTiming),
+    /// A mark was reached.
+    Mark(&'a crate::audio::Mark),
 }
 
 /// The caller's side of a request: called for every event; `Break` cancels.
@@ -48,6 +54,17 @@ pub(crate) enum Next {
 pub(crate) struct Plan<B: Backend> {
     pub(crate) voice: Arc<LoadedVoice<B>>,
     pub(crate) sentences: Vec<Vec<i64>>,
+    /// Per sentence: a factor on the length scale per id (SSML rates).
+    rates: Vec<Option<Arc<[f32]>>>,
+    /// Per sentence: the speaker.
+    #[allow(dead_code)]
+    speakers: Vec<usize>,
+    /// Index of the first sentence in the request (a request whose SSML
+    /// switches voices runs one plan per voice): seeds and the script count
+    /// from it.
+    base: usize,
+    /// The request's text side; the durations are recorded in it.
+    pub(crate) script: Arc<Script>,
     scales: Scales,
     seed: u64,
     max_frames: usize,
@@ -89,42 +106,6 @@ pub(crate) struct Speech<B: Backend> {
 }
 
 impl<B: Backend> Speech<B> {
-    /// Check the options against the voice and turn the input into sentences of ids.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for a speaker the voice lacks or input the
-    /// frontend rejects.
-    pub(crate) fn new(v: Arc<LoadedVoice<B>>, text: &str, o: &SpeakOptions) -> Result<Self> {
-        if let Some(s) = o.speaker {
-            if s != 0 || v.config.num_speakers > 1 {
-                return Err(Error::InvalidArgument(format!(
-                    "speaker {s}: this voice has {} speaker(s) and multi-speaker voices are not supported yet",
-                    v.config.num_speakers
-                )));
-            }
-        }
-        let d = v.config.scales;
-        let scales = Scales {
-            noise_scale: o.noise_scale.unwrap_or(d.noise_scale),
-            length_scale: o.length_scale.unwrap_or(d.length_scale),
-            noise_w: o.noise_w.unwrap_or(d.noise_w),
-        };
-        let sentences = sentence_ids(&v, text, o.input, o.phonemizer)?;
-        let first = o.first_chunk_frames.max(1);
-        Ok(Speech {
-            plan: Plan {
-                voice: v,
-                sentences,
-                scales,
-                seed: o.seed,
-                max_frames: o.max_frames,
-                first,
-                chunk: o.chunk_frames.max(first),
-            },
-            cur: Cursor::at_sentence(0),
-        })
-    }
-
     /// Run the next step: render the next chunk into `buf`, or report the end
     /// of a sentence or of the request.
     pub(crate) fn step(&mut self, core: &Core<B>, buf: &mut Vec<f32>) -> Result<Step> {
@@ -148,9 +129,15 @@ impl<B: Backend> Plan<B> {
     fn synth_options(&self, i: usize) -> SynthOptions {
         SynthOptions {
             scales: self.scales,
-            noise: Noise::Seeded(self.seed.wrapping_add(i as u64)),
+            noise: Noise::Seeded(self.seed.wrapping_add((self.base + i) as u64)),
             max_frames: self.max_frames,
+            rates: self.rates.get(i).cloned().flatten(),
         }
+    }
+
+    /// Sentence `i`'s durations (so far) go to the script.
+    fn record(&self, i: usize, durations: &[u32]) {
+        self.script.record(self.base + i, durations);
     }
 
     /// Whether `cur`'s chunks have reached their full size (its small
@@ -169,6 +156,7 @@ impl<B: Backend> Plan<B> {
     ) -> Result<StageTimes> {
         let model: &Vits<B> = &self.voice.model;
         let mut u = model.prepare(be, &self.sentences[i], &self.synth_options(i))?;
+        self.record(i, &u.durations);
         let f = u.frames();
         // Exactly the sentence's samples, in one allocation.
         out.reserve_exact(f * model.hop());
@@ -241,7 +229,9 @@ impl<B: Backend> Plan<B> {
             } else {
                 usize::MAX
             };
-            cur.utt = Some(be.install(|| model.prepare_first(be, ids, &opts, soon))?);
+            let u = be.install(|| model.prepare_first(be, ids, &opts, soon))?;
+            self.record(cur.sentence, &u.durations);
+            cur.utt = Some(u);
             cur.at = 0;
         }
         let Some(u) = cur.utt.as_mut() else {
@@ -249,6 +239,7 @@ impl<B: Backend> Plan<B> {
         };
         if cur.at > 0 && !u.durations_complete() {
             be.install(|| model.finish(be, u))?;
+            self.record(cur.sentence, &u.durations);
         }
         let f = u.frames();
         if cur.at >= f {
@@ -261,34 +252,281 @@ impl<B: Backend> Plan<B> {
     }
 }
 
-/// The sentences of a request as id sequences (after the text frontend or
-/// the IPA mapping).
+/// A request made ready to render: its script and one speech per run of
+/// sentences on the same voice (one, unless SSML switches voices).
+pub(crate) struct Prepared<B: Backend> {
+    pub(crate) script: Arc<Script>,
+    pub(crate) speeches: Vec<Speech<B>>,
+}
+
+/// The sentences of a request as ids with their words, marks and rates:
+/// `input` through the frontend (or SSML, or IPA, or ids as given).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for ids outside the voice or text the frontend
-/// rejects; [`Error::Text`] when the phonemizer itself fails.
-pub(crate) fn sentence_ids<B: Backend>(
-    v: &LoadedVoice<B>,
+/// [`Error::InvalidArgument`] for bad options (speaker, speed), ids outside
+/// the voice, text the frontend rejects, malformed SSML or an SSML voice
+/// that names no loaded voice or speaker; [`Error::Text`] when the
+/// phonemizer itself fails.
+pub(crate) fn prepare<B: Backend>(
+    core: &Core<B>,
+    voice: Arc<LoadedVoice<B>>,
     text: &str,
-    input: Input,
-    phonemizer: Phonemizer,
-) -> Result<Vec<Vec<i64>>> {
-    let ids = &v.ids;
-    match input {
+    o: &SpeakOptions,
+) -> Result<Prepared<B>> {
+    let speaker = check_speaker(&voice, o.speaker)?;
+    if !(SPEED_RANGE.contains(&o.speed)) {
+        return Err(Error::InvalidArgument(format!(
+            "speed {} is outside {}..={}",
+            o.speed,
+            SPEED_RANGE.start(),
+            SPEED_RANGE.end()
+        )));
+    }
+    let d = voice.config.scales;
+    let scales = Scales {
+        noise_scale: o.noise_scale.unwrap_or(d.noise_scale),
+        length_scale: o.length_scale.unwrap_or(d.length_scale) / o.speed,
+        noise_w: o.noise_w.unwrap_or(d.noise_w),
+    };
+    let rate = voice.config.sample_rate;
+    let analysis = match o.input {
         Input::Ids => {
-            if text.trim().is_empty() {
-                return Ok(Vec::new());
-            }
-            Ok(vec![ids.parse_ids(text)?])
+            // One utterance, no words.
+            let ids = if text.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![voice.ids.parse_ids(text)?]
+            };
+            let lines = ids
+                .iter()
+                .map(|_| Line {
+                    hop: voice.model.hop(),
+                    ..Line::default()
+                })
+                .collect();
+            let script = Arc::new(Script::new(Vec::new(), lines, Vec::new(), rate));
+            let n = ids.len();
+            return Ok(Prepared {
+                speeches: vec![Speech::of(
+                    voice,
+                    ids,
+                    vec![None; n],
+                    vec![speaker; n],
+                    0,
+                    &script,
+                    scales,
+                    o,
+                )],
+                script,
+            });
         }
-        Input::Phonemes => Ok(phoneme_sentences(text)
-            .into_iter()
-            .map(|s| ids.sentence_ids(s).ids)
-            .collect()),
-        Input::Text => {
-            let sentences =
-                crate::text::phonemize_with(text, phonemizer, v.config.espeak_voice.as_deref())?;
-            Ok(sentences.iter().map(|s| ids.sentence_ids(s).ids).collect())
+        Input::Phonemes => analysis::analyze_phonemes(text),
+        Input::Text => match o.phonemizer {
+            Phonemizer::BuiltIn => {
+                crate::text::check_len(text)?;
+                analysis::analyze_text(text)
+            }
+            Phonemizer::Espeak => {
+                crate::text::analyze_espeak(text, voice.config.espeak_voice.as_deref())?
+            }
+        },
+        Input::Ssml => crate::text::analyze_ssml(text)?,
+    };
+    let Analysis {
+        words,
+        sentences,
+        after,
+        ..
+    } = analysis;
+    // Each sentence on its voice and speaker, as ids with positions.
+    let mut lines = Vec::with_capacity(sentences.len());
+    let mut groups: Vec<(Arc<LoadedVoice<B>>, usize)> = Vec::new();
+    let mut ids_of = Vec::with_capacity(sentences.len());
+    let mut rates_of = Vec::with_capacity(sentences.len());
+    let mut speakers = Vec::with_capacity(sentences.len());
+    for (i, s) in sentences.into_iter().enumerate() {
+        let (v, spk) = match &s.voice {
+            None => (Arc::clone(&voice), speaker),
+            Some(name) => resolve_voice(core, &voice, name, speaker)?,
+        };
+        if v.config.sample_rate != rate {
+            return Err(Error::InvalidArgument(format!(
+                "SSML voice {:?} runs at {} Hz, the request's voice at {rate} Hz: one request has one sample rate",
+                s.voice.as_deref().unwrap_or_default(),
+                v.config.sample_rate
+            )));
+        }
+        let (ids, at) = v.ids.sentence_ids_at(&s.ipa);
+        let rates = id_rates(&s.rates, &at, ids.len());
+        lines.push(Line {
+            before: s.before,
+            words: s
+                .words
+                .iter()
+                .map(|w| (w.word, at[w.chars.start]..at[w.chars.end]))
+                .collect(),
+            marks: s.marks.iter().map(|(m, p)| (m.clone(), at[*p])).collect(),
+            hop: v.model.hop(),
+        });
+        match groups.last_mut() {
+            Some((g, _)) if Arc::ptr_eq(g, &v) => {}
+            _ => groups.push((v, i)),
+        }
+        ids_of.push(ids);
+        rates_of.push(rates);
+        speakers.push(spk);
+    }
+    let script = Arc::new(Script::new(words, lines, after, rate));
+    let mut speeches = Vec::with_capacity(groups.len().max(1));
+    let n = ids_of.len();
+    let bounds: Vec<usize> = groups.iter().map(|g| g.1).chain([n]).collect();
+    for (k, (v, base)) in groups.into_iter().enumerate().rev() {
+        let end = bounds[k + 1];
+        let ids: Vec<Vec<i64>> = ids_of.drain(base..end).collect();
+        let rates = rates_of.drain(base..end).collect();
+        let spk = speakers.drain(base..end).collect();
+        speeches.push(Speech::of(v, ids, rates, spk, base, &script, scales, o));
+    }
+    speeches.reverse();
+    if speeches.is_empty() {
+        // No sentence: the script's silences and marks still go out.
+        speeches.push(Speech::of(
+            voice,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            0,
+            &script,
+            scales,
+            o,
+        ));
+    }
+    Ok(Prepared { script, speeches })
+}
+
+impl<B: Backend> Speech<B> {
+    /// Sentences `base..` of a request on voice `v`.
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        v: Arc<LoadedVoice<B>>,
+        sentences: Vec<Vec<i64>>,
+        rates: Vec<Option<Arc<[f32]>>>,
+        speakers: Vec<usize>,
+        base: usize,
+        script: &Arc<Script>,
+        scales: Scales,
+        o: &SpeakOptions,
+    ) -> Self {
+        let first = o.first_chunk_frames.max(1);
+        Speech {
+            plan: Plan {
+                voice: v,
+                sentences,
+                rates,
+                speakers,
+                base,
+                script: Arc::clone(script),
+                scales,
+                seed: o.seed,
+                max_frames: o.max_frames,
+                first,
+                chunk: o.chunk_frames.max(first),
+            },
+            cur: Cursor::at_sentence(0),
         }
     }
+}
+
+/// The speaker a request asks for, checked against the voice.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the voice's speakers.
+fn check_speaker<B: Backend>(v: &LoadedVoice<B>, speaker: Option<i64>) -> Result<usize> {
+    let n = v.config.num_speakers.max(1);
+    match speaker {
+        None => Ok(0),
+        Some(s) if s >= 0 && (s as u64) < n as u64 && (n > 1 || s == 0) => Ok(s as usize),
+        Some(s) => Err(Error::InvalidArgument(format!(
+            "speaker {s}: this voice has {n} speaker(s) (ids 0..{}{})",
+            n - 1,
+            speaker_names(v)
+        ))),
+    }
+}
+
+/// `; names: a, b, c` for a voice with named speakers.
+fn speaker_names<B: Backend>(v: &LoadedVoice<B>) -> String {
+    let mut names: Vec<(&i64, &String)> = v
+        .config
+        .speaker_id_map
+        .iter()
+        .map(|(k, id)| (id, k))
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    names.sort();
+    let list: Vec<&str> = names.iter().map(|(_, k)| k.as_str()).collect();
+    format!("; names: {}", list.join(", "))
+}
+
+/// A speaker of `v` by id or name.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the speaker and the voice's speakers.
+pub(crate) fn speaker_of<B: Backend>(v: &LoadedVoice<B>, spec: &str) -> Result<i64> {
+    let spec = spec.trim();
+    if let Some(&id) = v.config.speaker_id_map.get(spec) {
+        return Ok(id);
+    }
+    match spec.parse::<i64>() {
+        Ok(id) => check_speaker(v, Some(id)).map(|s| s as i64),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "unknown speaker {spec:?}: this voice has {} speaker(s){}",
+            v.config.num_speakers.max(1),
+            speaker_names(v)
+        ))),
+    }
+}
+
+/// An SSML `voice name`: a loaded voice, else a speaker of the request's voice.
+fn resolve_voice<B: Backend>(
+    core: &Core<B>,
+    voice: &Arc<LoadedVoice<B>>,
+    name: &str,
+    speaker: usize,
+) -> Result<(Arc<LoadedVoice<B>>, usize)> {
+    if let Ok(v) = core.voice(name) {
+        let spk = if Arc::ptr_eq(&v, voice) { speaker } else { 0 };
+        return Ok((v, spk));
+    }
+    if let Some(&id) = voice.config.speaker_id_map.get(name) {
+        return Ok((Arc::clone(voice), check_speaker(voice, Some(id))?));
+    }
+    Err(Error::InvalidArgument(format!(
+        "SSML voice {name:?} is neither a loaded voice ({}) nor a speaker of this voice{}",
+        core.voices.read().keys().cloned().collect::<Vec<_>>().join(", "),
+        speaker_names(voice)
+    )))
+}
+
+/// Per id, the factor on the length scale (1 / rate) from the rate of each
+/// char; `None` when every rate is 1. `at` as from
+/// [`crate::voice::PhonemeIdMap::sentence_ids_at`].
+fn id_rates(char_rates: &[f32], at: &[usize], ids: usize) -> Option<Arc<[f32]>> {
+    if char_rates.iter().all(|&r| r == 1.0) {
+        return None;
+    }
+    let first = char_rates.first().copied().unwrap_or(1.0);
+    let mut out = vec![1.0 / first; ids];
+    for (k, &r) in char_rates.iter().enumerate() {
+        let (a, b) = (at[k], at.get(k + 1).copied().unwrap_or(ids));
+        out[a..b].iter_mut().for_each(|x| *x = 1.0 / r);
+    }
+    // The end-of-sentence ids take the last char's rate.
+    let last = char_rates.last().copied().unwrap_or(1.0);
+    if let Some(&e) = at.last() {
+        out[e.min(ids)..].iter_mut().for_each(|x| *x = 1.0 / last);
+    }
+    Some(out.into())
 }

@@ -28,6 +28,8 @@ pub struct SynthOptions {
     pub noise: Noise,
     /// Cap on the frames of one sentence; more is an error.
     pub max_frames: usize,
+    /// Per id, a factor on `length_scale` (SSML rates); `None`: 1 for all.
+    pub rates: Option<Arc<[f32]>>,
 }
 
 impl Default for SynthOptions {
@@ -36,6 +38,7 @@ impl Default for SynthOptions {
             scales: Scales::default(),
             noise: Noise::Seeded(0),
             max_frames: DEFAULT_MAX_FRAMES,
+            rates: None,
         }
     }
 }
@@ -102,16 +105,25 @@ fn held_mut<'a, B: Backend>(a: &'a mut Arena<B>, i: usize, what: &str) -> Result
         .ok_or_else(|| Error::InvalidArgument(format!("{what} missing")))
 }
 
-/// Frames per id from log-durations (`ceil(exp(logw) · length_scale)`) and
-/// their total.
+/// Frames per id from log-durations (`ceil(exp(logw) · length_scale ·
+/// rate)`, `rates` per id, 1 when `None`) and their total.
 ///
 /// # Errors
 /// An id or the total over `max_frames`.
-fn frames_of(logw: &[f32], length_scale: f32, max_frames: usize) -> Result<(Vec<u32>, u64)> {
+fn frames_of(
+    logw: &[f32],
+    length_scale: f32,
+    rates: Option<&[f32]>,
+    max_frames: usize,
+) -> Result<(Vec<u32>, u64)> {
     let mut durations = Vec::with_capacity(logw.len());
     let mut total: u64 = 0;
     for (i, &lw) in logw.iter().enumerate() {
-        let d = (lw.exp() * length_scale).ceil();
+        let ls = match rates.and_then(|r| r.get(i)) {
+            Some(&r) => length_scale * r,
+            None => length_scale,
+        };
+        let d = (lw.exp() * ls).ceil();
         if !d.is_finite() || d > max_frames as f32 || d > u32::MAX as f32 {
             return Err(Error::InvalidArgument(format!(
                 "id #{} would last {d} frames, over the cap of {max_frames} frames per sentence (lower noise_w or length_scale)",
@@ -164,6 +176,7 @@ type PrepBufs<'w, B> = (
 /// a sentence.
 struct Pending {
     length_scale: f32,
+    rates: Option<Arc<[f32]>>,
     noise_w: f32,
     max_frames: usize,
 }
@@ -413,7 +426,7 @@ impl<B: Backend> Vits<B> {
             // A device failure makes the durations meaningless: stop here.
             be.check()?;
             logw.truncate(if p == t { t } else { p - r });
-            let (durations, total) = frames_of(&logw, sc.length_scale, opts.max_frames)?;
+            let (durations, total) = frames_of(&logw, sc.length_scale, opts.rates.as_deref(), opts.max_frames)?;
             if p == t || total > need as u64 {
                 break (logw, durations, total);
             }
@@ -422,6 +435,7 @@ impl<B: Backend> Vits<B> {
         let t2 = Instant::now();
         let pending = (logw.len() < t).then_some(Pending {
             length_scale: sc.length_scale,
+            rates: opts.rates.clone(),
             noise_w: sc.noise_w,
             max_frames: opts.max_frames,
         });
@@ -494,7 +508,12 @@ impl<B: Backend> Vits<B> {
             pend.noise_w,
         )?;
         be.check()?;
-        let (durations, total) = frames_of(&logw, pend.length_scale, pend.max_frames)?;
+        let (durations, total) = frames_of(
+            &logw,
+            pend.length_scale,
+            pend.rates.as_deref(),
+            pend.max_frames,
+        )?;
         let owner = owners(&durations, total)?;
         let c = self.hidden;
         let (old, f) = (u.owner.len(), owner.len());

@@ -453,7 +453,11 @@ impl Rendered {
             let (a, b) = (map[r.start], map[r.end]);
             rates[a..b].iter_mut().for_each(|x| *x = *rate);
             if let Some(w) = w {
-                self.spans.push((*w, base + a..base + b));
+                // A token spoken as several words is one input word.
+                match self.spans.last_mut() {
+                    Some((last, r)) if last == w => r.end = base + b,
+                    _ => self.spans.push((*w, base + a..base + b)),
+                }
             }
         }
         // Spaces take the rate before them.
@@ -616,6 +620,8 @@ mod tests {
             c1[ws.chars.clone()].iter().collect::<String>()
         };
         assert_eq!(format!("{}|{}", span(6), span(7)), "ɪn|ðɪʲ");
+        // "$3.50" is one input word over all its spoken words.
+        assert_eq!(span(5), "dˈɑːlɚ θɹˈiː pɔɪnt fˈaɪv zˈiəɹoʊ");
     }
 
     #[test]

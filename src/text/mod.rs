@@ -63,6 +63,9 @@ pub enum TextError {
     /// The espeak-ng phonemizer failed on this input or voice.
     #[error("espeak phonemizer: {0}")]
     Espeak(String),
+    /// Malformed SSML (the message names line and column).
+    #[error("{0}")]
+    Ssml(String),
 }
 
 /// Which phonemizer turns text into phonemes.
@@ -90,6 +93,97 @@ impl Phonemizer {
             )),
         }
     }
+}
+
+/// [`TextError::TooLong`] for inputs over [`MAX_TEXT_BYTES`].
+pub(crate) fn check_len(text: &str) -> Result<(), TextError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(TextError::TooLong {
+            len: text.len(),
+            max: MAX_TEXT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Text phonemized by espeak-ng, with the input words of the built-in
+/// tokenizer. espeak does not say which of its words speaks which input
+/// word: its IPA words are dealt to the input words in order, in
+/// proportion to their counts (exact when the counts agree, as they do for
+/// plain words; numbers and abbreviations espeak expands differently may
+/// shift a word's boundary).
+pub(crate) fn analyze_espeak(
+    text: &str,
+    espeak_voice: Option<&str>,
+) -> Result<analysis::Analysis, TextError> {
+    check_len(text)?;
+    let words = analysis::analyze_text(text).words;
+    let mut out = analysis::Analysis {
+        words,
+        ..analysis::Analysis::default()
+    };
+    let mut pieces = Vec::new();
+    for s in espeak::phonemize(text, espeak_voice.unwrap_or("en-us"))? {
+        push_pieces(&s.nfd().collect::<String>(), &mut pieces);
+    }
+    // IPA words (char ranges) of every piece.
+    let spans: Vec<Vec<std::ops::Range<usize>>> = pieces
+        .iter()
+        .map(|p| {
+            let mut v = Vec::new();
+            let mut start = None;
+            for (i, c) in p.chars().chain([' ']).enumerate() {
+                let letter = c.is_alphabetic() || "ˈˌːˑ".contains(c);
+                match (letter, start) {
+                    (true, None) => start = Some(i),
+                    (false, Some(a)) if c == ' ' || !c.is_alphabetic() => {
+                        if c == ' ' || ",.;:!?".contains(c) {
+                            v.push(a..i);
+                            start = None;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            v
+        })
+        .collect();
+    let total: usize = spans.iter().map(Vec::len).sum();
+    let n = out.words.len();
+    let mut k = 0;
+    for (p, sp) in pieces.into_iter().zip(spans) {
+        let mut words: Vec<analysis::WordSpan> = Vec::new();
+        for r in sp {
+            let w = if total == 0 { 0 } else { k * n / total };
+            k += 1;
+            if n == 0 {
+                continue;
+            }
+            match words.last_mut() {
+                Some(last) if last.word == w => last.chars.end = r.end,
+                _ => words.push(analysis::WordSpan { word: w, chars: r }),
+            }
+        }
+        let len = p.chars().count();
+        out.sentences.push(analysis::Spoken {
+            ipa: p,
+            words,
+            marks: Vec::new(),
+            rates: vec![1.0; len],
+            voice: None,
+            before: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// SSML analysed: its runs through the frontend.
+///
+/// # Errors
+/// [`TextError::Ssml`] for malformed SSML (line and column).
+pub(crate) fn analyze_ssml(text: &str) -> Result<analysis::Analysis, TextError> {
+    check_len(text)?;
+    Err(TextError::Ssml("SSML input is not wired yet".into()))
 }
 
 /// [`phonemize`] with a choice of phonemizer; `espeak_voice` is the voice's

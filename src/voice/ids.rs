@@ -83,6 +83,27 @@ impl PhonemeIdMap {
         MappedIds { ids, dropped }
     }
 
+    /// [`PhonemeIdMap::sentence_ids`] of IPA that is already NFD, and where
+    /// each char's ids begin: `at[k]` is the index of char `k`'s first id
+    /// (a dropped char: where the next one's begin), `at[len]` where the
+    /// end-of-sentence ids begin. Each phoneme's ids include the pad after it.
+    pub fn sentence_ids_at(&self, nfd: &str) -> (Vec<i64>, Vec<usize>) {
+        let mut ids = Vec::with_capacity(nfd.len() * 2 + 3);
+        let mut at = Vec::with_capacity(nfd.len() + 1);
+        ids.extend_from_slice(&self.bos);
+        ids.extend_from_slice(&self.pad);
+        for c in nfd.chars() {
+            at.push(ids.len());
+            if let Some(v) = self.map.get(&c) {
+                ids.extend_from_slice(v);
+                ids.extend_from_slice(&self.pad);
+            }
+        }
+        at.push(ids.len());
+        ids.extend_from_slice(&self.eos);
+        (ids, at)
+    }
+
     /// Parse `--ids` text (`1,0,20,...`) and check every id against the voice.
     ///
     /// # Errors

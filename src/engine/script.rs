@@ -1,0 +1,300 @@
+//! The text side of a request: its input words, where each sentence's words
+//! and marks sit among its ids, the silences and marks between sentences —
+//! the [`Script`] — and the [`Timeline`], which turns the rendered audio
+//! into word and mark events as the durations become known.
+//!
+//! Word and mark positions come from the model's own durations: the
+//! renderer records each sentence's frames per id ([`Script::record`]) when
+//! it prepares the sentence; the timeline, on the caller's side of every
+//! path (direct, lanes, scheduler), counts the samples delivered and sends
+//! a word as soon as the samples that complete it have gone out.
+
+use super::speech::{Event, Sink};
+use crate::audio::{Mark, WordTiming};
+use crate::text::analysis::{Gap, SourceWord};
+use parking_lot::Mutex;
+use std::ops::{ControlFlow, Range};
+use std::sync::Arc;
+
+/// One sentence of the script.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Line {
+    /// Silences and marks before it.
+    pub(crate) before: Vec<Gap>,
+    /// Input words it speaks: the word and its id range.
+    pub(crate) words: Vec<(usize, Range<usize>)>,
+    /// Marks inside it: name and id position.
+    pub(crate) marks: Vec<(String, usize)>,
+    /// Samples per frame of its voice.
+    pub(crate) hop: usize,
+}
+
+/// The text side of a request (shared by the renderers, which record the
+/// durations, and the timeline, which reads them).
+pub(crate) struct Script {
+    pub(crate) words: Vec<SourceWord>,
+    pub(crate) lines: Vec<Line>,
+    /// Silences and marks after the last sentence.
+    pub(crate) after: Vec<Gap>,
+    pub(crate) sample_rate: u32,
+    durations: Mutex<Vec<Option<Arc<[u32]>>>>,
+}
+
+impl Script {
+    pub(crate) fn new(
+        words: Vec<SourceWord>,
+        lines: Vec<Line>,
+        after: Vec<Gap>,
+        sample_rate: u32,
+    ) -> Self {
+        let n = lines.len();
+        Script {
+            words,
+            lines,
+            after,
+            sample_rate,
+            durations: Mutex::new(vec![None; n]),
+        }
+    }
+
+    /// Sentence `i`'s frames per id (of its first ids while they are not
+    /// all known).
+    pub(crate) fn record(&self, i: usize, durations: &[u32]) {
+        let mut d = self.durations.lock();
+        if let Some(slot) = d.get_mut(i) {
+            if slot.as_ref().is_none_or(|s| s.len() < durations.len()) {
+                *slot = Some(durations.into());
+            }
+        }
+    }
+
+    fn durations(&self, i: usize) -> Option<Arc<[u32]>> {
+        self.durations.lock().get(i).cloned().flatten()
+    }
+
+    /// Samples of `ms` milliseconds of silence.
+    fn silence(&self, ms: u32) -> usize {
+        (u64::from(ms) * u64::from(self.sample_rate)).div_ceil(1000) as usize
+    }
+}
+
+/// Wraps a request's sink: forwards its audio and adds the word and mark
+/// events and the silences of the script, in order.
+pub(crate) struct Timeline<'a, 's> {
+    script: &'a Script,
+    sink: &'a mut Sink<'s>,
+    /// The sentence under way.
+    i: usize,
+    /// Whether its `before` has gone out.
+    begun: bool,
+    /// Samples delivered.
+    total: usize,
+    /// Sample where sentence `i` begins.
+    start: usize,
+    /// Next word span and mark of sentence `i`.
+    w: usize,
+    m: usize,
+    /// Next input word to send.
+    next_word: usize,
+    /// A word spoken over two sentences: its start.
+    open: Option<usize>,
+    /// Frame offsets of sentence `i`'s ids (prefix sums of its durations).
+    cum: Vec<u64>,
+}
+
+const SILENCE_CHUNK: usize = 8192;
+
+impl<'a, 's> Timeline<'a, 's> {
+    pub(crate) fn new(script: &'a Script, sink: &'a mut Sink<'s>) -> Self {
+        Timeline {
+            script,
+            sink,
+            i: 0,
+            begun: false,
+            total: 0,
+            start: 0,
+            w: 0,
+            m: 0,
+            next_word: 0,
+            open: None,
+            cum: Vec::new(),
+        }
+    }
+
+    /// Take one event of the renderer.
+    pub(crate) fn on(&mut self, ev: Event<'_>) -> ControlFlow<()> {
+        match ev {
+            Event::Samples(s) => {
+                self.begin()?;
+                self.total += s.len();
+                (self.sink)(Event::Samples(s))?;
+                self.advance(false)
+            }
+            Event::SentenceEnd => {
+                self.begin()?;
+                (self.sink)(Event::SentenceEnd)?;
+                self.advance(true)?;
+                self.i += 1;
+                self.begun = false;
+                self.w = 0;
+                self.m = 0;
+                self.cum.clear();
+                ControlFlow::Continue(())
+            }
+            other => (self.sink)(other),
+        }
+    }
+
+    /// The request is complete: what follows the last sentence, and words
+    /// that had no sound.
+    pub(crate) fn finish(&mut self) -> ControlFlow<()> {
+        let after = &self.script.after;
+        self.gaps(after)?;
+        self.flush_words(self.script.words.len(), self.total)
+    }
+
+    fn gaps(&mut self, gaps: &[Gap]) -> ControlFlow<()> {
+        for g in gaps {
+            match g {
+                Gap::Silence(ms) => {
+                    let n = self.script.silence(*ms);
+                    if n == 0 {
+                        continue;
+                    }
+                    let zeros = vec![0.0f32; n.min(SILENCE_CHUNK)];
+                    let mut left = n;
+                    while left > 0 {
+                        let k = left.min(SILENCE_CHUNK);
+                        (self.sink)(Event::Samples(&zeros[..k]))?;
+                        self.total += k;
+                        left -= k;
+                    }
+                    (self.sink)(Event::SentenceEnd)?;
+                }
+                Gap::Mark(name) => self.mark(name.clone(), self.total)?,
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn begin(&mut self) -> ControlFlow<()> {
+        if !self.begun {
+            self.begun = true;
+            if let Some(line) = self.script.lines.get(self.i) {
+                self.gaps(&line.before)?;
+            }
+            self.start = self.total;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn mark(&mut self, name: String, sample: usize) -> ControlFlow<()> {
+        (self.sink)(Event::Mark(&Mark { name, sample }))
+    }
+
+    /// Words before `upto` not sent yet: no sound of their own, at `at`.
+    fn flush_words(&mut self, upto: usize, at: usize) -> ControlFlow<()> {
+        while self.next_word < upto.min(self.script.words.len()) {
+            let start = self.open.take().unwrap_or(at);
+            self.send_word(self.next_word, start, at.max(start))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn send_word(&mut self, k: usize, start: usize, end: usize) -> ControlFlow<()> {
+        let w = &self.script.words[k];
+        self.next_word = k + 1;
+        (self.sink)(Event::Word(&WordTiming {
+            text: w.text.clone(),
+            char_start: w.src.start,
+            char_end: w.src.end,
+            start,
+            end,
+        }))
+    }
+
+    /// Send the words and marks of sentence `i` that the samples delivered
+    /// complete (all of them at its end).
+    fn advance(&mut self, end: bool) -> ControlFlow<()> {
+        let script = self.script;
+        let Some(line) = script.lines.get(self.i) else {
+            return ControlFlow::Continue(());
+        };
+        if let Some(d) = self.script.durations(self.i) {
+            if d.len() + 1 > self.cum.len() {
+                self.cum.clear();
+                self.cum.push(0);
+                let mut acc = 0u64;
+                for &x in d.iter() {
+                    acc += u64::from(x);
+                    self.cum.push(acc);
+                }
+            }
+        }
+        let cum = std::mem::take(&mut self.cum);
+        let r = self.events(line, &cum, end);
+        self.cum = cum;
+        r
+    }
+
+    /// [`Timeline::advance`] with the frame offsets `cum` of the ids.
+    fn events(&mut self, line: &Line, cum: &[u64], end: bool) -> ControlFlow<()> {
+        let hop = line.hop as u64;
+        let here = (self.total - self.start) as u64;
+        // Sample (within the sentence) where id `j` begins, if known.
+        let pos = |j: usize| -> Option<u64> {
+            match cum.get(j) {
+                Some(&f) => Some(f * hop),
+                None if end => Some(here),
+                None => None,
+            }
+        };
+        loop {
+            let word = line
+                .words
+                .get(self.w)
+                .and_then(|(k, r)| Some((*k, pos(r.start)?, pos(r.end)?)));
+            let mark = line
+                .marks
+                .get(self.m)
+                .and_then(|(n, p)| Some((n.clone(), pos(*p)?)));
+            // The earliest event the samples delivered complete.
+            let w_at = word.as_ref().map(|w| w.2).filter(|&e| e <= here || end);
+            let m_at = mark.as_ref().map(|m| m.1).filter(|&p| p <= here || end);
+            match (w_at, m_at) {
+                (Some(we), m) if m.is_none_or(|mp| we <= mp) => {
+                    let (k, a, e) = word.unwrap_or_default();
+                    let a = self.start + a as usize;
+                    let e = self.start + e as usize;
+                    self.w += 1;
+                    self.flush_words(k, a)?;
+                    if k < self.next_word {
+                        // A later span of a word already sent (cannot happen
+                        // with the frontend's order): nothing more to send.
+                        continue;
+                    }
+                    let start = self.open.take().unwrap_or(a);
+                    // The same word goes on in the next sentence: send it there.
+                    let continues = self.w == line.words.len()
+                        && self
+                            .script
+                            .lines
+                            .get(self.i + 1)
+                            .and_then(|l| l.words.first())
+                            .is_some_and(|(k2, _)| *k2 == k);
+                    if continues {
+                        self.open = Some(start);
+                    } else {
+                        self.send_word(k, start, e)?;
+                    }
+                }
+                (_, Some(mp)) => {
+                    let (name, _) = mark.unwrap_or_default();
+                    self.m += 1;
+                    self.mark(name, self.start + mp as usize)?;
+                }
+                _ => return ControlFlow::Continue(()),
+            }
+        }
+    }
+}
