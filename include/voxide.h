@@ -137,6 +137,11 @@ typedef enum {
    * Comma-separated phoneme ids of one utterance (for example "1,0,20,0,2").
    */
   VOXIDE_INPUT_IDS = 2,
+  /**
+   * SSML: a `<speak>` document (see docs/ssml.md for the elements);
+   * malformed SSML is `VOXIDE_ERR_INVALID_ARGUMENT` naming line and column.
+   */
+  VOXIDE_INPUT_SSML = 3,
 } VoxideInput;
 
 /**
@@ -219,6 +224,28 @@ typedef enum {
    */
   VOXIDE_SWITCH_ON = 1,
 } VoxideSwitch;
+
+/**
+ * What a `VoxideEvent` carries.
+ */
+typedef enum {
+  /**
+   * `samples`/`len`: the next audio.
+   */
+  VOXIDE_EVENT_AUDIO = 0,
+  /**
+   * `word`: an input word is complete (sent right after the audio that ends it).
+   */
+  VOXIDE_EVENT_WORD = 1,
+  /**
+   * `mark_name`/`mark_sample`: an SSML mark was reached.
+   */
+  VOXIDE_EVENT_MARK = 2,
+  /**
+   * A sentence (or an SSML break's silence) ended.
+   */
+  VOXIDE_EVENT_SENTENCE_END = 3,
+} VoxideEventKind;
 
 /**
  * Synthesized audio: float samples at the voice's sample rate. Owns its
@@ -354,6 +381,11 @@ typedef struct {
    * Phonemizer for `VOXIDE_INPUT_TEXT`. Default: `VOXIDE_PHONEMIZER_BUILTIN`.
    */
   VoxidePhonemizer phonemizer;
+  /**
+   * Speaking speed, 0.25 to 4 (divides the length scale); 0: 1 (normal).
+   * Default: 1.
+   */
+  float speed;
 } VoxideSpeakOptions;
 
 /**
@@ -371,6 +403,75 @@ typedef struct {
  * permit from inside the callback deadlocks when all are in use.
  */
 typedef bool (*VoxideChunkCallback)(const float *samples, size_t len, void *user_data);
+
+/**
+ * One input word and when it is spoken (`voxide_audio_word`, and the
+ * `word` of a `VOXIDE_EVENT_WORD` event).
+ */
+typedef struct {
+  /**
+   * The word as written, without the punctuation around it (UTF-8,
+   * NUL-terminated; owned by the audio or the event: valid until the
+   * audio is freed, or for an event until the callback returns).
+   */
+  const char *text;
+  /**
+   * First byte of the word in the input text (for SSML: in the SSML).
+   */
+  size_t char_start;
+  /**
+   * Byte past the word in the input text.
+   */
+  size_t char_end;
+  /**
+   * First sample of the word in the audio.
+   */
+  size_t start;
+  /**
+   * Sample past the word's last.
+   */
+  size_t end;
+} VoxideWord;
+
+/**
+ * One event of `voxide_engine_speak_events`; only the fields of its `kind`
+ * are set (the others are 0/NULL). Pointers are valid until the callback
+ * returns.
+ */
+typedef struct {
+  /**
+   * Which event this is.
+   */
+  VoxideEventKind kind;
+  /**
+   * `VOXIDE_EVENT_AUDIO`: the samples (`len` >= 1) at the voice's rate.
+   */
+  const float *samples;
+  /**
+   * Number of samples.
+   */
+  size_t len;
+  /**
+   * `VOXIDE_EVENT_WORD`: the word.
+   */
+  VoxideWord word;
+  /**
+   * `VOXIDE_EVENT_MARK`: the mark's name (UTF-8, NUL-terminated).
+   */
+  const char *mark_name;
+  /**
+   * `VOXIDE_EVENT_MARK`: the sample it falls on.
+   */
+  size_t mark_sample;
+} VoxideEvent;
+
+/**
+ * Receives the events of `voxide_engine_speak_events`, in order, on the
+ * calling thread. Return true to continue, false to cancel (the call then
+ * returns `VOXIDE_ERR_CANCELLED`). The rules of `VoxideChunkCallback`
+ * apply (no unwinding out of it; it may call voxide).
+ */
+typedef bool (*VoxideEventCallback)(const VoxideEvent *event, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -630,6 +731,92 @@ const char *voxide_status_name(VoxideStatus status);
  * Never NULL. The string is static: valid for the life of the process; do not free it.
  */
 const char *voxide_version(void);
+
+/**
+ * Number of input words with timestamps in the audio (0 for ids input,
+ * and if `audio` is NULL).
+ *
+ * # Safety
+ * `audio` is NULL or a live audio.
+ */
+size_t voxide_audio_word_count(const VoxideAudio *audio);
+
+/**
+ * Word `index` (0-based, in input order) of the audio into `*out_word`;
+ * its `text` stays valid until the audio is freed.
+ * Errors: `VOXIDE_ERR_NULL_ARGUMENT`, `VOXIDE_ERR_INVALID_ARGUMENT` (index
+ * out of range).
+ *
+ * # Safety
+ * `audio` is NULL or live; `out_word` NULL or writable.
+ */
+VoxideStatus voxide_audio_word(const VoxideAudio *audio, size_t index, VoxideWord *out_word);
+
+/**
+ * Number of SSML marks in the audio (0 if `audio` is NULL).
+ *
+ * # Safety
+ * `audio` is NULL or a live audio.
+ */
+size_t voxide_audio_mark_count(const VoxideAudio *audio);
+
+/**
+ * Mark `index` of the audio: its name (valid until the audio is freed)
+ * into `*out_name` and its sample into `*out_sample`.
+ * Errors: `VOXIDE_ERR_NULL_ARGUMENT`, `VOXIDE_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `audio` NULL or live; out pointers NULL or writable.
+ */
+VoxideStatus voxide_audio_mark(const VoxideAudio *audio, size_t index, const char **out_name, size_t *out_sample);
+
+/**
+ * Write the audio's word timestamps and marks to `path` as JSON
+ * (`{"sample_rate", "samples", "words": [{"text", "char_start",
+ * "char_end", "start", "end"}], "marks": [{"name", "sample"}]}`).
+ * Errors: `VOXIDE_ERR_NULL_ARGUMENT`, `VOXIDE_ERR_INVALID_UTF8`, `VOXIDE_ERR_IO`.
+ *
+ * # Safety
+ * `audio` NULL or live; `path` NULL or NUL-terminated.
+ */
+VoxideStatus voxide_audio_write_timestamps(const VoxideAudio *audio, const char *path);
+
+/**
+ * Write captions of the audio's words to `path`: WebVTT when it ends in
+ * `.vtt`, else SubRip (SRT). `source`: the plain text that was spoken (cues
+ * then show it with its punctuation), or NULL (cues show the words).
+ * Errors: `VOXIDE_ERR_NULL_ARGUMENT`, `VOXIDE_ERR_INVALID_UTF8`, `VOXIDE_ERR_IO`.
+ *
+ * # Safety
+ * `audio` NULL or live; `path` NULL or NUL-terminated; `source` NULL or NUL-terminated.
+ */
+VoxideStatus voxide_audio_write_subtitles(const VoxideAudio *audio, const char *path, const char *source);
+
+/**
+ * The id of speaker `name` of `voice` (NULL: the default voice): a name
+ * from the voice's `speaker_id_map`, or a number in range. On `VOXIDE_OK`
+ * writes `*out_id` (use it as `VoxideSpeakOptions.speaker_id`).
+ * Errors: `VOXIDE_ERR_NULL_ARGUMENT`, `VOXIDE_ERR_INVALID_UTF8`,
+ * `VOXIDE_ERR_UNKNOWN_VOICE`, `VOXIDE_ERR_INVALID_ARGUMENT` (no such
+ * speaker; the message lists the voice's speakers).
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated; `out_id` NULL or writable.
+ */
+VoxideStatus voxide_engine_speaker_id(const VoxideEngine *engine, const char *voice, const char *name, int64_t *out_id);
+
+/**
+ * `voxide_engine_speak_stream` with every event: audio chunks, each input
+ * word once the audio that ends it has been delivered, SSML marks, and
+ * sentence ends, to `callback(event, user_data)` on the calling thread.
+ * The audio events concatenated equal the samples of
+ * `voxide_engine_speak_with`, and the words equal its audio's words.
+ * The permit is ALWAYS consumed. Errors: as `voxide_engine_speak_stream`.
+ *
+ * # Safety
+ * As `voxide_engine_speak_stream`; `callback` NULL or a valid function.
+ */
+VoxideStatus voxide_engine_speak_events(VoxideEngine *engine, const char *text, const char *voice, const VoxideSpeakOptions *options, VoxidePermit *permit, VoxideEventCallback callback, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

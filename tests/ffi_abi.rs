@@ -209,7 +209,7 @@ fn option_struct_layout_is_stable() {
     assert_eq!(offset_of!(VoxideEngineOptions, scheduler), 48);
     assert_eq!(offset_of!(VoxideEngineOptions, queue_depth), 52);
     assert_eq!(offset_of!(VoxideEngineOptions, cuda_graphs), 56);
-    assert_eq!(size_of::<VoxideSpeakOptions>(), 48);
+    assert_eq!(size_of::<VoxideSpeakOptions>(), 56);
     assert_eq!(offset_of!(VoxideSpeakOptions, noise_scale), 8);
     assert_eq!(offset_of!(VoxideSpeakOptions, length_scale), 12);
     assert_eq!(offset_of!(VoxideSpeakOptions, noise_w), 16);
@@ -217,12 +217,15 @@ fn option_struct_layout_is_stable() {
     assert_eq!(offset_of!(VoxideSpeakOptions, speaker_id), 32);
     assert_eq!(offset_of!(VoxideSpeakOptions, input), 40);
     assert_eq!(offset_of!(VoxideSpeakOptions, phonemizer), 44);
+    // Appended (speech features): a 48-byte struct of an older header speaks at speed 1.
+    assert_eq!(offset_of!(VoxideSpeakOptions, speed), 48);
     let e = voxide_engine_options_default();
     assert_eq!(e.struct_size, 64);
     assert_eq!(e.max_concurrent, 2);
     assert_eq!(e.device, VoxideDevice::VOXIDE_DEVICE_AUTO as i32);
     let s = voxide_speak_options_default();
-    assert_eq!(s.struct_size, 48);
+    assert_eq!(s.struct_size, 56);
+    assert_eq!(s.speed, 1.0);
     assert!(s.noise_scale < 0.0 && s.length_scale < 0.0 && s.noise_w < 0.0);
     assert_eq!(s.input, VoxideInput::VOXIDE_INPUT_TEXT as i32);
     assert_eq!(s.phonemizer, 0, "VOXIDE_PHONEMIZER_BUILTIN");

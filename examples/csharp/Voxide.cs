@@ -94,6 +94,7 @@ namespace Voxide
         public long speaker_id;
         public int input;
         public int phonemizer; // VOXIDE_PHONEMIZER_BUILTIN (0) unless set
+        public float speed;    // 1 unless set
     }
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]

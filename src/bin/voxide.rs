@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use voxide::audio::{as_f32, wav_header, SampleRate};
 use voxide::voice::{phoneme_sentences, VoiceConfig};
-use voxide::{
-    Device, Engine, Error, Input, Isa, Precision, SpeakOptions, SpeechEvent, WordTiming,
-};
+use voxide::{Device, Engine, Error, Input, Isa, Precision, SpeakOptions, SpeechEvent, WordTiming};
 
 #[derive(Parser)]
 #[command(
@@ -232,7 +230,11 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
     };
     let subtitles = match &a.subtitles {
         None => None,
-        Some(p) => match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+        Some(p) => match p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
             Some(e) if e == "srt" || e == "vtt" => Some((p.clone(), e == "vtt")),
             _ => {
                 return Err(Error::InvalidArgument(format!(

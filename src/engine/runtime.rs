@@ -197,22 +197,13 @@ impl<B: Backend> Runtime<B> {
 
     /// Run a prepared request to the end: its speeches in order, through
     /// the timeline (words, marks, silences), to `sink`.
-    fn run_prepared(
-        &self,
-        prepared: Prepared<B>,
-        whole: bool,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
+    fn run_prepared(&self, prepared: Prepared<B>, whole: bool, sink: &mut Sink<'_>) -> Result<()> {
         let Prepared { script, speeches } = prepared;
         let mut tl = Timeline::new(&script, sink);
         let threads = self.core.be.threads();
         for speech in speeches {
             let mut on = |ev: Event<'_>| tl.on(ev);
-            if whole
-                && self.scheduler.is_none()
-                && threads > 1
-                && speech.plan.sentences.len() > 1
-            {
+            if whole && self.scheduler.is_none() && threads > 1 && speech.plan.sentences.len() > 1 {
                 self.whole_in_parallel(&speech, &mut on)?;
             } else {
                 self.run(speech, &mut on)?;

@@ -505,7 +505,12 @@ fn resolve_voice<B: Backend>(
     }
     Err(Error::InvalidArgument(format!(
         "SSML voice {name:?} is neither a loaded voice ({}) nor a speaker of this voice{}",
-        core.voices.read().keys().cloned().collect::<Vec<_>>().join(", "),
+        core.voices
+            .read()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
         speaker_names(voice)
     )))
 }

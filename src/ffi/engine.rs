@@ -241,14 +241,15 @@ fn scale(v: f32, what: &str) -> Result<Option<f32>> {
     }
 }
 
-fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
+pub(super) fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
     let input = match o.input {
         i if i == VoxideInput::VOXIDE_INPUT_TEXT as i32 => Input::Text,
         i if i == VoxideInput::VOXIDE_INPUT_PHONEMES as i32 => Input::Phonemes,
         i if i == VoxideInput::VOXIDE_INPUT_IDS as i32 => Input::Ids,
+        i if i == VoxideInput::VOXIDE_INPUT_SSML as i32 => Input::Ssml,
         i => {
             return Err(Error::InvalidArgument(format!(
-                "options->input is {i}; expected VOXIDE_INPUT_TEXT, _PHONEMES or _IDS"
+                "options->input is {i}; expected VOXIDE_INPUT_TEXT, _PHONEMES, _IDS or _SSML"
             ))
             .into())
         }
@@ -271,12 +272,13 @@ fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
         speaker: (o.speaker_id >= 0).then_some(o.speaker_id),
         input,
         phonemizer,
+        speed: if o.speed == 0.0 { 1.0 } else { o.speed },
         ..SpeakOptions::default()
     })
 }
 
 /// Options from a caller's pointer; NULL gives the defaults.
-unsafe fn speak_options_arg(options: *const VoxideSpeakOptions) -> Result<SpeakOptions> {
+pub(super) unsafe fn speak_options_arg(options: *const VoxideSpeakOptions) -> Result<SpeakOptions> {
     if options.is_null() {
         Ok(SpeakOptions::default())
     } else {
@@ -338,7 +340,7 @@ pub unsafe extern "C" fn voxide_engine_speak_with(
         let options = speak_options_arg(options)?;
         let out = handles::out(out_audio, "out_audio")?;
         let audio = engine.speak_with(text, voice, &options, permit)?;
-        out.write(handles::into_raw(VoxideAudio { audio }));
+        out.write(handles::into_raw(VoxideAudio::new(audio)));
         Ok(())
     })
 }

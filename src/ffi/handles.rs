@@ -32,6 +32,27 @@ pub struct VoxidePermit {
 /// samples; free with `voxide_audio_free`.
 pub struct VoxideAudio {
     pub(crate) audio: Audio,
+    /// The words' texts as C strings (for `voxide_audio_word`).
+    pub(crate) word_texts: Vec<CString>,
+    /// The marks' names as C strings.
+    pub(crate) mark_names: Vec<CString>,
+}
+
+/// A C string of `s` (NUL bytes, impossible in words and names, become spaces).
+pub(crate) fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+impl VoxideAudio {
+    pub(crate) fn new(audio: Audio) -> VoxideAudio {
+        let word_texts = audio.words().iter().map(|w| c_string(&w.text)).collect();
+        let mark_names = audio.marks().iter().map(|m| c_string(&m.name)).collect();
+        VoxideAudio {
+            audio,
+            word_texts,
+            mark_names,
+        }
+    }
 }
 
 impl VoxideEngine {

@@ -17,9 +17,11 @@ pub mod engine;
 mod handles;
 pub mod options;
 pub mod status;
+pub mod timing;
 
 pub use audio::*;
 pub use engine::*;
 pub use handles::{VoxideAudio, VoxideEngine, VoxidePermit};
 pub use options::*;
 pub use status::*;
+pub use timing::*;

@@ -33,6 +33,9 @@ pub enum VoxideInput {
     VOXIDE_INPUT_PHONEMES = 1,
     /// Comma-separated phoneme ids of one utterance (for example "1,0,20,0,2").
     VOXIDE_INPUT_IDS = 2,
+    /// SSML: a `<speak>` document (see docs/ssml.md for the elements);
+    /// malformed SSML is `VOXIDE_ERR_INVALID_ARGUMENT` naming line and column.
+    VOXIDE_INPUT_SSML = 3,
 }
 
 /// Which phonemizer turns plain text into phonemes (`VoxideSpeakOptions.phonemizer`).
@@ -181,6 +184,9 @@ pub struct VoxideSpeakOptions {
     pub input: VoxideInputValue,
     /// Phonemizer for `VOXIDE_INPUT_TEXT`. Default: `VOXIDE_PHONEMIZER_BUILTIN`.
     pub phonemizer: VoxidePhonemizerValue,
+    /// Speaking speed, 0.25 to 4 (divides the length scale); 0: 1 (normal).
+    /// Default: 1.
+    pub speed: f32,
 }
 
 fn engine_defaults() -> VoxideEngineOptions {
@@ -210,6 +216,7 @@ fn speak_defaults() -> VoxideSpeakOptions {
         speaker_id: -1,
         input: VoxideInput::VOXIDE_INPUT_TEXT as i32,
         phonemizer: VoxidePhonemizer::VOXIDE_PHONEMIZER_BUILTIN as i32,
+        speed: 1.0,
     }
 }
 
@@ -271,7 +278,8 @@ unsafe impl SizedOptions for VoxideSpeakOptions {
             seed,
             speaker_id,
             input,
-            phonemizer
+            phonemizer,
+            speed
         );
     }
 }
