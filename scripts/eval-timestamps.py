@@ -20,8 +20,10 @@ category and a mix of lengths; deterministic), this script
      (or the reverse); numbers Whisper spells differently stay unmatched;
   5. reports matched words / total and the median, p90 and max of
      |voxide - Whisper| for word starts and for word ends in ms (plus the
-     median signed difference: Whisper's own bias shows there), and the five
-     worst words with their sentences, as a short markdown summary.
+     median signed difference, where Whisper's own bias shows, and the median
+     with that offset taken out), the same for a naive letter-count timing of
+     the same words (for scale), a per-category line, and the five worst
+     words with their sentences, as a short markdown summary.
 
   /tmp/asr-venv/bin/python scripts/eval-timestamps.py [--voxide PATH] [--n 40] [--out DIR]
       [--model tiny.en|base|DIR] [--voice ONNX] [--append] [--fail-over MS]
@@ -368,6 +370,7 @@ def main():
     model = WhisperModel(mdir, device="cpu", compute_type="int8", cpu_threads=a.threads)
     d_start, d_end, worst = [], [], []
     n_start, n_end = [], []  # the naive baseline, same matched words
+    by_cat = {}  # category -> ([|d_start|], [|d_end|])
     n_words = n_matched = n_whisper = 0
     for cat, text, wav, ts in items:
         segs, _ = model.transcribe(wav, language="en", beam_size=5, temperature=0.0, word_timestamps=True,
@@ -385,11 +388,14 @@ def main():
             if de is not None:
                 n_end.append(de)
         heard = "".join(w[0] for w in wwords).strip()
+        cs, ce = by_cat.setdefault(cat, ([], []))
         for vi, ds, de in rec:
             if ds is not None:
                 d_start.append(ds)
+                cs.append(abs(ds))
             if de is not None:
                 d_end.append(de)
+                ce.append(abs(de))
             worst.append((max(abs(ds or 0), abs(de or 0)), vwords[vi], ds, de, text, heard, sr))
 
     # 5: report
@@ -420,6 +426,9 @@ def main():
              "Whisper's word times are only good to roughly 50-200 ms themselves (attention on 20 ms",
              "frames; starts after a pause and ends before one are the loosest), so these figures bound",
              "voxide's error from above.", ""]
+    lines += ["By category, median |Δ| ms start / end (p90 end): " + "; ".join(
+        f"{c} {statistics.median(v[0]):.0f} / {statistics.median(v[1]):.0f} ({pct(v[1], 90):.0f})"
+        for c, v in by_cat.items() if v[0] and v[1]) + ".", ""]
     if problems:
         lines += [f"JSON problems ({len(problems)}):", ""]
         lines += [f"- `{t}`: {b}" for t, b in problems[:10]]
