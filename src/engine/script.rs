@@ -298,3 +298,133 @@ impl<'a, 's> Timeline<'a, 's> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(text: &str, a: usize) -> SourceWord {
+        SourceWord {
+            text: text.into(),
+            src: a..a + text.len(),
+        }
+    }
+
+    /// Two sentences with a break and marks: every position is the prefix
+    /// sum of the durations times the hop, however the audio is chunked.
+    #[test]
+    fn positions_follow_the_durations_in_any_chunking() {
+        let hop = 4;
+        let lines = vec![
+            Line {
+                before: vec![Gap::Mark("start".into())],
+                words: vec![(0, 2..6), (1, 6..10)],
+                marks: vec![("mid".into(), 6)],
+                hop,
+            },
+            Line {
+                before: vec![Gap::Silence(1), Gap::Mark("after-break".into())],
+                // Word 2 has no sound of its own: it sits where word 3 starts.
+                words: vec![(3, 2..4)],
+                marks: Vec::new(),
+                hop,
+            },
+        ];
+        let words = vec![
+            word("one", 0),
+            word("two", 4),
+            word("x", 8),
+            word("three", 10),
+        ];
+        let d0 = [1u32, 0, 2, 1, 3, 0, 1, 1, 2, 0, 1, 1];
+        let d1 = [2u32, 0, 3, 0, 1];
+        let f0: u32 = d0.iter().sum();
+        let f1: u32 = d1.iter().sum();
+        let rate = 8000; // 1 ms = 8 samples
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        for chunk in [1usize, 3, 7, 1000] {
+            let script = Script::new(
+                words.clone(),
+                lines.clone(),
+                vec![Gap::Mark("end".into())],
+                rate,
+            );
+            script.record(0, &d0[..6]);
+            let mut log = Vec::new();
+            let mut audio = 0usize;
+            {
+                let mut sink = |ev: Event<'_>| {
+                    match ev {
+                        Event::Samples(s) => audio += s.len(),
+                        Event::SentenceEnd => log.push(format!("end@{audio}")),
+                        Event::Word(w) => {
+                            log.push(format!("{}:{}-{}@{audio}", w.text, w.start, w.end))
+                        }
+                        Event::Mark(m) => log.push(format!("{}={}@{audio}", m.name, m.sample)),
+                    }
+                    ControlFlow::Continue(())
+                };
+                let mut tl = Timeline::new(&script, &mut sink);
+                let zeros = vec![0f32; chunk];
+                for (i, f) in [(0, f0), (1, f1)] {
+                    let mut left = f as usize * hop;
+                    while left > 0 {
+                        let k = left.min(chunk);
+                        let _ = tl.on(Event::Samples(&zeros[..k]));
+                        left -= k;
+                        if i == 0 {
+                            // The rest of the durations come after the first chunk.
+                            script.record(0, &d0);
+                        }
+                    }
+                    if i == 0 {
+                        script.record(1, &d1);
+                    }
+                    let _ = tl.on(Event::SentenceEnd);
+                }
+                let _ = tl.finish();
+            }
+            let cum = |d: &[u32], j: usize| d[..j].iter().sum::<u32>() as usize * hop;
+            let s1 = f0 as usize * hop + 8; // sentence 2 starts after 1 ms of silence
+            let want_words = [
+                format!("one:{}-{}", cum(&d0, 2), cum(&d0, 6)),
+                format!("two:{}-{}", cum(&d0, 6), cum(&d0, 10)),
+                format!("x:{}-{}", s1 + cum(&d1, 2), s1 + cum(&d1, 2)),
+                format!("three:{}-{}", s1 + cum(&d1, 2), s1 + cum(&d1, 4)),
+            ];
+            let words_got: Vec<String> = log
+                .iter()
+                .filter(|l| l.contains(':'))
+                .map(|l| l.split('@').next().unwrap_or("").to_string())
+                .collect();
+            assert_eq!(words_got, want_words, "chunk {chunk}: {log:?}");
+            let marks: Vec<String> = log
+                .iter()
+                .filter(|l| l.contains('='))
+                .map(|l| l.split('@').next().unwrap_or("").to_string())
+                .collect();
+            assert_eq!(
+                marks,
+                [
+                    "start=0".to_string(),
+                    format!("mid={}", cum(&d0, 6)),
+                    format!("after-break={s1}"),
+                    format!("end={}", s1 + f1 as usize * hop),
+                ],
+                "chunk {chunk}"
+            );
+            // Each word is sent once its end is delivered, not a chunk later.
+            for l in log.iter().filter(|l| l.contains(':')) {
+                let (span, at) = l.split_once('@').unwrap_or_default();
+                let end: usize = span.rsplit('-').next().unwrap_or("0").parse().unwrap_or(0);
+                let at: usize = at.parse().unwrap_or(0);
+                assert!(
+                    at >= end && at < end + chunk.max(1) + hop * 4,
+                    "{l} chunk {chunk}"
+                );
+            }
+            seen.push(words_got);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]));
+    }
+}
