@@ -163,6 +163,13 @@ pub fn ssml(data: &[u8]) {
                             src.iter().all(|&i| i <= s.len() && s.is_char_boundary(i)),
                             "map off the source: {src:?}"
                         );
+                        // Exact: each char has its own source (one char per
+                        // reference, `\r\n` one char), so char starts increase.
+                        let starts: Vec<usize> = text.char_indices().map(|(i, _)| src[i]).collect();
+                        assert!(
+                            starts.windows(2).all(|w| w[0] < w[1]),
+                            "chars share a source: {src:?}"
+                        );
                         assert!(!text.trim().is_empty(), "blank text run");
                         assert!(rates.contains(&style.rate), "rate {}", style.rate);
                     }

@@ -2021,6 +2021,112 @@ mod tests {
         assert!(unclosed);
     }
 
+    /// The checks the fuzz target makes, plus exact maps (char starts increase).
+    fn check_runs(s: &str, d: &Document) {
+        let mut prev = true;
+        for r in &d.runs {
+            match r {
+                Run::Text { text, src, style } => {
+                    assert_eq!(src.len(), text.len() + 1);
+                    assert!(src.windows(2).all(|w| w[0] <= w[1]), "{s:?}: {src:?}");
+                    assert!(src.iter().all(|&i| s.is_char_boundary(i)));
+                    let starts: Vec<usize> = text.char_indices().map(|(i, _)| src[i]).collect();
+                    assert!(starts.windows(2).all(|w| w[0] < w[1]), "{s:?}: {src:?}");
+                    assert!((MIN_RATE..=MAX_RATE).contains(&style.rate));
+                }
+                Run::Say { src, .. } | Run::Ipa { src, .. } => {
+                    assert!(s.get(src.clone()).is_some(), "{s:?}: {src:?}");
+                }
+                Run::Break { ms } => assert!(*ms <= MAX_BREAK_MS),
+                Run::Mark { .. } => {}
+                Run::Boundary => assert!(!prev, "{s:?}: boundary first or twice"),
+            }
+            prev = *r == Run::Boundary;
+        }
+        assert!(d.warnings.len() <= MAX_WARNINGS + 1);
+    }
+
+    #[test]
+    fn random_documents_keep_their_invariants() {
+        const OPEN: &[&str] = &[
+            "<s>",
+            "<p>",
+            "<prosody rate=\"x-fast\">",
+            "<prosody rate=\"300%\" volume=\"loud\">",
+            "<emphasis level=\"reduced\">",
+            "<voice name=\"v\">",
+            "<say-as interpret-as=\"cardinal\">",
+            "<say-as interpret-as=\"characters\">",
+            "<say-as interpret-as=\"date\">",
+            "<sub alias=\"al &amp; ias\">",
+            "<phoneme ph=\"a\">",
+            "<audio>",
+            "<desc>",
+            "<x:w xmlns:x=\"urn:x\">",
+        ];
+        const LEAF: &[&str] = &[
+            "word ",
+            " 12/25/2024",
+            "3.14",
+            "&amp;",
+            "&#233;",
+            "&#x1F600;",
+            "&#13;",
+            "\r\n",
+            "\r",
+            "<![CDATA[ c<d\r\n]]>",
+            "<![CDATA[]]>",
+            "<!-- c -->",
+            "<?pi x?>",
+            "<break/>",
+            "<break time=\"30s\"/>",
+            "<mark name=\"m\"/>",
+            "日本",
+            "e\u{301}",
+            " ",
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut parsed = 0;
+        for _ in 0..3000 {
+            let mut s = String::from("<speak>");
+            let mut open: Vec<&str> = Vec::new();
+            for _ in 0..next(40) {
+                match next(4) {
+                    0 if open.len() < 70 => {
+                        let o = OPEN[next(OPEN.len())];
+                        s.push_str(o);
+                        open.push(o);
+                    }
+                    1 if !open.is_empty() => {
+                        let o = open.pop().unwrap_or_default();
+                        let name = &o[1..o.find([' ', '>']).unwrap_or(o.len() - 1)];
+                        s.push_str(&format!("</{name}>"));
+                    }
+                    _ => s.push_str(LEAF[next(LEAF.len())]),
+                }
+            }
+            while let Some(o) = open.pop() {
+                let name = &o[1..o.find([' ', '>']).unwrap_or(o.len() - 1)];
+                s.push_str(&format!("</{name}>"));
+            }
+            s.push_str("</speak>");
+            match parse(&s) {
+                Ok(d) => {
+                    check_runs(&s, &d);
+                    parsed += 1;
+                }
+                Err(e) => assert!(e.message.contains("deeper"), "{s:?}: {e}"),
+            }
+        }
+        assert!(parsed > 2900, "{parsed} of 3000 parsed");
+    }
+
     /// A way to damage a document at a byte.
     type Mangle = fn(&[u8], usize) -> Vec<u8>;
 
@@ -2039,13 +2145,7 @@ mod tests {
             for f in fs {
                 let s = String::from_utf8_lossy(&f(b, cut)).into_owned();
                 if let Ok(d) = parse(&s) {
-                    for r in &d.runs {
-                        if let Run::Text { text, src, .. } = r {
-                            assert_eq!(src.len(), text.len() + 1);
-                            assert!(src.windows(2).all(|w| w[0] <= w[1]));
-                            assert!(src.iter().all(|&i| s.is_char_boundary(i)));
-                        }
-                    }
+                    check_runs(&s, &d);
                 }
             }
         }
