@@ -455,7 +455,8 @@ fn reference(s: &str) -> Option<(char, usize)> {
             Some(hex) => u32::from_str_radix(hex, 16).ok()?,
             None => num.parse().ok()?,
         };
-        char::from_u32(v)?
+        // As roxmltree: a number that is no char reads U+FFFD.
+        char::from_u32(v).unwrap_or('\u{FFFD}')
     } else {
         match body {
             "quot" => '"',
@@ -2071,6 +2072,7 @@ mod tests {
             "&amp;",
             "&#233;",
             "&#x1F600;",
+            "&#x1F6F600;",
             "&#13;",
             "\r\n",
             "\r",
