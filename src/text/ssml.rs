@@ -224,12 +224,18 @@ impl<'a> Lines<'a> {
             pos -= 1;
         }
         if pos < self.pos {
-            // Backwards (rare): count the lines back, the column afresh.
+            // Backwards (an element's start after its attributes): within
+            // the line, step the column back; else count the lines back and
+            // the column afresh.
             let back = &self.src[pos..self.pos];
             let lines = back.bytes().filter(|&b| b == b'\n').count() as u32;
-            let start = self.src[..pos].rfind('\n').map_or(0, |i| i + 1);
-            self.line = self.line.saturating_sub(lines).max(1);
-            self.col = 1 + self.src[start..pos].chars().count() as u32;
+            if lines == 0 {
+                self.col = self.col.saturating_sub(back.chars().count() as u32).max(1);
+            } else {
+                let start = self.src[..pos].rfind('\n').map_or(0, |i| i + 1);
+                self.line = self.line.saturating_sub(lines).max(1);
+                self.col = 1 + self.src[start..pos].chars().count() as u32;
+            }
         } else {
             for c in self.src[self.pos..pos].chars() {
                 if c == '\n' {
@@ -1940,6 +1946,25 @@ mod tests {
         let d = doc("<speak xml:lang=\"fr-FR\">bonjour</speak>");
         assert_eq!(d.warnings.len(), 1);
         assert!(d.warnings[0].contains("fr-FR"));
+    }
+
+    #[test]
+    fn warning_positions_go_back_and_forth() {
+        let mut l = Lines::new("ab\ncdé\nf");
+        assert_eq!(l.at(7), (2, 4));
+        assert_eq!(l.at(4), (2, 2));
+        assert_eq!(l.at(1), (1, 2));
+        assert_eq!(l.at(9), (3, 2));
+        assert_eq!(l.at(3), (2, 1));
+        assert_eq!(l.at(100), (3, 2));
+        let d = doc("<speak>\n <say-as interpret-as=\"date\"\n  format=\"mdy\" x=\"1\">99</say-as></speak>");
+        assert_eq!(
+            d.warnings,
+            [
+                "line 3, column 16: attribute x of <say-as> is not supported; ignored",
+                "line 2, column 2: \"99\" cannot be read as interpret-as=\"date\": spoken as text"
+            ]
+        );
     }
 
     #[test]
