@@ -112,6 +112,11 @@ fn fuzz_phonemes() {
 }
 
 #[test]
+fn fuzz_ssml() {
+    replay_and_mutate("ssml");
+}
+
+#[test]
 fn fuzz_capi() {
     replay_and_mutate("capi");
 }

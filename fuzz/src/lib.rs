@@ -9,6 +9,8 @@
 //! - `text`: any bytes as (lossy) UTF-8 -> the text frontend (`text::phonemize`).
 //! - `phonemes`: the phoneme-line splitter, phoneme -> id mapping and the `--ids` parser
 //!   against the real voice's id map.
+//! - `ssml`: any bytes as (lossy) UTF-8 -> the SSML parser (`text::ssml::parse`):
+//!   runs whose source maps stay in the input, or an error with a position.
 //! - `capi`: a random sequence of C ABI calls (NULLs, zero timeouts, cancelled
 //!   streams, bad option structs, frees) against one real engine.
 //!
@@ -25,7 +27,14 @@ use std::sync::OnceLock;
 use voxide::c_api::*;
 
 /// The target names (also the corpus directory names).
-pub const TARGETS: &[&str] = &["voice_onnx", "voice_config", "text", "phonemes", "capi"];
+pub const TARGETS: &[&str] = &[
+    "voice_onnx",
+    "voice_config",
+    "text",
+    "phonemes",
+    "ssml",
+    "capi",
+];
 
 /// Run `target` on `data`. Panics on a finding; `false` for an unknown target.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -34,6 +43,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "voice_config" => voice_config(data),
         "text" => text(data),
         "phonemes" => phonemes(data),
+        "ssml" => ssml(data),
         "capi" => capi(data),
         _ => return false,
     }
@@ -127,6 +137,63 @@ pub fn text(data: &[u8]) {
             }
         }
         Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+/// Any bytes as an SSML document: `Ok` with runs whose source maps lie in
+/// the input (a Text run's map non-decreasing, on char boundaries, one entry
+/// per byte plus the end; Say/Ipa ranges in bounds), or an error with a
+/// 1-based position; never a panic.
+pub fn ssml(data: &[u8]) {
+    use voxide::text::ssml::{parse, Run, MAX_BREAK_MS, MAX_RATE, MAX_WARNINGS, MIN_RATE};
+    let s = String::from_utf8_lossy(data);
+    let rates = MIN_RATE..=MAX_RATE;
+    match parse(&s) {
+        Ok(doc) => {
+            let mut prev_boundary = true;
+            for r in &doc.runs {
+                match r {
+                    Run::Text { text, src, style } => {
+                        assert_eq!(src.len(), text.len() + 1, "map length of {text:?}");
+                        assert!(
+                            src.windows(2).all(|w| w[0] <= w[1]),
+                            "map decreases: {src:?}"
+                        );
+                        assert!(
+                            src.iter().all(|&i| i <= s.len() && s.is_char_boundary(i)),
+                            "map off the source: {src:?}"
+                        );
+                        // Exact: each char has its own source (one char per
+                        // reference, `\r\n` one char), so char starts increase.
+                        let starts: Vec<usize> = text.char_indices().map(|(i, _)| src[i]).collect();
+                        assert!(
+                            starts.windows(2).all(|w| w[0] < w[1]),
+                            "chars share a source: {src:?}"
+                        );
+                        assert!(!text.trim().is_empty(), "blank text run");
+                        assert!(rates.contains(&style.rate), "rate {}", style.rate);
+                    }
+                    Run::Say { src, style, .. } | Run::Ipa { src, style, .. } => {
+                        assert!(src.start <= src.end && src.end <= s.len(), "range {src:?}");
+                        assert!(s.is_char_boundary(src.start) && s.is_char_boundary(src.end));
+                        assert!(rates.contains(&style.rate), "rate {}", style.rate);
+                    }
+                    Run::Break { ms } => assert!(*ms <= MAX_BREAK_MS, "break of {ms} ms"),
+                    Run::Mark { name } => assert!(!name.trim().is_empty()),
+                    Run::Boundary => assert!(!prev_boundary, "boundary first or twice"),
+                }
+                prev_boundary = matches!(r, Run::Boundary);
+            }
+            assert!(
+                doc.warnings.len() <= MAX_WARNINGS + 1,
+                "{} warnings",
+                doc.warnings.len()
+            );
+        }
+        Err(e) => {
+            assert!(e.line >= 1 && e.column >= 1, "position of {e}");
+            assert!(!e.message.is_empty());
+        }
     }
 }
 
@@ -671,6 +738,61 @@ const TEXT_TOKENS: &[&str] = &[
     "x",
 ];
 
+/// SSML markup for structure-aware mutation of the `ssml` target.
+const SSML_TOKENS: &[&str] = &[
+    "<speak>",
+    "</speak>",
+    "<s>",
+    "</s>",
+    "<p>",
+    "</p>",
+    "<break/>",
+    "<break time=\"1.5s\"/>",
+    "<break time=\"99s\"/>",
+    "<break strength=\"x-strong\"/>",
+    "<prosody rate=\"+50%\">",
+    "<prosody rate=\"x-fast\" pitch=\"high\">",
+    "</prosody>",
+    "<emphasis level=\"strong\">",
+    "</emphasis>",
+    "<voice name=\"amy\">",
+    "</voice>",
+    "<say-as interpret-as=\"characters\">",
+    "<say-as interpret-as=\"cardinal\">",
+    "<say-as interpret-as=\"ordinal\">",
+    "<say-as interpret-as=\"date\" format=\"dmy\">",
+    "<say-as interpret-as=\"time\">",
+    "<say-as interpret-as=\"telephone\">",
+    "</say-as>",
+    "<sub alias=\"x y\">",
+    "</sub>",
+    "<phoneme alphabet=\"ipa\" ph=\"təˈmeɪ\">",
+    "</phoneme>",
+    "<mark name=\"m\"/>",
+    "<audio src=\"a\">",
+    "</audio>",
+    "<desc>",
+    "</desc>",
+    "<![CDATA[",
+    "]]>",
+    "<!--",
+    "-->",
+    "<?pi x?>",
+    "&amp;",
+    "&lt;",
+    "&#233;",
+    "&#x1F600;",
+    "&bogus;",
+    "\r\n",
+    "12/25/2024",
+    "14:30",
+    "-1,234.5",
+    "21st",
+    "555-1234",
+    "xml:lang=\"fr\"",
+    "<!DOCTYPE speak>",
+];
+
 /// Mutate `input` for `target`: generic byte mutations, plus token splices and
 /// long runs for the text-like targets (huge inputs, digit and punctuation
 /// runs, control characters).
@@ -678,7 +800,12 @@ pub fn mutate(rng: &mut Rng, input: &[u8], target: &str) -> Vec<u8> {
     let mut v = input.to_vec();
     let rounds = 1 + rng.below(4);
     for _ in 0..rounds {
-        let textual = matches!(target, "text" | "phonemes" | "voice_config");
+        let textual = matches!(target, "text" | "phonemes" | "voice_config" | "ssml");
+        let tokens = if target == "ssml" && rng.below(2) == 0 {
+            SSML_TOKENS
+        } else {
+            TEXT_TOKENS
+        };
         match rng.below(if textual { 9 } else { 6 }) {
             0 if !v.is_empty() => {
                 let i = rng.below(v.len());
@@ -708,13 +835,13 @@ pub fn mutate(rng: &mut Rng, input: &[u8], target: &str) -> Vec<u8> {
                 v.splice(at..at, s);
             }
             6 => {
-                let t = TEXT_TOKENS[rng.below(TEXT_TOKENS.len())].as_bytes();
+                let t = tokens[rng.below(tokens.len())].as_bytes();
                 let at = rng.below(v.len() + 1);
                 v.splice(at..at, t.iter().copied());
             }
             7 => {
                 // A long run: digits, punctuation or a token, up to 64k bytes.
-                let t = TEXT_TOKENS[rng.below(TEXT_TOKENS.len())];
+                let t = tokens[rng.below(tokens.len())];
                 let max = if rng.below(8) == 0 { 65536 } else { 64 };
                 let n = 1 + rng.below(max);
                 let run = t.repeat(n.div_ceil(t.len().max(1)));

@@ -27,6 +27,8 @@ internal_mod! {
     g2p;
     /// Text normalisation.
     normalize;
+    /// SSML documents -> runs of text, spoken forms, breaks and marks.
+    ssml;
 }
 
 use normalize::Piece;
