@@ -47,6 +47,7 @@ pub struct Audio {
     rate: SampleRate,
     words: Vec<WordTiming>,
     marks: Vec<Mark>,
+    warnings: Vec<String>,
 }
 
 /// When an input word is spoken: its text and byte range in the input (for
@@ -100,6 +101,7 @@ impl Audio {
             rate,
             words: Vec::new(),
             marks: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -111,6 +113,7 @@ impl Audio {
             rate,
             words: Vec::new(),
             marks: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -128,6 +131,17 @@ impl Audio {
     /// Append a mark.
     pub(crate) fn push_mark(&mut self, m: Mark) {
         self.marks.push(m);
+    }
+
+    /// Add a warning about the input.
+    pub(crate) fn push_warning(&mut self, w: String) {
+        self.warnings.push(w);
+    }
+
+    /// Warnings about the input: SSML elements or attributes that were
+    /// ignored or spoken as plain text ("line L, column C: ...").
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Every input word with the samples it is spoken in, in input order

@@ -279,6 +279,9 @@ fn speak(a: SpeakArgs) -> Result<(), Error> {
     }
     let permit = engine.acquire_permit()?;
     let audio = engine.speak_with(&text, None, &opts, permit)?;
+    for w in audio.warnings() {
+        eprintln!("voxide: warning: SSML {w}");
+    }
     write_timing(
         &a,
         subtitles,

@@ -317,6 +317,9 @@ impl<B: Backend> Serve for Runtime<B> {
             .first_chunk_frames(chunk)
             .chunk_frames(chunk);
         let prepared = prepare(&self.core, v, text, &options)?;
+        for w in &prepared.script.warnings {
+            audio.push_warning(w.clone());
+        }
         let mut sentence = Vec::new();
         self.run_prepared(prepared, true, &mut |ev| {
             match ev {

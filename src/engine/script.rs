@@ -37,6 +37,8 @@ pub(crate) struct Script {
     /// Silences and marks after the last sentence.
     pub(crate) after: Vec<Gap>,
     pub(crate) sample_rate: u32,
+    /// Warnings of the input (SSML elements ignored or spoken as text).
+    pub(crate) warnings: Vec<String>,
     durations: Mutex<Vec<Option<Arc<[u32]>>>>,
 }
 
@@ -53,6 +55,7 @@ impl Script {
             lines,
             after,
             sample_rate,
+            warnings: Vec::new(),
             durations: Mutex::new(vec![None; n]),
         }
     }

@@ -336,7 +336,7 @@ pub(crate) fn prepare<B: Backend>(
         words,
         sentences,
         after,
-        ..
+        warnings,
     } = analysis;
     // Each sentence on its voice and speaker, as ids with positions.
     let mut lines = Vec::with_capacity(sentences.len());
@@ -376,7 +376,9 @@ pub(crate) fn prepare<B: Backend>(
         rates_of.push(rates);
         speakers.push(spk);
     }
-    let script = Arc::new(Script::new(words, lines, after, rate));
+    let mut script = Script::new(words, lines, after, rate);
+    script.warnings = warnings;
+    let script = Arc::new(script);
     let mut speeches = Vec::with_capacity(groups.len().max(1));
     let n = ids_of.len();
     let bounds: Vec<usize> = groups.iter().map(|g| g.1).chain([n]).collect();

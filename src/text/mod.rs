@@ -179,13 +179,44 @@ pub(crate) fn analyze_espeak(
     Ok(out)
 }
 
-/// SSML analysed: its runs through the frontend.
+/// SSML analysed: its runs through the frontend (text words keep their
+/// offsets in the SSML source; `say-as`, `sub` and `phoneme` are one input
+/// word each; breaks become exact silences, `s`/`p` sentence boundaries).
 ///
 /// # Errors
 /// [`TextError::Ssml`] for malformed SSML (line and column).
 pub(crate) fn analyze_ssml(text: &str) -> Result<analysis::Analysis, TextError> {
     check_len(text)?;
-    Err(TextError::Ssml("SSML input is not wired yet".into()))
+    let doc = ssml::parse(text).map_err(|e| TextError::Ssml(e.to_string()))?;
+    let mut b = analysis::Builder::new();
+    let style = |s: &ssml::Style| analysis::Style {
+        rate: s.rate,
+        voice: s.voice.clone(),
+    };
+    for run in doc.runs {
+        match run {
+            ssml::Run::Text { text, src, style: s } => b.text(&text, Some(&src), &style(&s)),
+            ssml::Run::Say {
+                pieces,
+                word,
+                src,
+                style: s,
+            } => b.say(pieces, &word, src, &style(&s)),
+            ssml::Run::Ipa {
+                ipa,
+                word,
+                src,
+                style: s,
+            } => b.ipa(&ipa, &word, src, &style(&s)),
+            ssml::Run::Break { ms } => b.silence(ms),
+            ssml::Run::Mark { name } => b.mark(&name),
+            ssml::Run::Boundary => b.boundary(),
+        }
+    }
+    for w in doc.warnings {
+        b.warn(w);
+    }
+    Ok(b.finish())
 }
 
 /// [`phonemize`] with a choice of phonemizer; `espeak_voice` is the voice's
