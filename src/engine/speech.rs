@@ -53,6 +53,8 @@ pub(crate) struct Plan<B: Backend> {
     max_frames: usize,
     first: usize,
     chunk: usize,
+    /// Speaker of a multi-speaker voice (0 otherwise).
+    speaker: usize,
 }
 
 /// Where the rendering of a request stands: the sentence, once prepared (its
@@ -95,14 +97,19 @@ impl<B: Backend> Speech<B> {
     /// [`Error::InvalidArgument`] for a speaker the voice lacks or input the
     /// frontend rejects.
     pub(crate) fn new(v: Arc<LoadedVoice<B>>, text: &str, o: &SpeakOptions) -> Result<Self> {
-        if let Some(s) = o.speaker {
-            if s != 0 || v.config.num_speakers > 1 {
-                return Err(Error::InvalidArgument(format!(
-                    "speaker {s}: this voice has {} speaker(s) and multi-speaker voices are not supported yet",
-                    v.config.num_speakers
-                )));
-            }
-        }
+        // Speaker: `0..num_speakers` (None: 0, Piper's default).
+        let n = v.config.num_speakers;
+        let speaker = match o.speaker {
+            None => 0,
+            Some(s) => match usize::try_from(s) {
+                Ok(i) if i < n => i,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "speaker {s} is outside this voice's speakers 0..{n}"
+                    )))
+                }
+            },
+        };
         let d = v.config.scales;
         let scales = Scales {
             noise_scale: o.noise_scale.unwrap_or(d.noise_scale),
@@ -120,6 +127,7 @@ impl<B: Backend> Speech<B> {
                 max_frames: o.max_frames,
                 first,
                 chunk: o.chunk_frames.max(first),
+                speaker,
             },
             cur: Cursor::at_sentence(0),
         })
@@ -150,6 +158,7 @@ impl<B: Backend> Plan<B> {
             scales: self.scales,
             noise: Noise::Seeded(self.seed.wrapping_add(i as u64)),
             max_frames: self.max_frames,
+            speaker: self.speaker,
         }
     }
 
