@@ -472,3 +472,49 @@ fn cuda_speakers_match_onnxruntime() {
         assert!(snr >= 80.0, "item {k}: batched vs solo {snr:.1} dB");
     }
 }
+
+/// A conditioning tensor of the wrong shape, or one without the speaker
+/// table, is an error naming it.
+#[test]
+fn bad_conditioning_tensors_are_named() {
+    use prost::Message;
+    use voxide::voice::onnx::ModelProto;
+    use voxide::voice::weights::Weights;
+    let bytes = std::fs::read(voice_path("test-3spk")).unwrap();
+    let edit = |f: &dyn Fn(&mut ModelProto)| {
+        let mut m = ModelProto::decode(bytes.as_slice()).unwrap();
+        f(&mut m);
+        let e = Weights::parse(&m.encode_to_vec(), &voice_path("test-3spk")).unwrap_err();
+        e.to_string()
+    };
+    let inits = |m: &mut ModelProto| std::mem::take(&mut m.graph.as_mut().unwrap().initializer);
+    let e = edit(&|m| {
+        let mut t = inits(m);
+        let w = t.iter_mut().find(|t| t.name == "dp.cond.weight").unwrap();
+        w.dims = vec![32, 8, 1];
+        m.graph.as_mut().unwrap().initializer = t;
+    });
+    assert!(
+        e.contains("dp.cond.weight") && e.contains("[32, 8, 1]"),
+        "{e}"
+    );
+    let e = edit(&|m| {
+        let mut t = inits(m);
+        let b = t.iter_mut().find(|t| t.name == "dec.cond.bias").unwrap();
+        b.dims = vec![63];
+        m.graph.as_mut().unwrap().initializer = t;
+    });
+    assert!(e.contains("dec.cond.bias"), "{e}");
+    let e = edit(&|m| {
+        let mut t = inits(m);
+        t.retain(|t| t.name != "emb_g.weight");
+        m.graph.as_mut().unwrap().initializer = t;
+    });
+    assert!(e.contains("unexpected tensor") && e.contains("cond"), "{e}");
+    let e = edit(&|m| {
+        let mut t = inits(m);
+        t.retain(|t| t.name != "flow.flows.4.enc.cond_layer.bias");
+        m.graph.as_mut().unwrap().initializer = t;
+    });
+    assert!(e.contains("flow.flows.4.enc.cond_layer.bias"), "{e}");
+}
