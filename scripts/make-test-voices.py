@@ -26,12 +26,12 @@ exporter merges equal initializers, unlike in a trained voice); the duration
 predictor's affine mean is set so sentences last a sane time (checked below
 with onnxruntime: 0.5-5 s for a short sentence, per speaker).
 
-Writes:
+The configs copy the phoneme id map of voices/en_US-joe-medium.onnx.json
+(scripts/fetch-voice.sh) and its structure. Writes:
   test-3spk.onnx(.json)  3 speakers (ann, bob, cid), espeak en-us
   test-de.onnx(.json)    1 speaker, espeak de
 """
 import argparse
-import copy
 import json
 import os
 import subprocess
@@ -139,15 +139,19 @@ def export(ckpt, out):
 
 
 def config(name, speakers, espeak, language):
-    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP
-
+    # The phoneme id map of Piper's English voices (joe's, 151 symbols).
+    joe = os.path.join(ROOT, "voices", "en_US-joe-medium.onnx.json")
+    if not os.path.exists(joe):
+        sys.exit(f"{joe} is missing: run scripts/fetch-voice.sh first")
+    with open(joe, encoding="utf-8") as f:
+        id_map = json.load(f)["phoneme_id_map"]
     return {
         "audio": {"sample_rate": 22050, "quality": "medium"},
         "espeak": {"voice": espeak},
         "inference": {"noise_scale": 0.667, "length_scale": 1, "noise_w": 0.8},
         "phoneme_type": "espeak",
         "phoneme_map": {},
-        "phoneme_id_map": copy.deepcopy(DEFAULT_PHONEME_ID_MAP),
+        "phoneme_id_map": id_map,
         "num_symbols": 256,
         "num_speakers": max(1, len(speakers)),
         "speaker_id_map": speakers,
