@@ -169,23 +169,43 @@ pub struct Speakers {
 }
 
 impl Speakers {
-    /// `c(g)` for every speaker: `[count, c.cout]` (bias included), summed in f64.
+    /// `c(g)` for every speaker: `[count, c.cout]` (bias included), summed
+    /// in f64 (speakers in parallel: a voice may have hundreds).
     pub fn table(&self, c: &Conv) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.count * c.cout);
-        for s in 0..self.count {
-            let g = &self.emb[s * self.gin..(s + 1) * self.gin];
-            for o in 0..c.cout {
-                let w = &c.w[o * c.cin..(o + 1) * c.cin];
-                let b = c.b.as_ref().map_or(0.0, |b| f64::from(b[o]));
-                let v = w
-                    .iter()
-                    .zip(g)
-                    .fold(b, |a, (&w, &g)| a + f64::from(w) * f64::from(g));
-                out.push(v as f32);
-            }
+        use rayon::prelude::*;
+        let mut out = vec![0.0f32; self.count * c.cout];
+        if c.cout == 0 {
+            return out;
         }
+        out.par_chunks_mut(c.cout)
+            .zip(self.emb.par_chunks(self.gin))
+            .for_each(|(row, g)| {
+                for (o, v) in row.iter_mut().enumerate() {
+                    let w = &c.w[o * c.cin..(o + 1) * c.cin];
+                    let b = c.b.as_ref().map_or(0.0, |b| f64::from(b[o]));
+                    *v = (b + dot(w, g)) as f32;
+                }
+            });
         out
     }
+}
+
+/// `Σ a·b` in f64, four independent sums (so it vectorises).
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += f64::from(x[i]) * f64::from(y[i]);
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// All weights of a voice.
