@@ -20,7 +20,7 @@
 #             unit tests, the C example (scripts/test-aarch64.sh)
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
 #             driver, cuBLAS and NVRTC (tools/cuda-emu, scripts/cuda-emu.sh):
-#             tests/cuda.rs and tests/cuda_ops.rs with VOXIDE_REQUIRE_GPU=1
+#             tests/cuda.rs, tests/cuda_ops.rs and tests/multispeaker.rs with VOXIDE_REQUIRE_GPU=1
 #             (every op vs its CPU twin, the model vs the CPU and vs the
 #             onnxruntime fixtures VOXIDE_CUDA_EMU_CASES, graph replay, the
 #             CLI, streaming, scheduler, Device::Auto, injected faults), the
@@ -154,7 +154,7 @@ suite_cuda-emu() {
     local rc=0 log="$logs/cuda-emu-cargo.log"
     (cd tools/cuda-emu && CARGO_TARGET_DIR="$root/target/cuda-emu" cargo test --release --quiet) 2>&1 |
         tee "$logs/cuda-emu-self.log" || rc=$?
-    bash scripts/cuda-emu.sh cargo test --quiet --no-fail-fast --test cuda --test cuda_ops 2>&1 |
+    bash scripts/cuda-emu.sh cargo test --quiet --no-fail-fast --test cuda --test cuda_ops --test multispeaker 2>&1 |
         tee "$log" || rc=$?
     install_prefix
     # The C suite at reduced scale (its 8 threads x 20 requests take ~4 min emulated).

@@ -135,6 +135,11 @@ fn run_ops<B: Backend>(be: &B) -> Vec<(&'static str, Vec<f32>)> {
     out.push(("axpy", down(be, &z, dense)));
     be.scale(1.5, &mut z, dense);
     out.push(("scale", down(be, &z, dense)));
+    // A speaker's conditioning: rows 2c.. of a [3, c] table, on a strided view.
+    let table = be.prepare_vector(&vals(3 * c, 54)).expect("v");
+    let mut w = up(be, &vals(c * (t + 9), 55));
+    be.add_rows(&table, 2 * c, &mut w, xm);
+    out.push(("add_rows", down(be, &w, Mat::new(c, t + 9))));
     be.copy(&x, xm, &mut z, dense);
     out.push(("copy", down(be, &z, dense)));
     be.flip_rows(&x, xm, &mut z, dense);

@@ -217,6 +217,10 @@ pub trait Backend: Executor {
     );
     /// `y += alpha · x`.
     fn axpy(&self, alpha: f32, x: &Self::Buf, xm: Mat, y: &mut Self::Buf, ym: Mat);
+    /// `x[r, t] += v[off + r]` for every row `r` and column `t` of the view:
+    /// a per-channel bias taken from row block `off` of a table (a speaker's
+    /// conditioning).
+    fn add_rows(&self, v: &Self::Vector, off: usize, x: &mut Self::Buf, xm: Mat);
     /// `x *= alpha`.
     fn scale(&self, alpha: f32, x: &mut Self::Buf, xm: Mat);
     /// `y = x`.

@@ -239,6 +239,19 @@ pub fn embed(table_len: usize, ids: &[i64], ym: Mat) -> Result<(), String> {
     }
 }
 
+/// A per-row bias: rows `off..off + xm.rows()` of a vector of `len` floats.
+///
+/// # Errors
+/// The rows past the vector's end.
+pub fn add_rows(len: usize, off: usize, xm: Mat) -> Result<(), String> {
+    rule(off.checked_add(xm.rows()).is_some_and(|e| e <= len), || {
+        format!(
+            "rows {off}..{} outside a vector of {len} floats",
+            off.saturating_add(xm.rows())
+        )
+    })
+}
+
 /// A host copy: `host` floats for a view of `m.len()` elements.
 ///
 /// # Errors
@@ -272,6 +285,9 @@ mod tests {
         assert!(embed(30, &[0, 9], Mat::new(3, 2)).is_ok());
         assert!(embed(30, &[0, 10], Mat::new(3, 2)).is_err());
         assert!(embed(30, &[-1], Mat::new(3, 1)).is_err());
+        assert!(add_rows(10, 6, Mat::new(4, 3)).is_ok());
+        assert!(add_rows(10, 7, Mat::new(4, 3)).is_err());
+        assert!(add_rows(10, usize::MAX, Mat::new(4, 3)).is_err());
         assert!(expand_prior(Mat::new(4, 3), &[0, u32::MAX, 2], 6, Mat::new(2, 3)).is_ok());
         assert!(expand_prior(Mat::new(4, 3), &[0, 3, 2], 6, Mat::new(2, 3)).is_err());
         let q = Mat::new(6, 5);

@@ -57,7 +57,6 @@ pub(crate) struct Plan<B: Backend> {
     /// Per sentence: a factor on the length scale per id (SSML rates).
     rates: Vec<Option<Arc<[f32]>>>,
     /// Per sentence: the speaker.
-    #[allow(dead_code)]
     speakers: Vec<usize>,
     /// Index of the first sentence in the request (a request whose SSML
     /// switches voices runs one plan per voice): seeds and the script count
@@ -132,6 +131,7 @@ impl<B: Backend> Plan<B> {
             noise: Noise::Seeded(self.seed.wrapping_add((self.base + i) as u64)),
             max_frames: self.max_frames,
             rates: self.rates.get(i).cloned().flatten(),
+            speaker: self.speakers.get(i).copied().unwrap_or(0),
         }
     }
 

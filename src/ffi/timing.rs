@@ -318,7 +318,7 @@ pub unsafe extern "C" fn voxide_engine_speak_events(
                     e.mark_name = name.as_ptr();
                     e.mark_sample = m.sample;
                 }
-                _ => {}
+                SpeechEvent::SentenceEnd => {}
             }
             // SAFETY: `e` and what it points to live until the callback
             // returns; the callback is a valid function (documented contract).

@@ -1,6 +1,7 @@
 //! HiFi-GAN generator: z -> audio.
 
 use super::arena::Arena;
+use super::flow::SpeakerCols;
 use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
@@ -31,6 +32,9 @@ pub(crate) struct DecoderW<B: Backend> {
     /// Identity in recording keys.
     id: u64,
     gap: usize,
+    /// Per speaker, the conditioning added after `conv_pre`
+    /// (`[speakers, pre_ch]`).
+    cond: Option<B::Vector>,
 }
 
 /// First part of the decoder's recording keys.
@@ -41,7 +45,8 @@ fn conv_radius(k: usize, d: usize) -> usize {
 }
 
 impl<B: Backend> DecoderW<B> {
-    pub(crate) fn new(be: &B, d: &Decoder) -> Result<Self, BackendError> {
+    /// `cond`: the per-speaker conditioning table of a multi-speaker voice.
+    pub(crate) fn new(be: &B, d: &Decoder, cond: Option<&[f32]>) -> Result<Self, BackendError> {
         let mut stages = Vec::new();
         // Receptive radius in output samples, walked from the output back to frames.
         let mut rate = 1usize; // samples per frame at the current stage
@@ -126,6 +131,7 @@ impl<B: Backend> DecoderW<B> {
             radius: radius_frames.ceil() as usize,
             id: super::arena::unique_id(),
             gap,
+            cond: cond.map(|c| be.prepare_vector(c)).transpose()?,
         })
     }
 
@@ -159,16 +165,18 @@ impl<B: Backend> DecoderW<B> {
     /// `cut` says which ends of the window are cuts inside a longer sentence
     /// (not its start or end): there the samples within [`DecoderW::radius`]
     /// frames of the end are not computed (they would be discarded anyway).
-    /// Every other sample is the same as with the whole sentence.
+    /// Every other sample is the same as with the whole sentence. `speaker`
+    /// picks the conditioning of a multi-speaker voice.
     pub(crate) fn run<'a>(
         &self,
         be: &B,
         z: &B::Buf,
         zm: Mat,
         cut: (bool, bool),
+        speaker: usize,
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
-        self.run_with(be, z, zm, &[], cut, arena)
+        self.run_with(be, z, zm, &[], &[(0, zm.cols(), speaker)], cut, arena)
     }
 
     /// [`DecoderW::run`] over several windows laid side by side along the
@@ -177,25 +185,28 @@ impl<B: Backend> DecoderW<B> {
     /// The decoder has no masks: the gaps, scaled by every upsampling, are
     /// zeroed before every conv, so each window sees exactly the zero padding
     /// it sees alone and its samples come out the same. Gap samples of the
-    /// result hold garbage.
+    /// result hold garbage. `speakers` gives each window's speaker.
     pub(crate) fn run_gapped<'a>(
         &self,
         be: &B,
         z: &B::Buf,
         zm: Mat,
         gaps: &[(usize, usize)],
+        speakers: &[SpeakerCols],
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
-        self.run_with(be, z, zm, gaps, (false, false), arena)
+        self.run_with(be, z, zm, gaps, speakers, (false, false), arena)
     }
 
     /// [`DecoderW::run`] or [`DecoderW::run_gapped`] (gaps and cuts exclusive).
+    #[allow(clippy::too_many_arguments)]
     fn run_with<'a>(
         &self,
         be: &B,
         z: &B::Buf,
         zm: Mat,
         gaps: &[(usize, usize)],
+        speakers: &[SpeakerCols],
         cut: (bool, bool),
         arena: &'a mut Arena<B>,
     ) -> Result<(&'a B::Buf, Mat), BackendError> {
@@ -232,6 +243,13 @@ impl<B: Backend> DecoderW<B> {
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         key.push(u64::from(cut.0) | u64::from(cut.1) << 1);
         key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
+        if self.cond.is_some() {
+            key.extend(
+                speakers
+                    .iter()
+                    .flat_map(|&(a, b, s)| [a as u64, b as u64, s as u64]),
+            );
+        }
         let [x, act, y, acc, t1, t2, out, zin] = bufs else {
             return Err(BackendError::Device("decoder arena".into()));
         };
@@ -244,6 +262,7 @@ impl<B: Backend> DecoderW<B> {
                 [&mut *x, &mut *act, &mut *y, &mut *acc, &mut *t1, &mut *t2],
                 out,
                 gaps,
+                speakers,
                 cut,
             )
         });
@@ -264,6 +283,7 @@ impl<B: Backend> DecoderW<B> {
         bufs: [&mut B::Buf; 6],
         out: &mut B::Buf,
         gaps: &[(usize, usize)],
+        speakers: &[SpeakerCols],
         cut: (bool, bool),
     ) {
         let [mut x, act, mut y, mut acc, t1, t2] = bufs;
@@ -277,6 +297,16 @@ impl<B: Backend> DecoderW<B> {
         let mut sp = Span::new(zm.cols(), cut);
         let xm = sp.view(self.pre_ch);
         be.conv1d(&self.conv_pre, z, zm, x, xm, Out::Set);
+        if let Some(cond) = &self.cond {
+            let (lo, hi) = sp.range();
+            for &(c0, c1, s) in speakers {
+                let (c0, c1) = (c0.max(lo), c1.min(hi));
+                if c0 < c1 {
+                    let m = Mat::new(self.pre_ch, sp.len()).sub_cols(c0, c1);
+                    be.add_rows(cond, s * self.pre_ch, x, m);
+                }
+            }
+        }
         sp.grow(self.pre_radius);
         let mut rows = self.pre_ch;
         for s in &self.stages {

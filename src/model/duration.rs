@@ -77,10 +77,17 @@ pub(crate) struct DurationW<B: Backend> {
     affine_m: [f32; 2],
     affine_e: [f32; 2],
     radius: usize,
+    /// Per speaker, the conditioning added after `pre` (`[speakers, ch]`).
+    cond: Option<B::Vector>,
 }
 
 impl<B: Backend> DurationW<B> {
-    pub(crate) fn new(be: &B, d: &DurationPredictor) -> Result<Self, BackendError> {
+    /// `cond`: the per-speaker conditioning table of a multi-speaker voice.
+    pub(crate) fn new(
+        be: &B,
+        d: &DurationPredictor,
+        cond: Option<&[f32]>,
+    ) -> Result<Self, BackendError> {
         let mut flows = Vec::new();
         for f in &d.flows {
             flows.push(Flow {
@@ -109,6 +116,7 @@ impl<B: Backend> DurationW<B> {
             bins: d.bins,
             affine_m: d.affine_m,
             affine_e: d.affine_e,
+            cond: cond.map(|c| be.prepare_vector(c)).transpose()?,
         })
     }
 
@@ -130,6 +138,8 @@ impl<B: Backend> DurationW<B> {
 
     /// `x` `[H, T]` -> logw `[T]` (host); `bufs` as [`DurationW::lens`].
     /// `xm` may be the first columns of the encoder output (a prefix).
+    /// `speaker` picks the conditioning of a multi-speaker voice.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
         be: &B,
@@ -138,11 +148,15 @@ impl<B: Backend> DurationW<B> {
         bufs: &mut [B::Buf; 6],
         noise: &Noise,
         noise_w: f32,
+        speaker: usize,
     ) -> Result<Vec<f32>, Error> {
         let t = xm.cols();
         let m = Mat::new(self.ch, t);
         let [cond, h, y1, y2, z, theta] = bufs;
         be.conv1d(&self.pre, x, xm, h, m, Out::Set);
+        if let Some(c) = &self.cond {
+            be.add_rows(c, speaker * self.ch, h, m);
+        }
         self.convs.run(be, h, m, y1, y2);
         be.conv1d(&self.proj, h, m, cond, m, Out::Set);
 

@@ -18,7 +18,13 @@ struct CouplingW<B: Backend> {
     post: B::Conv,
     /// Padding radius of each in-layer conv.
     radii: Vec<usize>,
+    /// Per speaker, the conditioning of every in-layer
+    /// (`[speakers, 2·wn·layers]`; layer `l` adds rows `2·wn·l ..`).
+    cond: Option<B::Vector>,
 }
+
+/// Columns `c0..c1` of a (batched) window belong to speaker `s`.
+pub(crate) type SpeakerCols = (usize, usize, usize);
 
 /// Flow weights on a backend.
 pub(crate) struct FlowW<B: Backend> {
@@ -32,11 +38,17 @@ pub(crate) struct FlowW<B: Backend> {
 }
 
 impl<B: Backend> FlowW<B> {
-    pub(crate) fn new(be: &B, c: &[Coupling]) -> Result<Self, BackendError> {
+    /// `cond`: per coupling, the per-speaker conditioning table of a
+    /// multi-speaker voice.
+    pub(crate) fn new(
+        be: &B,
+        c: &[Coupling],
+        cond: Option<&[Vec<f32>]>,
+    ) -> Result<Self, BackendError> {
         let mut couplings = Vec::with_capacity(c.len());
         let mut radius = 0;
         let mut gap = 0;
-        for cp in c {
+        for (ci, cp) in c.iter().enumerate() {
             for l in cp
                 .in_layers
                 .iter()
@@ -78,6 +90,10 @@ impl<B: Backend> FlowW<B> {
                     .iter()
                     .map(|l| l.dilation * (l.k - 1) / 2)
                     .collect(),
+                cond: cond
+                    .and_then(|t| t.get(ci))
+                    .map(|t| be.prepare_vector(t))
+                    .transpose()?,
             });
         }
         Ok(FlowW {
@@ -112,29 +128,32 @@ impl<B: Backend> FlowW<B> {
     /// which ends of the window are cuts inside a longer sentence: there the
     /// columns within [`FlowW::radius`] of the end are not computed (they
     /// would be discarded); every other column is as with the whole sentence.
+    /// `speaker` picks the conditioning of a multi-speaker voice.
     pub(crate) fn run(
         &self,
         be: &B,
         bufs: &mut [B::Buf],
         l: usize,
         cut: (bool, bool),
+        speaker: usize,
     ) -> Result<(), BackendError> {
-        self.run_with(be, bufs, l, &[], cut)
+        self.run_with(be, bufs, l, &[], &[(0, l, speaker)], cut)
     }
 
     /// [`FlowW::run`] over several windows laid side by side along the
     /// columns, with the column ranges `gaps` (each at least [`FlowW::gap`]
     /// wide) between them: the gaps are zeroed before every conv, so each
     /// window's columns come out exactly as when it runs alone. Gap columns
-    /// of the result hold garbage.
+    /// of the result hold garbage. `speakers` gives each window's speaker.
     pub(crate) fn run_gapped(
         &self,
         be: &B,
         bufs: &mut [B::Buf],
         l: usize,
         gaps: &[(usize, usize)],
+        speakers: &[SpeakerCols],
     ) -> Result<(), BackendError> {
-        self.run_with(be, bufs, l, gaps, (false, false))
+        self.run_with(be, bufs, l, gaps, speakers, (false, false))
     }
 
     /// [`FlowW::run`] or [`FlowW::run_gapped`] (gaps and cuts exclusive).
@@ -144,6 +163,7 @@ impl<B: Backend> FlowW<B> {
         bufs: &mut [B::Buf],
         l: usize,
         gaps: &[(usize, usize)],
+        speakers: &[SpeakerCols],
         cut: (bool, bool),
     ) -> Result<(), BackendError> {
         let cut = if gaps.is_empty() { cut } else { (false, false) };
@@ -158,6 +178,13 @@ impl<B: Backend> FlowW<B> {
         key.push(u64::from(cut.0) | u64::from(cut.1) << 1);
         key.extend(bufs.iter().map(|b| be.buf_key(b)));
         key.extend(gaps.iter().flat_map(|&(a, b)| [a as u64, b as u64]));
+        if self.couplings.iter().any(|c| c.cond.is_some()) {
+            key.extend(
+                speakers
+                    .iter()
+                    .flat_map(|&(a, b, s)| [a as u64, b as u64, s as u64]),
+            );
+        }
         let [z, tmp, h, a, g, skip, mu] = bufs else {
             return Err(BackendError::Device("flow needs 7 buffers".into()));
         };
@@ -188,6 +215,17 @@ impl<B: Backend> FlowW<B> {
                     let hm = sp.view(wn);
                     zero(h, hm);
                     be.conv1d(inl, &*h, hm, &mut *a, sp.view(2 * wn), Out::Set);
+                    if let Some(cond) = &cp.cond {
+                        let rows = 2 * wn * cp.in_layers.len();
+                        let (lo, hi) = sp.range();
+                        for &(c0, c1, s) in speakers {
+                            let (c0, c1) = (c0.max(lo), c1.min(hi));
+                            if c0 < c1 {
+                                let am = Mat::new(2 * wn, sp.len()).sub_cols(c0, c1);
+                                be.add_rows(cond, s * rows + i * 2 * wn, &mut *a, am);
+                            }
+                        }
+                    }
                     sp.grow(radius);
                     let (hm, am) = (sp.view(wn), sp.view(2 * wn));
                     be.gate_tanh_sigmoid(&*a, am, &mut *g, hm);

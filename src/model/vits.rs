@@ -5,7 +5,7 @@ use super::arena::Arena;
 use super::decoder::DecoderW;
 use super::duration::DurationW;
 use super::encoder::EncoderW;
-use super::flow::FlowW;
+use super::flow::{FlowW, SpeakerCols};
 use super::noise::{Noise, STREAM_Z};
 use super::pool::{Lease, Pool, Work};
 use crate::backend::{Backend, Mat};
@@ -30,6 +30,9 @@ pub struct SynthOptions {
     pub max_frames: usize,
     /// Per id, a factor on `length_scale` (SSML rates); `None`: 1 for all.
     pub rates: Option<Arc<[f32]>>,
+    /// Speaker of a multi-speaker voice (`0..speakers`; 0 for a
+    /// single-speaker voice).
+    pub speaker: usize,
 }
 
 impl Default for SynthOptions {
@@ -39,6 +42,7 @@ impl Default for SynthOptions {
             noise: Noise::Seeded(0),
             max_frames: DEFAULT_MAX_FRAMES,
             rates: None,
+            speaker: 0,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Utterance<B: Backend> {
     pending: Option<Pending>,
     noise: Noise,
     noise_scale: f32,
+    /// Speaker (conditions duration predictor, flow and decoder).
+    speaker: usize,
     /// Seconds spent per stage on this sentence so far.
     pub times: StageTimes,
     /// Frames `0..z_ready` of the flow output (`work.z`) are final.
@@ -194,6 +200,11 @@ impl<B: Backend> Utterance<B> {
         self.pending.is_none()
     }
 
+    /// The speaker it is rendered for.
+    pub fn speaker(&self) -> usize {
+        self.speaker
+    }
+
     /// `m_p ‖ logs_p` `[2H, T]` on the host, for checks.
     pub fn encoded(&self, be: &B) -> Vec<f32> {
         let m = Mat::new(2 * self.hidden, self.ids);
@@ -249,6 +260,14 @@ struct Launch {
     gaps: Vec<(usize, usize)>,
 }
 
+/// Each slot's columns of a launch and its item's speaker.
+fn slot_speakers<B: Backend>(slots: &[Slot], items: &[BatchItem<'_, B>]) -> Vec<SpeakerCols> {
+    slots
+        .iter()
+        .map(|sl| (sl.off, sl.off + sl.e - sl.s, items[sl.item].utt.speaker))
+        .collect()
+}
+
 /// Lay windows `(item, s, e)` side by side with `gap` zero columns between
 /// them, in launches of at most `budget` columns (a window wider than that
 /// runs alone).
@@ -286,6 +305,8 @@ pub struct Vits<B: Backend> {
     dec: DecoderW<B>,
     hidden: usize,
     symbols: usize,
+    /// Speakers of the voice (1 for a single-speaker voice).
+    speakers: usize,
     pool: Arc<Pool<B>>,
     batch: Mutex<BatchWork<B>>,
 }
@@ -296,17 +317,24 @@ impl<B: Backend> Vits<B> {
     /// # Errors
     /// Allocation or device failure.
     pub fn new(be: &B, w: &Weights) -> Result<Self> {
+        // A multi-speaker voice: each conditioning conv as one vector per
+        // speaker (added after the conv it follows; the model is not copied).
+        let sp = w.speakers.as_ref();
+        let dp_cond = sp.map(|s| s.table(&s.dp));
+        let flow_cond: Option<Vec<Vec<f32>>> =
+            sp.map(|s| s.flow.iter().map(|c| s.table(c)).collect());
+        let dec_cond = sp.map(|s| s.table(&s.dec));
         // The decoder holds most of the weights: prepare it beside the rest
         // (on the CPU the two halves run on two threads of the pool).
         let (front, dec) = rayon::join(
             || -> Result<_> {
                 Ok((
                     EncoderW::new(be, &w.enc)?,
-                    DurationW::new(be, &w.dp)?,
-                    FlowW::new(be, &w.flow)?,
+                    DurationW::new(be, &w.dp, dp_cond.as_deref())?,
+                    FlowW::new(be, &w.flow, flow_cond.as_deref())?,
                 ))
             },
-            || DecoderW::new(be, &w.dec),
+            || DecoderW::new(be, &w.dec, dec_cond.as_deref()),
         );
         let (enc, dp, flow) = front?;
         let v = Vits {
@@ -316,6 +344,7 @@ impl<B: Backend> Vits<B> {
             dec: dec?,
             hidden: w.enc.hidden,
             symbols: w.enc.symbols,
+            speakers: sp.map_or(1, |s| s.count),
             pool: Arc::new(Pool::new()),
             batch: Mutex::new(BatchWork {
                 flow: Arena::default(),
@@ -332,6 +361,11 @@ impl<B: Backend> Vits<B> {
         self.dec.hop()
     }
 
+    /// Speakers of the voice (1 for a single-speaker voice).
+    pub fn speakers(&self) -> usize {
+        self.speakers
+    }
+
     /// Context frames each side that flow + decoder need (43 for Piper medium voices).
     pub fn halo(&self) -> usize {
         self.flow.radius() + self.dec.radius()
@@ -340,8 +374,8 @@ impl<B: Backend> Vits<B> {
     /// Stages 1–5: ids -> encoder, durations, frame ownership.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for empty input, an id outside the voice, or a
-    /// frame count over `opts.max_frames`.
+    /// [`Error::InvalidArgument`] for empty input, an id outside the voice, a
+    /// speaker outside the voice, or a frame count over `opts.max_frames`.
     pub fn prepare(&self, be: &B, ids: &[i64], opts: &SynthOptions) -> Result<Utterance<B>> {
         self.prepare_first(be, ids, opts, usize::MAX)
     }
@@ -379,6 +413,12 @@ impl<B: Backend> Vits<B> {
                 "id #{} = {id} is outside the voice's symbols 0..{}",
                 i + 1,
                 self.symbols
+            )));
+        }
+        if opts.speaker >= self.speakers {
+            return Err(Error::InvalidArgument(format!(
+                "speaker {} is outside the voice's speakers 0..{}",
+                opts.speaker, self.speakers
             )));
         }
         let sc = opts.scales;
@@ -422,6 +462,7 @@ impl<B: Backend> Vits<B> {
                 dp,
                 &opts.noise,
                 sc.noise_w,
+                opts.speaker,
             )?;
             // A device failure makes the durations meaningless: stop here.
             be.check()?;
@@ -451,6 +492,7 @@ impl<B: Backend> Vits<B> {
             pending,
             noise: opts.noise.clone(),
             noise_scale: sc.noise_scale,
+            speaker: opts.speaker,
             times: StageTimes {
                 encoder: (t1 - t0).as_secs_f64(),
                 duration: (t2 - t1).as_secs_f64(),
@@ -506,6 +548,7 @@ impl<B: Backend> Vits<B> {
             dp,
             &u.noise,
             pend.noise_w,
+            u.speaker,
         )?;
         be.check()?;
         let (durations, total) = frames_of(
@@ -563,7 +606,7 @@ impl<B: Backend> Vits<B> {
             &mut bufs[0],
             Mat::new(c, l),
         );
-        self.flow.run(be, bufs, l, cut)?;
+        self.flow.run(be, bufs, l, cut, u.speaker)?;
         Ok(())
     }
 
@@ -648,7 +691,7 @@ impl<B: Backend> Vits<B> {
         let work = &mut *u.work;
         let z = held(&work.z, 0, "flow output")?;
         let cut = (s2 > 0, e2 < f);
-        let (audio, am) = self.dec.run(be, z, zm, cut, &mut work.dec)?;
+        let (audio, am) = self.dec.run(be, z, zm, cut, u.speaker, &mut work.dec)?;
         let hop = self.hop();
         let keep = am.sub_cols((a - s2) * hop, (b - s2) * hop);
         let start = out.len();
@@ -784,7 +827,8 @@ impl<B: Backend> Vits<B> {
             if !gaps.is_empty() {
                 be.zero_cols(&mut bufs[0], whole, &gaps);
             }
-            self.flow.run_gapped(be, bufs, total, &gaps)?;
+            let speakers = slot_speakers(&slots, items);
+            self.flow.run_gapped(be, bufs, total, &gaps, &speakers)?;
             for sl in &slots {
                 let u = &mut *items[sl.item].utt;
                 let (r, r2) = seg[sl.item];
@@ -816,7 +860,8 @@ impl<B: Backend> Vits<B> {
             if !gaps.is_empty() {
                 be.zero_cols(zb, whole, &gaps);
             }
-            let (audio, am) = self.dec.run_gapped(be, zb, whole, &gaps, &mut work.dec)?;
+            let speakers = slot_speakers(&slots, items);
+            let (audio, am) = self.dec.run_gapped(be, zb, whole, &gaps, &speakers, &mut work.dec)?;
             for sl in &slots {
                 let it = &mut items[sl.item];
                 let (a, b) = (it.a, it.b);

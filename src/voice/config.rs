@@ -1,6 +1,6 @@
 //! The voice's `.onnx.json`: sample rate, default scales, phoneme id map.
 
-use crate::error::VoiceError;
+use crate::error::{Error, Result, VoiceError};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,12 +91,77 @@ struct RawLanguage {
 }
 
 impl VoiceConfig {
+    /// The speaker id that `spec` names: an id in `0..num_speakers`, or a
+    /// name from `speaker_id_map` (exact, else ignoring ASCII case).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `spec` and listing the voice's
+    /// speakers when it is neither.
+    pub fn resolve_speaker(&self, spec: &str) -> Result<i64> {
+        let spec = spec.trim();
+        if let Ok(id) = spec.parse::<i64>() {
+            if usize::try_from(id).is_ok_and(|i| i < self.num_speakers) {
+                return Ok(id);
+            }
+            return Err(Error::InvalidArgument(format!(
+                "speaker id {id} is outside this voice's speakers 0..{} ({})",
+                self.num_speakers,
+                self.speaker_list()
+            )));
+        }
+        let found = self.speaker_id_map.get(spec).copied().or_else(|| {
+            self.speaker_id_map
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(spec))
+                .map(|(_, &id)| id)
+        });
+        match found {
+            Some(id) if usize::try_from(id).is_ok_and(|i| i < self.num_speakers) => Ok(id),
+            Some(id) => Err(Error::InvalidArgument(format!(
+                "speaker {spec:?} maps to id {id}, outside this voice's speakers 0..{}",
+                self.num_speakers
+            ))),
+            None => Err(Error::InvalidArgument(format!(
+                "unknown speaker {spec:?}; this voice has {}",
+                self.speaker_list()
+            ))),
+        }
+    }
+
+    /// The name `speaker_id_map` gives speaker `id` (the first by name when
+    /// several do), if any.
+    pub fn speaker_name(&self, id: i64) -> Option<&str> {
+        self.speaker_id_map
+            .iter()
+            .filter(|(_, &v)| v == id)
+            .map(|(n, _)| n.as_str())
+            .min()
+    }
+
+    /// The speakers for messages: `3 speakers: 0 ann, 1 bob, 2 cid` (names
+    /// where known; at most 20 listed).
+    fn speaker_list(&self) -> String {
+        const SHOWN: usize = 20;
+        let n = self.num_speakers;
+        let mut items: Vec<String> = (0..n.min(SHOWN))
+            .map(|i| match self.speaker_name(i as i64) {
+                Some(name) => format!("{i} {name}"),
+                None => i.to_string(),
+            })
+            .collect();
+        if n > SHOWN {
+            items.push(format!("… {}", n - 1));
+        }
+        let noun = if n == 1 { "speaker" } else { "speakers" };
+        format!("{n} {noun}: {}", items.join(", "))
+    }
+
     /// Read and validate a `.onnx.json` file.
     ///
     /// # Errors
     /// [`VoiceError::Io`] when unreadable; [`VoiceError::Config`] naming the JSON
     /// line/column or the field at fault.
-    pub fn load(path: &Path) -> Result<Self, VoiceError> {
+    pub fn load(path: &Path) -> std::result::Result<Self, VoiceError> {
         let bytes = std::fs::read(path).map_err(|source| VoiceError::Io {
             path: path.to_path_buf(),
             source,
@@ -108,7 +173,7 @@ impl VoiceConfig {
     ///
     /// # Errors
     /// [`VoiceError::Config`] naming the JSON position or the field at fault.
-    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, VoiceError> {
+    pub fn parse(bytes: &[u8], path: &Path) -> std::result::Result<Self, VoiceError> {
         let err = |msg: String| VoiceError::Config {
             path: path.to_path_buf(),
             msg,

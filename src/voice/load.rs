@@ -44,6 +44,16 @@ impl Voice {
                 ),
             }));
         }
+        let model_speakers = weights.speakers.as_ref().map_or(1, |s| s.count);
+        if model_speakers != config.num_speakers {
+            return Err(Error::Model(VoiceError::Config {
+                path: config_path,
+                msg: format!(
+                    "num_speakers {} differs from the model's {model_speakers} (rows of emb_g.weight)",
+                    config.num_speakers
+                ),
+            }));
+        }
         let ids = PhonemeIdMap::new(&config);
         Ok(Voice {
             path: voice.to_path_buf(),

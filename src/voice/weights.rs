@@ -146,6 +146,68 @@ pub struct Decoder {
     pub conv_post: Conv,
 }
 
+/// Speaker conditioning of a multi-speaker voice: the speaker table and the
+/// 1×1 convs that map a speaker's embedding `g` into each stage. `g` is
+/// constant over time, so each conv gives one vector per speaker, added to
+/// the output of the conv it follows (duration predictor `pre`, every
+/// WaveNet in-layer of the flow, decoder `conv_pre`).
+#[derive(Clone, Debug)]
+pub struct Speakers {
+    /// `emb_g.weight` `[count, gin]`.
+    pub emb: Vec<f32>,
+    /// Speakers (rows of `emb`).
+    pub count: usize,
+    /// Embedding channels.
+    pub gin: usize,
+    /// `dp.cond`: gin → duration-predictor channels.
+    pub dp: Conv,
+    /// Per coupling, in the order of [`Weights::flow`]: `enc.cond_layer`,
+    /// gin → 2·hidden·layers (layer `l` takes rows `2·hidden·l ..`).
+    pub flow: Vec<Conv>,
+    /// `dec.cond`: gin → `conv_pre` outputs.
+    pub dec: Conv,
+}
+
+impl Speakers {
+    /// `c(g)` for every speaker: `[count, c.cout]` (bias included), summed
+    /// in f64 (speakers in parallel: a voice may have hundreds).
+    pub fn table(&self, c: &Conv) -> Vec<f32> {
+        use rayon::prelude::*;
+        let mut out = vec![0.0f32; self.count * c.cout];
+        if c.cout == 0 {
+            return out;
+        }
+        out.par_chunks_mut(c.cout)
+            .zip(self.emb.par_chunks(self.gin))
+            .for_each(|(row, g)| {
+                for (o, v) in row.iter_mut().enumerate() {
+                    let w = &c.w[o * c.cin..(o + 1) * c.cin];
+                    let b = c.b.as_ref().map_or(0.0, |b| f64::from(b[o]));
+                    *v = (b + dot(w, g)) as f32;
+                }
+            });
+        out
+    }
+}
+
+/// `Σ a·b` in f64, four independent sums (so it vectorises).
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += f64::from(x[i]) * f64::from(y[i]);
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// All weights of a voice.
 #[derive(Clone, Debug)]
 pub struct Weights {
@@ -157,6 +219,8 @@ pub struct Weights {
     pub flow: Vec<Coupling>,
     /// Decoder.
     pub dec: Decoder,
+    /// Speaker conditioning; `None` for a single-speaker voice.
+    pub speakers: Option<Speakers>,
 }
 
 impl Weights {
@@ -408,6 +472,32 @@ impl Reader {
         )
     }
 
+    /// A 1×1 conditioning conv: weight `{prefix}.weight`, or (weight-normed
+    /// in training, folded by the exporter under a generic name) input 1 of
+    /// `node`; bias `{prefix}.bias`.
+    fn cond_conv(
+        &mut self,
+        prefix: &str,
+        node: &str,
+        cout: Option<usize>,
+        cin: Option<usize>,
+    ) -> Result<Conv, VoiceError> {
+        let named = format!("{prefix}.weight");
+        let weight = if self.has(&named) {
+            named
+        } else {
+            self.node_input(node, 1)?
+        };
+        self.conv(
+            &weight,
+            Some(&format!("{prefix}.bias")),
+            cout,
+            cin,
+            Some(1),
+            1,
+        )
+    }
+
     fn dilation_of(&self, node: &str) -> Result<usize, VoiceError> {
         let n = self.node(node)?;
         Ok(n.ints("dilations")
@@ -437,16 +527,64 @@ impl Reader {
 }
 
 fn read_weights(r: &mut Reader) -> Result<Weights, VoiceError> {
-    if r.has("emb_g.weight") {
-        return Err(
-            r.err("multi-speaker voices (emb_g.weight) are not supported by this version".into())
-        );
-    }
     let enc = read_encoder(r)?;
     let dp = read_dp(r, enc.hidden)?;
     let flow = read_flow(r, enc.hidden)?;
     let dec = read_decoder(r, enc.hidden)?;
-    Ok(Weights { enc, dp, flow, dec })
+    let speakers = if r.has("emb_g.weight") {
+        Some(read_speakers(r, &dp, &flow, &dec)?)
+    } else {
+        None
+    };
+    Ok(Weights {
+        enc,
+        dp,
+        flow,
+        dec,
+        speakers,
+    })
+}
+
+/// The speaker table and the conditioning convs, shapes checked against the
+/// stages they condition.
+fn read_speakers(
+    r: &mut Reader,
+    dp: &DurationPredictor,
+    flow: &[Coupling],
+    dec: &Decoder,
+) -> Result<Speakers, VoiceError> {
+    let emb = r.tensor("emb_g.weight", &[None, None])?;
+    let (count, gin) = (emb.shape[0], emb.shape[1]);
+    if count == 0 || gin == 0 {
+        return Err(r.err(format!(
+            "tensor emb_g.weight has shape {:?}: needs speakers and channels",
+            emb.shape
+        )));
+    }
+    let g = Some(gin);
+    let dp_cond = r.cond_conv("dp.cond", "/dp/cond/Conv", Some(dp.pre.cout), g)?;
+    // Couplings run as flows.6, .4, .2, .0 (see `read_flow`).
+    let n = flow.len();
+    let mut flow_cond = Vec::with_capacity(n);
+    for (i, cp) in flow.iter().enumerate() {
+        let f = 2 * (n - 1 - i);
+        let rows = 2 * cp.pre.cout * cp.in_layers.len();
+        flow_cond.push(r.cond_conv(
+            &format!("flow.flows.{f}.enc.cond_layer"),
+            &format!("/flow/flows.{f}/enc/cond_layer/Conv"),
+            Some(rows),
+            g,
+        )?);
+    }
+    let dec_cond = r.cond_conv("dec.cond", "/dec/cond/Conv", Some(dec.conv_pre.cout), g)?;
+    Ok(Speakers {
+        emb: emb.data,
+        count,
+        gin,
+        dp: dp_cond,
+        flow: flow_cond,
+        dec: dec_cond,
+    })
 }
 
 fn read_encoder(r: &mut Reader) -> Result<Encoder, VoiceError> {
@@ -573,8 +711,16 @@ fn read_dp(r: &mut Reader, hidden: usize) -> Result<DurationPredictor, VoiceErro
         });
     }
     let m = r.tensor("dp.flows.0.m", &[Some(2), Some(1)])?.data;
+    // `exp(−logs)`: folded by the exporter into one initializer, or (other
+    // torch versions) an `Exp` node of the initializer `−logs`.
     let e_name = r.node_input("/dp/flows.0/Mul", 1)?;
-    let e = r.tensor(&e_name, &[Some(2), Some(1)])?.data;
+    let e = if r.has(&e_name) || e_name != "/dp/flows.0/Exp_output_0" {
+        r.tensor(&e_name, &[Some(2), Some(1)])?.data
+    } else {
+        let x = r.node_input("/dp/flows.0/Exp", 0)?;
+        let x = r.tensor(&x, &[Some(2), Some(1)])?.data;
+        x.iter().map(|v| v.exp()).collect()
+    };
     Ok(DurationPredictor {
         pre,
         convs,

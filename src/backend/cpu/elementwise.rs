@@ -67,6 +67,17 @@ pub(crate) fn axpy(threads: usize, alpha: f32, x: &[f32], xm: Mat, y: &mut [f32]
     });
 }
 
+/// `x[r, :] += bias[r]`.
+pub(crate) fn add_rows(threads: usize, bias: &[f32], x: &mut [f32], xm: Mat) {
+    let work = xm.rows() * xm.cols();
+    let items: Vec<(&mut [f32], f32)> = rows_mut(x, xm).zip(bias.iter().copied()).collect();
+    par_each(threads, items, work, |(r, b)| {
+        for v in r {
+            *v += b;
+        }
+    });
+}
+
 /// `x *= alpha`.
 pub(crate) fn scale(threads: usize, alpha: f32, x: &mut [f32], xm: Mat) {
     let work = xm.rows() * xm.cols();

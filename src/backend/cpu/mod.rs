@@ -558,6 +558,16 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn add_rows(&self, v: &Vec<f32>, off: usize, x: &mut Vec<f32>, xm: Mat) {
+        if self.admit(
+            "add_rows",
+            &[(x.len(), xm)],
+            shape::add_rows(v.len(), off, xm),
+        ) {
+            elementwise::add_rows(self.threads, &v[off..off + xm.rows()], x, xm);
+        }
+    }
+
     fn scale(&self, alpha: f32, x: &mut Vec<f32>, xm: Mat) {
         if self.admit("scale", &[(x.len(), xm)], Ok(())) {
             elementwise::scale(self.threads, alpha, x, xm);

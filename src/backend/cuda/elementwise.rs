@@ -41,6 +41,23 @@ impl CudaBackend {
         }
     }
 
+    /// [`crate::backend::Backend::add_rows`]: the conv epilogue's bias kernel
+    /// (`vx_bias_act` without ReLU) on rows `off..` of the vector.
+    pub(super) fn enqueue_add_rows(&self, v: &CudaBuf, off: usize, x: &mut CudaBuf, xm: Mat) {
+        if !self.admit(
+            "add_rows",
+            &[(x.len(), xm)],
+            shape::add_rows(v.len(), off, xm),
+        ) {
+            return;
+        }
+        let (xv, relu) = (view(xm), 0i32);
+        let bias = v.ptr + (off * std::mem::size_of::<f32>()) as u64;
+        if xm.rows() * xm.cols() > 0 {
+            launch!(self, bias_act, grid(xm.rows() * xm.cols()), x.ptr, xv, bias, relu);
+        }
+    }
+
     /// [`crate::backend::Backend::copy`].
     pub(super) fn enqueue_copy(&self, x: &CudaBuf, xm: Mat, y: &mut CudaBuf, ym: Mat) {
         if !self.admit("copy", &[(x.len(), xm), (y.len(), ym)], shape::same(xm, ym)) {

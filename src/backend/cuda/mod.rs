@@ -155,6 +155,10 @@ impl Backend for CudaBackend {
         self.enqueue_leaky_relu(slope, x, xm, y, ym);
     }
 
+    fn add_rows(&self, v: &CudaBuf, off: usize, x: &mut CudaBuf, xm: Mat) {
+        self.enqueue_add_rows(v, off, x, xm);
+    }
+
     fn tanh(&self, x: &mut CudaBuf, xm: Mat) {
         self.enqueue_tanh(x, xm);
     }
