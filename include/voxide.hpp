@@ -6,6 +6,10 @@
 //   audio.write_wav("hello.wav");
 //   engine.speak_stream("həlˈoʊ.", [](voxide::Samples chunk) { ...; return true; },
 //                       voxide::SpeakOptions().phonemes());
+//   voxide::Audio text = engine.speak("Hello world.", voxide::SpeakOptions().speed(1.5f));
+//   for (const voxide::Word &w : text.words()) { w.text, w.start, w.end ... }
+//   text.write_subtitles("hello.srt", "Hello world.");
+//   engine.speak_events("Hello world.", [](const voxide::Event &ev) { ...; return true; });
 //
 // - RAII: Engine, Permit and Audio own their C handles (move-only) and free
 //   them in their destructors.
@@ -15,8 +19,9 @@
 //   (share it by reference or pointer); Permit and Audio objects belong to
 //   one thread at a time.
 // - Lifetimes: Samples is a non-owning view, valid while its Audio lives
-//   (or, in a stream callback, until the callback returns). An Audio or a
-//   Permit may outlive the Engine it came from.
+//   (or, in a stream or event callback, until the callback returns). Word,
+//   Mark and the strings of an Event are copies. An Audio or a Permit may
+//   outlive the Engine it came from.
 #ifndef VOXIDE_HPP
 #define VOXIDE_HPP
 
@@ -84,6 +89,36 @@ private:
     std::size_t size_ = 0;
 };
 
+/// One input word and when it is spoken (a copy of a VoxideWord).
+struct Word {
+    std::string text;             ///< the word as written, without punctuation
+    std::size_t char_start = 0;   ///< first byte of the word in the input text (SSML: in the SSML)
+    std::size_t char_end = 0;     ///< byte past the word in the input text
+    std::size_t start = 0;        ///< first sample of the word in the audio
+    std::size_t end = 0;          ///< sample past the word's last
+};
+
+/// An SSML `<mark name="..."/>` and the sample it falls on.
+struct Mark {
+    std::string name;
+    std::size_t sample = 0;
+};
+
+namespace detail {
+inline Word word_of(const VoxideWord &w) {
+    return Word{w.text ? std::string(w.text) : std::string(), w.char_start, w.char_end, w.start, w.end};
+}
+}  // namespace detail
+
+/// One event of Engine::speak_events; only the fields of its `kind` are set.
+struct Event {
+    VoxideEventKind kind = VOXIDE_EVENT_AUDIO;
+    Samples samples;  ///< VOXIDE_EVENT_AUDIO: the next audio (valid until the callback returns)
+    Word word;        ///< VOXIDE_EVENT_WORD: an input word is complete
+    Mark mark;        ///< VOXIDE_EVENT_MARK: an SSML mark was reached
+    // VOXIDE_EVENT_SENTENCE_END: a sentence (or an SSML break's silence) ended.
+};
+
 /// Synthesized audio (owns a VoxideAudio).
 class Audio {
 public:
@@ -99,6 +134,44 @@ public:
     double duration() const noexcept { return sample_rate() ? double(size()) / double(sample_rate()) : 0.0; }
     /// Write a 16-bit mono WAV file; throws Error.
     void write_wav(const std::string &path) const { detail::check(voxide_audio_write_wav(raw_.get(), path.c_str())); }
+    /// The input words with their sample ranges, in input order (none for ids input).
+    std::vector<Word> words() const {
+        std::vector<Word> out;
+        std::size_t n = voxide_audio_word_count(raw_.get());
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; i++) {
+            VoxideWord w{};
+            detail::check(voxide_audio_word(raw_.get(), i, &w));
+            out.push_back(detail::word_of(w));
+        }
+        return out;
+    }
+    /// The SSML marks with their samples, in order.
+    std::vector<Mark> marks() const {
+        std::vector<Mark> out;
+        std::size_t n = voxide_audio_mark_count(raw_.get());
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; i++) {
+            const char *name = nullptr;
+            std::size_t sample = 0;
+            detail::check(voxide_audio_mark(raw_.get(), i, &name, &sample));
+            out.push_back(Mark{name ? std::string(name) : std::string(), sample});
+        }
+        return out;
+    }
+    /// Write the word timestamps and marks as JSON; throws Error.
+    void write_timestamps(const std::string &path) const {
+        detail::check(voxide_audio_write_timestamps(raw_.get(), path.c_str()));
+    }
+    /// Write captions (WebVTT when `path` ends in .vtt, else SRT) whose cues show
+    /// `source`, the plain text that was spoken, with its punctuation; throws Error.
+    void write_subtitles(const std::string &path, const std::string &source) const {
+        detail::check(voxide_audio_write_subtitles(raw_.get(), path.c_str(), source.c_str()));
+    }
+    /// Write captions whose cues show the words; throws Error.
+    void write_subtitles(const std::string &path) const {
+        detail::check(voxide_audio_write_subtitles(raw_.get(), path.c_str(), nullptr));
+    }
     const VoxideAudio *get() const noexcept { return raw_.get(); }
 
 private:
@@ -147,10 +220,16 @@ public:
     SpeakOptions &input(VoxideInput i) noexcept { raw_.input = i; return *this; }
     /// `text` is espeak-style IPA, one sentence per line.
     SpeakOptions &phonemes() noexcept { return input(VOXIDE_INPUT_PHONEMES); }
+    /// `text` is an SSML `<speak>` document.
+    SpeakOptions &ssml() noexcept { return input(VOXIDE_INPUT_SSML); }
+    /// Speaking speed, 0.25 to 4 (2: twice as fast; 0: normal).
+    SpeakOptions &speed(float v) noexcept { raw_.speed = v; return *this; }
+    SpeakOptions &phonemizer(VoxidePhonemizer p) noexcept { raw_.phonemizer = p; return *this; }
     SpeakOptions &noise_scale(float v) noexcept { raw_.noise_scale = v; return *this; }
     SpeakOptions &length_scale(float v) noexcept { raw_.length_scale = v; return *this; }
     SpeakOptions &noise_w(float v) noexcept { raw_.noise_w = v; return *this; }
     SpeakOptions &seed(std::uint64_t v) noexcept { raw_.seed = v; return *this; }
+    /// Speaker of a multi-speaker voice (see Engine::speaker_id); negative: the voice's default.
     SpeakOptions &speaker(std::int64_t id) noexcept { raw_.speaker_id = id; return *this; }
     const VoxideSpeakOptions &raw() const noexcept { return raw_; }
 
@@ -242,6 +321,58 @@ public:
     void speak_stream(const std::string &text, F &&on_chunk, const SpeakOptions &options = SpeakOptions(),
                       const std::string &voice = std::string()) {
         speak_stream(text, std::forward<F>(on_chunk), acquire_permit(), options, voice);
+    }
+
+    /// Stream the events of `text` (audio chunks, words, SSML marks, sentence
+    /// ends, in order) to `on_event(const voxide::Event &)`, which returns bool
+    /// (false cancels: Error(VOXIDE_ERR_CANCELLED) is thrown) or void. An
+    /// exception thrown by `on_event` cancels the request and is rethrown here.
+    template <class F>
+    void speak_events(const std::string &text, F &&on_event, Permit permit,
+                      const SpeakOptions &options = SpeakOptions(), const std::string &voice = std::string()) {
+        struct Ctx {
+            F *f;
+            std::exception_ptr error;
+        } ctx{&on_event, nullptr};
+        auto trampoline = [](const VoxideEvent *e, void *user_data) -> bool {
+            Ctx *c = static_cast<Ctx *>(user_data);
+            try {
+                Event ev;
+                ev.kind = e->kind;
+                if (e->kind == VOXIDE_EVENT_AUDIO) ev.samples = Samples(e->samples, e->len);
+                if (e->kind == VOXIDE_EVENT_WORD) ev.word = detail::word_of(e->word);
+                if (e->kind == VOXIDE_EVENT_MARK)
+                    ev.mark = Mark{e->mark_name ? std::string(e->mark_name) : std::string(), e->mark_sample};
+                if constexpr (std::is_void_v<std::invoke_result_t<F &, const Event &>>) {
+                    (*c->f)(static_cast<const Event &>(ev));
+                    return true;
+                } else {
+                    return static_cast<bool>((*c->f)(static_cast<const Event &>(ev)));
+                }
+            } catch (...) {
+                c->error = std::current_exception();  // never unwind through C
+                return false;
+            }
+        };
+        VoxideStatus st = voxide_engine_speak_events(raw_.get(), text.c_str(), detail::voice_or_null(voice),
+                                                     &options.raw(), permit.release(), trampoline, &ctx);
+        if (ctx.error) std::rethrow_exception(ctx.error);
+        detail::check(st);
+    }
+    /// Stream events, waiting for a permit first.
+    template <class F>
+    void speak_events(const std::string &text, F &&on_event, const SpeakOptions &options = SpeakOptions(),
+                      const std::string &voice = std::string()) {
+        speak_events(text, std::forward<F>(on_event), acquire_permit(), options, voice);
+    }
+
+    /// The id of speaker `name` (a name of the voice's speaker_id_map, or a
+    /// number in range) of `voice` (empty: the default voice), for
+    /// SpeakOptions::speaker; throws Error (VOXIDE_ERR_INVALID_ARGUMENT: no such speaker).
+    std::int64_t speaker_id(const std::string &name, const std::string &voice = std::string()) const {
+        std::int64_t id = -1;
+        detail::check(voxide_engine_speaker_id(raw_.get(), detail::voice_or_null(voice), name.c_str(), &id));
+        return id;
     }
 
     /// The device: "cpu" or "cuda:N (name)".

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build and run every example (c, cpp, go, csharp, rust) against an installed
 # prefix with a real voice, and check that each WAV it writes is non-trivial
-# (a RIFF/WAVE PCM16 header and more than 0.5 s of audio).
+# (a RIFF/WAVE PCM16 header and more than 0.5 s of audio), and that the SRT
+# captions the C example writes next to its WAV are well-formed.
 #
 #   scripts/run-examples.sh PREFIX VOICE OUTDIR
 # Env: VOXIDE_EXAMPLES_SKIP=go,csharp  skip examples whose toolchain is absent
@@ -52,7 +53,25 @@ check_wav() {
     echo "  $f: ok ($(( data / 2 )) samples at $rate Hz)"
 }
 
-# run_example NAME TOOL CMD... : build+run via CMD, then check OUTDIR/NAME.wav (+ .stream.wav if made)
+# check_srt FILE: SubRip, starting with a well-formed cue:
+#   1 / HH:MM:SS,mmm --> HH:MM:SS,mmm / a non-empty text line
+check_srt() {
+    local f="$1"
+    [ -s "$f" ] || { echo "  $f: missing or empty"; return 1; }
+    local l1 l2 l3
+    l1="$(sed -n 1p "$f" | tr -d '\r')"
+    l2="$(sed -n 2p "$f" | tr -d '\r')"
+    l3="$(sed -n 3p "$f" | tr -d '\r')"
+    local t='[0-9][0-9]:[0-9][0-9]:[0-9][0-9],[0-9][0-9][0-9]'
+    if [ "$l1" != 1 ] || ! [[ "$l2" =~ ^$t\ --\>\ $t$ ]] || [ -z "$l3" ]; then
+        echo "  $f: not an SRT starting with a cue (got: '$l1' / '$l2' / '$l3')"
+        return 1
+    fi
+    echo "  $f: ok ($(grep -c -- ' --> ' "$f") cues; first: $l2 $l3)"
+}
+
+# run_example NAME TOOL CMD... : build+run via CMD, then check OUTDIR/NAME.wav
+# (+ .stream.wav and .srt if made)
 run_example() {
     local name="$1" tool="$2"
     shift 2
@@ -69,7 +88,7 @@ run_example() {
         return
     fi
     echo "== $name"
-    rm -f "$out/$name.wav" "$out/$name.stream.wav"
+    rm -f "$out/$name.wav" "$out/$name.stream.wav" "$out/$name.srt"
     local ok=1
     if ! "$@" > "$build/$name.log" 2>&1; then
         sed 's/^/  | /' "$build/$name.log"
@@ -79,6 +98,7 @@ run_example() {
         sed 's/^/  | /' "$build/$name.log"
         check_wav "$out/$name.wav" || ok=0
         if [ -e "$out/$name.stream.wav" ]; then check_wav "$out/$name.stream.wav" || ok=0; fi
+        if [ -e "$out/$name.srt" ]; then check_srt "$out/$name.srt" || ok=0; fi
     fi
     if [ $ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
@@ -87,7 +107,8 @@ example_c() {
     cmake -S "$root/examples/c" -B "$build/c" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release &&
     cmake --build "$build/c" &&
     "$build/c/speak" "$voice" "$out/c.wav" &&
-    [ -e "$out/c.stream.wav" ]
+    [ -e "$out/c.stream.wav" ] &&
+    { [ -e "$out/c.srt" ] || { echo "c.srt (the captions of c.wav) not written"; false; }; }
 }
 example_cpp() {
     cmake -S "$root/examples/cpp" -B "$build/cpp" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release &&

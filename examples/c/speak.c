@@ -1,11 +1,12 @@
 /*
- * voxide C example: speak a fixed sentence to a WAV file, then stream the
- * same sentence chunk by chunk into a second WAV file.
+ * voxide C example: speak a fixed sentence to a WAV file with SRT captions,
+ * then stream the same sentence chunk by chunk into a second WAV file.
  *
  *   speak [VOICE_PATH [OUT_WAV]]     (defaults: $VOXIDE_VOICE, out.wav)
  *
- * Writes OUT_WAV (whole request, voxide_audio_write_wav) and
- * OUT_WAV's name with ".stream.wav" instead of ".wav" (streamed chunks).
+ * Writes OUT_WAV (whole request, voxide_audio_write_wav), OUT_WAV's name
+ * with ".srt" instead of ".wav" (its captions, voxide_audio_write_subtitles)
+ * and with ".stream.wav" (streamed chunks).
  */
 #include <voxide.h>
 
@@ -112,9 +113,16 @@ int main(int argc, char **argv) {
     st = voxide_engine_acquire_permit(engine, VOXIDE_TIMEOUT_FOREVER, &permit);
     if (st != VOXIDE_OK) return fail("acquire_permit", st);
     st = voxide_engine_speak(engine, SENTENCE_TEXT, NULL, permit, &audio);
-    if (st == VOXIDE_OK)
+    if (st == VOXIDE_OK) {
         printf("plain text: %zu samples\n", voxide_audio_len(audio));
-    else
+        /* Each input word with the samples it is spoken in. */
+        for (size_t i = 0; i < voxide_audio_word_count(audio); i++) {
+            VoxideWord w;
+            if (voxide_audio_word(audio, i, &w) == VOXIDE_OK)
+                printf("  %-8s %.2f..%.2f s\n", w.text, (double)w.start / voxide_audio_sample_rate(audio),
+                       (double)w.end / voxide_audio_sample_rate(audio));
+        }
+    } else
         printf("plain text: %s (%s)\n", voxide_status_name(st), voxide_last_error());
     voxide_audio_free(audio);
     audio = NULL;
@@ -132,14 +140,21 @@ int main(int argc, char **argv) {
     float peak = 0;
     for (size_t i = 0; i < n; i++) peak = samples[i] > peak ? samples[i] : (-samples[i] > peak ? -samples[i] : peak);
     st = voxide_audio_write_wav(audio, out);
-    voxide_audio_free(audio);
-    if (st != VOXIDE_OK) { voxide_engine_free(engine); return fail("write_wav", st); }
+    if (st != VOXIDE_OK) { voxide_audio_free(audio); voxide_engine_free(engine); return fail("write_wav", st); }
     printf("spoke %zu samples (%.2f s at %u Hz, peak %.3f) to %s\n", n, (double)n / rate, rate, peak, out);
 
-    /* Streaming: OUT.wav -> OUT.stream.wav */
-    char stream_path[4096];
+    /* Captions of the WAV: OUT.wav -> OUT.srt, cues showing the spoken text. */
+    char srt_path[4096], stream_path[4096];
     size_t len = strlen(out);
     if (len > 4 && strcmp(out + len - 4, ".wav") == 0) len -= 4;
+    snprintf(srt_path, sizeof srt_path, "%.*s.srt", (int)len, out);
+    st = voxide_audio_write_subtitles(audio, srt_path, SENTENCE_IPA);
+    size_t words = voxide_audio_word_count(audio);
+    voxide_audio_free(audio);
+    if (st != VOXIDE_OK) { voxide_engine_free(engine); return fail("write_subtitles", st); }
+    printf("captions of %zu words to %s\n", words, srt_path);
+
+    /* Streaming: OUT.wav -> OUT.stream.wav */
     snprintf(stream_path, sizeof stream_path, "%.*s.stream.wav", (int)len, out);
     int rc = stream_to_wav(engine, &options, stream_path);
 

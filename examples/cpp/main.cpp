@@ -1,18 +1,21 @@
 // voxide C++ example: the header-only wrapper (voxide.hpp), several threads
-// sharing one engine, streaming with a lambda, errors as exceptions.
+// sharing one engine, streaming with a lambda, word timestamps, errors as
+// exceptions.
 //
 //   speak_cpp [VOICE_PATH [OUT_WAV]]     (defaults: $VOXIDE_VOICE, out.wav)
 #include <voxide.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-// "Hello from voxide, a text to speech engine." as espeak IPA.
+static const std::string kSentence = "Hello from voxide, a text to speech engine.";
+// kSentence as espeak IPA.
 static const std::string kSentenceIpa = "həlˈoʊ fɹʌm vˈɑːksaɪd, ɐ tˈɛkst tə spˈiːtʃ ˈɛndʒɪn.";
 static const std::vector<std::string> kShort = {"wˈʌn.", "tˈuː.", "θɹˈiː.", "fˈoːɹ."};
 
@@ -66,6 +69,12 @@ int main(int argc, char **argv) {
         }, phonemes);
         std::cout << "streamed " << chunks << " chunks, " << streamed << " samples\n";
         if (streamed != s.size()) throw std::runtime_error("streamed audio differs from the whole audio");
+
+        // Plain text: each input word and when it is spoken.
+        voxide::Audio text = engine.speak(kSentence);
+        for (const voxide::Word &w : text.words())
+            std::printf("  %-8s %.2f..%.2f s\n", w.text.c_str(), double(w.start) / text.sample_rate(),
+                        double(w.end) / text.sample_rate());
 
         // Errors are exceptions carrying the status.
         try {

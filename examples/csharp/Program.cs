@@ -9,7 +9,8 @@ using Voxide;
 
 static class Program
 {
-    // "Hello from voxide, a text to speech engine." as espeak IPA.
+    const string Sentence = "Hello from voxide, a text to speech engine.";
+    // Sentence as espeak IPA.
     const string SentenceIpa = "həlˈoʊ fɹʌm vˈɑːksaɪd, ɐ tˈɛkst tə spˈiːtʃ ˈɛndʒɪn.";
 
     static int Main(string[] args)
@@ -83,6 +84,12 @@ static class Program
                 using (Permit p1 = engine.AcquirePermit(0))
                 using (Permit p2 = engine.AcquirePermit(0)) { }
                 Console.WriteLine("lifetime guards ok");
+
+                // Plain text: each input word and when it is spoken.
+                using (Audio text = engine.Speak(Sentence))
+                    foreach (Word w in text.Words())
+                        Console.WriteLine(string.Format(System.Globalization.CultureInfo.InvariantCulture,
+                            "  {0,-8} {1:F2}..{2:F2} s", w.Text, (double)w.Start / text.SampleRate, (double)w.End / text.SampleRate));
 
                 try
                 {

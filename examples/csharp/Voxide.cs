@@ -25,7 +25,46 @@ namespace Voxide
 
     public enum Device { Auto = 0, Cpu = 1, Cuda = 2 }
 
-    public enum Input { Text = 0, Phonemes = 1, Ids = 2 }
+    public enum Input { Text = 0, Phonemes = 1, Ids = 2, Ssml = 3 }
+
+    /// <summary>What an Event carries (VoxideEventKind).</summary>
+    public enum EventKind { Audio = 0, Word = 1, Mark = 2, SentenceEnd = 3 }
+
+    /// <summary>An input word and when it is spoken (sample indices into the audio,
+    /// byte offsets into the UTF-8 input text; for SSML into the SSML).</summary>
+    public sealed class Word
+    {
+        public string Text { get; private set; }
+        public long CharStart { get; private set; }
+        public long CharEnd { get; private set; }
+        public long Start { get; private set; }
+        public long End { get; private set; }
+        internal Word(WordNative w)
+        {
+            Text = Native.FromUtf8z(w.text);
+            CharStart = (long)w.char_start.ToUInt64(); CharEnd = (long)w.char_end.ToUInt64();
+            Start = (long)w.start.ToUInt64(); End = (long)w.end.ToUInt64();
+        }
+        public override string ToString() { return Text + " [" + Start + ", " + End + ")"; }
+    }
+
+    /// <summary>An SSML mark and the sample it falls on.</summary>
+    public sealed class Mark
+    {
+        public string Name { get; private set; }
+        public long Sample { get; private set; }
+        internal Mark(string name, long sample) { Name = name; Sample = sample; }
+    }
+
+    /// <summary>One event of Engine.SpeakEvents; only the members of its Kind are set.</summary>
+    public sealed class Event
+    {
+        public EventKind Kind { get; internal set; }
+        /// <summary>EventKind.Audio: a copy of the next samples.</summary>
+        public float[] Samples { get; internal set; }
+        public Word Word { get; internal set; }
+        public Mark Mark { get; internal set; }
+    }
 
     /// <summary>A failed voxide call: its status and message.</summary>
     public class VoxideException : Exception
@@ -97,6 +136,31 @@ namespace Voxide
         public float speed;    // 1 unless set
     }
 
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct WordNative
+    {
+        public IntPtr text;
+        public UIntPtr char_start;
+        public UIntPtr char_end;
+        public UIntPtr start;
+        public UIntPtr end;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct EventNative
+    {
+        public int kind;
+        public IntPtr samples;
+        public UIntPtr len;
+        public WordNative word;
+        public IntPtr mark_name;
+        public UIntPtr mark_sample;
+    }
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    [return: MarshalAs(UnmanagedType.I1)]
+    internal delegate bool EventCallback(IntPtr ev, IntPtr userData);
+
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     [return: MarshalAs(UnmanagedType.I1)]
     internal delegate bool ChunkCallback(IntPtr samples, UIntPtr len, IntPtr userData);
@@ -123,6 +187,15 @@ namespace Voxide
         [DllImport(Lib)] public static extern uint voxide_audio_sample_rate(AudioHandle audio);
         [DllImport(Lib)] public static extern Status voxide_audio_write_wav(AudioHandle audio, byte[] path);
         [DllImport(Lib)] public static extern void voxide_audio_free(IntPtr audio);
+        [DllImport(Lib)] public static extern UIntPtr voxide_audio_word_count(AudioHandle audio);
+        [DllImport(Lib)] public static extern Status voxide_audio_word(AudioHandle audio, UIntPtr index, out WordNative word);
+        [DllImport(Lib)] public static extern UIntPtr voxide_audio_mark_count(AudioHandle audio);
+        [DllImport(Lib)] public static extern Status voxide_audio_mark(AudioHandle audio, UIntPtr index, out IntPtr name, out UIntPtr sample);
+        [DllImport(Lib)] public static extern Status voxide_audio_write_timestamps(AudioHandle audio, byte[] path);
+        [DllImport(Lib)] public static extern Status voxide_audio_write_subtitles(AudioHandle audio, byte[] path, byte[] source);
+        [DllImport(Lib)] public static extern Status voxide_engine_speaker_id(EngineHandle engine, byte[] voice, byte[] name, out long id);
+        [DllImport(Lib)] public static extern Status voxide_engine_speak_events(EngineHandle engine, byte[] text, byte[] voice,
+            ref SpeakOptionsNative options, IntPtr permit, EventCallback callback, IntPtr userData);
         [DllImport(Lib)] public static extern IntPtr voxide_last_error();
         [DllImport(Lib)] public static extern IntPtr voxide_status_name(Status status);
         [DllImport(Lib)] public static extern IntPtr voxide_version();
@@ -148,6 +221,27 @@ namespace Voxide
 
         public static string StatusName(Status s) { return FromUtf8z(voxide_status_name(s)); }
 
+        /// <summary>The structs above have the header's layout: the option structs the size
+        /// the library's defaults say (struct_size), the word and event structs the header's
+        /// (5 and 10 pointer-sized fields). Throws InvalidOperationException otherwise.</summary>
+        public static void CheckLayout()
+        {
+            int p = IntPtr.Size;
+            Expect("VoxideEngineOptions", Marshal.SizeOf(typeof(EngineOptionsNative)),
+                   (int)voxide_engine_options_default().struct_size.ToUInt64());
+            Expect("VoxideSpeakOptions", Marshal.SizeOf(typeof(SpeakOptionsNative)),
+                   (int)voxide_speak_options_default().struct_size.ToUInt64());
+            Expect("VoxideWord", Marshal.SizeOf(typeof(WordNative)), 5 * p);
+            Expect("VoxideEvent", Marshal.SizeOf(typeof(EventNative)), 10 * p);
+            Expect("VoxideEvent.word", (int)Marshal.OffsetOf(typeof(EventNative), "word"), 3 * p);
+        }
+
+        static void Expect(string what, int got, int want)
+        {
+            if (got != want)
+                throw new InvalidOperationException("Voxide.cs: " + what + " is " + got + " bytes here, " + want + " in voxide.h");
+        }
+
         /// <summary>Throw on failure. Call on the thread that made the call (the message is thread-local).</summary>
         public static void Check(Status s)
         {
@@ -164,7 +258,10 @@ namespace Voxide
         public float LengthScale { get { return Raw.length_scale; } set { Raw.length_scale = value; } }
         public float NoiseW { get { return Raw.noise_w; } set { Raw.noise_w = value; } }
         public ulong Seed { get { return Raw.seed; } set { Raw.seed = value; } }
+        /// <summary>Speaker of a multi-speaker voice (see Engine.SpeakerId); negative: the voice's default.</summary>
         public long Speaker { get { return Raw.speaker_id; } set { Raw.speaker_id = value; } }
+        /// <summary>Speaking speed, 0.25 to 4 (2: twice as fast); 0: normal.</summary>
+        public float Speed { get { return Raw.speed; } set { Raw.speed = value; } }
     }
 
     /// <summary>The right to run one request; consumed by Speak, given back by Dispose.</summary>
@@ -194,6 +291,48 @@ namespace Voxide
             return s;
         }
         public void WriteWav(string path) { Native.Check(Native.voxide_audio_write_wav(handle, Native.Utf8z(path))); }
+
+        /// <summary>The input words with their sample ranges, in input order (none for ids input).</summary>
+        public Word[] Words()
+        {
+            var words = new Word[(int)Native.voxide_audio_word_count(handle).ToUInt64()];
+            for (int i = 0; i < words.Length; i++)
+            {
+                WordNative w;
+                Native.Check(Native.voxide_audio_word(handle, (UIntPtr)(ulong)i, out w));
+                words[i] = new Word(w); // copies the text while the audio is alive
+            }
+            GC.KeepAlive(handle);
+            return words;
+        }
+
+        /// <summary>The SSML marks reached, in order.</summary>
+        public Mark[] Marks()
+        {
+            var marks = new Mark[(int)Native.voxide_audio_mark_count(handle).ToUInt64()];
+            for (int i = 0; i < marks.Length; i++)
+            {
+                IntPtr name;
+                UIntPtr sample;
+                Native.Check(Native.voxide_audio_mark(handle, (UIntPtr)(ulong)i, out name, out sample));
+                marks[i] = new Mark(Native.FromUtf8z(name), (long)sample.ToUInt64());
+            }
+            GC.KeepAlive(handle);
+            return marks;
+        }
+
+        /// <summary>Write the words and marks as JSON.</summary>
+        public void WriteTimestamps(string path)
+        {
+            Native.Check(Native.voxide_audio_write_timestamps(handle, Native.Utf8z(path)));
+        }
+
+        /// <summary>Write captions: WebVTT when path ends in .vtt, else SRT. Cues show source, the
+        /// plain text that was spoken, with its punctuation (null: the words).</summary>
+        public void WriteSubtitles(string path, string source = null)
+        {
+            Native.Check(Native.voxide_audio_write_subtitles(handle, Native.Utf8z(path), Native.Utf8z(source)));
+        }
         public void Dispose() { handle.Dispose(); }
     }
 
@@ -206,6 +345,7 @@ namespace Voxide
 
         public Engine(string voicePath, uint maxConcurrent = 2, Device device = Device.Auto, uint threads = 0)
         {
+            Native.CheckLayout();
             EngineOptionsNative o = Native.voxide_engine_options_default();
             byte[] path = Native.Utf8z(voicePath);
             GCHandle pin = GCHandle.Alloc(path, GCHandleType.Pinned);
@@ -286,6 +426,48 @@ namespace Voxide
             // keeps the callback after voxide_engine_speak_stream returns, so
             // nothing longer-lived (GCHandle) is needed.
             GC.KeepAlive(cb);
+            if (error != null) throw error;
+            Native.Check(s);
+        }
+
+        /// <summary>The id of speaker name (a name of the voice's speaker_id_map, or a number in
+        /// range) of voice (null: the default), for SpeakOptions.Speaker; Status.InvalidArgument
+        /// when there is no such speaker.</summary>
+        public long SpeakerId(string name, string voice = null)
+        {
+            long id;
+            Native.Check(Native.voxide_engine_speaker_id(handle, Native.Utf8z(voice), Native.Utf8z(name), out id));
+            return id;
+        }
+
+        /// <summary>Speak with every event, in order: audio chunks, each input word once its audio
+        /// has been delivered, SSML marks, sentence ends. onEvent returns false to cancel
+        /// (Status.Cancelled); an exception thrown by it cancels and is rethrown here.</summary>
+        public void SpeakEvents(string text, Func<Event, bool> onEvent, SpeakOptions options = null, string voice = null)
+        {
+            SpeakOptionsNative o = (options ?? new SpeakOptions()).Raw;
+            Exception error = null;
+            EventCallback cb = (ev, userData) =>
+            {
+                try
+                {
+                    var n = (EventNative)Marshal.PtrToStructure(ev, typeof(EventNative));
+                    var e = new Event { Kind = (EventKind)n.kind };
+                    if (e.Kind == EventKind.Audio)
+                    {
+                        e.Samples = new float[(int)n.len.ToUInt64()];
+                        Marshal.Copy(n.samples, e.Samples, 0, e.Samples.Length);
+                    }
+                    else if (e.Kind == EventKind.Word) e.Word = new Word(n.word);
+                    else if (e.Kind == EventKind.Mark) e.Mark = new Mark(Native.FromUtf8z(n.mark_name), (long)n.mark_sample.ToUInt64());
+                    return onEvent(e);
+                }
+                catch (Exception e) { error = e; return false; } // never unwind into C
+            };
+            Permit permit = AcquirePermit();
+            Status s = Native.voxide_engine_speak_events(handle, Native.Utf8z(text), Native.Utf8z(voice), ref o,
+                                                         permit.Handle.Consume(), cb, IntPtr.Zero);
+            GC.KeepAlive(cb); // as in SpeakStream
             if (error != null) throw error;
             Native.Check(s);
         }

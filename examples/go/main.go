@@ -15,7 +15,9 @@ import (
 	"voxide-example/voxide"
 )
 
-// "Hello from voxide, a text to speech engine." as espeak IPA.
+const sentence = "Hello from voxide, a text to speech engine."
+
+// sentence as espeak IPA.
 const sentenceIPA = "həlˈoʊ fɹʌm vˈɑːksaɪd, ɐ tˈɛkst tə spˈiːtʃ ˈɛndʒɪn."
 
 func main() {
@@ -126,6 +128,27 @@ func run(voice, out string) error {
 		p.Close()
 	}
 	fmt.Println("lifetime guards ok")
+
+	// Plain text: each input word and when it is spoken, as events.
+	rate := float64(audio.SampleRate())
+	var spoken []voxide.Word
+	if err := engine.SpeakEvents(sentence, nil, func(ev voxide.Event) bool {
+		if ev.Kind == voxide.EventWord {
+			spoken = append(spoken, ev.Word)
+			fmt.Printf("  %-8s %.2f..%.2f s\n", ev.Word.Text, float64(ev.Word.Start)/rate, float64(ev.Word.End)/rate)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	text, err := engine.Speak(sentence, nil)
+	if err != nil {
+		return err
+	}
+	defer text.Close()
+	if fmt.Sprint(text.Words()) != fmt.Sprint(spoken) {
+		return fmt.Errorf("event words %v differ from the audio's %v", spoken, text.Words())
+	}
 
 	// Errors are values: match them with errors.Is.
 	p, err := engine.AcquirePermit(-1)

@@ -4,11 +4,14 @@
 #include <voxide.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 static int g_failures = 0, g_passed = 0;
 
@@ -31,6 +34,17 @@ static void run(const char *name, F f) {
     }
     std::printf("%s %s\n", failures ? "FAIL" : "ok  ", name);
     if (failures) g_failures++; else g_passed++;
+}
+
+static std::string slurp(const std::string &path) {
+    std::string out;
+    if (std::FILE *f = std::fopen(path.c_str(), "rb")) {
+        char buf[4096];
+        std::size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+        std::fclose(f);
+    }
+    return out;
 }
 
 template <class F>
@@ -123,6 +137,104 @@ int main(int argc, char **argv) {
         }
         CHECK(rethrown);
         CHECK(engine.try_acquire_permit().has_value());
+    });
+
+    run("words_marks_and_files", [&](int &failures) {
+        const std::string text = "Hello, big world.";
+        voxide::Audio a = engine.speak(text, voxide::SpeakOptions().length_scale(0.5f));
+        std::vector<voxide::Word> words = a.words();
+        CHECK(words.size() == 3);
+        const char *want[] = {"Hello", "big", "world"};
+        std::size_t prev_end = 0;
+        for (std::size_t i = 0; i < words.size() && i < 3; i++) {
+            const voxide::Word &w = words[i];
+            CHECK(w.text == want[i]);
+            CHECK(w.char_end <= text.size() && text.substr(w.char_start, w.char_end - w.char_start) == w.text);
+            CHECK(w.start <= w.end && w.end <= a.size() && w.start >= prev_end);
+            prev_end = w.end;
+        }
+        CHECK(a.marks().empty());
+        CHECK(engine.speak("jˈɛs.", ipa).words().size() == 1);
+        const char *tmp = std::getenv("TMPDIR");
+        std::string base = std::string(tmp ? tmp : "/tmp") + "/voxide-hpp-" + std::to_string(::getpid());
+        a.write_timestamps(base + ".json");
+        a.write_subtitles(base + ".srt", text);
+        a.write_subtitles(base + ".vtt");
+        std::string json = slurp(base + ".json"), srt = slurp(base + ".srt"), vtt = slurp(base + ".vtt");
+        CHECK(json.find("\"words\"") != std::string::npos && json.find("\"Hello\"") != std::string::npos);
+        CHECK(srt.rfind("1\n", 0) == 0 && srt.find(" --> ") == 14 && srt.find("Hello,") != std::string::npos);
+        CHECK(vtt.rfind("WEBVTT", 0) == 0 && vtt.find(" --> ") != std::string::npos);
+        for (const char *ext : {".json", ".srt", ".vtt"}) std::remove((base + ext).c_str());
+        CHECK(status_of([&] { a.write_subtitles("/nonexistent-dir/x.srt", text); }) == VOXIDE_ERR_IO);
+        CHECK(status_of([&] { a.write_timestamps("/nonexistent-dir/x.json"); }) == VOXIDE_ERR_IO);
+    });
+
+    run("speak_events_with_lambda", [&](int &failures) {
+        const std::string text = "Hello, big world.";
+        const auto opts = voxide::SpeakOptions().length_scale(0.5f);
+        voxide::Audio whole = engine.speak(text, opts);
+        std::vector<float> got;
+        std::vector<voxide::Word> words;
+        int sentence_ends = 0;
+        engine.speak_events(text, [&](const voxide::Event &ev) {
+            switch (ev.kind) {
+            case VOXIDE_EVENT_AUDIO: got.insert(got.end(), ev.samples.begin(), ev.samples.end()); break;
+            case VOXIDE_EVENT_WORD: words.push_back(ev.word); break;
+            case VOXIDE_EVENT_SENTENCE_END: sentence_ends++; break;
+            default: break;
+            }
+            return true;
+        }, opts);
+        CHECK(got == whole.samples().to_vector());
+        std::vector<voxide::Word> want = whole.words();
+        CHECK(words.size() == want.size());
+        for (std::size_t i = 0; i < words.size() && i < want.size(); i++)
+            CHECK(words[i].text == want[i].text && words[i].char_start == want[i].char_start &&
+                  words[i].start == want[i].start && words[i].end == want[i].end);
+        CHECK(sentence_ends >= 1);
+        // void lambdas, cancelling, exceptions: as speak_stream.
+        std::size_t events = 0;
+        engine.speak_events("hˈaɪ.", [&](const voxide::Event &) { events++; }, ipa);
+        CHECK(events >= 2);
+        CHECK(status_of([&] { engine.speak_events("hˈaɪ.", [](const voxide::Event &) { return false; }, ipa); }) ==
+              VOXIDE_ERR_CANCELLED);
+        bool rethrown = false;
+        try {
+            engine.speak_events("hˈaɪ.", [](const voxide::Event &) -> bool { throw std::runtime_error("ev"); }, ipa);
+        } catch (const std::runtime_error &e) {
+            rethrown = std::string(e.what()) == "ev";
+        }
+        CHECK(rethrown);
+        CHECK(engine.try_acquire_permit().has_value());
+    });
+
+    run("speed_and_speakers", [&](int &failures) {
+        const auto base = voxide::SpeakOptions().noise_w(0.0f);
+        std::size_t normal = engine.speak("Hello, big world.", base).size();
+        std::size_t fast = engine.speak("Hello, big world.", voxide::SpeakOptions(base).speed(2.0f)).size();
+        CHECK(fast * 10 < normal * 7 && fast * 10 > normal * 3);
+        CHECK(status_of([&] { engine.speak("Hi.", voxide::SpeakOptions().speed(10.0f)); }) ==
+              VOXIDE_ERR_INVALID_ARGUMENT);
+        CHECK(engine.speaker_id("0") == 0);
+        CHECK(engine.speaker_id("0", "en_US-joe-medium") == 0);
+        CHECK(status_of([&] { engine.speaker_id("nobody"); }) == VOXIDE_ERR_INVALID_ARGUMENT);
+        CHECK(status_of([&] { engine.speaker_id("0", "nobody"); }) == VOXIDE_ERR_UNKNOWN_VOICE);
+        CHECK(engine.speak("jˈɛs.", voxide::SpeakOptions(ipa).speaker(engine.speaker_id("0"))).size() > 0);
+    });
+
+    // PENDING until SSML input is wired in the library (until then every SSML
+    // request is VOXIDE_ERR_INVALID_ARGUMENT "SSML input is not wired yet").
+    run("ssml", [&](int &failures) {
+        const std::string doc = "<speak>Hello <break time=\"300ms\"/> world.<mark name=\"m\"/></speak>";
+        voxide::Audio a = engine.speak(doc, voxide::SpeakOptions().ssml());
+        std::vector<voxide::Word> words = a.words();
+        CHECK(words.size() == 2);
+        if (words.size() == 2) CHECK(words[0].text == "Hello" && words[1].text == "world");
+        std::vector<voxide::Mark> marks = a.marks();
+        CHECK(marks.size() == 1);
+        if (marks.size() == 1) CHECK(marks[0].name == "m" && marks[0].sample <= a.size());
+        CHECK(status_of([&] { engine.speak("<speak>Hello <break", voxide::SpeakOptions().ssml()); }) ==
+              VOXIDE_ERR_INVALID_ARGUMENT);
     });
 
     run("threads_share_engine", [&](int &failures) {

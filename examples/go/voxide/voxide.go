@@ -12,6 +12,7 @@ package voxide
 #include <voxide.h>
 
 extern bool goVoxideChunk(float *samples, size_t len, void *user_data);
+extern bool goVoxideEvent(VoxideEvent *event, void *user_data);
 */
 import "C"
 
@@ -115,6 +116,7 @@ const (
 	InputText     Input = C.VOXIDE_INPUT_TEXT
 	InputPhonemes Input = C.VOXIDE_INPUT_PHONEMES
 	InputIDs      Input = C.VOXIDE_INPUT_IDS
+	InputSSML     Input = C.VOXIDE_INPUT_SSML // a <speak> document
 )
 
 // EngineOptions configure NewEngine. The zero value means the defaults.
@@ -134,7 +136,8 @@ type SpeakOptions struct {
 	LengthScale float32 // negative: the voice's default
 	NoiseW      float32 // negative: the voice's default
 	Seed        uint64
-	Speaker     int64 // negative: the voice's default
+	Speaker     int64   // negative: the voice's default; see Engine.SpeakerID
+	Speed       float32 // 0.25 to 4 (2: twice as fast); 0: normal
 }
 
 // DefaultSpeakOptions returns the library's defaults (plain text, voice scales, seed 0).
@@ -143,6 +146,7 @@ func DefaultSpeakOptions() SpeakOptions {
 	return SpeakOptions{
 		Input: Input(d.input), NoiseScale: float32(d.noise_scale), LengthScale: float32(d.length_scale),
 		NoiseW: float32(d.noise_w), Seed: uint64(d.seed), Speaker: int64(d.speaker_id),
+		Speed: float32(d.speed),
 	}
 }
 
@@ -155,6 +159,7 @@ func (o *SpeakOptions) c() C.VoxideSpeakOptions {
 		r.noise_w = C.float(o.NoiseW)
 		r.seed = C.uint64_t(o.Seed)
 		r.speaker_id = C.int64_t(o.Speaker)
+		r.speed = C.float(o.Speed)
 	}
 	return r
 }
@@ -242,6 +247,21 @@ func (e *Engine) SampleRate(voice string) (int, error) {
 	return int(rate), err
 }
 
+// SpeakerID is the id of speaker name (a name of the voice's speaker_id_map,
+// or a number in range) of voice ("" : the default voice), for
+// SpeakOptions.Speaker. No such speaker matches ErrInvalidArg.
+func (e *Engine) SpeakerID(name, voice string) (int64, error) {
+	var id C.int64_t
+	err := e.with(func(p *C.VoxideEngine) error {
+		cn := C.CString(name)
+		defer C.free(unsafe.Pointer(cn))
+		cv := cstrOrNil(voice)
+		defer C.free(unsafe.Pointer(cv))
+		return call(func() C.VoxideStatus { return C.voxide_engine_speaker_id(p, cv, cn, &id) })
+	})
+	return int64(id), err
+}
+
 // Permit is the right to run one request. Pass it to SpeakWithPermit (which
 // consumes it) or give it back with Close.
 type Permit struct {
@@ -320,6 +340,76 @@ func (a *Audio) WriteWAV(path string) error {
 	defer C.free(unsafe.Pointer(cp))
 	defer runtime.KeepAlive(a) // a's finalizer must not free the audio mid-call
 	return call(func() C.VoxideStatus { return C.voxide_audio_write_wav(a.ptr, cp) })
+}
+
+// Word is an input word and when it is spoken.
+type Word struct {
+	Text      string // as written, without the punctuation around it
+	CharStart int    // first byte of the word in the input text (SSML: in the SSML)
+	CharEnd   int    // byte past the word
+	Start     int    // first sample of the word in the audio
+	End       int    // sample past the word's last
+}
+
+// Mark is an SSML <mark name="..."/> and the sample it falls on.
+type Mark struct {
+	Name   string
+	Sample int
+}
+
+func wordOf(w *C.VoxideWord) Word {
+	return Word{Text: C.GoString(w.text), CharStart: int(w.char_start), CharEnd: int(w.char_end),
+		Start: int(w.start), End: int(w.end)}
+}
+
+// Words are the input words with their sample ranges, in input order (none
+// for ids input).
+func (a *Audio) Words() []Word {
+	defer runtime.KeepAlive(a) // the words' texts belong to the audio
+	n := int(C.voxide_audio_word_count(a.ptr))
+	out := make([]Word, 0, n)
+	for i := 0; i < n; i++ {
+		var w C.VoxideWord
+		if C.voxide_audio_word(a.ptr, C.size_t(i), &w) == C.VOXIDE_OK {
+			out = append(out, wordOf(&w))
+		}
+	}
+	return out
+}
+
+// Marks are the SSML marks reached, in order.
+func (a *Audio) Marks() []Mark {
+	defer runtime.KeepAlive(a)
+	n := int(C.voxide_audio_mark_count(a.ptr))
+	out := make([]Mark, 0, n)
+	for i := 0; i < n; i++ {
+		var name *C.char
+		var sample C.size_t
+		if C.voxide_audio_mark(a.ptr, C.size_t(i), &name, &sample) == C.VOXIDE_OK {
+			out = append(out, Mark{Name: C.GoString(name), Sample: int(sample)})
+		}
+	}
+	return out
+}
+
+// WriteTimestamps writes the words and marks as JSON.
+func (a *Audio) WriteTimestamps(path string) error {
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	defer runtime.KeepAlive(a)
+	return call(func() C.VoxideStatus { return C.voxide_audio_write_timestamps(a.ptr, cp) })
+}
+
+// WriteSubtitles writes captions: WebVTT when path ends in .vtt, else SRT.
+// Cues show source, the plain text that was spoken, with its punctuation
+// ("" : the words).
+func (a *Audio) WriteSubtitles(path, source string) error {
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	cs := cstrOrNil(source)
+	defer C.free(unsafe.Pointer(cs))
+	defer runtime.KeepAlive(a)
+	return call(func() C.VoxideStatus { return C.voxide_audio_write_subtitles(a.ptr, cp, cs) })
 }
 
 // Close frees the audio.
@@ -414,6 +504,88 @@ func (e *Engine) StreamFunc(text string, opts *SpeakOptions, fn func(chunk []flo
 		return call(func() C.VoxideStatus {
 			return C.voxide_engine_speak_stream(eng, ctext, nil, &o, pp,
 				C.VoxideChunkCallback(C.goVoxideChunk), unsafe.Pointer(hp))
+		})
+	})
+	if err == ErrClosed && pp != nil {
+		C.voxide_permit_free(pp)
+	}
+	runtime.KeepAlive(st)
+	if st.panicked != nil {
+		panic(st.panicked)
+	}
+	return err
+}
+
+// EventKind says what an Event carries.
+type EventKind int
+
+// Event kinds.
+const (
+	EventAudio       EventKind = C.VOXIDE_EVENT_AUDIO        // Samples
+	EventWord        EventKind = C.VOXIDE_EVENT_WORD         // Word
+	EventMark        EventKind = C.VOXIDE_EVENT_MARK         // Mark
+	EventSentenceEnd EventKind = C.VOXIDE_EVENT_SENTENCE_END // a sentence (or SSML break) ended
+)
+
+// Event is one event of SpeakEvents; only the fields of its Kind are set.
+type Event struct {
+	Kind    EventKind
+	Samples []float32 // EventAudio: valid only during the callback
+	Word    Word      // EventWord
+	Mark    Mark      // EventMark
+}
+
+// Same lifetime rules as streamState (a cgo.Handle in C memory).
+type eventState struct {
+	fn       func(Event) bool
+	panicked any
+}
+
+//export goVoxideEvent
+func goVoxideEvent(ev *C.VoxideEvent, userData unsafe.Pointer) (ok C.bool) {
+	h := *(*cgo.Handle)(userData)
+	st := h.Value().(*eventState)
+	defer func() { // never unwind through C: re-panicked in SpeakEvents
+		if r := recover(); r != nil {
+			st.panicked = r
+			ok = false
+		}
+	}()
+	e := Event{Kind: EventKind(ev.kind)}
+	switch e.Kind {
+	case EventAudio:
+		e.Samples = unsafe.Slice((*float32)(unsafe.Pointer(ev.samples)), int(ev.len))
+	case EventWord:
+		e.Word = wordOf(&ev.word)
+	case EventMark:
+		e.Mark = Mark{Name: C.GoString(ev.mark_name), Sample: int(ev.mark_sample)}
+	}
+	return C.bool(st.fn(e))
+}
+
+// SpeakEvents speaks text and calls fn with every event in order: audio
+// chunks, each input word once its audio has been delivered, SSML marks and
+// sentence ends. fn returns false to cancel (the error then matches
+// ErrCancelled); a panic in fn cancels and is re-raised here.
+func (e *Engine) SpeakEvents(text string, opts *SpeakOptions, fn func(ev Event) bool) error {
+	p, err := e.AcquirePermit(-1)
+	if err != nil {
+		return err
+	}
+	ctext := C.CString(text)
+	defer C.free(unsafe.Pointer(ctext))
+	o := opts.c()
+	st := &eventState{fn: fn}
+	h := cgo.NewHandle(st)
+	defer h.Delete()
+	hp := (*cgo.Handle)(C.malloc(C.size_t(unsafe.Sizeof(h))))
+	defer C.free(unsafe.Pointer(hp))
+	*hp = h
+	pp := p.take()
+	err = e.with(func(eng *C.VoxideEngine) error {
+		return call(func() C.VoxideStatus {
+			return C.voxide_engine_speak_events(eng, ctext, nil, &o, pp,
+				C.VoxideEventCallback(C.goVoxideEvent), unsafe.Pointer(hp))
 		})
 	})
 	if err == ErrClosed && pp != nil {
