@@ -155,3 +155,106 @@ fn bench_json_and_voices() {
         "{s}"
     );
 }
+
+#[test]
+fn timestamps_subtitles_ssml_speed_and_speakers() {
+    let (wav, json, srt, vtt) = (tmp("t.wav"), tmp("t.json"), tmp("t.srt"), tmp("t.vtt"));
+    let text = "Hello, world. It costs $3.50 today.";
+    let out = voxide()
+        .args(["speak", "--text", text, "--speed", "1.25", "--output"])
+        .arg(&wav)
+        .arg("--timestamps")
+        .arg(&json)
+        .arg("--subtitles")
+        .arg(&srt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["sample_rate"], 22050);
+    let words = v["words"].as_array().unwrap();
+    let got: Vec<&str> = words.iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert_eq!(got, ["Hello", "world", "It", "costs", "$3.50", "today"]);
+    let samples = v["samples"].as_u64().unwrap();
+    // The WAV holds exactly `samples` samples.
+    let wav_len = std::fs::metadata(&wav).unwrap().len();
+    assert_eq!(wav_len, 44 + 2 * samples);
+    for w in words {
+        let (a, b) = (
+            w["char_start"].as_u64().unwrap() as usize,
+            w["char_end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&text[a..b], w["text"].as_str().unwrap());
+        assert!(w["start"].as_u64() <= w["end"].as_u64() && w["end"].as_u64().unwrap() <= samples);
+    }
+    let srt_text = std::fs::read_to_string(&srt).unwrap();
+    assert!(srt_text.starts_with("1\n00:00:00,"), "{srt_text}");
+    assert!(srt_text.contains("Hello, world."), "{srt_text}");
+    // SSML from stdin, WebVTT, a mark.
+    let mut child = voxide()
+        .args(["speak", "--ssml", "--output"])
+        .arg(&wav)
+        .arg("--timestamps")
+        .arg(&json)
+        .arg("--subtitles")
+        .arg(&vtt)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"<speak>One <mark name=\"x\"/>two.</speak>")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["marks"][0]["name"], "x");
+    assert_eq!(v["marks"][0]["sample"], v["words"][1]["start"]);
+    assert!(std::fs::read_to_string(&vtt)
+        .unwrap()
+        .starts_with("WEBVTT\n\n00:00:00."));
+    // Errors: one line, non-zero.
+    for args in [
+        vec!["speak", "--ssml", "--text", "<speak>oops</spek>"],
+        vec!["speak", "--text", "hi", "--speed", "9"],
+        vec!["speak", "--text", "hi", "--speaker", "anna"],
+        vec!["speak", "--text", "hi", "--subtitles", "x.txt"],
+    ] {
+        let out = voxide().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // Speakers by name on the 3-speaker test voice.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/voices");
+    let out = voxide()
+        .args(["speak", "--text", "Hi.", "--speaker", "cid", "--voice"])
+        .arg(dir.join("test-3spk.onnx"))
+        .arg("--output")
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in [&wav, &json, &srt, &vtt] {
+        let _ = std::fs::remove_file(p);
+    }
+}

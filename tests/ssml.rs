@@ -36,8 +36,16 @@ fn plain_text_in_speak_gives_the_text_samples() {
     let a = speak(&eng, &format!("<speak>{text}</speak>"), &ssml()).unwrap();
     let b = speak(&eng, &plain, &SpeakOptions::default()).unwrap();
     assert_eq!(a.samples(), b.samples());
-    let wa: Vec<(&str, usize, usize)> = a.words().iter().map(|w| (w.text.as_str(), w.start, w.end)).collect();
-    let wb: Vec<(&str, usize, usize)> = b.words().iter().map(|w| (w.text.as_str(), w.start, w.end)).collect();
+    let wa: Vec<(&str, usize, usize)> = a
+        .words()
+        .iter()
+        .map(|w| (w.text.as_str(), w.start, w.end))
+        .collect();
+    let wb: Vec<(&str, usize, usize)> = b
+        .words()
+        .iter()
+        .map(|w| (w.text.as_str(), w.start, w.end))
+        .collect();
     assert_eq!(wa, wb);
     // Offsets point into the SSML source.
     let src = format!("<speak>{text}</speak>");
@@ -68,8 +76,15 @@ fn a_break_is_exactly_its_silence() {
         let s = a.samples();
         assert_eq!(s.len(), both.samples().len() + gap, "{brk}");
         assert_eq!(&s[..n1], &both.samples()[..n1], "{brk}: first sentence");
-        assert!(as_f32(&s[n1..n1 + gap]).iter().all(|&x| x == 0.0), "{brk}: silence");
-        assert_eq!(&s[n1 + gap..], &both.samples()[n1..], "{brk}: second sentence");
+        assert!(
+            as_f32(&s[n1..n1 + gap]).iter().all(|&x| x == 0.0),
+            "{brk}: silence"
+        );
+        assert_eq!(
+            &s[n1 + gap..],
+            &both.samples()[n1..],
+            "{brk}: second sentence"
+        );
         // The words after the break moved by exactly the silence.
         for (x, y) in a.words().iter().zip(both.words()).skip(2) {
             assert_eq!(x.start, y.start + gap);
@@ -92,7 +107,10 @@ fn marks_land_where_the_next_word_starts() {
     assert!(a.marks()[2].sample < w[2].start && a.marks()[2].sample > w[1].end);
     let s = as_f32(a.samples());
     let c = a.marks()[2].sample;
-    assert!(s[c - 4410..c].iter().all(|&x| x == 0.0), "c follows 200 ms of silence");
+    assert!(
+        s[c - 4410..c].iter().all(|&x| x == 0.0),
+        "c follows 200 ms of silence"
+    );
     assert_eq!(a.marks()[3].sample, a.samples().len());
     // Streamed: the same marks and words, each mark after the samples before it.
     let (mut marks, mut words, mut n) = (Vec::new(), Vec::new(), 0usize);
@@ -126,8 +144,14 @@ fn prosody_rate_changes_its_words_only() {
         len("<speak>Say <prosody rate=\"50%\">banana</prosody> slowly.</speak>");
     let (fast, _) = len("<speak>Say <prosody rate=\"x-fast\">banana</prosody> slowly.</speak>");
     assert!(slow as f64 > normal as f64 * 1.6, "slow {slow} vs {normal}");
-    assert!((fast as f64) < normal as f64 * 0.75, "fast {fast} vs {normal}");
-    assert_eq!(first, first_slow, "the word before the span keeps its length");
+    assert!(
+        (fast as f64) < normal as f64 * 0.75,
+        "fast {fast} vs {normal}"
+    );
+    assert_eq!(
+        first, first_slow,
+        "the word before the span keeps its length"
+    );
 }
 
 #[test]
@@ -180,13 +204,67 @@ fn bad_ssml_names_line_and_column_and_the_engine_goes_on() {
         ("<speak>&bogus;</speak>", "line 1"),
     ] {
         let e = speak(&eng, src, &ssml()).unwrap_err();
-        assert!(matches!(e, Error::Text(_)) || matches!(e, Error::InvalidArgument(_)), "{e}");
+        assert!(
+            matches!(e, Error::Text(_)) || matches!(e, Error::InvalidArgument(_)),
+            "{e}"
+        );
         assert_eq!(e.kind(), voxide::ErrorKind::InvalidArgument);
         assert!(e.to_string().contains(want), "{src}: {e}");
     }
     // Unknown elements: spoken, with a warning.
     let a = speak(&eng, "<speak>Hello <foo>there</foo>.</speak>", &ssml()).unwrap();
     assert_eq!(a.words().len(), 2);
-    assert!(a.warnings().iter().any(|w| w.contains("foo")), "{:?}", a.warnings());
-    assert!(!speak(&eng, "Fine.", &SpeakOptions::default()).unwrap().samples().is_empty());
+    assert!(
+        a.warnings().iter().any(|w| w.contains("foo")),
+        "{:?}",
+        a.warnings()
+    );
+    assert!(!speak(&eng, "Fine.", &SpeakOptions::default())
+        .unwrap()
+        .samples()
+        .is_empty());
+}
+
+/// The 3-speaker test voice (random weights, `tests/fixtures/voices/`).
+fn three_speakers() -> Engine {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/voices");
+    Engine::builder()
+        .voice(dir.join("test-3spk.onnx"))
+        .threads(1)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn voice_names_a_speaker_and_speakers_go_by_name() {
+    let eng = three_speakers();
+    assert_eq!(eng.speaker_id(None, "bob").unwrap(), 1);
+    assert_eq!(eng.speaker_id(None, "2").unwrap(), 2);
+    let e = eng.speaker_id(None, "zed").unwrap_err();
+    assert!(e.to_string().contains("1 bob"), "{e}");
+    let by_ssml = speak(
+        &eng,
+        "<speak>One. <voice name=\"bob\">Two.</voice></speak>",
+        &ssml(),
+    )
+    .unwrap();
+    let ann = speak(&eng, "One. Two.", &SpeakOptions::default()).unwrap();
+    let bob = speak(&eng, "One. Two.", &SpeakOptions::default().speaker(1)).unwrap();
+    // Sentence 1 by ann, sentence 2 by bob (each sentence keeps its seed).
+    let n1 = speak(&eng, "One.", &SpeakOptions::default())
+        .unwrap()
+        .samples()
+        .len();
+    let n2b = bob.samples().len()
+        - speak(&eng, "One.", &SpeakOptions::default().speaker(1))
+            .unwrap()
+            .samples()
+            .len();
+    let s = by_ssml.samples();
+    assert_eq!(&s[..n1], &ann.samples()[..n1]);
+    assert_eq!(&s[n1..], &bob.samples()[bob.samples().len() - n2b..]);
+    assert_ne!(
+        &ann.samples()[ann.samples().len() - n2b.min(ann.samples().len())..],
+        &s[n1..]
+    );
 }

@@ -662,14 +662,25 @@ fn voices(dir: Option<PathBuf>) -> Result<(), Error> {
         let mut cfg = p.clone().into_os_string();
         cfg.push(".json");
         match VoiceConfig::load(Path::new(&cfg)) {
-            Ok(c) => println!(
-                "{}\t{} Hz\t{} speaker(s)\t{}\t{}",
-                p.display(),
-                c.sample_rate,
-                c.num_speakers,
-                c.language.as_deref().unwrap_or("?"),
-                c.phoneme_type
-            ),
+            Ok(c) => {
+                let mut names: Vec<(&i64, &String)> =
+                    c.speaker_id_map.iter().map(|(n, id)| (id, n)).collect();
+                names.sort();
+                let names: Vec<String> = names.iter().map(|(id, n)| format!("{id}={n}")).collect();
+                println!(
+                    "{}\t{} Hz\t{} speaker(s){}\t{}\t{}",
+                    p.display(),
+                    c.sample_rate,
+                    c.num_speakers,
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", names.join(", "))
+                    },
+                    c.language.as_deref().unwrap_or("?"),
+                    c.phoneme_type
+                )
+            }
             Err(e) => println!("{}\t(unusable: {e})", p.display()),
         }
     }

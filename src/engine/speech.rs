@@ -444,32 +444,10 @@ impl<B: Backend> Speech<B> {
 /// # Errors
 /// [`Error::InvalidArgument`] naming the voice's speakers.
 fn check_speaker<B: Backend>(v: &LoadedVoice<B>, speaker: Option<i64>) -> Result<usize> {
-    let n = v.config.num_speakers.max(1);
     match speaker {
         None => Ok(0),
-        Some(s) if s >= 0 && (s as u64) < n as u64 && (n > 1 || s == 0) => Ok(s as usize),
-        Some(s) => Err(Error::InvalidArgument(format!(
-            "speaker {s}: this voice has {n} speaker(s) (ids 0..{}{})",
-            n - 1,
-            speaker_names(v)
-        ))),
+        Some(s) => Ok(v.config.resolve_speaker(&s.to_string())? as usize),
     }
-}
-
-/// `; names: a, b, c` for a voice with named speakers.
-fn speaker_names<B: Backend>(v: &LoadedVoice<B>) -> String {
-    let mut names: Vec<(&i64, &String)> = v
-        .config
-        .speaker_id_map
-        .iter()
-        .map(|(k, id)| (id, k))
-        .collect();
-    if names.is_empty() {
-        return String::new();
-    }
-    names.sort();
-    let list: Vec<&str> = names.iter().map(|(_, k)| k.as_str()).collect();
-    format!("; names: {}", list.join(", "))
 }
 
 /// A speaker of `v` by id or name.
@@ -477,18 +455,7 @@ fn speaker_names<B: Backend>(v: &LoadedVoice<B>) -> String {
 /// # Errors
 /// [`Error::InvalidArgument`] naming the speaker and the voice's speakers.
 pub(crate) fn speaker_of<B: Backend>(v: &LoadedVoice<B>, spec: &str) -> Result<i64> {
-    let spec = spec.trim();
-    if let Some(&id) = v.config.speaker_id_map.get(spec) {
-        return Ok(id);
-    }
-    match spec.parse::<i64>() {
-        Ok(id) => check_speaker(v, Some(id)).map(|s| s as i64),
-        Err(_) => Err(Error::InvalidArgument(format!(
-            "unknown speaker {spec:?}: this voice has {} speaker(s){}",
-            v.config.num_speakers.max(1),
-            speaker_names(v)
-        ))),
-    }
+    v.config.resolve_speaker(spec)
 }
 
 /// An SSML `voice name`: a loaded voice, else a speaker of the request's voice.
@@ -502,18 +469,20 @@ fn resolve_voice<B: Backend>(
         let spk = if Arc::ptr_eq(&v, voice) { speaker } else { 0 };
         return Ok((v, spk));
     }
-    if let Some(&id) = voice.config.speaker_id_map.get(name) {
-        return Ok((Arc::clone(voice), check_speaker(voice, Some(id))?));
+    if voice.config.num_speakers > 1 {
+        if let Ok(id) = voice.config.resolve_speaker(name) {
+            return Ok((Arc::clone(voice), id as usize));
+        }
     }
     Err(Error::InvalidArgument(format!(
-        "SSML voice {name:?} is neither a loaded voice ({}) nor a speaker of this voice{}",
+        "SSML voice {name:?} is neither a loaded voice ({}) nor a speaker of this voice ({})",
         core.voices
             .read()
             .keys()
             .cloned()
             .collect::<Vec<_>>()
             .join(", "),
-        speaker_names(voice)
+        voice.config.speaker_list()
     )))
 }
 

@@ -110,10 +110,10 @@ pub(crate) fn check_len(text: &str) -> Result<(), TextError> {
 
 /// Text phonemized by espeak-ng, with the input words of the built-in
 /// tokenizer. espeak does not say which of its words speaks which input
-/// word: its IPA words are dealt to the input words in order, in
-/// proportion to their counts (exact when the counts agree, as they do for
-/// plain words; numbers and abbreviations espeak expands differently may
-/// shift a word's boundary).
+/// word: each input word is phonemized alone to count its IPA words, and
+/// where those counts add up to the text's, the IPA words are dealt out by
+/// them (exact); otherwise (espeak joined words across a boundary) in
+/// proportion, which may shift a boundary by a word.
 pub(crate) fn analyze_espeak(
     text: &str,
     espeak_voice: Option<&str>,
@@ -133,18 +133,15 @@ pub(crate) fn analyze_espeak(
         .iter()
         .map(|p| {
             let mut v = Vec::new();
-            let mut start = None;
+            let (mut start, mut end) = (None, 0);
             for (i, c) in p.chars().chain([' ']).enumerate() {
-                let letter = c.is_alphabetic() || "ˈˌːˑ".contains(c);
-                match (letter, start) {
-                    (true, None) => start = Some(i),
-                    (false, Some(a)) if c == ' ' || !c.is_alphabetic() => {
-                        if c == ' ' || ",.;:!?".contains(c) {
-                            v.push(a..i);
-                            start = None;
-                        }
+                if c == ' ' {
+                    if let Some(a) = start.take() {
+                        v.push(a..end);
                     }
-                    _ => {}
+                } else if !",.;:!?".contains(c) {
+                    start.get_or_insert(i);
+                    end = i + 1;
                 }
             }
             v
@@ -152,11 +149,36 @@ pub(crate) fn analyze_espeak(
         .collect();
     let total: usize = spans.iter().map(Vec::len).sum();
     let n = out.words.len();
+    // How many IPA words espeak gives each input word alone: where they add
+    // up to the sentence's, each IPA word is dealt to its input word exactly.
+    let voice = espeak_voice.unwrap_or("en-us");
+    let counts: Vec<usize> = out
+        .words
+        .iter()
+        .map(|w| {
+            espeak::phonemize(&w.text, voice).map_or(1, |s| {
+                s.iter()
+                    .map(|x| x.split_whitespace().count())
+                    .sum::<usize>()
+            })
+        })
+        .collect();
+    let owner: Vec<usize> = if counts.iter().sum::<usize>() == total {
+        counts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &c)| std::iter::repeat_n(i, c))
+            .collect()
+    } else {
+        (0..total)
+            .map(|k| (k * n).checked_div(total).unwrap_or(0))
+            .collect()
+    };
     let mut k = 0;
     for (p, sp) in pieces.into_iter().zip(spans) {
         let mut words: Vec<analysis::WordSpan> = Vec::new();
         for r in sp {
-            let w = if total == 0 { 0 } else { k * n / total };
+            let w = owner.get(k).copied().unwrap_or(0);
             k += 1;
             if n == 0 {
                 continue;
@@ -195,7 +217,11 @@ pub(crate) fn analyze_ssml(text: &str) -> Result<analysis::Analysis, TextError> 
     };
     for run in doc.runs {
         match run {
-            ssml::Run::Text { text, src, style: s } => b.text(&text, Some(&src), &style(&s)),
+            ssml::Run::Text {
+                text,
+                src,
+                style: s,
+            } => b.text(&text, Some(&src), &style(&s)),
             ssml::Run::Say {
                 pieces,
                 word,

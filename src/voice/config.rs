@@ -140,7 +140,7 @@ impl VoiceConfig {
 
     /// The speakers for messages: `3 speakers: 0 ann, 1 bob, 2 cid` (names
     /// where known; at most 20 listed).
-    fn speaker_list(&self) -> String {
+    pub(crate) fn speaker_list(&self) -> String {
         const SHOWN: usize = 20;
         let n = self.num_speakers;
         let mut items: Vec<String> = (0..n.min(SHOWN))
