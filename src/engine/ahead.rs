@@ -34,7 +34,8 @@
 //!   starts). A panic in a lane is resumed on the caller's thread.
 
 use super::core::Core;
-use super::speech::{Cursor, Event, Plan, Sink, Step};
+use super::script::{Event, Sink};
+use super::speech::{Cursor, Plan, Step};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};

@@ -4,7 +4,7 @@
 use super::options::{Input, SpeakOptions};
 use super::permit::{Admission, Permit};
 use super::runtime::Serve;
-use super::speech::Event;
+use super::script::Event;
 use crate::audio::{Audio, AudioSample, SampleRate, SpeechEvent};
 use crate::backend::{cpu::Isa, Precision};
 use crate::error::{Error, Result};

@@ -9,7 +9,6 @@
 //! path (direct, lanes, scheduler), counts the samples delivered and sends
 //! a word as soon as the samples that complete it have gone out.
 
-use super::speech::{Event, Sink};
 use crate::audio::{Mark, WordTiming};
 use crate::text::analysis::{Gap, SourceWord};
 use parking_lot::Mutex;
@@ -104,6 +103,21 @@ pub(crate) struct Timeline<'a, 's> {
     /// Frame offsets of sentence `i`'s ids (prefix sums of its durations).
     cum: Vec<u64>,
 }
+
+/// What a request delivers to its caller, in order.
+pub(crate) enum Event<'a> {
+    /// The next samples.
+    Samples(&'a [f32]),
+    /// A sentence ended.
+    SentenceEnd,
+    /// An input word is complete (sent after the samples that end it).
+    Word(&'a crate::audio::WordTiming),
+    /// A mark was reached.
+    Mark(&'a crate::audio::Mark),
+}
+
+/// The caller's side of a request: called for every event; `Break` cancels.
+pub(crate) type Sink<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 
 const SILENCE_CHUNK: usize = 8192;
 

@@ -12,23 +12,7 @@ use crate::model::{Noise, StageTimes, SynthOptions, Utterance, Vits};
 use crate::text::analysis::{self, Analysis};
 use crate::text::Phonemizer;
 use crate::voice::Scales;
-use std::ops::ControlFlow;
 use std::sync::Arc;
-
-/// What a request delivers to its caller, in order.
-pub(crate) enum Event<'a> {
-    /// The next samples.
-    Samples(&'a [f32]),
-    /// A sentence ended.
-    SentenceEnd,
-    /// An input word is complete (sent after the samples that end it).
-    Word(&'a crate::audio::WordTiming),
-    /// A mark was reached.
-    Mark(&'a crate::audio::Mark),
-}
-
-/// The caller's side of a request: called for every event; `Break` cancels.
-pub(crate) type Sink<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 
 /// What one [`Speech::step`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
