@@ -10,7 +10,7 @@ use super::status::{FfiError, FfiResult as Result};
 use crate::audio::as_f32;
 use crate::backend::cpu::Isa;
 use crate::backend::Precision;
-use crate::engine::{Device, Engine, Input, SpeakOptions};
+use crate::engine::{Device, Engine, Input, Permit, SpeakOptions};
 use crate::error::Error;
 use crate::text::Phonemizer;
 use std::ffi::{c_char, c_void};
@@ -277,6 +277,25 @@ pub(super) fn speak_options(o: &VoxideSpeakOptions) -> Result<SpeakOptions> {
     })
 }
 
+/// The arguments of a streaming call, the permit taken first (so it is
+/// consumed on every path).
+///
+/// # Safety
+/// As `voxide_engine_speak_with`.
+pub(super) unsafe fn stream_args<'a>(
+    engine: *mut VoxideEngine,
+    text: *const c_char,
+    voice: *const c_char,
+    options: *const VoxideSpeakOptions,
+    permit: *mut VoxidePermit,
+) -> Result<(Permit, Engine, &'a str, Option<&'a str>, SpeakOptions)> {
+    let permit = handles::take_permit(permit)?;
+    let engine = handles::engine(engine)?.engine.clone();
+    let text = handles::str_arg(text, "text")?;
+    let voice = handles::opt_str_arg(voice, "voice")?;
+    Ok((permit, engine, text, voice, speak_options_arg(options)?))
+}
+
 /// Options from a caller's pointer; NULL gives the defaults.
 pub(super) unsafe fn speak_options_arg(options: *const VoxideSpeakOptions) -> Result<SpeakOptions> {
     if options.is_null() {
@@ -370,11 +389,8 @@ pub unsafe extern "C" fn voxide_engine_speak_stream(
     user_data: *mut c_void,
 ) -> VoxideStatus {
     boundary(|| {
-        let permit = handles::take_permit(permit)?;
-        let engine = handles::engine(engine)?.engine.clone();
-        let text = handles::str_arg(text, "text")?;
-        let voice = handles::opt_str_arg(voice, "voice")?;
-        let options = speak_options_arg(options)?;
+        let (permit, engine, text, voice, options) =
+            stream_args(engine, text, voice, options, permit)?;
         let callback = callback.ok_or_else(|| FfiError::Null("callback is NULL".into()))?;
         let mut panic_msg = None;
         let r = engine.speak_stream(text, voice, &options, permit, |chunk| {

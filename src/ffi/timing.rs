@@ -1,7 +1,7 @@
 //! Word timestamps, marks, captions, speakers by name and the event stream
 //! of the C ABI.
 
-use super::engine::speak_options_arg;
+use super::engine::stream_args;
 use super::handles::{self, c_string, VoxideAudio, VoxideEngine, VoxidePermit};
 use super::options::VoxideSpeakOptions;
 use super::status::{boundary, boundary_value, FfiError, VoxideStatus};
@@ -273,11 +273,8 @@ pub unsafe extern "C" fn voxide_engine_speak_events(
     user_data: *mut c_void,
 ) -> VoxideStatus {
     boundary(|| {
-        let permit = handles::take_permit(permit)?;
-        let engine = handles::engine(engine)?.engine.clone();
-        let text = handles::str_arg(text, "text")?;
-        let voice = handles::opt_str_arg(voice, "voice")?;
-        let options = speak_options_arg(options)?;
+        let (permit, engine, text, voice, options) =
+            stream_args(engine, text, voice, options, permit)?;
         let callback = callback.ok_or_else(|| FfiError::Null("callback is NULL".into()))?;
         let mut panic_msg = None;
         let r = engine.speak_events(text, voice, &options, permit, |ev| {

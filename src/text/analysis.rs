@@ -74,23 +74,7 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
-/// Style of the words being added.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Style {
-    /// Speaking rate (1 normal).
-    pub rate: f32,
-    /// Voice or speaker name.
-    pub voice: Option<String>,
-}
-
-impl Default for Style {
-    fn default() -> Self {
-        Style {
-            rate: 1.0,
-            voice: None,
-        }
-    }
-}
+pub use super::ssml::Style;
 
 /// One element of a sentence before rendering.
 enum Item {

@@ -211,29 +211,25 @@ pub(crate) fn analyze_ssml(text: &str) -> Result<analysis::Analysis, TextError> 
     check_len(text)?;
     let doc = ssml::parse(text).map_err(|e| TextError::Ssml(e.to_string()))?;
     let mut b = analysis::Builder::new();
-    let style = |s: &ssml::Style| analysis::Style {
-        rate: s.rate,
-        voice: s.voice.clone(),
-    };
     for run in doc.runs {
         match run {
             ssml::Run::Text {
                 text,
                 src,
                 style: s,
-            } => b.text(&text, Some(&src), &style(&s)),
+            } => b.text(&text, Some(&src), &s),
             ssml::Run::Say {
                 pieces,
                 word,
                 src,
                 style: s,
-            } => b.say(pieces, &word, src, &style(&s)),
+            } => b.say(pieces, &word, src, &s),
             ssml::Run::Ipa {
                 ipa,
                 word,
                 src,
                 style: s,
-            } => b.ipa(&ipa, &word, src, &style(&s)),
+            } => b.ipa(&ipa, &word, src, &s),
             ssml::Run::Break { ms } => b.silence(ms),
             ssml::Run::Mark { name } => b.mark(&name),
             ssml::Run::Boundary => b.boundary(),
