@@ -296,6 +296,31 @@ pub(super) unsafe fn stream_args<'a>(
     Ok((permit, engine, text, voice, speak_options_arg(options)?))
 }
 
+/// Run a C callback: true continues, false cancels; a panic (an unwinding
+/// foreign exception) cancels and is remembered in `panic_msg`.
+pub(super) fn call_back(
+    panic_msg: &mut Option<String>,
+    what: &str,
+    f: impl FnOnce() -> bool,
+) -> ControlFlow<()> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(true) => ControlFlow::Continue(()),
+        Ok(false) => ControlFlow::Break(()),
+        Err(_) => {
+            *panic_msg = Some(format!("the {what} callback panicked"));
+            ControlFlow::Break(())
+        }
+    }
+}
+
+/// A streaming call's status: a callback's panic first, else the request's.
+pub(super) fn finish_stream(r: crate::error::Result<()>, panic_msg: Option<String>) -> Result<()> {
+    match (r, panic_msg) {
+        (_, Some(m)) => Err(Error::Panic(m).into()),
+        (r, None) => Ok(r?),
+    }
+}
+
 /// Options from a caller's pointer; NULL gives the defaults.
 pub(super) unsafe fn speak_options_arg(options: *const VoxideSpeakOptions) -> Result<SpeakOptions> {
     if options.is_null() {
@@ -400,21 +425,11 @@ pub unsafe extern "C" fn voxide_engine_speak_stream(
             }
             // SAFETY: `s` is valid for `s.len()` reads during the call; the
             // callback is a valid function (documented contract).
-            match catch_unwind(AssertUnwindSafe(|| unsafe {
+            call_back(&mut panic_msg, "stream", || unsafe {
                 callback(s.as_ptr(), s.len(), user_data)
-            })) {
-                Ok(true) => ControlFlow::Continue(()),
-                Ok(false) => ControlFlow::Break(()),
-                Err(_) => {
-                    panic_msg = Some("the stream callback panicked".to_string());
-                    ControlFlow::Break(())
-                }
-            }
+            })
         });
-        match (r, panic_msg) {
-            (_, Some(m)) => Err(Error::Panic(m).into()),
-            (r, None) => Ok(r?),
-        }
+        finish_stream(r, panic_msg)
     })
 }
 

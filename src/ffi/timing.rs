@@ -1,7 +1,7 @@
 //! Word timestamps, marks, captions, speakers by name and the event stream
 //! of the C ABI.
 
-use super::engine::stream_args;
+use super::engine::{call_back, finish_stream, stream_args};
 use super::handles::{self, c_string, VoxideAudio, VoxideEngine, VoxidePermit};
 use super::options::VoxideSpeakOptions;
 use super::status::{boundary, boundary_value, FfiError, VoxideStatus};
@@ -10,7 +10,6 @@ use crate::captions::{timestamps_json, Captions};
 use crate::error::Error;
 use std::ffi::{c_char, c_void};
 use std::ops::ControlFlow;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 /// One input word and when it is spoken (`voxide_audio_word`, and the
@@ -319,18 +318,10 @@ pub unsafe extern "C" fn voxide_engine_speak_events(
             }
             // SAFETY: `e` and what it points to live until the callback
             // returns; the callback is a valid function (documented contract).
-            match catch_unwind(AssertUnwindSafe(|| unsafe { callback(&e, user_data) })) {
-                Ok(true) => ControlFlow::Continue(()),
-                Ok(false) => ControlFlow::Break(()),
-                Err(_) => {
-                    panic_msg = Some("the event callback panicked".to_string());
-                    ControlFlow::Break(())
-                }
-            }
+            call_back(&mut panic_msg, "event", || unsafe {
+                callback(&e, user_data)
+            })
         });
-        match (r, panic_msg) {
-            (_, Some(m)) => Err(Error::Panic(m).into()),
-            (r, None) => Ok(r?),
-        }
+        finish_stream(r, panic_msg)
     })
 }
