@@ -81,7 +81,7 @@ fi
 
 suite_lint() {
     cargo fmt --all -- --check
-    cargo clippy --all-targets --quiet -- -D warnings
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
 }
 
 suite_header() {
