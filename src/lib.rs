@@ -24,6 +24,8 @@ pub mod audio;
 pub mod captions;
 mod engine;
 pub mod error;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod text;
 pub mod voice;
 

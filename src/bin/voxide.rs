@@ -34,6 +34,71 @@ enum Cmd {
         /// Directory to scan (default: voices/).
         dir: Option<PathBuf>,
     },
+    /// Serve OpenAI's speech API (POST /v1/audio/speech) and a web page.
+    #[cfg(feature = "server")]
+    Serve(ServeArgs),
+}
+
+#[cfg(feature = "server")]
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0: a free one, reported on stderr).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    bind: std::net::SocketAddr,
+    /// Voice model, repeatable; the first is the default (default: $VOXIDE_VOICE,
+    /// else voices/en_US-joe-medium.onnx, unless --voices gives some).
+    #[arg(long)]
+    voice: Vec<PathBuf>,
+    /// Load every *.onnx voice (with its .onnx.json) in this directory.
+    #[arg(long)]
+    voices: Option<PathBuf>,
+    /// File of API keys, one a line: /v1/* and /metrics then need `Authorization: Bearer KEY`.
+    #[arg(long)]
+    api_key_file: Option<PathBuf>,
+    /// Requests synthesized at once (engine permits).
+    #[arg(long, default_value_t = 2)]
+    max_concurrent: usize,
+    /// Requests that may wait for a permit; beyond, 429 with Retry-After.
+    #[arg(long, default_value_t = 16)]
+    queue: usize,
+    /// Most characters of a request's input.
+    #[arg(long, default_value_t = 4096)]
+    max_input_chars: usize,
+    /// Allow cross-origin requests from this origin (`*`: any).
+    #[arg(long)]
+    cors: Option<String>,
+    /// Compute device: auto, cpu or cuda (default: $VOXIDE_DEVICE, else auto).
+    #[arg(long)]
+    device: Option<String>,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[cfg(feature = "server")]
+fn serve(a: ServeArgs) -> Result<(), Error> {
+    let mut voices = a.voice;
+    if voices.is_empty() && a.voices.is_none() {
+        voices.push(default_voice());
+    }
+    if a.max_concurrent == 0 {
+        return Err(Error::InvalidArgument(
+            "--max-concurrent must be at least 1".into(),
+        ));
+    }
+    voxide::server::run(voxide::server::ServerConfig {
+        bind: a.bind,
+        voices,
+        voices_dir: a.voices,
+        api_key_file: a.api_key_file,
+        max_concurrent: a.max_concurrent,
+        queue: a.queue,
+        max_input_chars: a.max_input_chars,
+        cors: a.cors,
+        device: a.device,
+        threads: a.threads,
+        ..Default::default()
+    })
 }
 
 #[derive(Args, Clone)]
@@ -716,6 +781,8 @@ fn main() -> ExitCode {
         Cmd::Phonemize(a) => phonemize(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Voices { dir } => voices(dir),
+        #[cfg(feature = "server")]
+        Cmd::Serve(a) => serve(a),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
