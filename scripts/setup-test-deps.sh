@@ -34,6 +34,8 @@ all       python3           cmd:python3
 all       python3-pip       run:python3 -m pip --version
 rust      libespeak-ng1     lib:libespeak-ng.so.1
 rust      espeak-ng-data    lib:libespeak-ng.so.1
+rust      libmp3lame0       lib:libmp3lame.so.0
+rust      libopus0          lib:libopus.so.0
 c         gcc               cmd:cc
 c         g++               cmd:c++
 c         valgrind          cmd:valgrind
@@ -44,6 +46,12 @@ examples  pkg-config        cmd:pkg-config
 examples  golang-go         cmd:go
 examples  mono-mcs          cmd:mcs
 examples  mono-runtime      cmd:mono
+server    python3-venv      run:python3 -m ensurepip --version
+server    chromium          cmd:chromium
+server    chromium-driver   cmd:chromedriver
+server    ffmpeg            cmd:ffmpeg
+server    libmp3lame0       lib:libmp3lame.so.0
+server    libopus0          lib:libopus.so.0
 aarch64   gcc-aarch64-linux-gnu   cmd:aarch64-linux-gnu-gcc
 aarch64   libc6-dev-arm64-cross   file:/usr/aarch64-linux-gnu/lib/libc.so
 aarch64   qemu-user         cmd:qemu-aarch64

@@ -16,6 +16,12 @@
 #   c         the C library installed into target/prefix; the C and C++ suites
 #             under ASan/UBSan and under valgrind (scripts/test-c.sh)
 #   examples  the C, C++, Go, C# and Rust examples against target/prefix
+#   server    voxide serve (release build) with clients nobody here wrote: the
+#             official openai Python package (pinned, in target/venv-server)
+#             for every format and streaming, ffmpeg decoding flac/mp3/opus,
+#             the web page in headless Chromium over WebDriver
+#             (scripts/test-server.sh); the server's Rust test (tests/server.rs)
+#             runs in the rust suite
 #   aarch64   the portable build for aarch64 under qemu: parity subset, backend
 #             unit tests, the C example (scripts/test-aarch64.sh)
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
@@ -49,7 +55,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples aarch64 cuda-emu"
+ALL_SUITES="lint header rust c examples server aarch64 cuda-emu"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -135,6 +141,15 @@ suite_examples() {
     bash scripts/run-examples.sh "$prefix" "$voice" "$root/target/examples-out" 2>&1 |
         tee "$logs/examples.log" || rc=$?
     echo ":: $(grep '^examples: ' "$logs/examples.log" | tail -n 1)"
+    return "$rc"
+}
+
+suite_server() {
+    cargo build --release --quiet
+    local rc=0
+    bash scripts/test-server.sh 2>&1 | tee "$logs/server.log" || rc=$?
+    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/server.log" | awk '{ p += $1; f += $3 }
+        END { printf ":: %d passed, %d failed (openai client, ffmpeg, Chromium)\n", p, f }'
     return "$rc"
 }
 

@@ -73,6 +73,20 @@ struct ServeArgs {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Seconds a client may take to send a request's headers (then the connection closes).
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request's body (then 400).
+    #[arg(long, default_value_t = 10.0)]
+    body_timeout: f64,
+}
+
+#[cfg(feature = "server")]
+fn secs(flag: &str, v: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Error::InvalidArgument(format!("--{flag} {v}: expected seconds above 0")))
 }
 
 #[cfg(feature = "server")]
@@ -97,6 +111,8 @@ fn serve(a: ServeArgs) -> Result<(), Error> {
         cors: a.cors,
         device: a.device,
         threads: a.threads,
+        header_timeout: secs("header-timeout", a.header_timeout)?,
+        body_timeout: secs("body-timeout", a.body_timeout)?,
         ..Default::default()
     })
 }

@@ -42,7 +42,7 @@ impl OggWriter {
         let mut p = Vec::with_capacity(27 + lacing.len() + packet.len());
         p.extend_from_slice(b"OggS");
         p.push(0);
-        p.push(u8::from(bos) * 2 | u8::from(eos) * 4);
+        p.push((u8::from(bos) * 2) | (u8::from(eos) * 4));
         p.extend_from_slice(&granule.to_le_bytes());
         p.extend_from_slice(&self.serial.to_le_bytes());
         p.extend_from_slice(&self.seq.to_le_bytes());
