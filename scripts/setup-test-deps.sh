@@ -57,6 +57,7 @@ aarch64   libc6-dev-arm64-cross   file:/usr/aarch64-linux-gnu/lib/libc.so
 aarch64   qemu-user         cmd:qemu-aarch64
 cuda-emu  gcc               cmd:cc
 cuda-emu  g++               cmd:c++
+triton    python3-venv      run:python3 -m ensurepip --version
 '
 
 wanted() { [ "$1" = all ] || [[ "$suites" == *" $1 "* ]]; }

@@ -22,6 +22,12 @@
 #             the web page in headless Chromium over WebDriver
 #             (scripts/test-server.sh); the server's Rust test (tests/server.rs)
 #             runs in the rust suite
+#   triton    the Triton backend (triton/, libtriton_voxide.so) in two real
+#             tritonservers 2.51 from the PyPI wheel nvidia-pytriton==0.7.0
+#             (venv target/venv-triton): audio equal to the CLI over plain
+#             infer, gRPC streaming and HTTP generate_stream, concurrency, bad
+#             inputs, unload/reload, RSS over 1,000 requests, Triton's metrics
+#             (scripts/test-triton.sh, scripts/triton-client.py)
 #   aarch64   the portable build for aarch64 under qemu: parity subset, backend
 #             unit tests, the C example (scripts/test-aarch64.sh)
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
@@ -55,7 +61,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples server aarch64 cuda-emu"
+ALL_SUITES="lint header rust c examples server triton aarch64 cuda-emu"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -180,6 +186,13 @@ suite_cuda-emu() {
         { for (i = 1; i <= NF; i++) if ($i ~ /^(passed|failed|ignored);$/) n[$i] += $(i - 1) }
         END { printf ":: %d passed, %d failed, %d ignored (emulated CUDA; C suite: see cuda-emu-c.log)\n",
                      n["passed;"], n["failed;"], n["ignored;"] }'
+    return "$rc"
+}
+
+suite_triton() {
+    local rc=0
+    bash scripts/test-triton.sh 2>&1 | tee "$logs/triton.log" || rc=$?
+    echo ":: $(grep '^triton-client: ' "$logs/triton.log" | tail -n 1 | sed 's/^triton-client: //') (tritonserver 2.51, two servers)"
     return "$rc"
 }
 
