@@ -44,6 +44,7 @@ examples  pkg-config        cmd:pkg-config
 examples  golang-go         cmd:go
 examples  mono-mcs          cmd:mcs
 examples  mono-runtime      cmd:mono
+python    python3-venv      run:python3 -m ensurepip --version
 aarch64   gcc-aarch64-linux-gnu   cmd:aarch64-linux-gnu-gcc
 aarch64   libc6-dev-arm64-cross   file:/usr/aarch64-linux-gnu/lib/libc.so
 aarch64   qemu-user         cmd:qemu-aarch64

@@ -16,6 +16,11 @@
 #   c         the C library installed into target/prefix; the C and C++ suites
 #             under ASan/UBSan and under valgrind (scripts/test-c.sh)
 #   examples  the C, C++, Go, C# and Rust examples against target/prefix
+#   python    the Python package (python/, PyO3): its wheel built into
+#             target/wheels/ and installed into target/venv-python, pytest
+#             python/tests (samples equal `voxide speak --raw`, streaming,
+#             asyncio, threads, permits, errors, no leak), and the Ray Serve
+#             example as a bounded loopback smoke test (scripts/test-python.sh)
 #   aarch64   the portable build for aarch64 under qemu: parity subset, backend
 #             unit tests, the C example (scripts/test-aarch64.sh)
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
@@ -49,7 +54,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples aarch64 cuda-emu"
+ALL_SUITES="lint header rust c examples python aarch64 cuda-emu"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -135,6 +140,14 @@ suite_examples() {
     bash scripts/run-examples.sh "$prefix" "$voice" "$root/target/examples-out" 2>&1 |
         tee "$logs/examples.log" || rc=$?
     echo ":: $(grep '^examples: ' "$logs/examples.log" | tail -n 1)"
+    return "$rc"
+}
+
+suite_python() {
+    cargo build --release --quiet --bin voxide # the tests compare with `voxide speak --raw`
+    local rc=0
+    bash scripts/test-python.sh 2>&1 | tee "$logs/python.log" || rc=$?
+    echo ":: $(grep -E '^python: [0-9]+ passed' "$logs/python.log" | tail -n 1) (pytest + Ray Serve smoke)"
     return "$rc"
 }
 
