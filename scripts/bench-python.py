@@ -9,9 +9,11 @@ one run: the same text, voice, device and threads through
     of `engine.stream` (from the call to the chunk in hand) and the whole
     stream, medians of --repeat after one warm-up.
 
-    target/venv-python/bin/python scripts/bench-python.py [--repeat 5] [--device cpu]
+    target/venv-python/bin/python scripts/bench-python.py [--repeat 5] [--rounds 3] [--device cpu]
 
-Prints one JSON object with both sides and the ratios (Python / Rust).
+Prints one JSON object with both sides, the ratios (Python / Rust), and
+the Python layer's fixed cost per call (`binding_fixed_us`: empty requests,
+no synthesis), which is what the ratios converge to on a quiet machine.
 Not a test: timings depend on the machine and its load.
 """
 
@@ -70,6 +72,27 @@ def python_bench(engine: voxide.Engine, text: str, repeat: int) -> dict:
     }
 
 
+def binding_cost(engine: voxide.Engine, calls: int = 2000) -> dict:
+    """The fixed per-call cost of the Python layer, free of synthesis time:
+    requests with empty text (argument parsing, permit, GIL release and
+    re-acquire, the Audio object and its numpy view; for a stream also its
+    thread and channel, and the end of the iterator). The engine's own work
+    for an empty request is a few microseconds."""
+
+    def per_call(f) -> float:
+        for _ in range(100):
+            f()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            f()
+        return (time.perf_counter() - t0) / calls * 1e6
+
+    return {
+        "speak_us": per_call(lambda: engine.speak("").samples),
+        "stream_us": per_call(lambda: list(engine.stream(""))),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--voice", default=str(ROOT / "voices" / "en_US-joe-medium.onnx"))
@@ -77,28 +100,31 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating Rust/Python rounds")
     ap.add_argument("--text", default=TEXT)
     args = ap.parse_args()
 
     engine = voxide.Engine(args.voice, device=args.device, threads=args.threads, max_concurrent=1)
-    # Rust, Python, Rust again: the load of a shared machine drifts; each
-    # Rust figure is the better of the two runs around the Python one.
-    r1 = rust_bench(args.cli, args.voice, args.text, args.device, args.threads, args.repeat)
-    py = python_bench(engine, args.text, args.repeat)
-    r2 = rust_bench(args.cli, args.voice, args.text, args.device, args.threads, args.repeat)
-    rust = {
-        "speak_s": min(r1["wall_whole_s"], r2["wall_whole_s"]),
-        "first_chunk_ms": min(r1["ttfa_p50_ms"], r2["ttfa_p50_ms"]),
-        "stream_s": min(r1["wall_s"], r2["wall_s"]),
-    }
+    # Rounds of Rust then Python, alternating (the load of a shared machine
+    # drifts); each figure is the median over the rounds of their medians.
+    rs, ps = [], []
+    for _ in range(args.rounds):
+        r = rust_bench(args.cli, args.voice, args.text, args.device, args.threads, args.repeat)
+        rs.append({"speak_s": r["wall_whole_s"], "first_chunk_ms": r["ttfa_p50_ms"], "stream_s": r["wall_s"]})
+        ps.append(python_bench(engine, args.text, args.repeat))
+    rust = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+    py = {k: statistics.median(p[k] for p in ps) for k in ps[0]}
+    fixed = binding_cost(engine)
     result = {
         "device": engine.device,
         "threads": engine.threads,
         "repeat": args.repeat,
+        "rounds": args.rounds,
         "audio_s": py["audio_s"],
         "rust": rust,
         "python": {k: py[k] for k in rust},
         "ratio": {k: py[k] / rust[k] for k in rust},
+        "binding_fixed_us": fixed,
         "overhead_ms": {
             "speak": (py["speak_s"] - rust["speak_s"]) * 1e3,
             "first_chunk": py["first_chunk_ms"] - rust["first_chunk_ms"],
