@@ -52,6 +52,7 @@ server    chromium-driver   cmd:chromedriver
 server    ffmpeg            cmd:ffmpeg
 server    libmp3lame0       lib:libmp3lame.so.0
 server    libopus0          lib:libopus.so.0
+python    python3-venv      run:python3 -m ensurepip --version
 aarch64   gcc-aarch64-linux-gnu   cmd:aarch64-linux-gnu-gcc
 aarch64   libc6-dev-arm64-cross   file:/usr/aarch64-linux-gnu/lib/libc.so
 aarch64   qemu-user         cmd:qemu-aarch64

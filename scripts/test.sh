@@ -28,6 +28,11 @@
 #             infer, gRPC streaming and HTTP generate_stream, concurrency, bad
 #             inputs, unload/reload, RSS over 1,000 requests, Triton's metrics
 #             (scripts/test-triton.sh, scripts/triton-client.py)
+#   python    the Python package (python/, PyO3): its wheel built into
+#             target/wheels/ and installed into target/venv-python, pytest
+#             python/tests (samples equal `voxide speak --raw`, streaming,
+#             asyncio, threads, permits, errors, no leak), and the Ray Serve
+#             example as a bounded loopback smoke test (scripts/test-python.sh)
 #   aarch64   the portable build for aarch64 under qemu: parity subset, backend
 #             unit tests, the C example (scripts/test-aarch64.sh)
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
@@ -61,7 +66,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples server triton aarch64 cuda-emu"
+ALL_SUITES="lint header rust c examples server triton python aarch64 cuda-emu"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -156,6 +161,14 @@ suite_server() {
     bash scripts/test-server.sh 2>&1 | tee "$logs/server.log" || rc=$?
     grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/server.log" | awk '{ p += $1; f += $3 }
         END { printf ":: %d passed, %d failed (openai client, ffmpeg, Chromium)\n", p, f }'
+    return "$rc"
+}
+
+suite_python() {
+    cargo build --release --quiet --bin voxide # the tests compare with `voxide speak --raw`
+    local rc=0
+    bash scripts/test-python.sh 2>&1 | tee "$logs/python.log" || rc=$?
+    echo ":: $(grep -E '^python: [0-9]+ passed' "$logs/python.log" | tail -n 1) (pytest + Ray Serve smoke)"
     return "$rc"
 }
 
