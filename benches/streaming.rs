@@ -20,7 +20,8 @@ use std::time::Instant;
 use voxide::{Engine, Input, SpeakOptions};
 
 /// CPU seconds (user + system) this process has used so far, and its minor
-/// page faults.
+/// page faults (`getrusage`, unix only).
+#[cfg(unix)]
 fn cpu_seconds() -> (f64, f64) {
     // SAFETY: `getrusage` writes one `rusage` into the zeroed value it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -30,6 +31,12 @@ fn cpu_seconds() -> (f64, f64) {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_minflt as f64)
+}
+
+/// Elsewhere not measured: NaN, which the report prints as such.
+#[cfg(not(unix))]
+fn cpu_seconds() -> (f64, f64) {
+    (f64::NAN, f64::NAN)
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -35,6 +35,14 @@
 #             example as a bounded loopback smoke test (scripts/test-python.sh)
 #   aarch64   the portable build for aarch64 under qemu: parity subset, backend
 #             unit tests, the C example (scripts/test-aarch64.sh)
+#   windows   the Windows build (x86_64-pc-windows-gnu, mingw-w64) under wine:
+#             voxide.dll/.exe without mingw runtime DLLs, install.sh --target,
+#             the CLI's WAVs equal to the Linux CLI's, the C example (gcc and
+#             CMake find_package), parity subset, bad_input and ffi_abi tests
+#             (scripts/test-windows.sh)
+#   macos     cargo check --all-targets for aarch64-apple-darwin and
+#             x86_64-apple-darwin (linking needs Apple's SDK, absent here), and
+#             install.sh --target ... --dry-run naming libvoxide.dylib
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
 #             driver, cuBLAS and NVRTC (tools/cuda-emu, scripts/cuda-emu.sh):
 #             tests/cuda.rs, tests/cuda_ops.rs and tests/multispeaker.rs with VOXIDE_REQUIRE_GPU=1
@@ -66,7 +74,7 @@ voice="$root/voices/en_US-joe-medium.onnx"
 prefix="$root/target/prefix"
 logs="$root/target/test-logs"
 
-ALL_SUITES="lint header rust c examples server triton python aarch64 cuda-emu"
+ALL_SUITES="lint header rust c examples server triton python aarch64 windows macos cuda-emu"
 
 suites=${VOXIDE_SUITES:-$ALL_SUITES}
 if [ "${VOXIDE_SKIP_C:-0}" = 1 ]; then
@@ -179,6 +187,32 @@ suite_aarch64() {
     bash scripts/test-aarch64.sh 2>&1 | tee "$logs/aarch64.log" || rc=$?
     echo ":: $(grep -E 'test-aarch64: (passed|FAILED)' "$logs/aarch64.log" | tail -n 1)"
     return "$rc"
+}
+
+suite_windows() {
+    # The Windows build: cross-built with mingw-w64; the CLI, the C example
+    # and a cargo test subset run under wine (scripts/test-windows.sh).
+    local rc=0
+    bash scripts/test-windows.sh 2>&1 | tee "$logs/windows.log" || rc=$?
+    echo ":: $(grep -E 'test-windows: (passed|FAILED)' "$logs/windows.log" | tail -n 1)"
+    return "$rc"
+}
+
+suite_macos() {
+    # Both macOS targets type-check (library, CLI, tests, benches, examples;
+    # no Apple SDK here to link), and install.sh names the macOS files.
+    local t
+    for t in aarch64-apple-darwin x86_64-apple-darwin; do
+        rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+    done
+    cargo check --quiet --all-targets --target aarch64-apple-darwin --target x86_64-apple-darwin
+    for t in aarch64-apple-darwin x86_64-apple-darwin; do
+        bash scripts/install.sh --prefix "$root/target/prefix-macos" --target "$t" --dry-run |
+            tee "$logs/macos-install-$t.log"
+        grep -q "release/libvoxide.dylib lib/libvoxide.dylib$" "$logs/macos-install-$t.log"
+        grep -q "CMake Voxide::voxide: lib/libvoxide.dylib$" "$logs/macos-install-$t.log"
+    done
+    echo ":: cargo check --all-targets passed for aarch64- and x86_64-apple-darwin (not linked)"
 }
 
 suite_cuda-emu() {

@@ -328,6 +328,7 @@ fn cli_speak_on_cuda_matches_onnxruntime() {
 /// The emulator's call counts `[allocations, launches, GEMMs, graph
 /// instantiations]` (`voxide_emu_counts`, an entry point of the emulated
 /// libcuda only), or `None` on a real driver.
+#[cfg(unix)]
 fn emulator_counts() -> Option<[u64; 4]> {
     // SAFETY: dlopen of the already loaded driver library by its cudarc
     // name, and a lookup of the emulator's own entry point with its C type.
@@ -345,6 +346,12 @@ fn emulator_counts() -> Option<[u64; 4]> {
         f(out.as_mut_ptr());
         Some(out)
     }
+}
+
+/// The emulator is a Linux `libcuda.so`: elsewhere always a real driver.
+#[cfg(not(unix))]
+fn emulator_counts() -> Option<[u64; 4]> {
+    None
 }
 
 const FAULT_TEXT: &str = "ðɪs ɪz ɐ ʃˈɔːɹt sˈɛntəns, ɪn tʃˈʌŋks.";

@@ -1,11 +1,16 @@
 //! Optional exact-Piper phonemes: espeak-ng loaded at run time.
 //!
-//! `libespeak-ng.so.1` is opened with `dlopen` on first use, never linked,
-//! so voxide carries no GPL code; without the library a clear error says so.
-//! Clauses are phonemized one at a time with `espeak_TextToPhonemes` in IPA
-//! mode, as Piper does, and the punctuation that ended each clause is put
-//! back the way Piper writes it (`, : ;` followed by a space; `. ? !` end a
-//! sentence).
+//! The espeak-ng shared library ([`LIBRARY`]: `libespeak-ng.so.1` on Linux
+//! and other unix systems, `libespeak-ng.1.dylib` on macOS,
+//! `libespeak-ng.dll` on Windows) is opened with `libloading` on first use,
+//! never linked, so voxide carries no GPL code; without the library a clear
+//! error says so. On unix it is opened with `RTLD_NOW | RTLD_LOCAL` (every
+//! symbol resolved at once, none exported to later loads); on Windows with
+//! `LoadLibraryExW` and the default search path (the application's directory
+//! and `PATH`). Clauses are phonemized one at a time with
+//! `espeak_TextToPhonemes` in IPA mode, as Piper does, and the punctuation
+//! that ended each clause is put back the way Piper writes it (`, : ;`
+//! followed by a space; `. ? !` end a sentence).
 
 use super::TextError;
 use parking_lot::Mutex;
@@ -13,7 +18,14 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 /// The library file name that is loaded.
+#[cfg(all(unix, not(target_os = "macos")))]
 pub const LIBRARY: &str = "libespeak-ng.so.1";
+/// The library file name that is loaded.
+#[cfg(target_os = "macos")]
+pub const LIBRARY: &str = "libespeak-ng.1.dylib";
+/// The library file name that is loaded.
+#[cfg(windows)]
+pub const LIBRARY: &str = "libespeak-ng.dll";
 
 const AUDIO_OUTPUT_SYNCHRONOUS: c_int = 2;
 const ESPEAK_CHARS_UTF8: c_int = 1;
@@ -28,49 +40,60 @@ struct Lib {
     text_to_phonemes: TextToPhonemesFn,
     /// espeak keeps global state: one caller at a time, and the voice last set.
     state: Mutex<Option<String>>,
+    /// The loaded library, kept open for the process's life (the function
+    /// pointers above point into it).
+    _library: libloading::Library,
 }
 
-fn symbol(handle: *mut c_void, name: &str) -> Result<*mut c_void, String> {
-    let c = CString::new(name).map_err(|e| e.to_string())?;
-    // SAFETY: handle is a live dlopen handle and c a NUL-terminated name.
-    let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
-    if p.is_null() {
-        Err(format!("{LIBRARY} has no symbol {name}"))
-    } else {
-        Ok(p)
+/// The cause of a failed load or symbol lookup, with the OS's own words
+/// (`dlerror`, or the Windows error) where it gave any.
+fn cause(e: &libloading::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(s) => s.to_string(),
+        None => e.to_string(),
     }
+}
+
+/// Open [`LIBRARY`] from the system's library search path.
+fn open() -> Result<libloading::Library, libloading::Error> {
+    #[cfg(unix)]
+    {
+        use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+        // SAFETY: loading espeak-ng runs only its (trivial) initialisers.
+        unsafe { Library::open(Some(LIBRARY), RTLD_NOW | RTLD_LOCAL) }.map(Into::into)
+    }
+    #[cfg(not(unix))]
+    {
+        // SAFETY: as above.
+        unsafe { libloading::Library::new(LIBRARY) }
+    }
+}
+
+/// The function `name` of `library` as a `T` (a function pointer type).
+///
+/// # Safety
+/// `T` must be the C signature of `name` in espeak-ng's `speak_lib.h`.
+unsafe fn symbol<T: Copy>(library: &libloading::Library, name: &str) -> Result<T, String> {
+    // SAFETY: per this function's contract.
+    unsafe { library.get::<T>(name) }
+        .map(|s| *s)
+        .map_err(|e| format!("{LIBRARY} has no symbol {name} ({})", cause(&e)))
 }
 
 fn load() -> Result<Lib, String> {
-    let name = CString::new(LIBRARY).map_err(|e| e.to_string())?;
-    // SAFETY: dlopen with a valid NUL-terminated name; the handle is never closed.
-    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if handle.is_null() {
-        // SAFETY: dlerror returns NULL or a valid C string.
-        let why = unsafe {
-            let e = libc::dlerror();
-            if e.is_null() {
-                "not found".to_string()
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            }
-        };
-        return Err(format!(
-            "cannot load {LIBRARY} ({why}); install espeak-ng (Debian/Ubuntu: apt install libespeak-ng1) or use the built-in phonemizer"
-        ));
-    }
+    let library = open().map_err(|e| {
+        format!(
+            "cannot load {LIBRARY} ({}); install espeak-ng (Debian/Ubuntu: apt install libespeak-ng1) or use the built-in phonemizer",
+            cause(&e)
+        )
+    })?;
     // SAFETY: the symbols have these C signatures in espeak-ng's speak_lib.h.
     let (init, set_voice, text_to_phonemes) = unsafe {
         (
-            std::mem::transmute::<*mut c_void, InitializeFn>(symbol(handle, "espeak_Initialize")?),
-            std::mem::transmute::<*mut c_void, SetVoiceFn>(symbol(
-                handle,
-                "espeak_SetVoiceByName",
-            )?),
-            std::mem::transmute::<*mut c_void, TextToPhonemesFn>(symbol(
-                handle,
-                "espeak_TextToPhonemes",
-            )?),
+            symbol::<InitializeFn>(&library, "espeak_Initialize")?,
+            symbol::<SetVoiceFn>(&library, "espeak_SetVoiceByName")?,
+            symbol::<TextToPhonemesFn>(&library, "espeak_TextToPhonemes")?,
         )
     };
     // SAFETY: synchronous mode, default buffer and data path, no options.
@@ -84,6 +107,7 @@ fn load() -> Result<Lib, String> {
         set_voice,
         text_to_phonemes,
         state: Mutex::new(None),
+        _library: library,
     })
 }
 

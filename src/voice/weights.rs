@@ -922,27 +922,14 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
 fn read_halves(f: &std::fs::File, buf: &mut Vec<u8>, len: usize) -> bool {
     let spare = &mut buf.spare_capacity_mut()[..len];
     let (a, b) = spare.split_at_mut(len / 2);
-    use std::os::fd::AsRawFd;
-    let fd = f.as_raw_fd();
-    // pread straight into the uninitialised memory (the kernel writes it; no
+    // Read straight into the uninitialised memory (the kernel writes it; no
     // zero-fill pass first), looping over short reads.
     let read = |part: &mut [std::mem::MaybeUninit<u8>], at: usize| -> bool {
         let mut done = 0;
         while done < part.len() {
-            // SAFETY: the destination is `part.len() - done` writable bytes
-            // of memory we own; pread writes at most that many.
-            let r = unsafe {
-                libc::pread(
-                    fd,
-                    part.as_mut_ptr().add(done).cast::<libc::c_void>(),
-                    part.len() - done,
-                    (at + done) as libc::off_t,
-                )
-            };
-            match r {
-                r if r > 0 => done += r as usize,
-                -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
-                }
+            match read_at(f, &mut part[done..], (at + done) as u64) {
+                Ok(n) if n > 0 => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 _ => return false,
             }
         }
@@ -957,6 +944,63 @@ fn read_halves(f: &std::fs::File, buf: &mut Vec<u8>, len: usize) -> bool {
     } else {
         false
     }
+}
+
+/// Read up to `dst.len()` bytes of `f` at byte `offset` into `dst`, without
+/// moving a shared cursor (so two threads may read one file at once): unix
+/// `pread` straight into the uninitialised memory.
+#[cfg(unix)]
+fn read_at(
+    f: &std::fs::File,
+    dst: &mut [std::mem::MaybeUninit<u8>],
+    offset: u64,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset too large"))?;
+    // SAFETY: the destination is `dst.len()` writable bytes of memory we
+    // own; pread writes at most that many.
+    let r = unsafe {
+        libc::pread(
+            f.as_raw_fd(),
+            dst.as_mut_ptr().cast::<libc::c_void>(),
+            dst.len(),
+            offset,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Windows: `seek_read` (`ReadFile` with the offset in its OVERLAPPED, so
+/// concurrent reads do not race on the file position), into memory zeroed
+/// first (std's API takes initialised bytes).
+#[cfg(windows)]
+fn read_at(
+    f: &std::fs::File,
+    dst: &mut [std::mem::MaybeUninit<u8>],
+    offset: u64,
+) -> std::io::Result<usize> {
+    use std::os::windows::fs::FileExt;
+    for b in dst.iter_mut() {
+        b.write(0);
+    }
+    // SAFETY: every byte of `dst` was initialised just above.
+    let dst = unsafe { &mut *(std::ptr::from_mut(dst) as *mut [u8]) };
+    f.seek_read(dst, offset)
+}
+
+/// Elsewhere no positioned read: the caller reads the file in one pass.
+#[cfg(not(any(unix, windows)))]
+fn read_at(
+    _f: &std::fs::File,
+    _dst: &mut [std::mem::MaybeUninit<u8>],
+    _offset: u64,
+) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// The raw float payloads of `inits` as `f32`s, converted in parallel when

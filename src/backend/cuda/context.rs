@@ -83,6 +83,22 @@ impl std::fmt::Debug for CudaBackend {
     }
 }
 
+/// The CUDA libraries as this OS names them, for messages (cudarc loads them
+/// at run time under each OS's names: `dlopen` on Linux, `LoadLibrary` on
+/// Windows).
+#[cfg(not(windows))]
+pub(crate) const DRIVER_LIB: &str = "libcuda.so.1";
+#[cfg(not(windows))]
+pub(crate) const CUBLAS_LIB: &str = "libcublas.so.12 or libcublas.so";
+#[cfg(not(windows))]
+pub(crate) const NVRTC_LIB: &str = "libnvrtc.so.12";
+#[cfg(windows)]
+pub(crate) const DRIVER_LIB: &str = "nvcuda.dll";
+#[cfg(windows)]
+pub(crate) const CUBLAS_LIB: &str = "cublas64_12.dll";
+#[cfg(windows)]
+pub(crate) const NVRTC_LIB: &str = "nvrtc64_120_0.dll";
+
 /// Find CUDA device `ordinal`: its name, or why it is not usable (no driver
 /// library, no device, driver error).
 ///
@@ -94,7 +110,7 @@ pub fn probe(ordinal: usize) -> Result<String, BackendError> {
         .unwrap_or(false);
     if !present {
         return Err(BackendError::Device(
-            "no CUDA driver (libcuda.so.1 not found)".into(),
+            format!("no CUDA driver ({DRIVER_LIB} not found)"),
         ));
     }
     let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
@@ -147,7 +163,7 @@ impl CudaBackend {
         let name = probe(ordinal)?;
         if !blas::available() {
             return Err(BackendError::Device(
-                "cuBLAS (libcublas.so.12 or libcublas.so) not found on the library path".into(),
+                format!("cuBLAS ({CUBLAS_LIB}) not found on the library path"),
             ));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| dev_err("CUDA context", e))?;

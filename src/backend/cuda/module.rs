@@ -59,7 +59,10 @@ pub fn nvrtc_available() -> bool {
 pub fn compile_all(arch: &'static str) -> Result<Vec<(&'static str, String)>, BackendError> {
     if !nvrtc_available() {
         return Err(BackendError::Device(
-            "NVRTC (libnvrtc.so.12) not found on the library path".into(),
+            format!(
+                "NVRTC ({}) not found on the library path",
+                super::context::NVRTC_LIB
+            ),
         ));
     }
     let mut out = Vec::new();
