@@ -27,10 +27,12 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 
 rc=0
 "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee target/pytest-python.log || rc=$?
-summary=$(grep -E '[0-9]+ (passed|failed)' target/pytest-python.log | tail -n 1)
-passed=$(grep -oE '[0-9]+ passed' <<< "$summary" | awk '{print $1}')
-failed=$(grep -oE '[0-9]+ (failed|error)' <<< "$summary" | awk '{s += $1} END {print s + 0}')
-passed=${passed:-0}
+# pytest's closing line: "N passed, M failed, K errors in S s" (any subset).
+read -r passed failed < <(awk '/[0-9]+ (passed|failed|errors?) in / { line = $0 }
+    END { n = split(line, w, /[ ,]+/); p = 0; f = 0
+          for (i = 2; i <= n; i++) { if (w[i] == "passed") p = w[i-1]; if (w[i] ~ /^(failed|errors?)$/) f += w[i-1] }
+          print p, f }' target/pytest-python.log)
+[ "$rc" = 0 ] || [ "$failed" != 0 ] || failed=1 # pytest failed without a count (collection error, crash)
 
 echo "test-python: Ray Serve smoke test (examples/python/ray_serve.py --smoke)"
 t1=$SECONDS

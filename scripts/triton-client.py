@@ -16,6 +16,8 @@ status is 1 when any failed. Every wait is bounded.
   bad-input   missing TEXT, wrong type, wrong shape, invalid UTF-8, empty
               text, unknown speaker, bad INPUT_TYPE, LENGTH_SCALE, SEED:
               error responses (on a stream too), and then the servers serve
+  cancel      a long gRPC stream cancelled after its first chunk stops
+              (Triton counts it as a failure within seconds)
   reload      server B: unload and load `voxide` twice, clean each time
   rss         1,000 short requests: server A's RSS grows less than 10 MiB
               after warm-up
@@ -84,10 +86,14 @@ class Server:
     def metric(self, name, model):
         with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=10) as r:
             text = r.read().decode()
-        for line in text.splitlines():
-            if line.startswith(name + "{") and f'model="{model}"' in line:
-                return float(line.rsplit(" ", 1)[1])
-        return None
+        # Summed over the other labels (the failure counter has one line per
+        # reason: REJECTED, CANCELED, BACKEND, OTHER).
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") and f'model="{model}"' in line
+        ]
+        return sum(values) if values else None
 
 
 def reference(cli, voice, work, text, seed):
@@ -286,7 +292,8 @@ def main():
     for i in range(24):
         name, fn = ways[i % 4]
         server = (a, b)[(i // 4) % 2]
-        text, seed = [(LONG, 0), (SHORT, 7), (SHORT, 0), (LONG, 3)][i % 3]
+        # Every way meets every text (the index runs ahead by one each round of four).
+        text, seed = [(LONG, 0), (SHORT, 7), (SHORT, 0), (LONG, 3)][(i + i // 4) % 4]
         jobs.append((f"{name} on {server.label}", fn, server, text, seed))
     bad = []
     t = time.monotonic()
@@ -344,6 +351,27 @@ def main():
         if s is a:
             success_a_voxide += 1
     check("bad-input: then both servers still serve, equal audio", ok_after and a.alive() and b.alive())
+
+    # cancel: a long stream cancelled after its first chunk ends as a failure
+    # (the backend stopped) within seconds, not as a success minutes later
+    before = (a.metric("nv_inference_request_failure", "voxide_stream") or 0,
+              a.metric("nv_inference_request_success", "voxide_stream") or 0)
+    client = a.grpc_client()
+    q = queue.Queue()
+    client.start_stream(callback=lambda result, error: q.put((result, error)))
+    client.async_stream_infer("voxide_stream", grpc_inputs((LONG + " ") .encode() * 20), enable_empty_final_response=True)
+    first = q.get(timeout=TIMEOUT)
+    client.stop_stream(cancel_requests=True)
+    client.close()
+    deadline = time.monotonic() + 10
+    after = before
+    while time.monotonic() < deadline and after[0] == before[0]:
+        time.sleep(0.2)
+        after = (a.metric("nv_inference_request_failure", "voxide_stream") or 0,
+                 a.metric("nv_inference_request_success", "voxide_stream") or 0)
+    check("cancel: a cancelled stream stops in the backend",
+          first[1] is None and after[0] == before[0] + 1 and after[1] == before[1] and a.alive(),
+          f"failures {before[0]:.0f} -> {after[0]:.0f}, successes {before[1]:.0f} -> {after[1]:.0f}")
 
     # reload
     hb = b.http_client()

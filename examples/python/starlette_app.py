@@ -46,11 +46,11 @@ async def wav_stream(text: str, **options) -> AsyncIterator[bytes]:
 
 async def speak(request: Request):
     text = request.query_params.get("text") or (await request.body()).decode()
-    options = {"seed": int(request.query_params.get("seed", 0))}
     try:
-        # Fail before the response starts: unknown voice, bad option.
-        engine.sample_rate(request.query_params.get("voice"))
-    except voxide.Error as e:
+        options = {"seed": int(request.query_params.get("seed", 0)), "voice": request.query_params.get("voice")}
+        # Fail before the response starts: unknown voice.
+        engine.sample_rate(options["voice"])
+    except (ValueError, voxide.Error) as e:  # voxide.InvalidArgument is a ValueError too
         return JSONResponse({"error": str(e)}, status_code=400)
     return StreamingResponse(wav_stream(text, **options), media_type="audio/wav")
 

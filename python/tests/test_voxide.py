@@ -422,13 +422,14 @@ def _rss_kib() -> int:
 
 
 def test_no_leak_over_1000_calls(engine):
-    # The shortest real requests (one phoneme, fastest speed), so the
-    # 1,000 calls measure the binding's per-call costs: permits, options,
-    # Audio objects and their numpy views, stream threads and channels.
+    # Short real requests (one phoneme at double speed, ~2,500 samples), so
+    # the 1,000 calls measure the binding's per-call costs: permits,
+    # options, Audio objects and their numpy views, stream threads and
+    # channels.
     def call(i: int) -> int:
         if i % 10 == 0:
-            return sum(len(c) for c in engine.stream("ə", input="phonemes", speed=4.0))
-        audio = engine.speak("ə", input="phonemes", speed=4.0, seed=i)
+            return sum(len(c) for c in engine.stream("ə", input="phonemes", speed=2.0))
+        audio = engine.speak("ə", input="phonemes", speed=2.0, seed=i)
         return len(audio.samples) + len(audio.words)
 
     for i in range(100):  # warm-up: allocator pools, numpy, thread stacks
@@ -443,5 +444,6 @@ def test_no_leak_over_1000_calls(engine):
     # Leaking each call's samples alone would grow by `total * 4` bytes;
     # allow a quarter of that, and at least 4 MiB of allocator noise.
     limit = max(4096, total * 4 // 1024 // 4)
-    assert total > 0
+    # The check can fail: leaking every call's samples would exceed it.
+    assert total * 4 // 1024 > limit, (total, limit)
     assert growth < limit, f"RSS grew {growth} KiB over 1000 calls (limit {limit} KiB)"

@@ -25,6 +25,9 @@ pub struct Config {
     /// Requests the engine runs at once: `max_concurrent`, else the number of
     /// instances the configuration declares.
     pub max_concurrent: usize,
+    /// `scheduler` parameter: requests through the engine's batching
+    /// scheduler (`None`: the engine's default, `$VOXIDE_SCHEDULER` else off).
+    pub scheduler: Option<bool>,
     /// `model_transaction_policy { decoupled: true }`.
     pub decoupled: bool,
 }
@@ -49,10 +52,11 @@ impl ModelState {
         log(
             sys::LOG_INFO,
             &format!(
-                "model {name:?}: voice {}, decoupled {}, max_concurrent {}",
+                "model {name:?}: voice {}, decoupled {}, max_concurrent {}, scheduler {:?}",
                 config.voice.display(),
                 config.decoupled,
-                config.max_concurrent
+                config.max_concurrent,
+                config.scheduler
             ),
         );
         Ok(ModelState {
@@ -76,6 +80,9 @@ impl ModelState {
             .max_concurrent(c.max_concurrent);
         if let Some(p) = c.precision {
             b = b.precision(p);
+        }
+        if let Some(on) = c.scheduler {
+            b = b.scheduler(on);
         }
         let engine = Arc::new(b.build().map_err(|e| {
             Error::engine(&format!("model {:?}: loading the voice", self.name), &e)
@@ -230,6 +237,15 @@ pub fn parse_config(config: &Value, dir: Option<&Path>) -> std::result::Result<C
         Some(n) => n,
         None => declared_instances(config),
     };
+    let scheduler = match parameter(config, "scheduler")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") => None,
+        Some("1" | "on" | "true" | "yes") => Some(true),
+        Some("0" | "off" | "false" | "no") => Some(false),
+        Some(other) => return Err(format!("parameter scheduler: {other:?} is not on or off")),
+    };
     let decoupled = config
         .get("model_transaction_policy")
         .and_then(|p| p.get("decoupled"))
@@ -241,6 +257,7 @@ pub fn parse_config(config: &Value, dir: Option<&Path>) -> std::result::Result<C
         threads,
         precision,
         max_concurrent,
+        scheduler,
         decoupled,
     })
 }
