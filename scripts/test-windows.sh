@@ -13,15 +13,17 @@
 #       options, bit for bit or at least 80 dB SNR with the same length;
 #   (d) examples/c/speak.c built with mingw against the installed import
 #       library (directly, and through CMake's find_package(Voxide) with
-#       cmake/mingw-w64.cmake), run under wine with the installed DLL on
-#       WINEPATH: its WAV, streamed WAV and SRT checked, the WAV against the
-#       Linux CLI for the same phonemes (>= 80 dB);
+#       cmake/mingw-w64.cmake) and against libvoxide.a with voxide.pc's
+#       Libs.private, run under wine (the DLL found on WINEPATH): its WAV
+#       against the Linux CLI for the same phonemes (>= 80 dB), the streamed
+#       WAV as long as the whole one, the SRT holding cues;
 #   (e) under wine as the cargo target runner: tests/parity.rs (f32 against
 #       the onnxruntime fixtures, cases VOXIDE_PARITY_CASES, default
 #       hi,hello,hi-noise; the bf16x3 test skips without AMX), tests/bad_input.rs
 #       and tests/ffi_abi.rs (the C ABI from Rust), all their tests.
 # Wine runs in its own prefix, target/wine/prefix (created on first use, about
-# 15 s). Installs what is missing (apt packages as root, the rustup target),
+# 15 s; on wine < 9 it gets scripts/wine/bcryptprimitives.c, the one function
+# of Windows 10's bcryptprimitives.dll that Rust's std needs). Installs what is missing (apt packages as root, the rustup target),
 # prints each step's time, exits non-zero on any failure.
 #   scripts/test-windows.sh
 # Env: VOXIDE_PARITY_CASES (comma-separated case names of
@@ -81,6 +83,15 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
     wineserver -w
     [ -f "$WINEPREFIX/system.reg" ] || { echo "test-windows: wineboot did not create $WINEPREFIX" >&2; exit 1; }
 fi
+# Rust's std imports ProcessPrng from bcryptprimitives.dll (Windows 10+);
+# wine before 9 has none (no file in system32, where wine keeps a stub of
+# each builtin DLL): put the shim scripts/wine/bcryptprimitives.c there.
+sys32="$WINEPREFIX/drive_c/windows/system32"
+if [ ! -f "$sys32/bcryptprimitives.dll" ]; then
+    echo "wine has no bcryptprimitives.dll: installing the ProcessPrng shim (scripts/wine/bcryptprimitives.c)"
+    x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -shared -o "$sys32/bcryptprimitives.dll" \
+        "$root/scripts/wine/bcryptprimitives.c" -lbcrypt
+fi
 wine --version
 done_step "setup"
 
@@ -91,7 +102,7 @@ step "(a) release build for $target: voxide.dll, voxide.exe (and the tests)"
 cargo build --release --target "$target" --lib --bin voxide "${tests[@]}"
 rel="$root/target/$target/release"
 for f in "$rel/voxide.dll" "$rel/voxide.exe"; do
-    x86_64-w64-mingw32-objdump -f "$f" | grep -q 'file format pei-x86-64' ||
+    grep -q 'file format pei-x86-64' <<<"$(x86_64-w64-mingw32-objdump -f "$f")" ||
         { echo "test-windows: $f is not a PE x86-64 file" >&2; exit 1; }
     dlls=$(x86_64-w64-mingw32-objdump -p "$f" | sed -n 's/^\tDLL Name: //p' | sort -u | xargs)
     echo "${f#"$root"/}: PE x86-64, $(du -h "$f" | cut -f1), imports: $dlls"
@@ -100,7 +111,8 @@ for f in "$rel/voxide.dll" "$rel/voxide.exe"; do
         exit 1
     fi
 done
-x86_64-w64-mingw32-objdump -p "$rel/voxide.dll" | grep -q 'voxide_engine_create' ||
+exports=$(x86_64-w64-mingw32-objdump -p "$rel/voxide.dll")
+grep -q ' voxide_engine_create$' <<<"$exports" ||
     { echo "test-windows: voxide.dll does not export voxide_engine_create" >&2; exit 1; }
 done_step "(a) build"
 
@@ -115,8 +127,8 @@ done
 cmp -s "$root/include/voxide.h" "$prefix/include/voxide.h"
 done_step "(b) install"
 
-# compare_wavs LABEL A B: the same sample count, and bit-identical samples or
-# at least 80 dB SNR.
+# compare_wavs LABEL A B [length]: A is speech with B's sample count, and
+# (unless "length") bit-identical samples or at least 80 dB SNR.
 compare_wavs() {
     python3 - "$@" <<'PY'
 import math, struct, sys
@@ -135,12 +147,16 @@ def pcm(path):
     return rate, b, struct.unpack_from(f"<{n}h", b, 44)
 
 label, win, lin = sys.argv[1:4]
+length_only = sys.argv[4:] == ["length"]
 rate, wb, w = pcm(win)
 _, lb, l = pcm(lin)
 if len(w) < rate // 2 or max(abs(v) for v in w) < 1000:
     sys.exit(f"{label}: {win} holds {len(w)} samples, peak {max(map(abs, w), default=0)}: not speech")
 if len(w) != len(l):
-    sys.exit(f"{label}: sample counts differ: windows {len(w)}, linux {len(l)}")
+    sys.exit(f"{label}: sample counts differ: {len(w)} and {len(l)}")
+if length_only:
+    print(f"{label}: {len(w)} samples, as many as {lin}")
+    sys.exit(0)
 if wb == lb:
     print(f"{label}: {len(w)} samples ({len(w) / rate:.2f} s), bit-identical to the Linux build's")
     sys.exit(0)
@@ -170,21 +186,28 @@ compare_wavs "CLI phonemes" "$out/win-ipa.wav" "$out/linux-ipa.wav"
 done_step "(c) CLI under wine"
 
 step "(d) examples/c/speak.c with mingw against the installed voxide.dll, under wine"
+mkdir -p "$out/gcc" "$out/static"
 x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror -I"$prefix/include" \
-    "$root/examples/c/speak.c" -L"$prefix/lib" -lvoxide -o "$out/speak.exe"
+    "$root/examples/c/speak.c" -L"$prefix/lib" -lvoxide -o "$out/gcc/speak.exe"
+# Statically, with the libraries voxide.pc names for a static link.
+static_libs=$(sed -n 's/^Libs.private: //p' "$prefix/lib/pkgconfig/voxide.pc")
+# shellcheck disable=SC2086 # the library list splits into words
+x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror -I"$prefix/include" \
+    "$root/examples/c/speak.c" "$prefix/lib/libvoxide.a" $static_libs -o "$out/static/speak.exe"
 rm -rf "$out/cmake"
 cmake -S "$root/examples/c" -B "$out/cmake" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_TOOLCHAIN_FILE="$root/cmake/mingw-w64.cmake" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$out/cmake" >/dev/null
 "$linux_cli" speak --voice "$voice" --phonemes "$ipa" --output "$out/linux-c.wav"
 export WINEPATH="$prefix/bin"
-for exe in "$out/speak.exe" "$out/cmake/speak.exe"; do
-    name=$(basename "$(dirname "$exe")")
-    [ "$name" = cmake ] || name=gcc
+for name in gcc cmake static; do
+    exe="$out/$name/speak.exe"
     rm -f "$out/c-$name".*
     wine "$exe" "$voice" "$out/c-$name.wav"
     compare_wavs "C example ($name)" "$out/c-$name.wav" "$out/linux-c.wav"
-    compare_wavs "C example ($name), streamed" "$out/c-$name.stream.wav" "$out/linux-c.wav"
+    # The example converts streamed chunks to 16 bits its own way: the same
+    # length as the whole request is what is checked (as test-aarch64.sh does).
+    compare_wavs "C example ($name), streamed" "$out/c-$name.stream.wav" "$out/c-$name.wav" length
     grep -q -- '-->' "$out/c-$name.srt" || { echo "test-windows: $out/c-$name.srt holds no captions" >&2; exit 1; }
 done
 unset WINEPATH
