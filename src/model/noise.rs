@@ -41,7 +41,8 @@ pub fn normal_at(seed: u64, stream: u64, row: u64, col: u64) -> f32 {
     let b = splitmix64(a);
     let u1 = ((a >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64);
     let u2 = (b >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    // libm (pure Rust), not the platform C library: the same noise on every OS.
+    ((-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)) as f32
 }
 
 impl Noise {

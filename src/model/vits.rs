@@ -129,7 +129,7 @@ fn frames_of(
             Some(&r) => length_scale * r,
             None => length_scale,
         };
-        let d = (lw.exp() * ls).ceil();
+        let d = (libm::expf(lw) * ls).ceil(); // libm: the same frames on every OS
         if !d.is_finite() || d > max_frames as f32 || d > u32::MAX as f32 {
             return Err(Error::InvalidArgument(format!(
                 "id #{} would last {d} frames, over the cap of {max_frames} frames per sentence (lower noise_w or length_scale)",

@@ -157,7 +157,7 @@ pub(crate) fn expand_prior(
                 0.0
             } else {
                 let t = own as usize;
-                e * l[t].exp() * noise_scale + m[t]
+                e * libm::expf(l[t]) * noise_scale + m[t]
             };
         }
     }

@@ -45,7 +45,7 @@ fn softplus(v: f32) -> f32 {
     if v > 20.0 {
         v
     } else {
-        v.exp().ln_1p()
+        libm::log1pf(libm::expf(v))
     }
 }
 
@@ -53,7 +53,7 @@ fn softmax_into(u: impl Iterator<Item = f32> + Clone, out: &mut [f32]) {
     let mx = u.clone().fold(f32::NEG_INFINITY, f32::max);
     let mut s = 0.0;
     for (o, v) in out.iter_mut().zip(u) {
-        *o = (v - mx).exp();
+        *o = libm::expf(v - mx);
         s += *o;
     }
     for o in out.iter_mut() {
@@ -93,7 +93,7 @@ pub(crate) fn rqs_inverse(y: f32, theta: &[f32], k: usize, wh_scale: f32) -> f32
         &mut yk,
     );
     // Boundary derivatives: δ + softplus(ln(e^{1−δ} − 1)) = 1.
-    let kappa = ((1.0f32 - MIN_D).exp() - 1.0).ln();
+    let kappa = libm::logf(libm::expf(1.0f32 - MIN_D) - 1.0);
     let deriv = |i: usize| -> f32 {
         if i == 0 || i == k {
             MIN_D + softplus(kappa)
