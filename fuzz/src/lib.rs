@@ -757,7 +757,10 @@ pub fn server_request(data: &[u8]) {
             assert!(!r.input.trim().is_empty(), "blank input accepted");
             assert!(r.input.chars().count() <= 64, "input over the limit");
             assert!((0.25..=4.0).contains(&r.speed), "speed {}", r.speed);
-            for s in [r.noise_scale, r.noise_w, r.length_scale].into_iter().flatten() {
+            for s in [r.noise_scale, r.noise_w, r.length_scale]
+                .into_iter()
+                .flatten()
+            {
                 assert!((0.0..=10.0).contains(&s), "scale {s}");
             }
             assert!(!r.timestamps || r.sse, "timestamps without SSE");
@@ -767,7 +770,9 @@ pub fn server_request(data: &[u8]) {
             assert_eq!(e.status, 400, "{e}");
             let body = e.body();
             assert!(
-                body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
                 "{body}"
             );
             assert!(body["error"]["type"].is_string(), "{body}");
