@@ -273,6 +273,12 @@ if MODE != "--no-page":
     if shutil.which("chromedriver") and shutil.which("chromium"):
         browser_checks()
     else:
-        print("SKIP server page: chromium or chromedriver not installed")
+        line = "SKIP server page: chromium or chromedriver not installed"
+        print(line)
+        # Counted by scripts/test.sh, as the Rust tests' skips are.
+        log = os.environ.get("VOXIDE_SKIP_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(line + "\n")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
