@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of one voxide input surface with AFL++ (cargo-afl).
-#   scripts/fuzz.sh TARGET MINUTES      TARGET: voice_onnx voice_config text phonemes ssml capi
+#   scripts/fuzz.sh TARGET MINUTES      TARGET: voice_onnx voice_config text phonemes ssml capi server_request
 # Builds fuzz/ with AFL instrumentation (cargo-afl is installed at a pinned
 # version if missing), fuzzes from the committed seed corpus fuzz/corpus/TARGET
 # for MINUTES, prints executions / paths / crashes, and exits non-zero if a
@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 target=${1:?usage: scripts/fuzz.sh TARGET MINUTES}
 minutes=${2:?usage: scripts/fuzz.sh TARGET MINUTES}
-case $target in voice_onnx|voice_config|text|phonemes|ssml|capi) ;; *)
-  echo "fuzz.sh: unknown target $target (voice_onnx voice_config text phonemes ssml capi)" >&2; exit 2;;
+case $target in voice_onnx|voice_config|text|phonemes|ssml|capi|server_request) ;; *)
+  echo "fuzz.sh: unknown target $target (voice_onnx voice_config text phonemes ssml capi server_request)" >&2; exit 2;;
 esac
 [ -d "fuzz/corpus/$target" ] || { echo "fuzz.sh: no seed corpus fuzz/corpus/$target" >&2; exit 2; }
 if ! cargo afl --version >/dev/null 2>&1; then

@@ -6,7 +6,8 @@
    results must equal `voxide speak --output -` (same text and seed); mp3
    and opus are decoded with ffmpeg and compared with it: the length within
    the codec's padding (50 ms) and the waveform's SNR above a threshold
-   (after the best alignment within +-5 ms).
+   (after the best alignment: within +-5 ms for opus, +-110 ms for mp3, whose
+   encoder delay stays in a stream without a gapless header).
 2. The web page in headless Chromium, driven over WebDriver (plain HTTP,
    urllib): load /, type, press Speak; the page must report audio bytes
    received, chunks scheduled and played, and word events; a bad SSML
@@ -36,11 +37,11 @@ MODE = sys.argv[5] if len(sys.argv) > 5 else ""
 TEXT = "The server speaks. Its samples match the command line, word for word."
 SEED = 11
 # Waveform SNR (dB) a decoded lossy stream must reach against the exact
-# samples. Measured here: mp3 (LAME, 64 kbit/s) about 12 dB, opus (48
-# kbit/s) about 9 dB; perceptual codecs keep the spectrum, not the exact
+# samples. Measured here: mp3 (LAME, 64 kbit/s) about 23 dB, opus (48
+# kbit/s) 12 to 16 dB; perceptual codecs keep the spectrum, not the exact
 # waveform, so the bar is set a few dB under: a wrong rate, a shift or
 # silence scores below 1 dB.
-SNR_MIN = {"mp3": 6.0, "opus": 4.0}
+SNR_MIN = {"mp3": 12.0, "opus": 6.0}
 passed, failed = 0, 0
 
 
@@ -64,13 +65,13 @@ def snr_aligned(ref, got, max_lag):
     best = (-1e9, 0)
     n = min(len(ref), len(got)) - 2 * max_lag
     start = max_lag
-    window = range(start, start + min(n, 30000))
+    window = range(start, start + min(n, 6000))
     sig = sum(ref[i] * ref[i] for i in window) or 1
-    # Coarse to fine: every 4th lag, then the neighbours of the best.
+    # Coarse to fine: every 2nd lag, then the neighbours of the best.
     def snr(lag):
         err = sum((ref[i] - got[i + lag]) ** 2 for i in window)
         return 10 * math.log10(sig / max(err, 1))
-    for lag in range(-max_lag, max_lag + 1, 4):
+    for lag in range(-max_lag, max_lag + 1, 2):
         best = max(best, (snr(lag), lag))
     for lag in range(best[1] - 3, best[1] + 4):
         if -max_lag <= lag <= max_lag:
@@ -115,9 +116,14 @@ def openai_checks():
             check("openai flac decodes to voxide speak", dec == pcm, f"{len(data)} bytes")
         else:
             dec = s16(ffmpeg_s16(data, "mp3" if fmt == "mp3" else "ogg", rate))
-            dlen = abs(len(dec) - len(ref)) / rate
-            check(f"openai {fmt} length", dlen <= 0.05, f"{len(dec)} vs {len(ref)} samples")
-            snr, lag = snr_aligned(ref, dec, rate // 200)
+            # mp3 is streamed without a gapless (Xing/LAME) header, so a
+            # decoder keeps LAME's encoder delay (576 + 529 samples) and the
+            # last frame's padding: up to 0.12 s more; opus trims both
+            # (pre-skip and the final granule position): 0.05 s.
+            slack, max_lag = (0.12, 2400) if fmt == "mp3" else (0.05, rate // 200)
+            dlen = (len(dec) - len(ref)) / rate
+            check(f"openai {fmt} length", -0.05 <= dlen <= slack, f"{len(dec)} vs {len(ref)} samples")
+            snr, lag = snr_aligned(ref, dec, max_lag)
             check(f"openai {fmt} content", snr >= SNR_MIN[fmt], f"SNR {snr:.1f} dB at lag {lag} (min {SNR_MIN[fmt]})")
     with client.audio.speech.with_streaming_response.create(
         model="tts-1", voice="alloy", input=TEXT, response_format="pcm", extra_body={"seed": SEED}
@@ -267,6 +273,12 @@ if MODE != "--no-page":
     if shutil.which("chromedriver") and shutil.which("chromium"):
         browser_checks()
     else:
-        print("SKIP server page: chromium or chromedriver not installed")
+        line = "SKIP server page: chromium or chromedriver not installed"
+        print(line)
+        # Counted by scripts/test.sh, as the Rust tests' skips are.
+        log = os.environ.get("VOXIDE_SKIP_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(line + "\n")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -117,6 +117,11 @@ fn fuzz_ssml() {
 }
 
 #[test]
+fn fuzz_server_request() {
+    replay_and_mutate("server_request");
+}
+
+#[test]
 fn fuzz_capi() {
     replay_and_mutate("capi");
 }

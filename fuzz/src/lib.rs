@@ -11,6 +11,9 @@
 //!   against the real voice's id map.
 //! - `ssml`: any bytes as (lossy) UTF-8 -> the SSML parser (`text::ssml::parse`):
 //!   runs whose source maps stay in the input, or an error with a position.
+//! - `server_request`: any bytes as a `POST /v1/audio/speech` body ->
+//!   `server::parse_speech_request`: a request within its limits, or a 400
+//!   with OpenAI's error body.
 //! - `capi`: a random sequence of C ABI calls (NULLs, zero timeouts, cancelled
 //!   streams, bad option structs, frees) against one real engine.
 //!
@@ -34,6 +37,7 @@ pub const TARGETS: &[&str] = &[
     "phonemes",
     "ssml",
     "capi",
+    "server_request",
 ];
 
 /// Run `target` on `data`. Panics on a finding; `false` for an unknown target.
@@ -45,6 +49,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "phonemes" => phonemes(data),
         "ssml" => ssml(data),
         "capi" => capi(data),
+        "server_request" => server_request(data),
         _ => return false,
     }
     true
@@ -738,6 +743,73 @@ const TEXT_TOKENS: &[&str] = &[
     "x",
 ];
 
+/// Any bytes as a speech request body: `Ok` only for a request within the
+/// limits (input not blank and at most the character limit, speed 0.25..4,
+/// scales 0..10, timestamps only with SSE), else a 400 with OpenAI's error
+/// body naming the cause; never a panic.
+pub fn server_request(data: &[u8]) {
+    use voxide::server::{parse_speech_request, Limits};
+    let limits = Limits {
+        max_input_chars: 64,
+    };
+    match parse_speech_request(data, &limits) {
+        Ok(r) => {
+            assert!(!r.input.trim().is_empty(), "blank input accepted");
+            assert!(r.input.chars().count() <= 64, "input over the limit");
+            assert!((0.25..=4.0).contains(&r.speed), "speed {}", r.speed);
+            for s in [r.noise_scale, r.noise_w, r.length_scale]
+                .into_iter()
+                .flatten()
+            {
+                assert!((0.0..=10.0).contains(&s), "scale {s}");
+            }
+            assert!(!r.timestamps || r.sse, "timestamps without SSE");
+            assert!(!r.model.is_empty() && r.voice.as_deref() != Some(""));
+        }
+        Err(e) => {
+            assert_eq!(e.status, 400, "{e}");
+            let body = e.body();
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
+            assert!(body["error"]["type"].is_string(), "{body}");
+        }
+    }
+}
+
+/// JSON for structure-aware mutation of the `server_request` target.
+const JSON_TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"input\":",
+    "\"model\":\"tts-1\"",
+    "\"voice\":\"alloy\"",
+    "\"response_format\":\"opus\"",
+    "\"speed\":",
+    "\"stream_format\":\"sse\"",
+    "\"timestamps\":true",
+    "\"seed\":",
+    "\"speaker\":",
+    "\"input_type\":\"ssml\"",
+    "\"noise_w\":",
+    "null",
+    "true",
+    "1e999",
+    "-0.0",
+    "0.25",
+    "18446744073709551616",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\"a\"",
+];
+
 /// SSML markup for structure-aware mutation of the `ssml` target.
 const SSML_TOKENS: &[&str] = &[
     "<speak>",
@@ -800,8 +872,13 @@ pub fn mutate(rng: &mut Rng, input: &[u8], target: &str) -> Vec<u8> {
     let mut v = input.to_vec();
     let rounds = 1 + rng.below(4);
     for _ in 0..rounds {
-        let textual = matches!(target, "text" | "phonemes" | "voice_config" | "ssml");
-        let tokens = if target == "ssml" && rng.below(2) == 0 {
+        let textual = matches!(
+            target,
+            "text" | "phonemes" | "voice_config" | "ssml" | "server_request"
+        );
+        let tokens = if target == "server_request" {
+            JSON_TOKENS
+        } else if target == "ssml" && rng.below(2) == 0 {
             SSML_TOKENS
         } else {
             TEXT_TOKENS
