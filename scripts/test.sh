@@ -40,7 +40,7 @@
 #             the CLI's WAVs equal to the Linux CLI's, the C example (gcc and
 #             CMake find_package), parity subset, bad_input and ffi_abi tests
 #             (scripts/test-windows.sh)
-#   macos     cargo check --all-targets for aarch64-apple-darwin and
+#   macos     cargo check (library, CLI) for aarch64-apple-darwin and
 #             x86_64-apple-darwin (linking needs Apple's SDK, absent here), and
 #             install.sh --target ... --dry-run naming libvoxide.dylib
 #   cuda-emu  the CUDA backend end to end on the CPU, through the emulated CUDA
