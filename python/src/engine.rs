@@ -3,6 +3,7 @@
 
 use crate::audio::Audio;
 use crate::errors::{invalid, raise, IntoPy};
+use crate::request::Request;
 use crate::stream::Stream;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -58,13 +59,6 @@ impl Permit {
     fn __repr__(&self) -> String {
         format!("Permit(valid={})", self.valid())
     }
-}
-
-/// One request as the engine takes it.
-pub(crate) struct Request {
-    pub voice: Option<String>,
-    pub options: SpeakOptions,
-    pub permit: voxide::Permit,
 }
 
 /// A text-to-speech engine.

@@ -6,11 +6,13 @@
 //! - `engine.rs`: `Engine` (voices, device, options) and `Permit`;
 //! - `audio.rs`: `Audio` (samples as a numpy view without a copy), `Word`, `Mark`;
 //! - `stream.rs`: `Stream`, an iterator of numpy chunks fed by a Rust thread;
+//! - `request.rs`: `Request`, one checked request (voice, options, permit);
 //! - `errors.rs`: [`voxide::Error`] to the `voxide.Error` hierarchy.
 
 mod audio;
 mod engine;
 mod errors;
+mod request;
 mod stream;
 
 use pyo3::prelude::*;

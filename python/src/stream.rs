@@ -5,8 +5,8 @@
 //! stops the synthesis and gives the permit back.
 
 use crate::audio::Word;
-use crate::engine::Request;
 use crate::errors::to_py;
+use crate::request::Request;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;

@@ -14,7 +14,7 @@
 
 use super::blas::{self, Blas};
 use super::graph::{Capture, Graphs};
-use super::module::{arch_for, dev_err, Kernels};
+use super::module::{arch_for, dev_err, Kernels, CUBLAS_LIB, DRIVER_LIB};
 use crate::backend::{shape, Executor, Mat, Precision};
 use crate::error::BackendError;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
@@ -82,22 +82,6 @@ impl std::fmt::Debug for CudaBackend {
             .finish()
     }
 }
-
-/// The CUDA libraries as this OS names them, for messages (cudarc loads them
-/// at run time under each OS's names: `dlopen` on Linux, `LoadLibrary` on
-/// Windows).
-#[cfg(not(windows))]
-pub(crate) const DRIVER_LIB: &str = "libcuda.so.1";
-#[cfg(not(windows))]
-pub(crate) const CUBLAS_LIB: &str = "libcublas.so.12 or libcublas.so";
-#[cfg(not(windows))]
-pub(crate) const NVRTC_LIB: &str = "libnvrtc.so.12";
-#[cfg(windows)]
-pub(crate) const DRIVER_LIB: &str = "nvcuda.dll";
-#[cfg(windows)]
-pub(crate) const CUBLAS_LIB: &str = "cublas64_12.dll";
-#[cfg(windows)]
-pub(crate) const NVRTC_LIB: &str = "nvrtc64_120_0.dll";
 
 /// Find CUDA device `ordinal`: its name, or why it is not usable (no driver
 /// library, no device, driver error).

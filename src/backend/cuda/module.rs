@@ -44,6 +44,22 @@ pub fn kernel_names(file: &str) -> Vec<String> {
         .collect()
 }
 
+/// The CUDA libraries as this OS names them, for messages (cudarc loads them
+/// at run time under each OS's names: `dlopen` on Linux, `LoadLibrary` on
+/// Windows).
+#[cfg(not(windows))]
+pub(crate) const DRIVER_LIB: &str = "libcuda.so.1";
+#[cfg(not(windows))]
+pub(crate) const CUBLAS_LIB: &str = "libcublas.so.12 or libcublas.so";
+#[cfg(not(windows))]
+pub(crate) const NVRTC_LIB: &str = "libnvrtc.so.12";
+#[cfg(windows)]
+pub(crate) const DRIVER_LIB: &str = "nvcuda.dll";
+#[cfg(windows)]
+pub(crate) const CUBLAS_LIB: &str = "cublas64_12.dll";
+#[cfg(windows)]
+pub(crate) const NVRTC_LIB: &str = "nvrtc64_120_0.dll";
+
 /// Whether the NVRTC library can be loaded (from the library path).
 pub fn nvrtc_available() -> bool {
     // SAFETY: only tries to dlopen the library under its known names.
@@ -61,7 +77,7 @@ pub fn compile_all(arch: &'static str) -> Result<Vec<(&'static str, String)>, Ba
         return Err(BackendError::Device(
             format!(
                 "NVRTC ({}) not found on the library path",
-                super::context::NVRTC_LIB
+                NVRTC_LIB
             ),
         ));
     }
