@@ -727,15 +727,7 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
 
 fn voices(dir: Option<PathBuf>) -> Result<(), Error> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("voices"));
-    let rd = std::fs::read_dir(&dir).map_err(|source| Error::Io {
-        context: format!("cannot list {}", dir.display()),
-        source,
-    })?;
-    let mut found: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    found.sort();
+    let found = voxide::voice::voice_files_in(&dir)?;
     if found.is_empty() {
         eprintln!("voxide: no .onnx voices in {}", dir.display());
     }

@@ -109,16 +109,7 @@ fn config_of(p: &Path) -> PathBuf {
 pub fn voice_files(c: &ServerConfig) -> Result<Vec<(String, PathBuf)>, Error> {
     let mut files = c.voices.clone();
     if let Some(dir) = &c.voices_dir {
-        let rd = std::fs::read_dir(dir).map_err(|source| Error::Io {
-            context: format!("cannot list {}", dir.display()),
-            source,
-        })?;
-        let mut found: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-            .collect();
-        found.sort();
-        files.extend(found);
+        files.extend(crate::voice::voice_files_in(dir)?);
     }
     let mut out: Vec<(String, PathBuf)> = Vec::new();
     for f in files {

@@ -17,3 +17,22 @@ pub use ids::{phoneme_sentences, MappedIds, PhonemeIdMap};
 pub use load::Voice;
 #[cfg(not(feature = "internals"))]
 pub(crate) use load::Voice;
+
+/// The voices in `dir`: its `*.onnx` files (each with its `.onnx.json`
+/// beside it), sorted by path. Used by `voxide voices` and `voxide serve
+/// --voices DIR`.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the directory when it cannot be listed.
+pub fn voice_files_in(dir: &std::path::Path) -> crate::Result<Vec<std::path::PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|source| crate::Error::Io {
+        context: format!("cannot list {}", dir.display()),
+        source,
+    })?;
+    let mut found: Vec<std::path::PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
