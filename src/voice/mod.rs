@@ -23,9 +23,9 @@ pub(crate) use load::Voice;
 /// --voices DIR`.
 ///
 /// # Errors
-/// [`crate::Error::Io`] naming the directory when it cannot be listed.
-pub fn voice_files_in(dir: &std::path::Path) -> crate::Result<Vec<std::path::PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|source| crate::Error::Io {
+/// [`crate::error::Error::Io`] naming the directory when it cannot be listed.
+pub fn voice_files_in(dir: &std::path::Path) -> crate::error::Result<Vec<std::path::PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|source| crate::error::Error::Io {
         context: format!("cannot list {}", dir.display()),
         source,
     })?;
