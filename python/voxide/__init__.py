@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
-from . import _voxide
+from . import _errors, _voxide
 from ._errors import (
     Busy,
     Cancelled,
@@ -87,18 +87,6 @@ __all__ = [
     "Mark",
     "Permit",
     "Stream",
-    "Error",
-    "InvalidArgument",
-    "SsmlError",
-    "UnknownVoice",
-    "VoiceIoError",
-    "ModelError",
-    "PermitTimeout",
-    "Busy",
-    "Cancelled",
-    "DeviceError",
-    "Unavailable",
-    "OutOfMemory",
-    "InternalError",
+    *_errors.__all__,
     "__version__",
 ]
