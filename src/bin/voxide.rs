@@ -736,10 +736,11 @@ fn voices(dir: Option<PathBuf>) -> Result<(), Error> {
         cfg.push(".json");
         match VoiceConfig::load(Path::new(&cfg)) {
             Ok(c) => {
-                let mut names: Vec<(&i64, &String)> =
-                    c.speaker_id_map.iter().map(|(n, id)| (id, n)).collect();
-                names.sort();
-                let names: Vec<String> = names.iter().map(|(id, n)| format!("{id}={n}")).collect();
+                let names: Vec<String> = c
+                    .named_speakers()
+                    .iter()
+                    .map(|(id, n)| format!("{id}={n}"))
+                    .collect();
                 println!(
                     "{}\t{} Hz\t{} speaker(s){}\t{}\t{}",
                     p.display(),

@@ -143,12 +143,11 @@ pub fn build(c: &ServerConfig) -> Result<(Engine, Vec<VoiceInfo>), Error> {
         // The first voice added is the engine's default.
         b = b.named_voice(name, path);
         let cfg = VoiceConfig::load(&config_of(path))?;
-        let mut speakers: Vec<(String, i64)> = cfg
-            .speaker_id_map
-            .iter()
-            .map(|(n, id)| (n.clone(), *id))
+        let speakers: Vec<(String, i64)> = cfg
+            .named_speakers()
+            .into_iter()
+            .map(|(id, n)| (n.to_string(), id))
             .collect();
-        speakers.sort_by_key(|(_, id)| *id);
         infos.push(VoiceInfo {
             name: name.clone(),
             language: cfg.language.clone(),

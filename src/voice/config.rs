@@ -138,6 +138,18 @@ impl VoiceConfig {
             .min()
     }
 
+    /// The named speakers of `speaker_id_map` as (id, name), sorted by id,
+    /// then name (a speaker may have several names).
+    pub fn named_speakers(&self) -> Vec<(i64, &str)> {
+        let mut v: Vec<(i64, &str)> = self
+            .speaker_id_map
+            .iter()
+            .map(|(n, &id)| (id, n.as_str()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The speakers for messages: `3 speakers: 0 ann, 1 bob, 2 cid` (names
     /// where known; at most 20 listed).
     pub(crate) fn speaker_list(&self) -> String {
