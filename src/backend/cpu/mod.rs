@@ -17,6 +17,9 @@ mod par;
 mod portable;
 mod spline;
 #[cfg(target_arch = "x86_64")]
+#[allow(dead_code)] // Not wired into the backend yet: tests and benches only.
+mod winograd;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use conv::{CpuConv, CpuConvT};

@@ -1,0 +1,918 @@
+//! Winograd (Toom-Cook) 1-D convolutions for the decoder's square ResBlock
+//! convs on AVX2 + FMA: F(m, k) computes `m` outputs of a `k`-tap conv from
+//! `n = m + k − 1` inputs with `n` products per channel pair instead of
+//! `m·k`.
+//!
+//! With dilation `d`, a block of `m·d` buffer columns starting at a multiple
+//! of `m·d` holds `d` interleaved tiles: residue `j` has outputs
+//! `t0 + j + i·d` (`i < m`) and inputs `t0 + j + (i − r)·d` (`i < n`,
+//! `r = (k − 1)/2`). The input view is first copied (LeakyReLU applied where
+//! asked) into a zero-margined, phase-major scratch: row `(ci, φ)` holds the
+//! input columns `≡ φ (mod m·d)`, one per block, so that the same input of
+//! eight consecutive blocks is one vector load.
+//!
+//! Per column block of `B` tile blocks and per residue: the input transform
+//! `V[p] = Bᵀ x` for every point `p`, then `n` products
+//! `M[p] = U[p] · V[p]` (`U[p]` the transformed weights, `cout × cin`) on
+//! register tiles of 4 output rows × 24 columns, summed over the input
+//! channels in order `0..cin` (one accumulator per output, from zero), then
+//! the output transform `y = bias + Aᵀ M` and the output mode.
+//!
+//! Every lane of every step is one tile's own arithmetic, in one fixed
+//! order: a column's bits depend only on the weights, the bias, its tile's
+//! inputs (zeros outside the view) and the tile's alignment, never on the
+//! view's width, the column blocking or the thread count. Lanes past the
+//! view compute on zeros and are not stored.
+//!
+//! The transforms come from the maths at [`Wino::new`] time, in f64: with
+//! finite points `a_p` and the point at infinity, row `p` of `Bᵀ` holds the
+//! coefficients of `Π_{q≠p}(z − a_q)` (exact in f32 for the dyadic and
+//! small integer points used), `Aᵀ[i][p] = a_p^i`, and the Lagrange
+//! denominators `1/Π_{q≠p}(a_p − a_q)` are folded into the weights (`G`),
+//! which are rounded to f32 once.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use crate::backend::{Mat, Out};
+
+/// Output rows per register tile of the products.
+const RM: usize = 4;
+/// Columns (tiles) per register tile of the products: three AVX2 vectors.
+const RN: usize = 24;
+
+/// The finite interpolation points, in the order they are taken: the first
+/// `n − 1` of them, plus the point at infinity.
+const POINTS: [f64; 11] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 0.25, -0.25];
+
+/// The output tile size used for a `k`-tap kernel.
+fn tile_outputs(k: usize) -> usize {
+    match k {
+        3 => 4,
+        5 => 4,
+        _ => 4,
+    }
+}
+
+/// A conv weight `[cout, cin, k]` transformed for Winograd F(m, k)
+/// (dilation `d`); the bias is not included.
+pub(crate) struct Wino {
+    /// `U[p]` in panels of [`RM`] output rows: `[n][cout / RM][cin][RM]`.
+    u: Vec<f32>,
+    /// `Bᵀ`, `n × n` row-major.
+    bt: Vec<f32>,
+    /// `Aᵀ`, `m × n` row-major.
+    at: Vec<f32>,
+    cout: usize,
+    cin: usize,
+    k: usize,
+    d: usize,
+    m: usize,
+    n: usize,
+}
+
+/// The `(m, n)` pairs that have compiled transform code.
+fn supported(m: usize, n: usize) -> bool {
+    matches!(
+        (m, n),
+        (2, 4) | (4, 6) | (6, 8) | (2, 6) | (3, 7) | (4, 8) | (2, 8) | (3, 9) | (4, 10)
+    )
+}
+
+/// Coefficients (lowest power first) of `Π (z − r)` over `roots`.
+fn poly_from_roots(roots: &[f64]) -> Vec<f64> {
+    let mut c = vec![1.0f64];
+    for &r in roots {
+        let mut next = vec![0.0f64; c.len() + 1];
+        for (i, &v) in c.iter().enumerate() {
+            next[i + 1] += v;
+            next[i] -= r * v;
+        }
+        c = next;
+    }
+    c
+}
+
+/// `(Bᵀ, G, Aᵀ)` of F(m, k) in f64: `n × n`, `n × k`, `m × n` row-major.
+fn transforms(m: usize, k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = m + k - 1;
+    let pts = &POINTS[..n - 1];
+    let mut bt = vec![0.0f64; n * n];
+    let mut g = vec![0.0f64; n * k];
+    let mut at = vec![0.0f64; m * n];
+    for (p, &a) in pts.iter().enumerate() {
+        let others: Vec<f64> = pts
+            .iter()
+            .enumerate()
+            .filter(|&(q, _)| q != p)
+            .map(|(_, &b)| b)
+            .collect();
+        let c = poly_from_roots(&others);
+        bt[p * n..p * n + c.len()].copy_from_slice(&c);
+        let s = 1.0 / others.iter().map(|&b| a - b).product::<f64>();
+        for j in 0..k {
+            g[p * k + j] = s * a.powi(j as i32);
+        }
+        for i in 0..m {
+            at[i * n + p] = a.powi(i as i32);
+        }
+    }
+    // The point at infinity: the leading coefficients.
+    let p = n - 1;
+    let c = poly_from_roots(pts);
+    bt[p * n..p * n + n].copy_from_slice(&c);
+    g[p * k + k - 1] = 1.0;
+    at[(m - 1) * n + p] = 1.0;
+    (bt, g, at)
+}
+
+impl Wino {
+    /// `None` where this kernel does not apply or does not pay: not x86-64
+    /// with AVX2 + FMA, `cin != cout`, fewer than 32 channels or a count
+    /// not a multiple of 4, or `k` not one of 3, 5, 7.
+    pub(crate) fn new(
+        w: &[f32],
+        cout: usize,
+        cin: usize,
+        k: usize,
+        dilation: usize,
+    ) -> Option<Wino> {
+        if !matches!(k, 3 | 5 | 7) {
+            return None;
+        }
+        Wino::with_m(w, cout, cin, k, dilation, tile_outputs(k))
+    }
+
+    /// [`Wino::new`] with the output tile size `m` chosen by the caller.
+    pub(crate) fn with_m(
+        w: &[f32],
+        cout: usize,
+        cin: usize,
+        k: usize,
+        dilation: usize,
+        m: usize,
+    ) -> Option<Wino> {
+        let n = m + k - 1;
+        if !cfg!(target_arch = "x86_64")
+            || !super::portable::fma_tiles()
+            || k < 3
+            || k.is_multiple_of(2)
+            || cin != cout
+            || cout < 32
+            || !cout.is_multiple_of(RM)
+            || dilation == 0
+            || !supported(m, n)
+            || w.len() != cout * cin * k
+        {
+            return None;
+        }
+        let (bt, g, at) = transforms(m, k);
+        let panels = cout / RM;
+        let mut u = vec![0.0f32; n * cout * cin];
+        for p in 0..n {
+            for pi in 0..panels {
+                for ci in 0..cin {
+                    for r in 0..RM {
+                        let co = pi * RM + r;
+                        let wv = &w[(co * cin + ci) * k..(co * cin + ci + 1) * k];
+                        let v: f64 = (0..k).map(|j| g[p * k + j] * f64::from(wv[j])).sum();
+                        u[((p * panels + pi) * cin + ci) * RM + r] = v as f32;
+                    }
+                }
+            }
+        }
+        Some(Wino {
+            u,
+            bt: bt.iter().map(|&v| v as f32).collect(),
+            at: at.iter().map(|&v| v as f32).collect(),
+            cout,
+            cin,
+            k,
+            d: dilation,
+            m,
+            n,
+        })
+    }
+
+    /// Tile period in columns, `m·d`: tiles of outputs start at buffer
+    /// columns that are multiples of it.
+    pub(crate) fn period(&self) -> usize {
+        self.m * self.d
+    }
+
+    /// `(m − 1)·d`: how much farther than the conv's own radius
+    /// `d·(k − 1)/2` an output's bits may depend on inputs (its tile's
+    /// other inputs).
+    pub(crate) fn margin(&self) -> usize {
+        (self.m - 1) * self.d
+    }
+}
+
+thread_local! {
+    /// The phase-major input copy, reused call to call on each thread.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A work item's transformed inputs and products.
+    static WORK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A raw pointer that may cross threads: work items write disjoint columns.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used to read the shared scratch and weights and to write
+// disjoint output columns.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The geometry of one call.
+#[derive(Clone, Copy)]
+struct Geom {
+    /// Tile blocks per column block (a multiple of [`RN`]).
+    b: usize,
+    /// Scratch row length (blocks, with margins).
+    l: usize,
+    /// Zero blocks in front of the scratch rows.
+    a0: usize,
+    /// View column of the first block's start is `−g0`.
+    g0: usize,
+    /// View columns.
+    t: usize,
+    /// Period `m·d`.
+    per: usize,
+}
+
+/// `y (op)= conv(x) + bias` with "same" padding (zeros outside the view),
+/// as `portable::conv1d`: `act = Some(slope)` applies LeakyReLU to the
+/// input as it is staged (`if v >= 0.0 { v } else { v * slope }`); `out`
+/// sets, sets through max(0, ·) or adds. `col0` is the buffer column of the
+/// views' first column: tiles start at view columns `c` with
+/// `(col0 + c) % period == 0`. Only the columns of `ym` are written.
+///
+/// # Safety
+/// `x` holds the view `xm` and `y` the view `ym`; `xm.rows() == w.cin`,
+/// `ym.rows() == w.cout`, `bias.len() >= w.cout`,
+/// `xm.cols() == ym.cols()`. `y` may alias `x` (all input is copied before
+/// any output is written); no other thread touches `y` meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn conv1d(
+    threads: usize,
+    w: &Wino,
+    bias: &[f32],
+    x: *const f32,
+    xm: Mat,
+    col0: usize,
+    act: Option<f32>,
+    y: *mut f32,
+    ym: Mat,
+    out: Out,
+) {
+    let t = ym.cols();
+    assert_eq!(xm.cols(), t, "winograd conv: view widths");
+    assert_eq!(xm.rows(), w.cin, "winograd conv: input rows");
+    assert_eq!(ym.rows(), w.cout, "winograd conv: output rows");
+    assert!(bias.len() >= w.cout, "winograd conv: bias");
+    if t == 0 {
+        return;
+    }
+    let (cin, m, d) = (w.cin, w.m, w.d);
+    let r = (w.k - 1) / 2;
+    let per = m * d;
+    let g0 = col0 % per;
+    let nb = (g0 + t).div_ceil(per);
+    // Blocks per column block: the item's transformed inputs and products
+    // (2·n·C·B floats) around 200 KiB.
+    let b = (RN * 128 / cin).max(RN) / RN * RN;
+    let nbp = nb.div_ceil(b) * b;
+    let a0 = r.div_ceil(m);
+    let amax = (m - 1 + r) / m;
+    let l = nbp + a0 + amax;
+    let g = Geom {
+        b,
+        l,
+        a0,
+        g0,
+        t,
+        per,
+    };
+
+    let mut zs = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if zs.len() < cin * per * l {
+        zs.resize(cin * per * l, 0.0);
+    }
+    let xp = SendPtr(x.cast_mut());
+    let fill = |(ci, rows): (usize, &mut [f32])| {
+        // SAFETY: `x` holds the view (caller); nothing writes `y` (which may
+        // alias it) before every row is copied.
+        let src = std::slice::from_raw_parts(xp.get().add(xm.off() + ci * xm.ld()), t);
+        for q in 0..l {
+            let base = (q as isize - a0 as isize) * per as isize - g0 as isize;
+            for phi in 0..per {
+                let v = base + phi as isize;
+                let val = if v >= 0 && (v as usize) < t {
+                    let v = src[v as usize];
+                    match act {
+                        None => v,
+                        Some(slope) => {
+                            if v >= 0.0 {
+                                v
+                            } else {
+                                v * slope
+                            }
+                        }
+                    }
+                } else {
+                    0.0
+                };
+                rows[phi * l + q] = val;
+            }
+        }
+    };
+    let zlen = cin * per * l;
+    if threads > 1 && zlen >= 1 << 16 {
+        use rayon::prelude::*;
+        zs[..zlen]
+            .par_chunks_exact_mut(per * l)
+            .enumerate()
+            .for_each(fill);
+    } else {
+        zs[..zlen].chunks_exact_mut(per * l).enumerate().for_each(fill);
+    }
+
+    let items = nbp / b;
+    let (yp, zp) = (SendPtr(y), SendPtr(zs.as_mut_ptr()));
+    let item = |it: usize| {
+        let mut work = WORK.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let need = 2 * w.n * w.cout.max(cin) * b;
+        if work.len() < need {
+            work.resize(need, 0.0);
+        }
+        // SAFETY: the scratch is filled and only read from here on; each
+        // item writes the output columns of its own blocks only.
+        dispatch(w, bias, zp.get(), &mut work, g, it * b, yp.get(), ym, out);
+        WORK.with(|s| *s.borrow_mut() = work);
+    };
+    if threads > 1 && items > 1 {
+        use rayon::prelude::*;
+        (0..items).into_par_iter().for_each(item);
+    } else {
+        (0..items).for_each(item);
+    }
+    SCRATCH.with(|s| *s.borrow_mut() = zs);
+}
+
+/// One column block (blocks `beta0..beta0 + g.b`) on the transform code
+/// compiled for this `(m, n)`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dispatch(
+    w: &Wino,
+    bias: &[f32],
+    z: *const f32,
+    work: &mut [f32],
+    g: Geom,
+    beta0: usize,
+    y: *mut f32,
+    ym: Mat,
+    out: Out,
+) {
+    macro_rules! go {
+        ($($m:literal, $n:literal);*) => {
+            match (w.m, w.n) {
+                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, beta0, y, ym, out),)*
+                _ => unreachable!("unsupported Winograd tile"),
+            }
+        };
+    }
+    go!(2, 4; 4, 6; 6, 8; 2, 6; 3, 7; 4, 8; 2, 8; 3, 9; 4, 10);
+}
+
+/// See [`dispatch`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const M: usize, const N: usize>(
+    w: &Wino,
+    bias: &[f32],
+    z: *const f32,
+    work: &mut [f32],
+    g: Geom,
+    beta0: usize,
+    y: *mut f32,
+    ym: Mat,
+    out: Out,
+) {
+    use std::arch::x86_64::*;
+    let (cin, cout, d, b) = (w.cin, w.cout, w.d, g.b);
+    let r = (w.k - 1) / 2;
+    let (v, mm) = work.split_at_mut(N * cin * b);
+    let (vp, mp) = (v.as_mut_ptr(), mm.as_mut_ptr());
+    let bt: [[f32; N]; N] = std::array::from_fn(|p| std::array::from_fn(|i| w.bt[p * N + i]));
+    let at: [[f32; N]; M] = std::array::from_fn(|u| std::array::from_fn(|p| w.at[u * N + p]));
+    for j in 0..d {
+        // Where input i of residue j's tiles lives: scratch phase row and
+        // block offset.
+        let src: [usize; N] = std::array::from_fn(|i| {
+            let s = i as isize - r as isize;
+            let (a, u) = (s.div_euclid(M as isize), s.rem_euclid(M as isize) as usize);
+            let phi = u * d + j;
+            phi * g.l + (a + g.a0 as isize) as usize + beta0
+        });
+        // Input transform: V[p][ci][β] = Σ_i Bᵀ[p][i]·x_i.
+        for ci in 0..cin {
+            let zrow = z.add(ci * g.per * g.l);
+            for lane in (0..b).step_by(8) {
+                let xs: [__m256; N] = std::array::from_fn(|i| _mm256_loadu_ps(zrow.add(src[i] + lane)));
+                for (p, row) in bt.iter().enumerate() {
+                    let mut acc = _mm256_setzero_ps();
+                    for (i, &c) in row.iter().enumerate() {
+                        if c != 0.0 {
+                            acc = _mm256_fmadd_ps(_mm256_set1_ps(c), xs[i], acc);
+                        }
+                    }
+                    _mm256_storeu_ps(vp.add((p * cin + ci) * b + lane), acc);
+                }
+            }
+        }
+        // The products, point by point.
+        for p in 0..N {
+            gemm(
+                w.u.as_ptr().add(p * cout * cin),
+                vp.add(p * cin * b),
+                mp.add(p * cout * b),
+                cout,
+                cin,
+                b,
+            );
+        }
+        // Output transform, bias and output mode.
+        for co in 0..cout {
+            let yrow = y.add(ym.off() + co * ym.ld());
+            let bv = _mm256_set1_ps(bias[co]);
+            for lane in (0..b).step_by(8) {
+                let ms: [__m256; N] =
+                    std::array::from_fn(|p| _mm256_loadu_ps(mp.add((p * cout + co) * b + lane)));
+                for (u, row) in at.iter().enumerate() {
+                    let mut acc = bv;
+                    for (p, &c) in row.iter().enumerate() {
+                        if c != 0.0 {
+                            acc = _mm256_fmadd_ps(_mm256_set1_ps(c), ms[p], acc);
+                        }
+                    }
+                    let mut vals = [0.0f32; 8];
+                    _mm256_storeu_ps(vals.as_mut_ptr(), acc);
+                    for (e, &val) in vals.iter().enumerate() {
+                        let beta = beta0 + lane + e;
+                        let c = (beta * g.per + u * d + j) as isize - g.g0 as isize;
+                        if c >= 0 && (c as usize) < g.t {
+                            let o = yrow.add(c as usize);
+                            *o = match out {
+                                Out::Set => val,
+                                Out::SetRelu => val.max(0.0),
+                                Out::Add => *o + val,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `M = U · V` for one point: `U` packed `[cout / RM][cin][RM]`, `V`
+/// `[cin][b]`, `M` `[cout][b]`; every output summed from zero over the
+/// input channels in order.
+#[inline(always)]
+unsafe fn gemm(u: *const f32, v: *const f32, m: *mut f32, cout: usize, cin: usize, b: usize) {
+    use std::arch::x86_64::*;
+    for pi in 0..cout / RM {
+        let up = u.add(pi * cin * RM);
+        for col in (0..b).step_by(RN) {
+            let mut acc = [[_mm256_setzero_ps(); RN / 8]; RM];
+            let mut vrow = v.add(col);
+            let mut wp = up;
+            for _ in 0..cin {
+                let xs: [__m256; RN / 8] = std::array::from_fn(|q| _mm256_loadu_ps(vrow.add(8 * q)));
+                for (rr, row) in acc.iter_mut().enumerate() {
+                    let wv = _mm256_broadcast_ss(&*wp.add(rr));
+                    for (a, &x) in row.iter_mut().zip(&xs) {
+                        *a = _mm256_fmadd_ps(wv, x, *a);
+                    }
+                }
+                vrow = vrow.add(b);
+                wp = wp.add(RM);
+            }
+            for (rr, row) in acc.iter().enumerate() {
+                let mo = m.add((pi * RM + rr) * b + col);
+                for (q, &a) in row.iter().enumerate() {
+                    _mm256_storeu_ps(mo.add(8 * q), a);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{conv1d, Wino};
+    use crate::backend::{Mat, Out};
+
+    fn rnd(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// The decoder's ResBlock conv shapes: (channels, k, dilation).
+    fn shapes() -> Vec<(usize, usize, usize)> {
+        let mut v = Vec::new();
+        for c in [128, 64, 32] {
+            for (k, d) in [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)] {
+                v.push((c, k, d));
+            }
+        }
+        v
+    }
+
+    /// `y (op)= conv(act(x)) + b` in f64, "same" padding, zeros outside.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        w: &[f32],
+        b: &[f32],
+        c: usize,
+        k: usize,
+        d: usize,
+        x: &[f32],
+        t: usize,
+        act: Option<f32>,
+        y0: &[f32],
+        out: Out,
+    ) -> Vec<f64> {
+        let r = (k - 1) / 2;
+        let xa: Vec<f64> = x
+            .iter()
+            .map(|&v| {
+                let v = match act {
+                    Some(s) if v < 0.0 => v * s,
+                    _ => v,
+                };
+                f64::from(v)
+            })
+            .collect();
+        let mut y = vec![0.0f64; c * t];
+        for o in 0..c {
+            for col in 0..t {
+                let mut acc = f64::from(b[o]);
+                for i in 0..c {
+                    for j in 0..k {
+                        let s = col as isize + (j as isize - r as isize) * d as isize;
+                        if s >= 0 && (s as usize) < t {
+                            acc += f64::from(w[(o * c + i) * k + j]) * xa[i * t + s as usize];
+                        }
+                    }
+                }
+                y[o * t + col] = match out {
+                    Out::Set => acc,
+                    Out::SetRelu => acc.max(0.0),
+                    Out::Add => f64::from(y0[o * t + col]) + acc,
+                };
+            }
+        }
+        y
+    }
+
+    /// Max |error| and RMS error, both relative to the reference's RMS.
+    fn rel_err(got: &[f32], want: &[f64]) -> (f64, f64) {
+        let rms = (want.iter().map(|v| v * v).sum::<f64>() / want.len() as f64).sqrt();
+        let (mut max, mut se) = (0.0f64, 0.0f64);
+        for (&g, &w) in got.iter().zip(want) {
+            let e = (f64::from(g) - w).abs();
+            max = max.max(e);
+            se += e * e;
+        }
+        (max / rms, (se / want.len() as f64).sqrt() / rms)
+    }
+
+    struct Case {
+        c: usize,
+        k: usize,
+        d: usize,
+        w: Vec<f32>,
+        b: Vec<f32>,
+    }
+
+    fn case(c: usize, k: usize, d: usize, seed: &mut u64) -> Case {
+        // Weights scaled like a trained conv's (unit gain overall).
+        let s = 2.0 / ((c * k) as f32).sqrt();
+        Case {
+            c,
+            k,
+            d,
+            w: (0..c * c * k).map(|_| rnd(seed) * s).collect(),
+            b: (0..c).map(|_| rnd(seed) * 0.1).collect(),
+        }
+    }
+
+    fn skip(name: &str) -> bool {
+        if !super::super::portable::fma_tiles() {
+            crate::test_skip(name, "this CPU has no AVX2 + FMA");
+            return true;
+        }
+        false
+    }
+
+    /// Against the f64 reference: every decoder shape, several widths and
+    /// alignments.
+    #[test]
+    fn matches_f64_reference() {
+        if skip("matches_f64_reference") {
+            return;
+        }
+        let mut seed = 3u64;
+        let mut worst: Vec<(usize, f64, f64)> = Vec::new();
+        for (c, k, d) in shapes() {
+            let cs = case(c, k, d, &mut seed);
+            let wn = Wino::new(&cs.w, c, c, k, d).expect("applies");
+            let mut wmax = (0.0f64, 0.0f64);
+            for t in [1, 7, 100, 1000] {
+                let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
+                let want = reference(&cs.w, &cs.b, c, k, d, &x, t, None, &[], Out::Set);
+                for col0 in [0, 5, 37] {
+                    let mut y = vec![f32::NAN; c * t];
+                    let m = Mat::new(c, t);
+                    // SAFETY: the views fit the buffers; shapes match.
+                    unsafe {
+                        conv1d(1, &wn, &cs.b, x.as_ptr(), m, col0, None, y.as_mut_ptr(), m, Out::Set)
+                    };
+                    let (mx, rms) = rel_err(&y, &want);
+                    assert!(
+                        rms <= 1e-5 && mx <= 3e-4,
+                        "c{c} k{k} d{d} t{t} col0 {col0}: rel rms {rms:e} max {mx:e}"
+                    );
+                    wmax = (wmax.0.max(mx), wmax.1.max(rms));
+                }
+            }
+            println!(
+                "winograd F({}, {k}) c{c} d{d}: rel max err {:.2e}, rel rms err {:.2e}",
+                wn.m, wmax.0, wmax.1
+            );
+            worst.push((k, wmax.0, wmax.1));
+        }
+    }
+
+    /// Columns far enough from a window's ends come out bit for bit as in
+    /// the whole run; two threads equal one everywhere.
+    #[test]
+    fn bits_do_not_depend_on_split() {
+        if skip("bits_do_not_depend_on_split") {
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let mut seed = 11u64;
+        let t = 3000;
+        for (c, k, d) in shapes() {
+            let cs = case(c, k, d, &mut seed);
+            let wn = Wino::new(&cs.w, c, c, k, d).expect("applies");
+            let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
+            let y0: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
+            let run = |threads: usize, s: usize, e: usize, act: Option<f32>, out: Out| {
+                let mut y = y0.clone();
+                let m = Mat::new(c, t).sub_cols(s, e);
+                // SAFETY: the views fit the buffers; shapes match.
+                pool.install(|| unsafe {
+                    conv1d(threads, &wn, &cs.b, x.as_ptr(), m, s, act, y.as_mut_ptr(), m, out)
+                });
+                y
+            };
+            let reach = d * (k - 1) / 2 + wn.margin();
+            for (act, out) in [(None, Out::Set), (Some(0.1), Out::Add)] {
+                let whole = run(1, 0, t, act, out);
+                let two = run(2, 0, t, act, out);
+                for (i, (a, b)) in whole.iter().zip(&two).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "c{c} k{k} d{d} 2 threads elem {i}");
+                }
+                for (s, e) in [(1, 2999), (37, 500), (101, 2000), (999, 1013), (5, 160)] {
+                    for threads in [1, 2] {
+                        let part = run(threads, s, e, act, out);
+                        for o in 0..c {
+                            for col in 0..t {
+                                let i = o * t + col;
+                                if col < s || col >= e {
+                                    assert_eq!(
+                                        part[i].to_bits(),
+                                        y0[i].to_bits(),
+                                        "c{c} k{k} d{d} wrote outside {s}..{e}: col {col}"
+                                    );
+                                } else if col >= s + reach && col + reach < e {
+                                    assert_eq!(
+                                        part[i].to_bits(),
+                                        whole[i].to_bits(),
+                                        "c{c} k{k} d{d} window {s}..{e} threads {threads}: \
+                                         row {o} col {col}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every output mode, the fused LeakyReLU, and in place (`y == x`).
+    #[test]
+    fn modes_act_and_in_place() {
+        if skip("modes_act_and_in_place") {
+            return;
+        }
+        let mut seed = 29u64;
+        for (c, k, d) in [(32, 3, 1), (64, 5, 6), (32, 7, 12), (128, 7, 3)] {
+            let cs = case(c, k, d, &mut seed);
+            let wn = Wino::new(&cs.w, c, c, k, d).expect("applies");
+            let t = 333;
+            let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
+            let y0: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
+            let m = Mat::new(c, t);
+            for act in [None, Some(0.1)] {
+                for out in [Out::Set, Out::SetRelu, Out::Add] {
+                    let want = reference(&cs.w, &cs.b, c, k, d, &x, t, act, &y0, out);
+                    for threads in [1, 2] {
+                        let mut y = y0.clone();
+                        // SAFETY: the views fit the buffers; shapes match.
+                        unsafe {
+                            conv1d(threads, &wn, &cs.b, x.as_ptr(), m, 3, act, y.as_mut_ptr(), m, out)
+                        };
+                        let (mx, rms) = rel_err(&y, &want);
+                        assert!(rms <= 1e-5 && mx <= 3e-4, "c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
+                        // In place: the input is the output buffer.
+                        let mut z = x.clone();
+                        let want = reference(&cs.w, &cs.b, c, k, d, &x, t, act, &x, out);
+                        let zp = z.as_mut_ptr();
+                        // SAFETY: as above; `y` may alias `x`.
+                        unsafe { conv1d(threads, &wn, &cs.b, zp, m, 3, act, zp, m, out) };
+                        let (mx, rms) = rel_err(&z, &want);
+                        assert!(rms <= 1e-5 && mx <= 3e-4, "in place c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Strided views (row stride past the width, offset) read and write
+    /// only their own elements.
+    #[test]
+    fn strided_views() {
+        if skip("strided_views") {
+            return;
+        }
+        let mut seed = 41u64;
+        let (c, k, d, t) = (32, 5, 2, 90);
+        let cs = case(c, k, d, &mut seed);
+        let wn = Wino::new(&cs.w, c, c, k, d).expect("applies");
+        let ld = 130;
+        let xb: Vec<f32> = (0..c * ld + 7).map(|_| rnd(&mut seed)).collect();
+        let xm = Mat::strided(7, c, t, ld).expect("view");
+        let x: Vec<f32> = (0..c).flat_map(|r| xb[7 + r * ld..7 + r * ld + t].to_vec()).collect();
+        let want = reference(&cs.w, &cs.b, c, k, d, &x, t, None, &[], Out::Set);
+        let mut yb = vec![-7.0f32; c * ld + 3];
+        let ym = Mat::strided(3, c, t, ld).expect("view");
+        // SAFETY: the views fit the buffers; shapes match.
+        unsafe { conv1d(2, &wn, &cs.b, xb.as_ptr(), xm, 0, None, yb.as_mut_ptr(), ym, Out::Set) };
+        let mut got = Vec::new();
+        for (i, &v) in yb.iter().enumerate() {
+            let inside = i >= 3 && (i - 3) % ld < t && (i - 3) / ld < c;
+            if inside {
+                got.push(v);
+            } else {
+                assert_eq!(v, -7.0, "wrote outside the view at {i}");
+            }
+        }
+        let (mx, rms) = rel_err(&got, &want);
+        assert!(rms <= 1e-5 && mx <= 3e-4, "{rms:e} {mx:e}");
+    }
+
+    /// Where the kernel does not apply.
+    #[test]
+    fn new_refuses_other_shapes() {
+        if skip("new_refuses_other_shapes") {
+            return;
+        }
+        let w = |co: usize, ci: usize, k: usize| vec![0.1f32; co * ci * k];
+        assert!(Wino::new(&w(32, 32, 3), 32, 32, 3, 1).is_some());
+        assert!(Wino::new(&w(32, 32, 4), 32, 32, 4, 1).is_none());
+        assert!(Wino::new(&w(32, 32, 1), 32, 32, 1, 1).is_none());
+        assert!(Wino::new(&w(32, 32, 9), 32, 32, 9, 1).is_none());
+        assert!(Wino::new(&w(64, 32, 3), 64, 32, 3, 1).is_none());
+        assert!(Wino::new(&w(16, 16, 3), 16, 16, 3, 1).is_none());
+        assert!(Wino::new(&w(36, 36, 3), 36, 36, 3, 1).is_some());
+        assert!(Wino::new(&w(34, 34, 3), 34, 34, 3, 1).is_none());
+        assert!(Wino::new(&w(32, 32, 3), 32, 32, 3, 0).is_none());
+        assert!(Wino::new(&w(32, 32, 3)[1..], 32, 32, 3, 1).is_none());
+        let wn = Wino::new(&w(32, 32, 7), 32, 32, 7, 12).expect("applies");
+        assert_eq!((wn.period(), wn.margin()), (wn.m * 12, (wn.m - 1) * 12));
+    }
+
+    /// Accuracy of each F(m, k) this file can run, for choosing `m`:
+    /// `cargo test --release --lib winograd::tests::accuracy -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn accuracy() {
+        let mut seed = 5u64;
+        for (k, ms) in [(3, vec![2, 4, 6]), (5, vec![2, 3, 4]), (7, vec![2, 3, 4])] {
+            for c in [32, 128] {
+                let cs = case(c, k, 2, &mut seed);
+                let t = 1000;
+                let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
+                let want = reference(&cs.w, &cs.b, c, k, 2, &x, t, None, &[], Out::Set);
+                for &m in &ms {
+                    let wn = Wino::with_m(&cs.w, c, c, k, 2, m).expect("applies");
+                    let mut y = vec![0.0; c * t];
+                    let mm = Mat::new(c, t);
+                    // SAFETY: the views fit the buffers; shapes match.
+                    unsafe { conv1d(1, &wn, &cs.b, x.as_ptr(), mm, 0, None, y.as_mut_ptr(), mm, Out::Set) };
+                    let (mx, rms) = rel_err(&y, &want);
+                    println!("F({m}, {k}) c{c}: rel rms {rms:.2e} max {mx:.2e}");
+                }
+            }
+        }
+    }
+}
+
+/// Effective GFLOP/s (the direct conv's FLOPs, `2·C·C·k` per column) of the
+/// portable AVX2 kernel and this one on the decoder's shapes:
+/// `cargo test --release --lib winograd::speed -- --ignored --nocapture`.
+#[cfg(test)]
+mod speed {
+    use super::{conv1d, Wino};
+    use crate::backend::cpu::portable;
+    use crate::backend::{Mat, Out};
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn speed() {
+        if !portable::fma_tiles() {
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let only: Option<String> = std::env::var("WINO_SHAPE").ok();
+        println!("shape               cols  thr  portable GF/s  winograd GF/s  speed-up");
+        for c in [128, 64, 32] {
+            for (k, d) in [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)] {
+                let name = format!("c{c} k{k} d{d}");
+                if only.as_ref().is_some_and(|o| *o != name) {
+                    continue;
+                }
+                let w: Vec<f32> = (0..c * c * k).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-4).collect();
+                let b: Vec<f32> = (0..c).map(|i| i as f32 * 1e-3).collect();
+                let pan = portable::Panels::new(&w, c, c, k, true);
+                let wn = Wino::new(&w, c, c, k, d).expect("applies");
+                for t in [4096, 32768] {
+                    let x: Vec<f32> = (0..c * t).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
+                    let mut y = vec![0.0f32; c * t];
+                    let m = Mat::new(c, t);
+                    let flops = 2.0 * (c * c * k * t) as f64;
+                    let reps = ((1.5e9 / flops) as usize).clamp(2, 200);
+                    for threads in [1, 2] {
+                        let time = |f: &mut dyn FnMut()| {
+                            f();
+                            let mut best = f64::MAX;
+                            for _ in 0..3 {
+                                let t0 = Instant::now();
+                                for _ in 0..reps {
+                                    f();
+                                }
+                                best = best.min(t0.elapsed().as_secs_f64() / reps as f64);
+                            }
+                            flops / best / 1e9
+                        };
+                        let yp = super::SendPtr(y.as_mut_ptr());
+                        let gp = pool.install(|| {
+                            // SAFETY: the views fit the buffers; shapes match.
+                            time(&mut || unsafe {
+                                portable::conv1d(threads, &pan, &b, d, &x, m, None, yp.get(), m, Out::Add)
+                            })
+                        });
+                        let gw = pool.install(|| {
+                            // SAFETY: the views fit the buffers; shapes match.
+                            time(&mut || unsafe {
+                                conv1d(threads, &wn, &b, x.as_ptr(), m, 0, None, yp.get(), m, Out::Add)
+                            })
+                        });
+                        println!(
+                            "{name:16} {t:7} {threads:4} {gp:14.1} {gw:14.1} {:9.2}x",
+                            gw / gp
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
