@@ -35,10 +35,11 @@
 
 use crate::backend::{Mat, Out};
 
-/// Output rows per register tile of the products.
-const RM: usize = 4;
-/// Columns (tiles) per register tile of the products: three AVX2 vectors.
-const RN: usize = 24;
+/// Output rows per register tile of the products (the last `cout mod 6`
+/// rows form one narrower panel).
+const RM: usize = 6;
+/// Columns (tiles) per register tile of the products: two AVX2 vectors.
+const RN: usize = 16;
 
 /// The finite interpolation points, in the order they are taken: the first
 /// `n − 1` of them, plus the point at infinity.
@@ -125,6 +126,64 @@ fn transforms(m: usize, k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     (bt, g, at)
 }
 
+/// The transforms of F(m = `M`, `N − M + 1`) as compile-time constants (the
+/// same values as [`transforms`], rounded to f32), so that the transform
+/// code skips zero coefficients at compile time.
+struct Consts<const M: usize, const N: usize>;
+
+impl<const M: usize, const N: usize> Consts<M, N> {
+    /// `Bᵀ`: row `p` holds the coefficients of `Π_{q≠p}(z − a_q)` (the
+    /// point at infinity last: all finite points).
+    const BT: [[f32; N]; N] = {
+        let mut bt = [[0.0f32; N]; N];
+        let mut p = 0;
+        while p < N {
+            // Coefficients of the product, lowest power first.
+            let mut c = [0.0f64; N];
+            c[0] = 1.0;
+            let mut deg = 0;
+            let mut q = 0;
+            while q < N - 1 {
+                if q != p {
+                    let r = POINTS[q];
+                    let mut i = deg + 1;
+                    while i > 0 {
+                        c[i] = c[i - 1] - r * c[i];
+                        i -= 1;
+                    }
+                    c[0] = -r * c[0];
+                    deg += 1;
+                }
+                q += 1;
+            }
+            let mut i = 0;
+            while i < N {
+                bt[p][i] = c[i] as f32;
+                i += 1;
+            }
+            p += 1;
+        }
+        bt
+    };
+    /// `Aᵀ[i][p] = a_p^i`; the point at infinity gives the last output only.
+    const AT: [[f32; N]; M] = {
+        let mut at = [[0.0f32; N]; M];
+        let mut p = 0;
+        while p < N - 1 {
+            let mut v = 1.0f64;
+            let mut i = 0;
+            while i < M {
+                at[i][p] = v as f32;
+                v *= POINTS[p];
+                i += 1;
+            }
+            p += 1;
+        }
+        at[M - 1][N - 1] = 1.0;
+        at
+    };
+}
+
 impl Wino {
     /// `None` where this kernel does not apply or does not pay: not x86-64
     /// with AVX2 + FMA, `cin != cout`, fewer than 32 channels or a count
@@ -158,7 +217,7 @@ impl Wino {
             || k.is_multiple_of(2)
             || cin != cout
             || cout < 32
-            || !cout.is_multiple_of(RM)
+            || !cout.is_multiple_of(4)
             || dilation == 0
             || !supported(m, n)
             || w.len() != cout * cin * k
@@ -166,17 +225,22 @@ impl Wino {
             return None;
         }
         let (bt, g, at) = transforms(m, k);
-        let panels = cout / RM;
+        // Per point: full panels `[ci][RM]`, then the remainder rows
+        // `[ci][cout mod RM]`.
+        let full = cout / RM * RM;
         let mut u = vec![0.0f32; n * cout * cin];
         for p in 0..n {
-            for pi in 0..panels {
+            let up = &mut u[p * cout * cin..(p + 1) * cout * cin];
+            for co in 0..cout {
+                let (base, rows, r) = if co < full {
+                    (co / RM * RM * cin, RM, co % RM)
+                } else {
+                    (full * cin, cout - full, co - full)
+                };
                 for ci in 0..cin {
-                    for r in 0..RM {
-                        let co = pi * RM + r;
-                        let wv = &w[(co * cin + ci) * k..(co * cin + ci + 1) * k];
-                        let v: f64 = (0..k).map(|j| g[p * k + j] * f64::from(wv[j])).sum();
-                        u[((p * panels + pi) * cin + ci) * RM + r] = v as f32;
-                    }
+                    let wv = &w[(co * cin + ci) * k..(co * cin + ci + 1) * k];
+                    let v: f64 = (0..k).map(|j| g[p * k + j] * f64::from(wv[j])).sum();
+                    up[base + ci * rows + r] = v as f32;
                 }
             }
         }
@@ -284,7 +348,7 @@ pub(crate) unsafe fn conv1d(
     let nb = (g0 + t).div_ceil(per);
     // Blocks per column block: the item's transformed inputs and products
     // (2·n·C·B floats) around 200 KiB.
-    let b = (RN * 128 / cin).max(RN) / RN * RN;
+    let b = (32 * 128 / cin).max(RN) / RN * RN;
     let nbp = nb.div_ceil(b) * b;
     let a0 = r.div_ceil(m);
     let amax = (m - 1 + r) / m;
@@ -407,8 +471,7 @@ unsafe fn block<const M: usize, const N: usize>(
     let r = (w.k - 1) / 2;
     let (v, mm) = work.split_at_mut(N * cin * b);
     let (vp, mp) = (v.as_mut_ptr(), mm.as_mut_ptr());
-    let bt: [[f32; N]; N] = std::array::from_fn(|p| std::array::from_fn(|i| w.bt[p * N + i]));
-    let at: [[f32; N]; M] = std::array::from_fn(|u| std::array::from_fn(|p| w.at[u * N + p]));
+    let (bt, at) = (&Consts::<M, N>::BT, &Consts::<M, N>::AT);
     for j in 0..d {
         // Where input i of residue j's tiles lives: scratch phase row and
         // block offset.
@@ -479,34 +542,49 @@ unsafe fn block<const M: usize, const N: usize>(
     }
 }
 
-/// `M = U · V` for one point: `U` packed `[cout / RM][cin][RM]`, `V`
-/// `[cin][b]`, `M` `[cout][b]`; every output summed from zero over the
-/// input channels in order.
+/// `M = U · V` for one point: `U` packed `[cout / RM][cin][RM]` then
+/// `[cin][cout mod RM]`, `V` `[cin][b]`, `M` `[cout][b]`; every output
+/// summed from zero over the input channels in order.
 #[inline(always)]
 unsafe fn gemm(u: *const f32, v: *const f32, m: *mut f32, cout: usize, cin: usize, b: usize) {
+    let full = cout / RM;
+    for pi in 0..full {
+        panel::<RM>(u.add(pi * cin * RM), v, m.add(pi * RM * b), cin, b);
+    }
+    let (ur, mr) = (u.add(full * RM * cin), m.add(full * RM * b));
+    match cout - full * RM {
+        0 => {}
+        1 => panel::<1>(ur, v, mr, cin, b),
+        2 => panel::<2>(ur, v, mr, cin, b),
+        3 => panel::<3>(ur, v, mr, cin, b),
+        4 => panel::<4>(ur, v, mr, cin, b),
+        _ => panel::<5>(ur, v, mr, cin, b),
+    }
+}
+
+/// `R` output rows of [`gemm`] on register tiles of `R` × [`RN`].
+#[inline(always)]
+unsafe fn panel<const R: usize>(up: *const f32, v: *const f32, m: *mut f32, cin: usize, b: usize) {
     use std::arch::x86_64::*;
-    for pi in 0..cout / RM {
-        let up = u.add(pi * cin * RM);
-        for col in (0..b).step_by(RN) {
-            let mut acc = [[_mm256_setzero_ps(); RN / 8]; RM];
-            let mut vrow = v.add(col);
-            let mut wp = up;
-            for _ in 0..cin {
-                let xs: [__m256; RN / 8] = std::array::from_fn(|q| _mm256_loadu_ps(vrow.add(8 * q)));
-                for (rr, row) in acc.iter_mut().enumerate() {
-                    let wv = _mm256_broadcast_ss(&*wp.add(rr));
-                    for (a, &x) in row.iter_mut().zip(&xs) {
-                        *a = _mm256_fmadd_ps(wv, x, *a);
-                    }
+    for col in (0..b).step_by(RN) {
+        let mut acc = [[_mm256_setzero_ps(); RN / 8]; R];
+        let mut vrow = v.add(col);
+        let mut wp = up;
+        for _ in 0..cin {
+            let xs: [__m256; RN / 8] = std::array::from_fn(|q| _mm256_loadu_ps(vrow.add(8 * q)));
+            for (rr, row) in acc.iter_mut().enumerate() {
+                let wv = _mm256_broadcast_ss(&*wp.add(rr));
+                for (a, &x) in row.iter_mut().zip(&xs) {
+                    *a = _mm256_fmadd_ps(wv, x, *a);
                 }
-                vrow = vrow.add(b);
-                wp = wp.add(RM);
             }
-            for (rr, row) in acc.iter().enumerate() {
-                let mo = m.add((pi * RM + rr) * b + col);
-                for (q, &a) in row.iter().enumerate() {
-                    _mm256_storeu_ps(mo.add(8 * q), a);
-                }
+            vrow = vrow.add(b);
+            wp = wp.add(R);
+        }
+        for (rr, row) in acc.iter().enumerate() {
+            let mo = m.add(rr * b + col);
+            for (q, &a) in row.iter().enumerate() {
+                _mm256_storeu_ps(mo.add(8 * q), a);
             }
         }
     }
@@ -793,6 +871,31 @@ mod tests {
         }
         let (mx, rms) = rel_err(&got, &want);
         assert!(rms <= 1e-5 && mx <= 3e-4, "{rms:e} {mx:e}");
+    }
+
+    /// The compile-time transforms equal the f64 ones rounded to f32.
+    #[test]
+    fn const_transforms_match() {
+        fn check<const M: usize, const N: usize>() {
+            let (bt, _, at) = super::transforms(M, N - M + 1);
+            for p in 0..N {
+                for i in 0..N {
+                    assert_eq!(super::Consts::<M, N>::BT[p][i], bt[p * N + i] as f32, "F({M}) Bt {p} {i}");
+                }
+                for u in 0..M {
+                    assert_eq!(super::Consts::<M, N>::AT[u][p], at[u * N + p] as f32, "F({M}) At {u} {p}");
+                }
+            }
+        }
+        check::<2, 4>();
+        check::<4, 6>();
+        check::<6, 8>();
+        check::<2, 6>();
+        check::<3, 7>();
+        check::<4, 8>();
+        check::<2, 8>();
+        check::<3, 9>();
+        check::<4, 10>();
     }
 
     /// Where the kernel does not apply.
