@@ -485,15 +485,12 @@ unsafe fn block<const M: usize, const N: usize>(
         for ci in 0..cin {
             let zrow = z.add(ci * g.per * g.l);
             for lane in (0..b).step_by(8) {
-                let xs: [__m256; N] = std::array::from_fn(|i| _mm256_loadu_ps(zrow.add(src[i] + lane)));
-                for (p, row) in bt.iter().enumerate() {
-                    let mut acc = _mm256_setzero_ps();
-                    for (i, &c) in row.iter().enumerate() {
-                        if c != 0.0 {
-                            acc = _mm256_fmadd_ps(_mm256_set1_ps(c), xs[i], acc);
-                        }
-                    }
-                    _mm256_storeu_ps(vp.add((p * cin + ci) * b + lane), acc);
+                let xs: [__m256; N] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(zrow.add(src[i] + lane)));
+                let vs: [__m256; N] =
+                    std::array::from_fn(|p| dot::<N>(&bt[p], &xs, _mm256_setzero_ps()));
+                for (p, &v) in vs.iter().enumerate() {
+                    _mm256_storeu_ps(vp.add((p * cin + ci) * b + lane), v);
                 }
             }
         }
@@ -515,18 +512,42 @@ unsafe fn block<const M: usize, const N: usize>(
             for lane in (0..b).step_by(8) {
                 let ms: [__m256; N] =
                     std::array::from_fn(|p| _mm256_loadu_ps(mp.add((p * cout + co) * b + lane)));
-                for (u, row) in at.iter().enumerate() {
-                    let mut acc = bv;
-                    for (p, &c) in row.iter().enumerate() {
-                        if c != 0.0 {
-                            acc = _mm256_fmadd_ps(_mm256_set1_ps(c), ms[p], acc);
+                let ys: [__m256; M] = std::array::from_fn(|u| dot::<N>(&at[u], &ms, bv));
+                let mut vals = [[0.0f32; 8]; M];
+                for (v, &yv) in vals.iter_mut().zip(&ys) {
+                    _mm256_storeu_ps(v.as_mut_ptr(), yv);
+                }
+                // View column of lane 0's output 0; lanes step by the period.
+                let c0 = ((beta0 + lane) * g.per + j) as isize - g.g0 as isize;
+                let last = c0 + (7 * g.per + (M - 1) * d) as isize;
+                if c0 >= 0 && (last as usize) < g.t {
+                    let yc = yrow.add(c0 as usize);
+                    for (u, v) in vals.iter().enumerate() {
+                        let yu = yc.add(u * d);
+                        match out {
+                            Out::Set => {
+                                for (e, &val) in v.iter().enumerate() {
+                                    *yu.add(e * g.per) = val;
+                                }
+                            }
+                            Out::SetRelu => {
+                                for (e, &val) in v.iter().enumerate() {
+                                    *yu.add(e * g.per) = val.max(0.0);
+                                }
+                            }
+                            Out::Add => {
+                                for (e, &val) in v.iter().enumerate() {
+                                    let o = yu.add(e * g.per);
+                                    *o += val;
+                                }
+                            }
                         }
                     }
-                    let mut vals = [0.0f32; 8];
-                    _mm256_storeu_ps(vals.as_mut_ptr(), acc);
-                    for (e, &val) in vals.iter().enumerate() {
-                        let beta = beta0 + lane + e;
-                        let c = (beta * g.per + u * d + j) as isize - g.g0 as isize;
+                    continue;
+                }
+                for (u, v) in vals.iter().enumerate() {
+                    for (e, &val) in v.iter().enumerate() {
+                        let c = c0 + (e * g.per + u * d) as isize;
                         if c >= 0 && (c as usize) < g.t {
                             let o = yrow.add(c as usize);
                             *o = match out {
@@ -540,6 +561,24 @@ unsafe fn block<const M: usize, const N: usize>(
             }
         }
     }
+}
+
+/// `init + Σ_i row[i]·xs[i]` over the nonzero coefficients, in order `i`
+/// ascending, one fused multiply-add each.
+#[inline(always)]
+unsafe fn dot<const N: usize>(
+    row: &[f32; N],
+    xs: &[std::arch::x86_64::__m256; N],
+    init: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let mut acc = init;
+    for (&c, &x) in row.iter().zip(xs) {
+        if c != 0.0 {
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(c), x, acc);
+        }
+    }
+    acc
 }
 
 /// `M = U · V` for one point: `U` packed `[cout / RM][cin][RM]` then
