@@ -348,8 +348,11 @@ pub(crate) unsafe fn conv1d(
     let nb = (g0 + t).div_ceil(per);
     // Blocks per column block: the item's transformed inputs and products
     // (2·n·C·B floats) around 200 KiB.
-    let b = (32 * 128 / cin).max(RN) / RN * RN;
-    let nbp = nb.div_ceil(b) * b;
+    // (Lanes compute the same bits whatever the blocking.)
+    let target = (32 * 128 / cin).max(RN);
+    let col_blocks = nb.div_ceil(target);
+    let b = nb.div_ceil(col_blocks).div_ceil(RN) * RN;
+    let nbp = col_blocks * b;
     let a0 = r.div_ceil(m);
     let amax = (m - 1 + r) / m;
     let l = nbp + a0 + amax;
@@ -371,26 +374,47 @@ pub(crate) unsafe fn conv1d(
         // SAFETY: `x` holds the view (caller); nothing writes `y` (which may
         // alias it) before every row is copied.
         let src = std::slice::from_raw_parts(xp.get().add(xm.off() + ci * xm.ld()), t);
-        for q in 0..l {
+        let lrelu = |v: f32| match act {
+            None => v,
+            // Exactly the backend's leaky_relu.
+            Some(slope) => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    v * slope
+                }
+            }
+        };
+        // Blocks `q_lo..q_hi` lie inside the view: no checks there.
+        let q_lo = a0 + usize::from(g0 > 0);
+        let q_hi = (a0 + (t + g0) / per).max(q_lo);
+        for q in (0..q_lo).chain(q_hi..l) {
             let base = (q as isize - a0 as isize) * per as isize - g0 as isize;
             for phi in 0..per {
                 let v = base + phi as isize;
-                let val = if v >= 0 && (v as usize) < t {
-                    let v = src[v as usize];
-                    match act {
-                        None => v,
-                        Some(slope) => {
-                            if v >= 0.0 {
-                                v
-                            } else {
-                                v * slope
-                            }
-                        }
-                    }
+                rows[phi * l + q] = if v >= 0 && (v as usize) < t {
+                    lrelu(src[v as usize])
                 } else {
                     0.0
                 };
-                rows[phi * l + q] = val;
+            }
+        }
+        if q_hi == q_lo {
+            return;
+        }
+        let body = &src[(q_lo - a0) * per - g0..(q_hi - a0) * per - g0];
+        for (q, blk) in (q_lo..q_hi).zip(body.chunks_exact(per)) {
+            match act {
+                None => {
+                    for (phi, &v) in blk.iter().enumerate() {
+                        rows[phi * l + q] = v;
+                    }
+                }
+                Some(_) => {
+                    for (phi, &v) in blk.iter().enumerate() {
+                        rows[phi * l + q] = lrelu(v);
+                    }
+                }
             }
         }
     };
@@ -405,17 +429,27 @@ pub(crate) unsafe fn conv1d(
         zs[..zlen].chunks_exact_mut(per * l).enumerate().for_each(fill);
     }
 
-    let items = nbp / b;
+    // Work items: column blocks, each split into groups of residues where
+    // there are few blocks for the threads.
+    let groups = if threads > 1 && col_blocks < 4 * threads {
+        (4 * threads).div_ceil(col_blocks).min(d)
+    } else {
+        1
+    };
+    let items = col_blocks * groups;
     let (yp, zp) = (SendPtr(y), SendPtr(zs.as_mut_ptr()));
     let item = |it: usize| {
+        let (cb, gi) = (it / groups, it % groups);
+        let js = (gi * d / groups, (gi + 1) * d / groups);
         let mut work = WORK.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let need = 2 * w.n * w.cout.max(cin) * b;
         if work.len() < need {
             work.resize(need, 0.0);
         }
         // SAFETY: the scratch is filled and only read from here on; each
-        // item writes the output columns of its own blocks only.
-        dispatch(w, bias, zp.get(), &mut work, g, it * b, yp.get(), ym, out);
+        // item writes the output columns of its own blocks and residues
+        // only.
+        dispatch(w, bias, zp.get(), &mut work, g, cb * b, js, yp.get(), ym, out);
         WORK.with(|s| *s.borrow_mut() = work);
     };
     if threads > 1 && items > 1 {
@@ -427,7 +461,7 @@ pub(crate) unsafe fn conv1d(
     SCRATCH.with(|s| *s.borrow_mut() = zs);
 }
 
-/// One column block (blocks `beta0..beta0 + g.b`) on the transform code
+/// One column block (blocks `beta0..beta0 + g.b`), residues `j0..j1`, on the transform code
 /// compiled for this `(m, n)`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn dispatch(
@@ -437,6 +471,7 @@ unsafe fn dispatch(
     work: &mut [f32],
     g: Geom,
     beta0: usize,
+    (j0, j1): (usize, usize),
     y: *mut f32,
     ym: Mat,
     out: Out,
@@ -444,7 +479,7 @@ unsafe fn dispatch(
     macro_rules! go {
         ($($m:literal, $n:literal);*) => {
             match (w.m, w.n) {
-                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, beta0, y, ym, out),)*
+                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, beta0, (j0, j1), y, ym, out),)*
                 _ => unreachable!("unsupported Winograd tile"),
             }
         };
@@ -462,6 +497,7 @@ unsafe fn block<const M: usize, const N: usize>(
     work: &mut [f32],
     g: Geom,
     beta0: usize,
+    (j0, j1): (usize, usize),
     y: *mut f32,
     ym: Mat,
     out: Out,
@@ -472,7 +508,7 @@ unsafe fn block<const M: usize, const N: usize>(
     let (v, mm) = work.split_at_mut(N * cin * b);
     let (vp, mp) = (v.as_mut_ptr(), mm.as_mut_ptr());
     let (bt, at) = (&Consts::<M, N>::BT, &Consts::<M, N>::AT);
-    for j in 0..d {
+    for j in j0..j1 {
         // Where input i of residue j's tiles lives: scratch phase row and
         // block offset.
         let src: [usize; N] = std::array::from_fn(|i| {
