@@ -402,19 +402,26 @@ pub(crate) unsafe fn conv1d(
         if q_hi == q_lo {
             return;
         }
-        let body = &src[(q_lo - a0) * per - g0..(q_hi - a0) * per - g0];
-        for (q, blk) in (q_lo..q_hi).zip(body.chunks_exact(per)) {
-            match act {
-                None => {
-                    for (phi, &v) in blk.iter().enumerate() {
-                        rows[phi * l + q] = v;
-                    }
-                }
-                Some(_) => {
-                    for (phi, &v) in blk.iter().enumerate() {
-                        rows[phi * l + q] = lrelu(v);
-                    }
-                }
+        // Eight blocks at a time on vectors where the period allows.
+        let mut q0 = q_lo;
+        if per.is_multiple_of(4) {
+            let n8 = (q_hi - q_lo) / 8 * 8;
+            // SAFETY: blocks `q_lo..q_lo + n8` lie inside the source row
+            // (`q_hi` bounds them) and inside `rows` (`q_hi <= l`).
+            stage8(
+                src.as_ptr().add((q_lo - a0) * per - g0),
+                rows.as_mut_ptr().add(q_lo),
+                n8 / 8,
+                per,
+                l,
+                act,
+            );
+            q0 += n8;
+        }
+        let body = &src[(q0 - a0) * per - g0..(q_hi - a0) * per - g0];
+        for (q, blk) in (q0..q_hi).zip(body.chunks_exact(per)) {
+            for (phi, &v) in blk.iter().enumerate() {
+                rows[phi * l + q] = lrelu(v);
             }
         }
     };
@@ -459,6 +466,56 @@ pub(crate) unsafe fn conv1d(
         (0..items).for_each(item);
     }
     SCRATCH.with(|s| *s.borrow_mut() = zs);
+}
+
+/// Stage `groups` groups of eight whole blocks (`per` columns each, `per` a
+/// multiple of 4) from `src` into phase rows of stride `l` from `dst`:
+/// `dst[φ·l + e] = act(src[e·per + φ])`, four phases of eight blocks per
+/// in-register transpose.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn stage8(
+    src: *const f32,
+    dst: *mut f32,
+    groups: usize,
+    per: usize,
+    l: usize,
+    act: Option<f32>,
+) {
+    use std::arch::x86_64::*;
+    let slope = _mm256_set1_ps(act.unwrap_or(1.0));
+    let zero = _mm256_setzero_ps();
+    for gi in 0..groups {
+        let (s, d) = (src.add(gi * 8 * per), dst.add(gi * 8));
+        for phi in (0..per).step_by(4) {
+            // c[e] = phases phi..phi + 4 of blocks e (low) and e + 4 (high).
+            let c: [__m256; 4] = std::array::from_fn(|e| {
+                let lo = _mm_loadu_ps(s.add(e * per + phi));
+                let hi = _mm_loadu_ps(s.add((e + 4) * per + phi));
+                let v = _mm256_set_m128(hi, lo);
+                if act.is_some() {
+                    // v >= 0 ? v : v·slope, as the scalar form.
+                    let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(v, zero);
+                    _mm256_blendv_ps(_mm256_mul_ps(v, slope), v, keep)
+                } else {
+                    v
+                }
+            });
+            let t0 = _mm256_unpacklo_ps(c[0], c[1]);
+            let t1 = _mm256_unpacklo_ps(c[2], c[3]);
+            let t2 = _mm256_unpackhi_ps(c[0], c[1]);
+            let t3 = _mm256_unpackhi_ps(c[2], c[3]);
+            // Lane order: blocks 0..4 low, 4..8 high.
+            let o = [
+                _mm256_shuffle_ps::<0x44>(t0, t1),
+                _mm256_shuffle_ps::<0xEE>(t0, t1),
+                _mm256_shuffle_ps::<0x44>(t2, t3),
+                _mm256_shuffle_ps::<0xEE>(t2, t3),
+            ];
+            for (i, &v) in o.iter().enumerate() {
+                _mm256_storeu_ps(d.add((phi + i) * l), v);
+            }
+        }
+    }
 }
 
 /// One column block (blocks `beta0..beta0 + g.b`), residues `j0..j1`, on the transform code
