@@ -42,8 +42,9 @@ const RM: usize = 6;
 const RN: usize = 16;
 
 /// The finite interpolation points, in the order they are taken: the first
-/// `n − 1` of them, plus the point at infinity.
-const POINTS: [f64; 11] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 0.25, -0.25];
+/// `n − 1` of them, plus the point at infinity. (For F(4, 7), ±3/2 gave a
+/// relative RMS error of 4e-6 where ±3 gave 6e-6.)
+const POINTS: [f64; 11] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 1.5, -1.5, 0.25, -0.25];
 
 /// The output tile size used for a `k`-tap kernel.
 fn tile_outputs(k: usize) -> usize {
@@ -59,10 +60,6 @@ fn tile_outputs(k: usize) -> usize {
 pub(crate) struct Wino {
     /// `U[p]` in panels of [`RM`] output rows: `[n][cout / RM][cin][RM]`.
     u: Vec<f32>,
-    /// `Bᵀ`, `n × n` row-major.
-    bt: Vec<f32>,
-    /// `Aᵀ`, `m × n` row-major.
-    at: Vec<f32>,
     cout: usize,
     cin: usize,
     k: usize,
@@ -224,7 +221,7 @@ impl Wino {
         {
             return None;
         }
-        let (bt, g, at) = transforms(m, k);
+        let (_, g, _) = transforms(m, k);
         // Per point: full panels `[ci][RM]`, then the remainder rows
         // `[ci][cout mod RM]`.
         let full = cout / RM * RM;
@@ -246,8 +243,6 @@ impl Wino {
         }
         Some(Wino {
             u,
-            bt: bt.iter().map(|&v| v as f32).collect(),
-            at: at.iter().map(|&v| v as f32).collect(),
             cout,
             cin,
             k,
@@ -354,7 +349,7 @@ pub(crate) unsafe fn conv1d(
     let b = nb.div_ceil(col_blocks).div_ceil(RN) * RN;
     let nbp = col_blocks * b;
     let a0 = r.div_ceil(m);
-    let amax = (m - 1 + r) / m;
+    let amax = r.div_ceil(m);
     let l = nbp + a0 + amax;
     let g = Geom {
         b,
@@ -599,9 +594,9 @@ unsafe fn block<const M: usize, const N: usize>(
             );
         }
         // Output transform, bias and output mode.
-        for co in 0..cout {
+        for (co, &bc) in bias.iter().enumerate().take(cout) {
             let yrow = y.add(ym.off() + co * ym.ld());
-            let bv = _mm256_set1_ps(bias[co]);
+            let bv = _mm256_set1_ps(bc);
             for lane in (0..b).step_by(8) {
                 let ms: [__m256; N] =
                     std::array::from_fn(|p| _mm256_loadu_ps(mp.add((p * cout + co) * b + lane)));
@@ -857,7 +852,7 @@ mod tests {
                     };
                     let (mx, rms) = rel_err(&y, &want);
                     assert!(
-                        rms <= 1e-5 && mx <= 3e-4,
+                        rms <= 1e-5 && mx <= 1.5e-4,
                         "c{c} k{k} d{d} t{t} col0 {col0}: rel rms {rms:e} max {mx:e}"
                     );
                     wmax = (wmax.0.max(mx), wmax.1.max(rms));
@@ -957,7 +952,7 @@ mod tests {
                             conv1d(threads, &wn, &cs.b, x.as_ptr(), m, 3, act, y.as_mut_ptr(), m, out)
                         };
                         let (mx, rms) = rel_err(&y, &want);
-                        assert!(rms <= 1e-5 && mx <= 3e-4, "c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
+                        assert!(rms <= 1e-5 && mx <= 1.5e-4, "c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
                         // In place: the input is the output buffer.
                         let mut z = x.clone();
                         let want = reference(&cs.w, &cs.b, c, k, d, &x, t, act, &x, out);
@@ -965,7 +960,7 @@ mod tests {
                         // SAFETY: as above; `y` may alias `x`.
                         unsafe { conv1d(threads, &wn, &cs.b, zp, m, 3, act, zp, m, out) };
                         let (mx, rms) = rel_err(&z, &want);
-                        assert!(rms <= 1e-5 && mx <= 3e-4, "in place c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
+                        assert!(rms <= 1e-5 && mx <= 1.5e-4, "in place c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
                     }
                 }
             }
@@ -1002,7 +997,7 @@ mod tests {
             }
         }
         let (mx, rms) = rel_err(&got, &want);
-        assert!(rms <= 1e-5 && mx <= 3e-4, "{rms:e} {mx:e}");
+        assert!(rms <= 1e-5 && mx <= 1.5e-4, "{rms:e} {mx:e}");
     }
 
     /// The compile-time transforms equal the f64 ones rounded to f32.
@@ -1051,6 +1046,13 @@ mod tests {
         assert_eq!((wn.period(), wn.margin()), (wn.m * 12, (wn.m - 1) * 12));
     }
 
+    /// See [`super::bench::speed`].
+    #[test]
+    #[ignore]
+    fn speed() {
+        super::bench::speed();
+    }
+
     /// Accuracy of each F(m, k) this file can run, for choosing `m`:
     /// `cargo test --release --lib winograd::tests::accuracy -- --ignored --nocapture`.
     #[test]
@@ -1079,17 +1081,16 @@ mod tests {
 
 /// Effective GFLOP/s (the direct conv's FLOPs, `2·C·C·k` per column) of the
 /// portable AVX2 kernel and this one on the decoder's shapes:
-/// `cargo test --release --lib winograd::speed -- --ignored --nocapture`.
+/// `cargo test --release --lib winograd::tests::speed -- --ignored --nocapture`
+/// (`WINO_SHAPE="c32 k3 d1"` for one shape).
 #[cfg(test)]
-mod speed {
+mod bench {
     use super::{conv1d, Wino};
     use crate::backend::cpu::portable;
     use crate::backend::{Mat, Out};
     use std::time::Instant;
 
-    #[test]
-    #[ignore]
-    fn speed() {
+    pub(super) fn speed() {
         if !portable::fma_tiles() {
             return;
         }
