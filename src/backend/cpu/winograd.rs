@@ -610,6 +610,38 @@ unsafe fn block<const M: usize, const N: usize>(
                 let last = c0 + (7 * g.per + (M - 1) * d) as isize;
                 if c0 >= 0 && (last as usize) < g.t {
                     let yc = yrow.add(c0 as usize);
+                    if M == 4 && g.per == 4 {
+                        // Dilation 1: the 4 outputs of 8 tiles are 32
+                        // consecutive columns, through an in-register
+                        // transpose.
+                        let t0 = _mm256_unpacklo_ps(ys[0], ys[1]);
+                        let t1 = _mm256_unpacklo_ps(ys[2], ys[3]);
+                        let t2 = _mm256_unpackhi_ps(ys[0], ys[1]);
+                        let t3 = _mm256_unpackhi_ps(ys[2], ys[3]);
+                        // Tiles 0 | 4, 1 | 5, 2 | 6, 3 | 7.
+                        let c = [
+                            _mm256_shuffle_ps::<0x44>(t0, t1),
+                            _mm256_shuffle_ps::<0xEE>(t0, t1),
+                            _mm256_shuffle_ps::<0x44>(t2, t3),
+                            _mm256_shuffle_ps::<0xEE>(t2, t3),
+                        ];
+                        let wv = [
+                            _mm256_permute2f128_ps::<0x20>(c[0], c[1]),
+                            _mm256_permute2f128_ps::<0x20>(c[2], c[3]),
+                            _mm256_permute2f128_ps::<0x31>(c[0], c[1]),
+                            _mm256_permute2f128_ps::<0x31>(c[2], c[3]),
+                        ];
+                        for (h, &v) in wv.iter().enumerate() {
+                            let o = yc.add(8 * h);
+                            let v = match out {
+                                Out::Set => v,
+                                Out::SetRelu => _mm256_max_ps(v, _mm256_setzero_ps()),
+                                Out::Add => _mm256_add_ps(_mm256_loadu_ps(o), v),
+                            };
+                            _mm256_storeu_ps(o, v);
+                        }
+                        continue;
+                    }
                     for (u, v) in vals.iter().enumerate() {
                         let yu = yc.add(u * d);
                         match out {
@@ -620,7 +652,7 @@ unsafe fn block<const M: usize, const N: usize>(
                             }
                             Out::SetRelu => {
                                 for (e, &val) in v.iter().enumerate() {
-                                    *yu.add(e * g.per) = val.max(0.0);
+                                    *yu.add(e * g.per) = relu(val);
                                 }
                             }
                             Out::Add => {
@@ -640,7 +672,7 @@ unsafe fn block<const M: usize, const N: usize>(
                             let o = yrow.add(c as usize);
                             *o = match out {
                                 Out::Set => val,
-                                Out::SetRelu => val.max(0.0),
+                                Out::SetRelu => relu(val),
                                 Out::Add => *o + val,
                             };
                         }
@@ -648,6 +680,17 @@ unsafe fn block<const M: usize, const N: usize>(
                 }
             }
         }
+    }
+}
+
+/// `max(0, v)` as `_mm256_max_ps(v, 0)` computes it (zero for NaN and
+/// −0), so that every store path gives the same bits.
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
     }
 }
 
@@ -894,7 +937,7 @@ mod tests {
                 y
             };
             let reach = d * (k - 1) / 2 + wn.margin();
-            for (act, out) in [(None, Out::Set), (Some(0.1), Out::Add)] {
+            for (act, out) in [(None, Out::Set), (Some(0.1), Out::Add), (None, Out::SetRelu)] {
                 let whole = run(1, 0, t, act, out);
                 let two = run(2, 0, t, act, out);
                 for (i, (a, b)) in whole.iter().zip(&two).enumerate() {
