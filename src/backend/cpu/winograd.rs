@@ -344,10 +344,7 @@ pub(crate) unsafe fn conv1d(
     // Blocks per column block: the item's transformed inputs and products
     // (2·n·C·B floats) around 200 KiB.
     // (Lanes compute the same bits whatever the blocking.)
-    // Also at most about 64 Ki output elements per block (`cout` rows ×
-    // `b·per` columns), so that the residues' interleaved stores hit cached
-    // lines.
-    let target = (32 * 128 / cin).min((1 << 16) / cin / per).max(RN);
+    let target = (32 * 128 / cin).max(RN);
     let col_blocks = nb.div_ceil(target);
     let b = nb.div_ceil(col_blocks).div_ceil(RN) * RN;
     let nbp = col_blocks * b;
