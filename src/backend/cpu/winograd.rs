@@ -11,12 +11,18 @@
 //! input columns `≡ φ (mod m·d)`, one per block, so that the same input of
 //! eight consecutive blocks is one vector load.
 //!
-//! Per column block of `B` tile blocks and per residue: the input transform
-//! `V[p] = Bᵀ x` for every point `p`, then `n` products
-//! `M[p] = U[p] · V[p]` (`U[p]` the transformed weights, `cout × cin`) on
-//! register tiles of 4 output rows × 24 columns, summed over the input
-//! channels in order `0..cin` (one accumulator per output, from zero), then
-//! the output transform `y = bias + Aᵀ M` and the output mode.
+//! Per column block of `B` tile blocks and per residue (the work items,
+//! over rayon where `threads > 1`): the input transform `V[p] = Bᵀ x` for
+//! every point `p`, then `n` products `M[p] = U[p] · V[p]` (`U[p]` the
+//! transformed weights, `cout × cin`) on register tiles of 6 output rows ×
+//! 16 columns (the last `cout mod 6` rows as one narrower panel), summed
+//! over the input channels in order `0..cin` (one accumulator per output,
+//! from zero), then the output transform `y = bias + Aᵀ M` and the output
+//! mode. With dilation 1 the outputs of eight tiles go out as whole vectors
+//! (an in-register transpose); otherwise lane by lane.
+//!
+//! Not wired into the backend yet: `Wino::new` decides where it applies
+//! and pays, the caller keeps the portable tiles elsewhere.
 //!
 //! Every lane of every step is one tile's own arithmetic, in one fixed
 //! order: a column's bits depend only on the weights, the bias, its tile's
@@ -24,10 +30,11 @@
 //! view's width, the column blocking or the thread count. Lanes past the
 //! view compute on zeros and are not stored.
 //!
-//! The transforms come from the maths at [`Wino::new`] time, in f64: with
+//! The transforms come from the maths, in f64 (weights at [`Wino::new`]
+//! time, the f32 `Bᵀ` and `Aᵀ` as compile-time constants): with
 //! finite points `a_p` and the point at infinity, row `p` of `Bᵀ` holds the
-//! coefficients of `Π_{q≠p}(z − a_q)` (exact in f32 for the dyadic and
-//! small integer points used), `Aᵀ[i][p] = a_p^i`, and the Lagrange
+//! coefficients of `Π_{q≠p}(z − a_q)` (exact in f32 for the points used:
+//! 0, ±1, ±2, ±1/2, ±3/2), `Aᵀ[i][p] = a_p^i`, and the Lagrange
 //! denominators `1/Π_{q≠p}(a_p − a_q)` are folded into the weights (`G`),
 //! which are rounded to f32 once.
 
