@@ -741,7 +741,7 @@ unsafe fn gemm(u: *const f32, v: *const f32, m: *mut f32, cout: usize, cin: usiz
     }
 }
 
-/// `R` output rows of [`gemm`] on register tiles of `R` × [`RN`].
+/// `R` output rows of [`gemm()`] on register tiles of `R` × [`RN`].
 #[inline(always)]
 unsafe fn panel<const R: usize>(up: *const f32, v: *const f32, m: *mut f32, cin: usize, b: usize) {
     use std::arch::x86_64::*;
