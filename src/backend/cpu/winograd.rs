@@ -1129,6 +1129,16 @@ mod tests {
                     let (mx, rms) = rel_err(&y, &want);
                     println!("F({m}, {k}) c{c}: rel rms {rms:.2e} max {mx:.2e}");
                 }
+                // The direct f32 tiles, for scale.
+                let p = super::super::portable::Panels::new(&cs.w, c, c, k, true);
+                let mut y = vec![0.0; c * t];
+                let mm = Mat::new(c, t);
+                // SAFETY: the views fit the buffers; shapes match.
+                unsafe {
+                    super::super::portable::conv1d(1, &p, &cs.b, 2, &x, mm, None, y.as_mut_ptr(), mm, Out::Set)
+                };
+                let (mx, rms) = rel_err(&y, &want);
+                println!("direct k{k} c{c}: rel rms {rms:.2e} max {mx:.2e}");
             }
         }
     }
@@ -1137,7 +1147,8 @@ mod tests {
 /// Effective GFLOP/s (the direct conv's FLOPs, `2·C·C·k` per column) of the
 /// portable AVX2 kernel and this one on the decoder's shapes:
 /// `cargo test --release --lib winograd::tests::speed -- --ignored --nocapture`
-/// (`WINO_SHAPE="c32 k3 d1"` for one shape).
+/// (`WINO_SHAPE="c32 k3 d1"` for one shape, `WINO_COLS=256,1024` for other
+/// widths).
 #[cfg(test)]
 mod bench {
     use super::{conv1d, Wino};
@@ -1165,7 +1176,10 @@ mod bench {
                 let b: Vec<f32> = (0..c).map(|i| i as f32 * 1e-3).collect();
                 let pan = portable::Panels::new(&w, c, c, k, true);
                 let wn = Wino::with_m(&w, c, c, k, d, 4).expect("applies");
-                for t in [4096, 32768] {
+                let cols: Vec<usize> = std::env::var("WINO_COLS").map_or(vec![4096, 32768], |v| {
+                    v.split(',').filter_map(|c| c.trim().parse().ok()).collect()
+                });
+                for t in cols {
                     let x: Vec<f32> = (0..c * t).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
                     let mut y = vec![0.0f32; c * t];
                     let m = Mat::new(c, t);
