@@ -11,8 +11,10 @@
 //! input columns `≡ φ (mod m·d)`, one per block, so that the same input of
 //! eight consecutive blocks is one vector load.
 //!
-//! Per column block of `B` tile blocks and per residue (the work items,
-//! over rayon where `threads > 1`): the input transform `V[p] = Bᵀ x` for
+//! The tiles are lanes `τ = j·l + β` (residue `j`, block `β`, `l` blocks
+//! and margins per scratch row), so that the same input of consecutive
+//! lanes is one vector load for every dilation. Per column block of `B`
+//! lanes (the work items, over rayon where `threads > 1`): the input transform `V[p] = Bᵀ x` for
 //! every point `p`, then `n` products `M[p] = U[p] · V[p]` (`U[p]` the
 //! transformed weights, `cout × cin`) on register tiles of 6 output rows ×
 //! 16 columns (the last `cout mod 6` rows as one narrower panel), summed
@@ -298,7 +300,7 @@ impl SendPtr {
 /// The geometry of one call.
 #[derive(Clone, Copy)]
 struct Geom {
-    /// Tile blocks per column block (a multiple of [`RN`]).
+    /// Lanes (tiles) per column block (a multiple of [`RN`]).
     b: usize,
     /// Scratch row length (blocks, with margins).
     l: usize,
@@ -350,16 +352,25 @@ pub(crate) unsafe fn conv1d(
     let per = m * d;
     let g0 = col0 % per;
     let nb = (g0 + t).div_ceil(per);
-    // Blocks per column block: the item's transformed inputs and products
-    // (2·n·C·B floats) around 200 KiB.
-    // (Lanes compute the same bits whatever the blocking.)
-    let target = (32 * 128 / cin).max(RN);
-    let col_blocks = nb.div_ceil(target);
-    let b = nb.div_ceil(col_blocks).div_ceil(RN) * RN;
-    let nbp = col_blocks * b;
     let a0 = r.div_ceil(m);
     let amax = r.div_ceil(m);
-    let l = nbp + a0 + amax;
+    // Scratch row length: the blocks and their margins.
+    let l = nb + a0 + amax;
+    // The tiles as lanes `τ = j·l + β` (residue j, block β): the same input
+    // of consecutive lanes is consecutive in the phase-major scratch, across
+    // residues too. Lanes per column block: the item's transformed inputs
+    // and products (2·n·C·B floats) around 200 KiB. (Lanes compute the same
+    // bits whatever the blocking; lanes of margin blocks are not stored.)
+    let lanes = d * l;
+    let target = (32 * 128 / cin).max(RN);
+    // At least two items per thread where there are lanes enough.
+    let min_blocks = if threads > 1 {
+        (2 * threads).min(lanes / RN)
+    } else {
+        1
+    };
+    let col_blocks = lanes.div_ceil(target).max(min_blocks).max(1);
+    let b = lanes.div_ceil(col_blocks).div_ceil(RN) * RN;
     let g = Geom {
         b,
         l,
@@ -369,9 +380,12 @@ pub(crate) unsafe fn conv1d(
         per,
     };
 
+    let zlen = cin * per * l;
+    // Lanes past the last residue read up to this far past the rows.
+    let zall = zlen + col_blocks * b - lanes + a0 + amax + 8;
     let mut zs = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    if zs.len() < cin * per * l {
-        zs.resize(cin * per * l, 0.0);
+    if zs.len() < zall {
+        zs.resize(zall, 0.0);
     }
     let xp = SendPtr(x.cast_mut());
     let fill = |(ci, rows): (usize, &mut [f32])| {
@@ -429,7 +443,6 @@ pub(crate) unsafe fn conv1d(
             }
         }
     };
-    let zlen = cin * per * l;
     if threads > 1 && zlen >= 1 << 16 {
         use rayon::prelude::*;
         zs[..zlen]
@@ -440,27 +453,18 @@ pub(crate) unsafe fn conv1d(
         zs[..zlen].chunks_exact_mut(per * l).enumerate().for_each(fill);
     }
 
-    // Work items: column blocks, each split into groups of residues where
-    // there are few blocks for the threads.
-    let groups = if threads > 1 && col_blocks < 4 * threads {
-        (4 * threads).div_ceil(col_blocks).min(d)
-    } else {
-        1
-    };
-    let items = col_blocks * groups;
+    // Work items: column blocks of lanes.
+    let items = col_blocks;
     let (yp, zp) = (SendPtr(y), SendPtr(zs.as_mut_ptr()));
-    let item = |it: usize| {
-        let (cb, gi) = (it / groups, it % groups);
-        let js = (gi * d / groups, (gi + 1) * d / groups);
+    let item = |cb: usize| {
         let mut work = WORK.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let need = 2 * w.n * w.cout.max(cin) * b;
         if work.len() < need {
             work.resize(need, 0.0);
         }
         // SAFETY: the scratch is filled and only read from here on; each
-        // item writes the output columns of its own blocks and residues
-        // only.
-        dispatch(w, bias, zp.get(), &mut work, g, cb * b, js, yp.get(), ym, out);
+        // item writes the output columns of its own tiles only.
+        dispatch(w, bias, zp.get(), &mut work, g, cb * b, yp.get(), ym, out);
         WORK.with(|s| *s.borrow_mut() = work);
     };
     if threads > 1 && items > 1 {
@@ -522,7 +526,7 @@ unsafe fn stage8(
     }
 }
 
-/// One column block (blocks `beta0..beta0 + g.b`), residues `j0..j1`, on the transform code
+/// One column block (lanes `tau0..tau0 + g.b`) on the transform code
 /// compiled for this `(m, n)`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn dispatch(
@@ -531,8 +535,7 @@ unsafe fn dispatch(
     z: *const f32,
     work: &mut [f32],
     g: Geom,
-    beta0: usize,
-    (j0, j1): (usize, usize),
+    tau0: usize,
     y: *mut f32,
     ym: Mat,
     out: Out,
@@ -540,7 +543,7 @@ unsafe fn dispatch(
     macro_rules! go {
         ($($m:literal, $n:literal);*) => {
             match (w.m, w.n) {
-                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, beta0, (j0, j1), y, ym, out),)*
+                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, tau0, y, ym, out),)*
                 _ => unreachable!("unsupported Winograd tile"),
             }
         };
@@ -557,8 +560,7 @@ unsafe fn block<const M: usize, const N: usize>(
     z: *const f32,
     work: &mut [f32],
     g: Geom,
-    beta0: usize,
-    (j0, j1): (usize, usize),
+    tau0: usize,
     y: *mut f32,
     ym: Mat,
     out: Out,
@@ -569,14 +571,13 @@ unsafe fn block<const M: usize, const N: usize>(
     let (v, mm) = work.split_at_mut(N * cin * b);
     let (vp, mp) = (v.as_mut_ptr(), mm.as_mut_ptr());
     let (bt, at) = (&Consts::<M, N>::BT, &Consts::<M, N>::AT);
-    for j in j0..j1 {
-        // Where input i of residue j's tiles lives: scratch phase row and
-        // block offset.
+    {
+        // Where input i of lane τ lives: phase row `u·d + j`, block
+        // `β + a`, i.e. `τ + u·d·l + a` (`i − r = a·m + u`).
         let src: [usize; N] = std::array::from_fn(|i| {
             let s = i as isize - r as isize;
             let (a, u) = (s.div_euclid(M as isize), s.rem_euclid(M as isize) as usize);
-            let phi = u * d + j;
-            phi * g.l + (a + g.a0 as isize) as usize + beta0
+            u * d * g.l + (a + g.a0 as isize) as usize + tau0
         });
         // Input transform: V[p][ci][β] = Σ_i Bᵀ[p][i]·x_i.
         for ci in 0..cin {
@@ -614,10 +615,12 @@ unsafe fn block<const M: usize, const N: usize>(
                 for (v, &yv) in vals.iter_mut().zip(&ys) {
                     _mm256_storeu_ps(v.as_mut_ptr(), yv);
                 }
-                // View column of lane 0's output 0; lanes step by the period.
-                let c0 = ((beta0 + lane) * g.per + j) as isize - g.g0 as isize;
+                // View column of lane 0's output 0; lanes of one residue
+                // step by the period.
+                let (j, beta) = ((tau0 + lane) / g.l, (tau0 + lane) % g.l);
+                let c0 = (beta * g.per + j) as isize - g.g0 as isize;
                 let last = c0 + (7 * g.per + (M - 1) * d) as isize;
-                if c0 >= 0 && (last as usize) < g.t {
+                if j < d && beta + 7 < g.l && c0 >= 0 && (last as usize) < g.t {
                     let yc = yrow.add(c0 as usize);
                     if M == 4 && g.per == 4 {
                         // Dilation 1: the 4 outputs of 8 tiles are 32
@@ -676,8 +679,10 @@ unsafe fn block<const M: usize, const N: usize>(
                 }
                 for (u, v) in vals.iter().enumerate() {
                     for (e, &val) in v.iter().enumerate() {
-                        let c = c0 + (e * g.per + u * d) as isize;
-                        if c >= 0 && (c as usize) < g.t {
+                        let (j, beta) = ((tau0 + lane + e) / g.l, (tau0 + lane + e) % g.l);
+                        let c = (beta * g.per + u * d + j) as isize - g.g0 as isize;
+                        // Lanes past the last residue are padding.
+                        if j < d && c >= 0 && (c as usize) < g.t {
                             let o = yrow.add(c as usize);
                             *o = match out {
                                 Out::Set => val,
