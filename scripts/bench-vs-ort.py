@@ -12,6 +12,7 @@ Needs a Python with onnxruntime, piper-tts, numpy (e.g. /tmp/ref/venv from
 
   scripts/bench-vs-ort.py --text-file bench/paragraph.txt --threads 1,2
   scripts/bench-vs-ort.py --isa avx2,portable --markdown   # one row per CPU kernel family
+  scripts/bench-vs-ort.py --isa avx2,avx2-direct            # avx2 with and without Winograd
 
 With --isa, voxide runs once per family (`voxide bench --isa F`) right after
 onnxruntime at each thread count, so every row compares against the same
@@ -97,7 +98,8 @@ def main():
     ap.add_argument("--voxide", default=os.path.join(ROOT, "target", "release", "voxide"))
     ap.add_argument("--extra", default="", help="extra arguments for voxide bench")
     ap.add_argument("--isa", default="", help="comma-separated CPU kernel families for voxide "
-                    "(auto, avx512, avx2, portable); default: voxide's own choice")
+                    "(auto, avx512, avx2, portable; avx2-direct: avx2 without its Winograd "
+                    "decoder convs, VOXIDE_CPU_WINOGRAD=0); default: voxide's own choice")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table at the end")
     a = ap.parse_args()
     text = open(a.text_file, encoding="utf-8").read()
@@ -112,15 +114,20 @@ def main():
         for isa in isas:
             cmd = [a.voxide, "bench", "--voice", a.model, "--text-file", phon_file, "--input", "phonemes",
                    "--threads", str(th), "--repeat", str(a.repeat), "--device", a.device, "--json"]
+            env = dict(os.environ)
             if isa:
-                cmd += ["--isa", isa]
-            run = subprocess.run(cmd + a.extra.split(), capture_output=True, text=True)
+                family, _, variant = isa.partition("-")
+                cmd += ["--isa", family]
+                if variant == "direct":
+                    env["VOXIDE_CPU_WINOGRAD"] = "0"
+            run = subprocess.run(cmd + a.extra.split(), capture_output=True, text=True, env=env)
             if run.returncode != 0:
                 print(json.dumps({"threads": th, "isa": isa, "error": run.stderr.strip()}))
                 continue
             vx = json.loads(run.stdout)
             row = {
-                "threads": th, "device": a.device, "isa": vx.get("isa"), "sentences": len(ids),
+                "threads": th, "device": a.device, "sentences": len(ids),
+                "isa": (vx.get("isa") or "") + (" + winograd" if vx.get("winograd") else ""),
                 "words": len(text.split()), "voxide": vx, "onnxruntime": o,
                 # Whole-text synthesis vs onnxruntime's sentence-by-sentence runs;
                 # speed_ratio_stream: voxide streaming (small first chunks) instead.

@@ -65,7 +65,10 @@ fn family(isa: Isa) {
     match CpuBackend::with_options(2, Precision::F32, isa) {
         Ok(be) => {
             assert_eq!(be.isa(), isa);
-            println!("kernels {isa}");
+            println!(
+                "kernels {isa}{}",
+                if be.winograd() { " + winograd" } else { "" }
+            );
             parity(be)
         }
         Err(e) => common::skip(&format!("parity::family_{isa}"), &e.to_string()),
@@ -77,9 +80,24 @@ fn family_avx512() {
     family(Isa::Avx512);
 }
 
+/// `avx2` runs the decoder's residual-block convs as Winograd transforms
+/// (by default); this one as direct convs.
 #[test]
 fn family_avx2() {
     family(Isa::Avx2);
+}
+
+#[test]
+fn family_avx2_direct() {
+    match CpuBackend::with_options(2, Precision::F32, Isa::Avx2) {
+        Ok(be) => {
+            let be = be.with_winograd(false);
+            assert!(!be.winograd());
+            println!("kernels avx2, direct convs");
+            parity(be)
+        }
+        Err(e) => common::skip("parity::family_avx2_direct", &e.to_string()),
+    }
 }
 
 #[test]

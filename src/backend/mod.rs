@@ -37,6 +37,33 @@ pub enum Out {
     Add,
 }
 
+/// How a conv's output columns are computed, for callers that need the same
+/// bits for a column in any window that holds its context (streamed chunks
+/// and batched windows equal to the whole sentence).
+///
+/// Outputs are computed in tiles that start at the columns of the views'
+/// buffer rows (`off % ld`) that are multiples of `period`; an output's bits
+/// may depend on inputs up to `margin` columns beyond the conv's own
+/// receptive field (the other inputs of its tile, through rounding). So a
+/// column gets the same bits in two windows when both place it at the same
+/// column modulo `period` and both hold its receptive field widened by
+/// `margin` on each side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTiling {
+    /// Tiles start at buffer columns that are multiples of this (≥ 1).
+    pub period: usize,
+    /// Extra context, in columns, each side of the receptive field.
+    pub margin: usize,
+}
+
+impl ConvTiling {
+    /// Every output column computed alone, from its receptive field only.
+    pub const COLUMNS: ConvTiling = ConvTiling {
+        period: 1,
+        margin: 0,
+    };
+}
+
 /// Where and how a backend runs work: its identity, its threads or stream,
 /// recorded work, and the device errors of a stage.
 pub trait Executor: Send + Sync + 'static {
@@ -59,6 +86,12 @@ pub trait Executor: Send + Sync + 'static {
     /// The CPU kernel family ([`cpu::Isa::Auto`] resolved); `None` off the CPU.
     fn cpu_isa(&self) -> Option<cpu::Isa> {
         None
+    }
+
+    /// Whether the CPU runs the decoder's residual-block convs as Winograd
+    /// transforms; `false` off the CPU.
+    fn cpu_winograd(&self) -> bool {
+        false
     }
 
     /// Host threads that run the ops (1 for a GPU's driving thread).
@@ -132,6 +165,22 @@ pub trait Backend: Executor {
     /// Allocation or device failure.
     fn prepare_conv_lowp(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
         self.prepare_conv(c)
+    }
+    /// Upload a conv weight of the decoder's residual blocks: as
+    /// [`Backend::prepare_conv_lowp`], except that the backend may compute
+    /// it in tiles of columns (the CPU's Winograd kernels), as
+    /// [`Backend::conv_tiling`] then says. The default is
+    /// [`Backend::prepare_conv_lowp`].
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    fn prepare_conv_tiled(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
+        self.prepare_conv_lowp(c)
+    }
+    /// How the output columns of conv `w` are computed
+    /// ([`ConvTiling::COLUMNS`], the default: each alone).
+    fn conv_tiling(&self, _w: &Self::Conv) -> ConvTiling {
+        ConvTiling::COLUMNS
     }
     /// Upload a transposed-conv weight.
     ///

@@ -691,6 +691,7 @@ fn bench(a: BenchArgs) -> Result<(), Error> {
         "threads": engine.threads(),
         "precision": engine.precision().as_str(),
         "isa": engine.cpu_isa().map(|i| i.as_str()),
+        "winograd": engine.cpu_winograd(),
         "sentences": sentences.len(),
         "repeat": a.repeat.max(1),
         "stage_s": {

@@ -24,6 +24,7 @@ pub struct EngineBuilder {
     threads: usize,
     precision: Option<Precision>,
     cpu_isa: Option<Isa>,
+    cpu_winograd: Option<bool>,
     cuda_graphs: Option<bool>,
     scheduler: Option<bool>,
     queue_depth: usize,
@@ -40,6 +41,7 @@ impl Default for EngineBuilder {
             threads: 0,
             precision: None,
             cpu_isa: None,
+            cpu_winograd: None,
             cuda_graphs: None,
             scheduler: None,
             queue_depth: 64,
@@ -123,6 +125,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether the `avx2` CPU kernels run the decoder's residual-block convs
+    /// as Winograd transforms (default: `$VOXIDE_CPU_WINOGRAD`, else on):
+    /// fewer multiplies, f32 parity kept, chunks still bit-identical to
+    /// whole sentences ([`crate::backend::ConvTiling`]). Off runs them as
+    /// direct convs (the other families always do). See `docs/cpu.md`.
+    pub fn cpu_winograd(mut self, on: bool) -> Self {
+        self.cpu_winograd = Some(on);
+        self
+    }
+
     /// Record and replay CUDA graphs of the flow and decoder (default:
     /// `$VOXIDE_CUDA_GRAPHS`, else on); off runs every launch eagerly, for
     /// debugging.
@@ -192,7 +204,9 @@ impl EngineBuilder {
         let graphs = self.cuda_graphs.or(env.cuda_graphs).unwrap_or(true);
         let cpu = || -> Result<Box<dyn Serve>> {
             let isa = self.cpu_isa.or(env.cpu_isa).unwrap_or_default();
-            let be = CpuBackend::with_options(self.threads, precision, isa)?;
+            let winograd = self.cpu_winograd.or(env.cpu_winograd).unwrap_or(true);
+            let be =
+                CpuBackend::with_options(self.threads, precision, isa)?.with_winograd(winograd);
             Ok(Box::new(Runtime::new(be, scheduler)?))
         };
         let cuda = |n: usize| -> std::result::Result<CudaBackend, String> {

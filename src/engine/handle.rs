@@ -131,6 +131,13 @@ impl Engine {
         self.rt().cpu_isa()
     }
 
+    /// Whether the CPU runs the decoder's residual-block convs as Winograd
+    /// transforms ([`crate::EngineBuilder::cpu_winograd`]; `avx2` family
+    /// only); `false` on a GPU.
+    pub fn cpu_winograd(&self) -> bool {
+        self.rt().cpu_winograd()
+    }
+
     /// Seconds spent per model stage by all finished sentences so far
     /// (for benchmarks: read before and after a run).
     pub fn stage_times(&self) -> StageTimes {

@@ -31,6 +31,8 @@ pub(crate) trait Serve: Send + Sync {
     fn precision(&self) -> Precision;
     /// The CPU kernel family in use; `None` off the CPU.
     fn cpu_isa(&self) -> Option<crate::backend::cpu::Isa>;
+    /// Whether the CPU runs the decoder's residual-block convs as Winograd transforms.
+    fn cpu_winograd(&self) -> bool;
     /// Host threads running the ops.
     fn threads(&self) -> usize;
     /// Device memory `(free, total)`; `None` on the CPU.
@@ -235,6 +237,10 @@ impl<B: Backend> Serve for Runtime<B> {
 
     fn cpu_isa(&self) -> Option<crate::backend::cpu::Isa> {
         self.core.be.cpu_isa()
+    }
+
+    fn cpu_winograd(&self) -> bool {
+        self.core.be.cpu_winograd()
     }
 
     fn threads(&self) -> usize {

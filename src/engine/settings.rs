@@ -8,6 +8,7 @@
 //! | `VOXIDE_PRECISION` | [`crate::EngineBuilder::precision`] | `auto`, `f32`, `bf16x3`, `bf16` |
 //! | `VOXIDE_CPU_ISA` | [`crate::EngineBuilder::cpu_isa`] | `auto`, `avx512`, `portable` |
 //! | `VOXIDE_CPU_KERNELS` | the same (older name) | `gemm` = `portable` |
+//! | `VOXIDE_CPU_WINOGRAD` | [`crate::EngineBuilder::cpu_winograd`] | `1`/`on`/`true`, `0`/`off`/`false` |
 //! | `VOXIDE_SCHEDULER` | [`crate::EngineBuilder::scheduler`] | `1`/`on`/`true`, `0`/`off`/`false` |
 //! | `VOXIDE_CUDA_GRAPHS` | [`crate::EngineBuilder::cuda_graphs`] | `1`/`on`/`true`, `0`/`off`/`false` |
 //!
@@ -29,6 +30,8 @@ pub struct Settings {
     pub precision: Option<Precision>,
     /// `VOXIDE_CPU_ISA` (or `VOXIDE_CPU_KERNELS=gemm`).
     pub cpu_isa: Option<Isa>,
+    /// `VOXIDE_CPU_WINOGRAD`.
+    pub cpu_winograd: Option<bool>,
     /// `VOXIDE_SCHEDULER`.
     pub scheduler: Option<bool>,
     /// `VOXIDE_CUDA_GRAPHS`.
@@ -73,6 +76,9 @@ impl Settings {
                 .map(|v| Precision::parse(&v).map_err(|e| bad("VOXIDE_PRECISION", e)))
                 .transpose()?,
             cpu_isa,
+            cpu_winograd: var("VOXIDE_CPU_WINOGRAD")
+                .map(|v| parse_switch(&v).map_err(|e| bad("VOXIDE_CPU_WINOGRAD", e)))
+                .transpose()?,
             scheduler: var("VOXIDE_SCHEDULER")
                 .map(|v| parse_switch(&v).map_err(|e| bad("VOXIDE_SCHEDULER", e)))
                 .transpose()?,
@@ -115,8 +121,10 @@ mod tests {
             ("VOXIDE_CPU_KERNELS", "gemm"),
             ("VOXIDE_SCHEDULER", "on"),
             ("VOXIDE_CUDA_GRAPHS", "0"),
+            ("VOXIDE_CPU_WINOGRAD", "off"),
         ])
         .unwrap();
+        assert_eq!(s.cpu_winograd, Some(false));
         assert_eq!(s.device, Some(Device::Cuda(1)));
         assert_eq!(s.precision, Some(Precision::F32));
         assert_eq!(s.cpu_isa, Some(Isa::Portable));
@@ -133,6 +141,7 @@ mod tests {
             ("VOXIDE_CPU_KERNELS", "fast"),
             ("VOXIDE_SCHEDULER", "maybe"),
             ("VOXIDE_CUDA_GRAPHS", "2"),
+            ("VOXIDE_CPU_WINOGRAD", "fast"),
         ] {
             let e = from(&[(name, value)]).unwrap_err().to_string();
             assert!(e.contains(name), "{e}");

@@ -5,7 +5,7 @@ use super::flow::SpeakerCols;
 use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
-use crate::voice::weights::{Decoder, ResBlock};
+use crate::voice::weights::{Conv, Decoder, ResBlock};
 
 enum Block<B: Backend> {
     One(Vec<(B::Conv, B::Conv)>),
@@ -32,6 +32,11 @@ pub(crate) struct DecoderW<B: Backend> {
     /// Identity in recording keys.
     id: u64,
     gap: usize,
+    /// Every window starts at a multiple of this many frames (of the
+    /// sentence, and of a batched launch's columns): then the tiles of
+    /// tiled convs ([`crate::backend::ConvTiling`]) fall on the same columns
+    /// as in a whole-sentence run.
+    align: usize,
     /// Per speaker, the conditioning added after `conv_pre`
     /// (`[speakers, pre_ch]`).
     cond: Option<B::Vector>,
@@ -42,6 +47,18 @@ const DECODER_KEY: u64 = 0xdec0;
 
 fn conv_radius(k: usize, d: usize) -> usize {
     d * (k - 1) / 2
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    a / gcd(a, b) * b
 }
 
 impl<B: Backend> DecoderW<B> {
@@ -55,63 +72,56 @@ impl<B: Backend> DecoderW<B> {
         // the samples per frame there, must cover the widest conv padding; the
         // transposed convs reach one input column back.
         let mut gap = conv_radius(d.conv_pre.k, d.conv_pre.dilation).max(1);
+        // Frames whose multiples every window starts at (tiled convs).
+        let mut align = 1usize;
         for (up, blocks) in d.ups.iter().zip(&d.resblocks) {
             // The transposed conv reaches one input step back (taps t and t−1).
             radius_frames += 1.0 / rate as f64;
             rate *= up.stride;
-            let mrf = blocks
-                .iter()
-                .map(|b| match b {
-                    ResBlock::One(v) => v
-                        .iter()
-                        .map(|(a, c)| conv_radius(a.k, a.dilation) + conv_radius(c.k, c.dilation))
-                        .sum::<usize>(),
-                    ResBlock::Two(v) => v.iter().map(|c| conv_radius(c.k, c.dilation)).sum(),
-                })
-                .max()
-                .unwrap_or(0);
-            radius_frames += mrf as f64 / rate as f64;
-            let widest = blocks
-                .iter()
-                .flat_map(|b| match b {
-                    ResBlock::One(v) => v
-                        .iter()
-                        .flat_map(|(a, c)| {
-                            [conv_radius(a.k, a.dilation), conv_radius(c.k, c.dilation)]
-                        })
-                        .collect::<Vec<_>>(),
-                    ResBlock::Two(v) => v.iter().map(|c| conv_radius(c.k, c.dilation)).collect(),
-                })
-                .max()
-                .unwrap_or(0);
-            gap = gap.max(widest.div_ceil(rate));
             let mut bl = Vec::new();
             for b in blocks {
                 bl.push(match b {
                     ResBlock::One(v) => Block::One(
                         v.iter()
-                            .map(|(a, c)| Ok((be.prepare_conv_lowp(a)?, be.prepare_conv_lowp(c)?)))
+                            .map(|(a, c)| Ok((be.prepare_conv_tiled(a)?, be.prepare_conv_tiled(c)?)))
                             .collect::<Result<_, BackendError>>()?,
                     ),
                     ResBlock::Two(v) => Block::Two(
                         v.iter()
-                            .map(|c| be.prepare_conv_lowp(c))
+                            .map(|c| be.prepare_conv_tiled(c))
                             .collect::<Result<_, _>>()?,
                     ),
                 });
             }
-            let radii = blocks
+            // Per block, each conv's reach in the order they run: its padding
+            // radius widened by its tiles' margin (`ConvTiling`).
+            let mut reach = |w: &B::Conv, c: &Conv| {
+                let t = be.conv_tiling(w);
+                // Window starts at multiples of `align` frames put every
+                // tile grid at the same place (the whole sentence's).
+                let p = t.period.max(1);
+                align = lcm(align, p / gcd(p, rate));
+                conv_radius(c.k, c.dilation) + t.margin
+            };
+            let radii: Vec<Vec<usize>> = blocks
                 .iter()
-                .map(|b| match b {
-                    ResBlock::One(v) => v
+                .zip(&bl)
+                .map(|(b, w)| match (b, w) {
+                    (ResBlock::One(v), Block::One(ws)) => v
                         .iter()
-                        .flat_map(|(a, c)| {
-                            [conv_radius(a.k, a.dilation), conv_radius(c.k, c.dilation)]
-                        })
+                        .zip(ws)
+                        .flat_map(|((a, c), (wa, wc))| [reach(wa, a), reach(wc, c)])
                         .collect(),
-                    ResBlock::Two(v) => v.iter().map(|c| conv_radius(c.k, c.dilation)).collect(),
+                    (ResBlock::Two(v), Block::Two(ws)) => {
+                        v.iter().zip(ws).map(|(c, w)| reach(w, c)).collect()
+                    }
+                    _ => unreachable!("blocks prepared from these"),
                 })
                 .collect();
+            let mrf = radii.iter().map(|r| r.iter().sum::<usize>()).max().unwrap_or(0);
+            radius_frames += mrf as f64 / rate as f64;
+            let widest = radii.iter().flatten().copied().max().unwrap_or(0);
+            gap = gap.max(widest.div_ceil(rate));
             stages.push(Stage {
                 up: be.prepare_conv_t(up)?,
                 stride: up.stride,
@@ -131,6 +141,7 @@ impl<B: Backend> DecoderW<B> {
             radius: radius_frames.ceil() as usize,
             id: super::arena::unique_id(),
             gap,
+            align,
             cond: cond.map(|c| be.prepare_vector(c)).transpose()?,
         })
     }
@@ -143,6 +154,12 @@ impl<B: Backend> DecoderW<B> {
     /// Zero frames each side of a window that keep batched windows apart.
     pub(crate) fn gap(&self) -> usize {
         self.gap
+    }
+
+    /// Frames whose multiples every window (sentence frame and column of a
+    /// batched launch) must start at (1 without tiled convs).
+    pub(crate) fn align(&self) -> usize {
+        self.align
     }
 
     /// Floats of scratch [`DecoderW::run`] needs per input column (all buffers).

@@ -268,20 +268,28 @@ fn slot_speakers<B: Backend>(slots: &[Slot], items: &[BatchItem<'_, B>]) -> Vec<
         .collect()
 }
 
-/// Lay windows `(item, s, e)` side by side with `gap` zero columns between
-/// them, in launches of at most `budget` columns (a window wider than that
-/// runs alone).
-fn pack(windows: &[(usize, usize, usize)], gap: usize, budget: usize) -> Vec<Launch> {
+/// Lay windows `(item, s, e)` side by side with at least `gap` zero columns
+/// between them, each at a column that is a multiple of `align` (as its
+/// `s` is), in launches of at most `budget` columns (a window wider than
+/// that runs alone).
+fn pack(
+    windows: &[(usize, usize, usize)],
+    gap: usize,
+    align: usize,
+    budget: usize,
+) -> Vec<Launch> {
     let mut launches = Vec::new();
     let mut cur = Launch::default();
     for &(item, s, e) in windows {
         let len = e - s;
-        if !cur.slots.is_empty() && cur.total + gap + len > budget {
+        let at = |total: usize| (total + gap).next_multiple_of(align);
+        if !cur.slots.is_empty() && at(cur.total) + len > budget {
             launches.push(std::mem::take(&mut cur));
         }
         if !cur.slots.is_empty() {
-            cur.gaps.push((cur.total, cur.total + gap));
-            cur.total += gap;
+            let off = at(cur.total);
+            cur.gaps.push((cur.total, off));
+            cur.total = off;
         }
         cur.slots.push(Slot {
             item,
@@ -677,7 +685,7 @@ impl<B: Backend> Vits<B> {
             return Ok(());
         }
         let rd = self.dec.radius();
-        let (s2, e2) = (a.saturating_sub(rd), (b + rd).min(f));
+        let (s2, e2) = (self.window_start(a), (b + rd).min(f));
         // After the first chunk, run the flow ahead in segments that double
         // (at least 4 halos, at most 1024 frames) to amortise its halo.
         let step = if u.z_ready == 0 {
@@ -703,6 +711,13 @@ impl<B: Backend> Vits<B> {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// The first frame of the decoder window for output frames from `a`:
+    /// its halo back, down to a multiple of [`DecoderW::align`] frames.
+    fn window_start(&self, a: usize) -> usize {
+        let al = self.dec.align();
+        a.saturating_sub(self.dec.radius()) / al * al
     }
 
     /// Before rendering up to frame `b`: complete the durations unless this is
@@ -775,7 +790,7 @@ impl<B: Backend> Vits<B> {
             if it.a >= it.b {
                 continue;
             }
-            let (s2, e2) = (it.a.saturating_sub(rd), (it.b + rd).min(f));
+            let (s2, e2) = (self.window_start(it.a), (it.b + rd).min(f));
             dec_win.push((i, s2, e2));
             let min_step = if u.z_ready == 0 {
                 0
@@ -805,7 +820,7 @@ impl<B: Backend> Vits<B> {
             }),
         };
         let mut noise = Vec::new();
-        for Launch { slots, total, gaps } in pack(&flow_win, gap, BATCH_FLOW_FRAMES) {
+        for Launch { slots, total, gaps } in pack(&flow_win, gap, 1, BATCH_FLOW_FRAMES) {
             let t0 = Instant::now();
             let bufs = work.flow.bufs(be, &self.flow.lens(total), "batched flow")?;
             let whole = Mat::new(c, total);
@@ -847,7 +862,7 @@ impl<B: Backend> Vits<B> {
                 items[sl.item].utt.times.flow += dt * (sl.e - sl.s) as f64 / total as f64;
             }
         }
-        for Launch { slots, total, gaps } in pack(&dec_win, gap, BATCH_DECODER_FRAMES) {
+        for Launch { slots, total, gaps } in pack(&dec_win, gap, self.dec.align(), BATCH_DECODER_FRAMES) {
             let t0 = Instant::now();
             let zb = &mut work.z.bufs(be, &[c * total], "batched decoder input")?[0];
             let whole = Mat::new(c, total);

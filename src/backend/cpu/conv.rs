@@ -7,12 +7,14 @@
 use super::par::{rows, rows_mut};
 use super::portable::{self, Panels, PanelsT};
 #[cfg(target_arch = "x86_64")]
+use super::winograd::{self, Wino};
+#[cfg(target_arch = "x86_64")]
 use super::x86::{
     direct,
     pack::{Packed, PackedT},
     Arith,
 };
-use crate::backend::{shape, Conv, ConvTranspose, Mat, Out};
+use crate::backend::{shape, Conv, ConvTiling, ConvTranspose, Mat, Out};
 
 /// A conv weight: in panels for the portable kernels, or on x86-64 packed
 /// for the direct ones; a conv of one input channel also keeps its file
@@ -25,6 +27,10 @@ pub struct CpuConv {
     /// Packed for the direct kernels (never for a conv of one input channel).
     #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<Packed>,
+    /// Transformed for the Winograd kernels (the decoder's residual-block
+    /// convs on the `avx2` family; then `panels` and `direct` are `None`).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) wino: Option<Wino>,
     pub(crate) bias: Vec<f32>,
     pub(crate) cout: usize,
     pub(crate) cin: usize,
@@ -41,6 +47,8 @@ impl CpuConv {
             panels: Some(Panels::new(&c.w, c.cout, c.cin, c.k, fused)),
             #[cfg(target_arch = "x86_64")]
             direct: None,
+            #[cfg(target_arch = "x86_64")]
+            wino: None,
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
             cin: c.cin,
@@ -61,12 +69,44 @@ impl CpuConv {
             plain: Vec::new(),
             panels: None,
             direct: Some(Packed::new(a, &c.w, c.cout, c.cin, c.k)),
+            wino: None,
             bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
             cout: c.cout,
             cin: c.cin,
             k: c.k,
             dilation: c.dilation,
         }
+    }
+
+    /// Transformed for the Winograd kernels, where they take this shape
+    /// (`None` elsewhere; the backend checked the CPU runs the `avx2`
+    /// family).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn winograd(c: &Conv) -> Option<Self> {
+        let wino = Wino::new(&c.w, c.cout, c.cin, c.k, c.dilation)?;
+        Some(CpuConv {
+            plain: Vec::new(),
+            panels: None,
+            direct: None,
+            wino: Some(wino),
+            bias: c.b.clone().unwrap_or_else(|| vec![0.0; c.cout]),
+            cout: c.cout,
+            cin: c.cin,
+            k: c.k,
+            dilation: c.dilation,
+        })
+    }
+
+    /// How this conv's columns are computed: in Winograd tiles, or each alone.
+    pub(crate) fn tiling(&self) -> ConvTiling {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = &self.wino {
+            return ConvTiling {
+                period: w.period(),
+                margin: w.margin(),
+            };
+        }
+        ConvTiling::COLUMNS
     }
 
     /// Whether `xm` (with `xm.rows()` = this conv's outputs) is the input of
@@ -236,6 +276,17 @@ pub(crate) fn conv1d_lrelu_add_inplace(
         w.cout
     );
     #[cfg(target_arch = "x86_64")]
+    if let Some(p) = &w.wino {
+        let yp = y.as_mut_ptr();
+        // SAFETY: transformed only where the CPU has AVX2 + FMA (checked
+        // when the weight was prepared); bounds and shapes checked just
+        // above; the kernel stages all input before writing (aliasing).
+        unsafe {
+            winograd::conv1d(threads, p, &w.bias, yp, ym, column(ym), Some(slope), yp, ym, Out::Add)
+        };
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(p) = &w.direct {
         // SAFETY: packed only where the CPU has the kernels (checked when
         // the weight was prepared); bounds and shapes checked just above.
@@ -274,6 +325,14 @@ fn tiled_conv(
         w.cout
     );
     #[cfg(target_arch = "x86_64")]
+    if let Some(p) = &w.wino {
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        // SAFETY: transformed only where the CPU has AVX2 + FMA (checked
+        // when the weight was prepared); bounds and shapes checked just above.
+        unsafe { winograd::conv1d(threads, p, &w.bias, xp, xm, column(ym), act, yp, ym, out) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(p) = &w.direct {
         // SAFETY: packed only where the CPU has the kernels (checked when
         // the weight was prepared); bounds and shapes checked just above.
@@ -297,6 +356,13 @@ fn tiled_conv(
             out,
         )
     };
+}
+
+/// The column of its buffer's rows where view `m` starts (`off % ld`): the
+/// tiles of tiled convs align to these columns ([`ConvTiling`]).
+#[cfg(target_arch = "x86_64")]
+fn column(m: Mat) -> usize {
+    m.off().checked_rem(m.ld()).unwrap_or(0)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -14,17 +14,17 @@ mod gemm;
 mod math;
 mod norm;
 mod par;
+mod phases;
 mod portable;
 mod spline;
 #[cfg(target_arch = "x86_64")]
-#[allow(dead_code)] // Not wired into the backend yet: tests and benches only.
 mod winograd;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use conv::{CpuConv, CpuConvT};
 
-use super::{shape, Backend, Conv, ConvTranspose, Executor, Mat, Out, Precision};
+use super::{shape, Backend, Conv, ConvTiling, ConvTranspose, Executor, Mat, Out, Precision};
 use crate::error::BackendError;
 use attention::Products;
 #[cfg(target_arch = "x86_64")]
@@ -100,6 +100,9 @@ pub struct CpuBackend {
     /// The portable kernels' tiles: fused multiply-adds (AVX2 + FMA on
     /// x86-64, always on aarch64) or plain.
     fused: bool,
+    /// Winograd kernels for the decoder's residual-block convs where the
+    /// family is `avx2` ([`CpuBackend::winograd`]).
+    winograd: bool,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -167,7 +170,24 @@ impl CpuBackend {
             #[cfg(target_arch = "x86_64")]
             direct,
             fused,
+            winograd: true,
         })
+    }
+
+    /// This backend with the Winograd kernels for the decoder's
+    /// residual-block convs on (the default) or off: they run on the `avx2`
+    /// family only (f32; other families, and `avx2` with them off, run
+    /// those convs directly). See [`crate::backend::ConvTiling`].
+    #[must_use]
+    pub fn with_winograd(mut self, on: bool) -> Self {
+        self.winograd = on;
+        self
+    }
+
+    /// Whether the decoder's residual-block convs run as Winograd
+    /// transforms (on, and the family is `avx2`).
+    pub fn winograd(&self) -> bool {
+        self.winograd && self.isa() == Isa::Avx2
     }
 
     /// The kernels this backend runs ([`Isa::Auto`] resolved):
@@ -316,6 +336,10 @@ impl Executor for CpuBackend {
         Some(self.isa())
     }
 
+    fn cpu_winograd(&self) -> bool {
+        self.winograd()
+    }
+
     fn check(&self) -> Result<(), BackendError> {
         match FAULT.with(|f| f.borrow_mut().take()) {
             Some(msg) => Err(BackendError::Shape(msg)),
@@ -410,6 +434,21 @@ impl Backend for CpuBackend {
             return Ok(CpuConv::packed(c, a));
         }
         Ok(CpuConv::portable(c, self.fused))
+    }
+
+    fn prepare_conv_tiled(&self, c: &Conv) -> Result<CpuConv, BackendError> {
+        #[cfg(target_arch = "x86_64")]
+        if self.winograd() {
+            conv::check_conv(c).map_err(BackendError::Shape)?;
+            if let Some(w) = CpuConv::winograd(c) {
+                return Ok(w);
+            }
+        }
+        self.prepare_conv_lowp(c)
+    }
+
+    fn conv_tiling(&self, w: &CpuConv) -> ConvTiling {
+        w.tiling()
     }
 
     fn prepare_conv_t(&self, c: &ConvTranspose) -> Result<CpuConvT, BackendError> {

@@ -22,6 +22,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
+use super::par::SendPtr;
 use crate::backend::{Mat, Out};
 
 /// Output rows per register panel.
@@ -109,21 +110,8 @@ pub(crate) fn fma_tiles() -> bool {
 thread_local! {
     /// Zero-margined copies of conv inputs, reused call to call on each thread.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The stacked phases of a transposed conv.
-    static PHASES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A raw pointer that may cross threads: work items write disjoint tiles.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to write disjoint (row panel, column block) tiles.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// The tile's arguments after its weights and rows.
 #[derive(Clone, Copy)]
@@ -655,21 +643,10 @@ impl PanelsT {
         stride: usize,
         fused: bool,
     ) -> Self {
-        let (u, k) = (stride, 2 * stride);
-        // Phase r: y[:, t·u + r − u/2] = b + W[:, :, r]·x[t] + W[:, :, r + u]·x[t − 1].
-        let mut st = vec![0.0f32; u * cout * cin * 2];
-        for r in 0..u {
-            for o in 0..cout {
-                for i in 0..cin {
-                    let row = ((r * cout + o) * cin + i) * 2;
-                    st[row] = w[(i * cout + o) * k + r + u];
-                    st[row + 1] = w[(i * cout + o) * k + r];
-                }
-            }
-        }
+        let (st, bias) = super::phases::stack(w, bias, cin, cout, stride);
         PanelsT {
-            stacked: Panels::new(&st, u * cout, cin, 2, fused),
-            bias: (0..u).flat_map(|_| bias.iter().copied()).collect(),
+            stacked: Panels::new(&st, stride * cout, cin, 2, fused),
+            bias,
             cout,
             stride,
         }
@@ -691,52 +668,9 @@ pub(crate) unsafe fn conv_transpose(
     ym: Mat,
 ) {
     let (u, l, c) = (w.stride, xm.cols(), w.cout);
-    if l == 0 {
-        return;
-    }
-    let half = u / 2;
-    let cols = l + 1;
-    let mut ph = PHASES.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if ph.len() < u * c * cols {
-        ph.resize(u * c * cols, 0.0);
-    }
-    run(
-        threads,
-        &w.stacked,
-        &w.bias,
-        1,
-        1,
-        x.as_ptr(),
-        xm,
-        None,
-        ph.as_mut_ptr(),
-        Mat::new(u * c, cols),
-        Out::Set,
-    );
-    // y[o, n] = phase (n + u/2) % u, column (n + u/2) / u.
-    let yp = SendPtr(y.as_mut_ptr());
-    let src = SendPtr(ph.as_mut_ptr());
-    let row = |o: usize| {
-        let yr = yp.get().add(ym.off() + o * ym.ld());
-        let src = src.get().cast_const();
-        let n_end = (u * l) as isize;
-        for t in 0..cols {
-            let base = (t * u) as isize - half as isize;
-            for r in 0..u {
-                let n = base + r as isize;
-                if n >= 0 && n < n_end {
-                    *yr.offset(n) = *src.add((r * c + o) * cols + t);
-                }
-            }
-        }
-    };
-    if threads > 1 && c * u * l >= 1 << 15 {
-        use rayon::prelude::*;
-        (0..c).into_par_iter().for_each(row);
-    } else {
-        (0..c).for_each(row);
-    }
-    PHASES.with(|p| *p.borrow_mut() = ph);
+    super::phases::transpose(threads, u, c, l, y.as_mut_ptr(), ym, |ph, pm| {
+        run(threads, &w.stacked, &w.bias, 1, 1, x.as_ptr(), xm, None, ph, pm, Out::Set);
+    });
 }
 
 #[cfg(test)]

@@ -23,8 +23,10 @@
 //! mode. With dilation 1 the outputs of eight tiles go out as whole vectors
 //! (an in-register transpose); otherwise lane by lane.
 //!
-//! Not wired into the backend yet: `Wino::new` decides where it applies
-//! and pays, the caller keeps the portable tiles elsewhere.
+//! The `avx2` family runs the decoder's residual-block convs here
+//! (`CpuBackend::prepare_conv_tiled`) where `Wino::new` says the kernel
+//! applies and pays; the portable tiles run everything else. The decoder
+//! aligns its windows to the tiles (`ConvTiling`).
 //!
 //! Every lane of every step is one tile's own arithmetic, in one fixed
 //! order: a column's bits depend only on the weights, the bias, its tile's
@@ -42,6 +44,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
+use super::par::SendPtr;
 use crate::backend::{Mat, Out};
 
 /// Output rows per register tile of the products (the last `cout mod 6`
@@ -284,18 +287,6 @@ thread_local! {
     static WORK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A raw pointer that may cross threads: work items write disjoint columns.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to read the shared scratch and weights and to write
-// disjoint output columns.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// The geometry of one call.
 #[derive(Clone, Copy)]
@@ -857,20 +848,14 @@ mod tests {
     }
 
     struct Case {
-        c: usize,
-        k: usize,
-        d: usize,
         w: Vec<f32>,
         b: Vec<f32>,
     }
 
-    fn case(c: usize, k: usize, d: usize, seed: &mut u64) -> Case {
+    fn case(c: usize, k: usize, seed: &mut u64) -> Case {
         // Weights scaled like a trained conv's (unit gain overall).
         let s = 2.0 / ((c * k) as f32).sqrt();
         Case {
-            c,
-            k,
-            d,
             w: (0..c * c * k).map(|_| rnd(seed) * s).collect(),
             b: (0..c).map(|_| rnd(seed) * 0.1).collect(),
         }
@@ -894,7 +879,7 @@ mod tests {
         let mut seed = 3u64;
         let mut worst: Vec<(usize, f64, f64)> = Vec::new();
         for (c, k, d) in shapes() {
-            let cs = case(c, k, d, &mut seed);
+            let cs = case(c, k, &mut seed);
             let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
             let mut wmax = (0.0f64, 0.0f64);
             for t in [1, 7, 100, 1000] {
@@ -937,7 +922,7 @@ mod tests {
         let mut seed = 11u64;
         let t = 3000;
         for (c, k, d) in shapes() {
-            let cs = case(c, k, d, &mut seed);
+            let cs = case(c, k, &mut seed);
             let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
             let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
             let y0: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
@@ -993,7 +978,7 @@ mod tests {
         }
         let mut seed = 29u64;
         for (c, k, d) in [(32, 3, 1), (64, 5, 6), (32, 7, 12), (128, 7, 3)] {
-            let cs = case(c, k, d, &mut seed);
+            let cs = case(c, k, &mut seed);
             let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
             let t = 333;
             let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
@@ -1033,7 +1018,7 @@ mod tests {
         }
         let mut seed = 41u64;
         let (c, k, d, t) = (32, 5, 2, 90);
-        let cs = case(c, k, d, &mut seed);
+        let cs = case(c, k, &mut seed);
         let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
         let ld = 130;
         let xb: Vec<f32> = (0..c * ld + 7).map(|_| rnd(&mut seed)).collect();
@@ -1121,7 +1106,7 @@ mod tests {
         let mut seed = 5u64;
         for (k, ms) in [(3, vec![2, 4, 6]), (5, vec![2, 3, 4]), (7, vec![2, 3, 4])] {
             for c in [32, 128] {
-                let cs = case(c, k, 2, &mut seed);
+                let cs = case(c, k, &mut seed);
                 let t = 1000;
                 let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
                 let want = reference(&cs.w, &cs.b, c, k, 2, &x, t, None, &[], Out::Set);

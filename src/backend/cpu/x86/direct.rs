@@ -689,10 +689,6 @@ unsafe fn run_amx(
     }
 }
 
-thread_local! {
-    static PHASES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Transposed conv with the direct kernels: all phases in one stacked conv
 /// over `L + 1` columns, then interleaved into `y` (`ym.cols() = u·L`).
 ///
@@ -707,50 +703,7 @@ pub(crate) unsafe fn conv_transpose(
     ym: Mat,
 ) {
     let (u, l, c) = (w.stride, xm.cols(), w.cout);
-    if l == 0 {
-        return;
-    }
-    let half = u / 2;
-    let cols = l + 1;
-    let mut ph = PHASES.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if ph.len() < u * c * cols {
-        ph.resize(u * c * cols, 0.0);
-    }
-    run(
-        threads,
-        &w.stacked,
-        &w.bias,
-        1,
-        1,
-        x,
-        xm,
-        None,
-        ph.as_mut_ptr(),
-        Mat::new(u * c, cols),
-        Out::Set,
-    );
-    // y[o, n] = phase (n + u/2) % u, column (n + u/2) / u.
-    let yp = SendPtr(y.as_mut_ptr());
-    let php = SendPtr(ph.as_mut_ptr());
-    let row = |o: usize| {
-        let yr = yp.get().add(ym.off() + o * ym.ld());
-        let src = php.get() as *const f32;
-        let n_end = (u * l) as isize;
-        for t in 0..cols {
-            let base = (t * u) as isize - half as isize;
-            for r in 0..u {
-                let n = base + r as isize;
-                if n >= 0 && n < n_end {
-                    *yr.offset(n) = *src.add((r * c + o) * cols + t);
-                }
-            }
-        }
-    };
-    if threads > 1 && c * u * l >= 1 << 15 {
-        use rayon::prelude::*;
-        (0..c).into_par_iter().for_each(row);
-    } else {
-        (0..c).for_each(row);
-    }
-    PHASES.with(|p| *p.borrow_mut() = ph);
+    crate::backend::cpu::phases::transpose(threads, u, c, l, y.as_mut_ptr(), ym, |ph, pm| {
+        run(threads, &w.stacked, &w.bias, 1, 1, x, xm, None, ph, pm, Out::Set);
+    });
 }

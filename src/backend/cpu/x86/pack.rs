@@ -182,21 +182,10 @@ impl PackedT {
         cout: usize,
         stride: usize,
     ) -> PackedT {
-        let (u, k) = (stride, 2 * stride);
-        // Phase r: y[:, t·u + r − u/2] = b + W[:, :, r]·x[t] + W[:, :, r + u]·x[t − 1].
-        let mut st = vec![0.0f32; u * cout * cin * 2];
-        for r in 0..u {
-            for o in 0..cout {
-                for i in 0..cin {
-                    let row = ((r * cout + o) * cin + i) * 2;
-                    st[row] = w[(i * cout + o) * k + r + u];
-                    st[row + 1] = w[(i * cout + o) * k + r];
-                }
-            }
-        }
+        let (st, bias) = crate::backend::cpu::phases::stack(w, bias, cin, cout, stride);
         PackedT {
-            stacked: Packed::new(precision, &st, u * cout, cin, 2),
-            bias: (0..u).flat_map(|_| bias.iter().copied()).collect(),
+            stacked: Packed::new(precision, &st, stride * cout, cin, 2),
+            bias,
             cout,
             stride,
         }
