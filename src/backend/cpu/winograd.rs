@@ -1,7 +1,8 @@
-//! Winograd (Toom-Cook) 1-D convolutions for the decoder's square ResBlock
-//! convs on AVX2 + FMA: F(m, k) computes `m` outputs of a `k`-tap conv from
-//! `n = m + k − 1` inputs with `n` products per channel pair instead of
-//! `m·k`.
+//! Winograd (Toom-Cook) 1-D convolutions on AVX2 + FMA (the decoder's
+//! ResBlock convs; `cin` may differ from `cout`, e.g. the flow's WaveNet
+//! in-layer conv, 192 → 384 channels, k = 5): F(m, k) computes `m` outputs
+//! of a `k`-tap conv from `n = m + k − 1` inputs with `n` products per
+//! channel pair instead of `m·k`.
 //!
 //! With dilation `d`, a block of `m·d` buffer columns starting at a multiple
 //! of `m·d` holds `d` interleaved tiles: residue `j` has outputs
@@ -191,9 +192,10 @@ impl<const M: usize, const N: usize> Consts<M, N> {
 
 impl Wino {
     /// `None` where this kernel does not apply or does not pay: not x86-64
-    /// with AVX2 + FMA, `cin != cout`, fewer than 32 channels or a count
-    /// not a multiple of 4, `k` not one of 3, 5, 7, or fewer than 64
-    /// channels at a dilation above 3.
+    /// with AVX2 + FMA, fewer than 32 input or output channels or a count
+    /// not a multiple of 4, `k` not one of 3, 5, 7, or fewer than 64 input
+    /// or output channels at a dilation above 3 or with `k = 3` at a
+    /// dilation above 1.
     pub(crate) fn new(
         w: &[f32],
         cout: usize,
@@ -202,9 +204,13 @@ impl Wino {
         dilation: usize,
     ) -> Option<Wino> {
         // Below 64 channels the transforms and the interleaved output
-        // stores of dilations past 3 cost about what the products save
-        // (measured 0.95–1.1× the direct tiles at 32 channels).
-        if !matches!(k, 3 | 5 | 7) || (cout < 64 && dilation > 3) {
+        // stores of dilations past 1 cost about what the products save
+        // (measured at 32 channels, 500 / 4096 / 32768 columns, 1 and 2
+        // threads: k3 d2 0.7–0.95× the direct tiles (1.17× once), k5 d6
+        // 0.84–1.33×, k7 d12 0.7–1.19×; kept: k5 d2 0.86–1.42×, k7 d3
+        // 1.03–1.36×, k3 d1 1.07–1.72×).
+        let small = cout.min(cin) < 64;
+        if !matches!(k, 3 | 5 | 7) || (small && (dilation > 3 || (k == 3 && dilation > 1))) {
             return None;
         }
         Wino::with_m(w, cout, cin, k, dilation, TILE_OUTPUTS)
@@ -226,9 +232,10 @@ impl Wino {
             || !super::portable::fma_tiles()
             || k < 3
             || k.is_multiple_of(2)
-            || cin != cout
             || cout < 32
+            || cin < 32
             || !cout.is_multiple_of(4)
+            || !cin.is_multiple_of(4)
             || dilation == 0
             || !supported(m, n)
             || w.len() != cout * cin * k
@@ -362,6 +369,9 @@ pub(crate) unsafe fn conv1d(
     };
     let col_blocks = lanes.div_ceil(target).max(min_blocks).max(1);
     let b = lanes.div_ceil(col_blocks).div_ceil(RN) * RN;
+    // No block of padding lanes only (rounding `b` up may cover the lanes
+    // in fewer blocks).
+    let col_blocks = lanes.div_ceil(b);
     let g = Geom {
         b,
         l,
@@ -777,14 +787,16 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
 
-    /// The decoder's ResBlock conv shapes: (channels, k, dilation).
-    fn shapes() -> Vec<(usize, usize, usize)> {
+    /// The decoder's ResBlock conv shapes and the flow's WaveNet in-layer
+    /// conv: (cout, cin, k, dilation).
+    fn shapes() -> Vec<(usize, usize, usize, usize)> {
         let mut v = Vec::new();
         for c in [128, 64, 32] {
             for (k, d) in [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)] {
-                v.push((c, k, d));
+                v.push((c, c, k, d));
             }
         }
+        v.push((384, 192, 5, 1));
         v
     }
 
@@ -793,7 +805,7 @@ mod tests {
     fn reference(
         w: &[f32],
         b: &[f32],
-        c: usize,
+        (co, ci): (usize, usize),
         k: usize,
         d: usize,
         x: &[f32],
@@ -813,15 +825,15 @@ mod tests {
                 f64::from(v)
             })
             .collect();
-        let mut y = vec![0.0f64; c * t];
-        for o in 0..c {
+        let mut y = vec![0.0f64; co * t];
+        for o in 0..co {
             for col in 0..t {
                 let mut acc = f64::from(b[o]);
-                for i in 0..c {
+                for i in 0..ci {
                     for j in 0..k {
                         let s = col as isize + (j as isize - r as isize) * d as isize;
                         if s >= 0 && (s as usize) < t {
-                            acc += f64::from(w[(o * c + i) * k + j]) * xa[i * t + s as usize];
+                            acc += f64::from(w[(o * ci + i) * k + j]) * xa[i * t + s as usize];
                         }
                     }
                 }
@@ -852,12 +864,12 @@ mod tests {
         b: Vec<f32>,
     }
 
-    fn case(c: usize, k: usize, seed: &mut u64) -> Case {
+    fn case(co: usize, ci: usize, k: usize, seed: &mut u64) -> Case {
         // Weights scaled like a trained conv's (unit gain overall).
-        let s = 2.0 / ((c * k) as f32).sqrt();
+        let s = 2.0 / ((ci * k) as f32).sqrt();
         Case {
-            w: (0..c * c * k).map(|_| rnd(seed) * s).collect(),
-            b: (0..c).map(|_| rnd(seed) * 0.1).collect(),
+            w: (0..co * ci * k).map(|_| rnd(seed) * s).collect(),
+            b: (0..co).map(|_| rnd(seed) * 0.1).collect(),
         }
     }
 
@@ -878,30 +890,30 @@ mod tests {
         }
         let mut seed = 3u64;
         let mut worst: Vec<(usize, f64, f64)> = Vec::new();
-        for (c, k, d) in shapes() {
-            let cs = case(c, k, &mut seed);
-            let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
+        for (c, ci, k, d) in shapes() {
+            let cs = case(c, ci, k, &mut seed);
+            let wn = Wino::with_m(&cs.w, c, ci, k, d, 4).expect("applies");
             let mut wmax = (0.0f64, 0.0f64);
             for t in [1, 7, 100, 1000] {
-                let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
-                let want = reference(&cs.w, &cs.b, c, k, d, &x, t, None, &[], Out::Set);
+                let x: Vec<f32> = (0..ci * t).map(|_| rnd(&mut seed) * 2.0).collect();
+                let want = reference(&cs.w, &cs.b, (c, ci), k, d, &x, t, None, &[], Out::Set);
                 for col0 in [0, 5, 37] {
                     let mut y = vec![f32::NAN; c * t];
-                    let m = Mat::new(c, t);
+                    let (xm, m) = (Mat::new(ci, t), Mat::new(c, t));
                     // SAFETY: the views fit the buffers; shapes match.
                     unsafe {
-                        conv1d(1, &wn, &cs.b, x.as_ptr(), m, col0, None, y.as_mut_ptr(), m, Out::Set)
+                        conv1d(1, &wn, &cs.b, x.as_ptr(), xm, col0, None, y.as_mut_ptr(), m, Out::Set)
                     };
                     let (mx, rms) = rel_err(&y, &want);
                     assert!(
                         rms <= 1e-5 && mx <= 1.5e-4,
-                        "c{c} k{k} d{d} t{t} col0 {col0}: rel rms {rms:e} max {mx:e}"
+                        "c{c}/{ci} k{k} d{d} t{t} col0 {col0}: rel rms {rms:e} max {mx:e}"
                     );
                     wmax = (wmax.0.max(mx), wmax.1.max(rms));
                 }
             }
             println!(
-                "winograd F({}, {k}) c{c} d{d}: rel max err {:.2e}, rel rms err {:.2e}",
+                "winograd F({}, {k}) c{c}/{ci} d{d}: rel max err {:.2e}, rel rms err {:.2e}",
                 wn.m, wmax.0, wmax.1
             );
             worst.push((k, wmax.0, wmax.1));
@@ -921,17 +933,18 @@ mod tests {
             .expect("pool");
         let mut seed = 11u64;
         let t = 3000;
-        for (c, k, d) in shapes() {
-            let cs = case(c, k, &mut seed);
-            let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
-            let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
+        for (c, ci, k, d) in shapes() {
+            let cs = case(c, ci, k, &mut seed);
+            let wn = Wino::with_m(&cs.w, c, ci, k, d, 4).expect("applies");
+            let x: Vec<f32> = (0..ci * t).map(|_| rnd(&mut seed)).collect();
             let y0: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
             let run = |threads: usize, s: usize, e: usize, act: Option<f32>, out: Out| {
                 let mut y = y0.clone();
+                let xm = Mat::new(ci, t).sub_cols(s, e);
                 let m = Mat::new(c, t).sub_cols(s, e);
                 // SAFETY: the views fit the buffers; shapes match.
                 pool.install(|| unsafe {
-                    conv1d(threads, &wn, &cs.b, x.as_ptr(), m, s, act, y.as_mut_ptr(), m, out)
+                    conv1d(threads, &wn, &cs.b, x.as_ptr(), xm, s, act, y.as_mut_ptr(), m, out)
                 });
                 y
             };
@@ -977,32 +990,34 @@ mod tests {
             return;
         }
         let mut seed = 29u64;
-        for (c, k, d) in [(32, 3, 1), (64, 5, 6), (32, 7, 12), (128, 7, 3)] {
-            let cs = case(c, k, &mut seed);
-            let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
+        for (c, ci, k, d) in [(32, 32, 3, 1), (64, 64, 5, 6), (32, 32, 7, 12), (128, 128, 7, 3), (384, 192, 5, 1)] {
+            let cs = case(c, ci, k, &mut seed);
+            let wn = Wino::with_m(&cs.w, c, ci, k, d, 4).expect("applies");
             let t = 333;
-            let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
+            let x: Vec<f32> = (0..ci * t).map(|_| rnd(&mut seed) * 2.0).collect();
             let y0: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed)).collect();
-            let m = Mat::new(c, t);
+            let (xm, m) = (Mat::new(ci, t), Mat::new(c, t));
             for act in [None, Some(0.1)] {
                 for out in [Out::Set, Out::SetRelu, Out::Add] {
-                    let want = reference(&cs.w, &cs.b, c, k, d, &x, t, act, &y0, out);
+                    let want = reference(&cs.w, &cs.b, (c, ci), k, d, &x, t, act, &y0, out);
                     for threads in [1, 2] {
                         let mut y = y0.clone();
                         // SAFETY: the views fit the buffers; shapes match.
                         unsafe {
-                            conv1d(threads, &wn, &cs.b, x.as_ptr(), m, 3, act, y.as_mut_ptr(), m, out)
+                            conv1d(threads, &wn, &cs.b, x.as_ptr(), xm, 3, act, y.as_mut_ptr(), m, out)
                         };
                         let (mx, rms) = rel_err(&y, &want);
-                        assert!(rms <= 1e-5 && mx <= 1.5e-4, "c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
-                        // In place: the input is the output buffer.
-                        let mut z = x.clone();
-                        let want = reference(&cs.w, &cs.b, c, k, d, &x, t, act, &x, out);
+                        assert!(rms <= 1e-5 && mx <= 1.5e-4, "c{c}/{ci} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
+                        // In place: the input is the output buffer's first
+                        // `ci` rows.
+                        let mut z = y0.clone();
+                        z[..ci * t].copy_from_slice(&x);
+                        let want = reference(&cs.w, &cs.b, (c, ci), k, d, &x, t, act, &z, out);
                         let zp = z.as_mut_ptr();
                         // SAFETY: as above; `y` may alias `x`.
-                        unsafe { conv1d(threads, &wn, &cs.b, zp, m, 3, act, zp, m, out) };
+                        unsafe { conv1d(threads, &wn, &cs.b, zp, xm, 3, act, zp, m, out) };
                         let (mx, rms) = rel_err(&z, &want);
-                        assert!(rms <= 1e-5 && mx <= 1.5e-4, "in place c{c} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
+                        assert!(rms <= 1e-5 && mx <= 1.5e-4, "in place c{c}/{ci} k{k} d{d} {act:?} {out:?}: {rms:e} {mx:e}");
                     }
                 }
             }
@@ -1018,13 +1033,13 @@ mod tests {
         }
         let mut seed = 41u64;
         let (c, k, d, t) = (32, 5, 2, 90);
-        let cs = case(c, k, &mut seed);
+        let cs = case(c, c, k, &mut seed);
         let wn = Wino::with_m(&cs.w, c, c, k, d, 4).expect("applies");
         let ld = 130;
         let xb: Vec<f32> = (0..c * ld + 7).map(|_| rnd(&mut seed)).collect();
         let xm = Mat::strided(7, c, t, ld).expect("view");
         let x: Vec<f32> = (0..c).flat_map(|r| xb[7 + r * ld..7 + r * ld + t].to_vec()).collect();
-        let want = reference(&cs.w, &cs.b, c, k, d, &x, t, None, &[], Out::Set);
+        let want = reference(&cs.w, &cs.b, (c, c), k, d, &x, t, None, &[], Out::Set);
         let mut yb = vec![-7.0f32; c * ld + 3];
         let ym = Mat::strided(3, c, t, ld).expect("view");
         // SAFETY: the views fit the buffers; shapes match.
@@ -1078,13 +1093,18 @@ mod tests {
         assert!(Wino::new(&w(32, 32, 4), 32, 32, 4, 1).is_none());
         assert!(Wino::new(&w(32, 32, 1), 32, 32, 1, 1).is_none());
         assert!(Wino::new(&w(32, 32, 9), 32, 32, 9, 1).is_none());
-        assert!(Wino::new(&w(64, 32, 3), 64, 32, 3, 1).is_none());
+        assert!(Wino::new(&w(384, 192, 5), 384, 192, 5, 1).is_some());
+        assert!(Wino::new(&w(64, 16, 3), 64, 16, 3, 1).is_none());
+        assert!(Wino::new(&w(64, 34, 3), 64, 34, 3, 1).is_none());
         assert!(Wino::new(&w(16, 16, 3), 16, 16, 3, 1).is_none());
         assert!(Wino::new(&w(36, 36, 3), 36, 36, 3, 1).is_some());
         assert!(Wino::new(&w(34, 34, 3), 34, 34, 3, 1).is_none());
         assert!(Wino::new(&w(32, 32, 3), 32, 32, 3, 0).is_none());
         assert!(Wino::new(&w(32, 32, 5), 32, 32, 5, 6).is_none());
         assert!(Wino::new(&w(32, 32, 7), 32, 32, 7, 3).is_some());
+        assert!(Wino::new(&w(32, 32, 5), 32, 32, 5, 2).is_some());
+        assert!(Wino::new(&w(32, 32, 3), 32, 32, 3, 2).is_none());
+        assert!(Wino::new(&w(64, 64, 3), 64, 64, 3, 2).is_some());
         assert!(Wino::new(&w(64, 64, 7), 64, 64, 7, 12).is_some());
         assert!(Wino::new(&w(32, 32, 3)[1..], 32, 32, 3, 1).is_none());
         let wn = Wino::new(&w(64, 64, 7), 64, 64, 7, 12).expect("applies");
@@ -1106,10 +1126,10 @@ mod tests {
         let mut seed = 5u64;
         for (k, ms) in [(3, vec![2, 4, 6]), (5, vec![2, 3, 4]), (7, vec![2, 3, 4])] {
             for c in [32, 128] {
-                let cs = case(c, k, &mut seed);
+                let cs = case(c, c, k, &mut seed);
                 let t = 1000;
                 let x: Vec<f32> = (0..c * t).map(|_| rnd(&mut seed) * 2.0).collect();
-                let want = reference(&cs.w, &cs.b, c, k, 2, &x, t, None, &[], Out::Set);
+                let want = reference(&cs.w, &cs.b, (c, c), k, 2, &x, t, None, &[], Out::Set);
                 for &m in &ms {
                     let wn = Wino::with_m(&cs.w, c, c, k, 2, m).expect("applies");
                     let mut y = vec![0.0; c * t];
@@ -1134,8 +1154,9 @@ mod tests {
     }
 }
 
-/// Effective GFLOP/s (the direct conv's FLOPs, `2·C·C·k` per column) of the
-/// portable AVX2 kernel and this one on the decoder's shapes:
+/// Effective GFLOP/s (the direct conv's FLOPs, `2·cout·cin·k` per column) of
+/// the portable AVX2 kernel and this one on the flow's WaveNet in-layer conv
+/// (`c384/192 k5 d1`) and the decoder's shapes:
 /// `cargo test --release --lib winograd::tests::speed -- --ignored --nocapture`
 /// (`WINO_SHAPE="c32 k3 d1"` for one shape, `WINO_COLS=256,1024` for other
 /// widths).
@@ -1156,24 +1177,30 @@ mod bench {
             .expect("pool");
         let only: Option<String> = std::env::var("WINO_SHAPE").ok();
         println!("shape               cols  thr  portable GF/s  winograd GF/s  speed-up");
+        let mut shapes = vec![(384, 192, 5, 1)];
         for c in [128, 64, 32] {
             for (k, d) in [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)] {
-                let name = format!("c{c} k{k} d{d}");
+                shapes.push((c, c, k, d));
+            }
+        }
+        for (c, ci, k, d) in shapes {
+            {
+                let name = if ci == c { format!("c{c} k{k} d{d}") } else { format!("c{c}/{ci} k{k} d{d}") };
                 if only.as_ref().is_some_and(|o| *o != name) {
                     continue;
                 }
-                let w: Vec<f32> = (0..c * c * k).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-4).collect();
+                let w: Vec<f32> = (0..c * ci * k).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-4).collect();
                 let b: Vec<f32> = (0..c).map(|i| i as f32 * 1e-3).collect();
-                let pan = portable::Panels::new(&w, c, c, k, true);
-                let wn = Wino::with_m(&w, c, c, k, d, 4).expect("applies");
+                let pan = portable::Panels::new(&w, c, ci, k, true);
+                let wn = Wino::with_m(&w, c, ci, k, d, 4).expect("applies");
                 let cols: Vec<usize> = std::env::var("WINO_COLS").map_or(vec![4096, 32768], |v| {
                     v.split(',').filter_map(|c| c.trim().parse().ok()).collect()
                 });
                 for t in cols {
-                    let x: Vec<f32> = (0..c * t).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
+                    let x: Vec<f32> = (0..ci * t).map(|i| ((i % 97) as f32 - 48.0) * 0.01).collect();
                     let mut y = vec![0.0f32; c * t];
-                    let m = Mat::new(c, t);
-                    let flops = 2.0 * (c * c * k * t) as f64;
+                    let (xm, m) = (Mat::new(ci, t), Mat::new(c, t));
+                    let flops = 2.0 * (c * ci * k * t) as f64;
                     let reps = ((0.5e9 / flops) as usize).clamp(1, 100);
                     for threads in [1, 2] {
                         // Best of several short runs of each kernel, taken
@@ -1197,7 +1224,7 @@ mod bench {
                                         &b,
                                         d,
                                         &x,
-                                        m,
+                                        xm,
                                         None,
                                         yp.get(),
                                         m,
@@ -1206,7 +1233,7 @@ mod bench {
                                 });
                                 // SAFETY: the views fit the buffers; shapes match.
                                 let w = time(&mut || unsafe {
-                                    conv1d(threads, &wn, &b, x.as_ptr(), m, 0, None, yp.get(), m, Out::Add)
+                                    conv1d(threads, &wn, &b, x.as_ptr(), xm, 0, None, yp.get(), m, Out::Add)
                                 });
                                 if round > 0 {
                                     (bp, bw) = (bp.min(p), bw.min(w));
