@@ -166,21 +166,16 @@ pub trait Backend: Executor {
     fn prepare_conv_lowp(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
         self.prepare_conv(c)
     }
-    /// Upload a conv weight that the backend may compute in tiles of
-    /// columns (the CPU's Winograd kernels), as [`Backend::conv_tiling`]
-    /// then says: for callers that align their windows to the tiles (the
-    /// decoder's residual blocks, the flow's in-layers). Otherwise as
-    /// [`Backend::prepare_conv_lowp`] (`lowp`) or [`Backend::prepare_conv`],
-    /// which is the default.
+    /// Upload a conv weight of the decoder's residual blocks: as
+    /// [`Backend::prepare_conv_lowp`], except that the backend may compute
+    /// it in tiles of columns (the CPU's Winograd kernels), as
+    /// [`Backend::conv_tiling`] then says. The default is
+    /// [`Backend::prepare_conv_lowp`].
     ///
     /// # Errors
     /// Allocation or device failure.
-    fn prepare_conv_tiled(&self, c: &Conv, lowp: bool) -> Result<Self::Conv, BackendError> {
-        if lowp {
-            self.prepare_conv_lowp(c)
-        } else {
-            self.prepare_conv(c)
-        }
+    fn prepare_conv_tiled(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
+        self.prepare_conv_lowp(c)
     }
     /// How the output columns of conv `w` are computed
     /// ([`ConvTiling::COLUMNS`], the default: each alone).

@@ -49,7 +49,7 @@ fn conv_radius(k: usize, d: usize) -> usize {
     d * (k - 1) / 2
 }
 
-pub(super) fn gcd(a: usize, b: usize) -> usize {
+fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {
@@ -57,7 +57,7 @@ pub(super) fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-pub(super) fn lcm(a: usize, b: usize) -> usize {
+fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
 }
 
@@ -83,12 +83,12 @@ impl<B: Backend> DecoderW<B> {
                 bl.push(match b {
                     ResBlock::One(v) => Block::One(
                         v.iter()
-                            .map(|(a, c)| Ok((be.prepare_conv_tiled(a, true)?, be.prepare_conv_tiled(c, true)?)))
+                            .map(|(a, c)| Ok((be.prepare_conv_tiled(a)?, be.prepare_conv_tiled(c)?)))
                             .collect::<Result<_, BackendError>>()?,
                     ),
                     ResBlock::Two(v) => Block::Two(
                         v.iter()
-                            .map(|c| be.prepare_conv_tiled(c, true))
+                            .map(|c| be.prepare_conv_tiled(c))
                             .collect::<Result<_, _>>()?,
                     ),
                 });

@@ -1,6 +1,5 @@
 //! Main normalising flow, reverse direction: z_p -> z (mean-only couplings and flips).
 
-use super::decoder::lcm;
 use super::span::Span;
 use crate::backend::{Backend, Mat, Out};
 use crate::error::BackendError;
@@ -36,9 +35,6 @@ pub(crate) struct FlowW<B: Backend> {
     /// Identity in recording keys.
     id: u64,
     gap: usize,
-    /// Every window starts at a multiple of this many frames (tiled
-    /// in-layer convs, [`crate::backend::ConvTiling`]).
-    align: usize,
 }
 
 impl<B: Backend> FlowW<B> {
@@ -52,33 +48,27 @@ impl<B: Backend> FlowW<B> {
         let mut couplings = Vec::with_capacity(c.len());
         let mut radius = 0;
         let mut gap = 0;
-        let mut align = 1;
         for (ci, cp) in c.iter().enumerate() {
-            for l in cp.res_skip.iter().chain([&cp.pre, &cp.post]) {
+            for l in cp
+                .in_layers
+                .iter()
+                .chain(&cp.res_skip)
+                .chain([&cp.pre, &cp.post])
+            {
                 gap = gap.max(l.dilation * (l.k - 1) / 2);
             }
-            let in_layers: Vec<B::Conv> = cp
+            radius += cp
                 .in_layers
                 .iter()
-                .map(|l| be.prepare_conv_tiled(l, false))
-                .collect::<Result<_, _>>()?;
-            // Each in-layer's reach: its padding radius widened by its
-            // tiles' margin; windows start at multiples of their periods.
-            let radii: Vec<usize> = cp
-                .in_layers
-                .iter()
-                .zip(&in_layers)
-                .map(|(l, w)| {
-                    let t = be.conv_tiling(w);
-                    align = lcm(align, t.period.max(1));
-                    l.dilation * (l.k - 1) / 2 + t.margin
-                })
-                .collect();
-            gap = radii.iter().fold(gap, |g, &r| g.max(r));
-            radius += radii.iter().sum::<usize>();
+                .map(|l| l.dilation * (l.k - 1) / 2)
+                .sum::<usize>();
             couplings.push(CouplingW {
                 pre: be.prepare_conv(&cp.pre)?,
-                in_layers,
+                in_layers: cp
+                    .in_layers
+                    .iter()
+                    .map(|l| be.prepare_conv(l))
+                    .collect::<Result<_, _>>()?,
                 res_skip: cp
                     .res_skip
                     .iter()
@@ -95,7 +85,11 @@ impl<B: Backend> FlowW<B> {
                     })
                     .collect::<Result<_, BackendError>>()?,
                 post: be.prepare_conv(&cp.post)?,
-                radii,
+                radii: cp
+                    .in_layers
+                    .iter()
+                    .map(|l| l.dilation * (l.k - 1) / 2)
+                    .collect(),
                 cond: cond
                     .and_then(|t| t.get(ci))
                     .map(|t| be.prepare_vector(t))
@@ -109,19 +103,12 @@ impl<B: Backend> FlowW<B> {
             radius,
             id: super::arena::unique_id(),
             gap,
-            align,
         })
     }
 
     /// Frames of context needed on each side of an output frame.
     pub(crate) fn radius(&self) -> usize {
         self.radius
-    }
-
-    /// Frames whose multiples every window (sentence frame and column of a
-    /// batched launch) must start at (1 without tiled convs).
-    pub(crate) fn align(&self) -> usize {
-        self.align
     }
 
     /// Buffer lengths [`FlowW::run`] needs for `l` frames.

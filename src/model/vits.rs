@@ -651,7 +651,7 @@ impl<B: Backend> Vits<B> {
         let r = u.z_ready;
         let r2 = upto.max((r + min_step).min(f));
         let rf = self.flow.radius();
-        let (s, e) = (self.flow_start(r), (r2 + rf).min(f));
+        let (s, e) = (r.saturating_sub(rf), (r2 + rf).min(f));
         let t0 = Instant::now();
         self.latent_window(be, u, s, e)?;
         let src = Mat::new(c, e - s).sub_cols(r - s, r2 - s);
@@ -711,13 +711,6 @@ impl<B: Backend> Vits<B> {
             return Err(e.into());
         }
         Ok(())
-    }
-
-    /// The first frame of the flow window for flow-output frames from `r`:
-    /// its halo back, down to a multiple of [`FlowW::align`] frames.
-    fn flow_start(&self, r: usize) -> usize {
-        let al = self.flow.align();
-        r.saturating_sub(self.flow.radius()) / al * al
     }
 
     /// The first frame of the decoder window for output frames from `a`:
@@ -809,7 +802,7 @@ impl<B: Backend> Vits<B> {
                 let r = u.z_ready;
                 let r2 = upto.max((r + min_step).min(f));
                 seg[i] = (r, r2);
-                flow_win.push((i, self.flow_start(r), (r2 + rf).min(f)));
+                flow_win.push((i, r.saturating_sub(rf), (r2 + rf).min(f)));
             }
         }
         // Never block on the lock: a caller waiting inside the backend's
@@ -827,7 +820,7 @@ impl<B: Backend> Vits<B> {
             }),
         };
         let mut noise = Vec::new();
-        for Launch { slots, total, gaps } in pack(&flow_win, gap, self.flow.align(), BATCH_FLOW_FRAMES) {
+        for Launch { slots, total, gaps } in pack(&flow_win, gap, 1, BATCH_FLOW_FRAMES) {
             let t0 = Instant::now();
             let bufs = work.flow.bufs(be, &self.flow.lens(total), "batched flow")?;
             let whole = Mat::new(c, total);

@@ -436,7 +436,7 @@ impl Backend for CpuBackend {
         Ok(CpuConv::portable(c, self.fused))
     }
 
-    fn prepare_conv_tiled(&self, c: &Conv, lowp: bool) -> Result<CpuConv, BackendError> {
+    fn prepare_conv_tiled(&self, c: &Conv) -> Result<CpuConv, BackendError> {
         #[cfg(target_arch = "x86_64")]
         if self.winograd() {
             conv::check_conv(c).map_err(BackendError::Shape)?;
@@ -444,11 +444,7 @@ impl Backend for CpuBackend {
                 return Ok(w);
             }
         }
-        if lowp {
-            self.prepare_conv_lowp(c)
-        } else {
-            self.prepare_conv(c)
-        }
+        self.prepare_conv_lowp(c)
     }
 
     fn conv_tiling(&self, w: &CpuConv) -> ConvTiling {
