@@ -287,6 +287,24 @@ impl Wino {
     }
 }
 
+/// Four vectors transposed as 4 × 4 blocks within each 128-bit half:
+/// lane `j` of vector `i` goes to lane `i` of vector `j` (per half).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(c[0], c[1]);
+    let t1 = _mm256_unpacklo_ps(c[2], c[3]);
+    let t2 = _mm256_unpackhi_ps(c[0], c[1]);
+    let t3 = _mm256_unpackhi_ps(c[2], c[3]);
+    [
+        _mm256_shuffle_ps::<0x44>(t0, t1),
+        _mm256_shuffle_ps::<0xEE>(t0, t1),
+        _mm256_shuffle_ps::<0x44>(t2, t3),
+        _mm256_shuffle_ps::<0xEE>(t2, t3),
+    ]
+}
+
 thread_local! {
     /// The phase-major input copy, reused call to call on each thread.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -509,17 +527,8 @@ unsafe fn stage8(
                     v
                 }
             });
-            let t0 = _mm256_unpacklo_ps(c[0], c[1]);
-            let t1 = _mm256_unpacklo_ps(c[2], c[3]);
-            let t2 = _mm256_unpackhi_ps(c[0], c[1]);
-            let t3 = _mm256_unpackhi_ps(c[2], c[3]);
             // Lane order: blocks 0..4 low, 4..8 high.
-            let o = [
-                _mm256_shuffle_ps::<0x44>(t0, t1),
-                _mm256_shuffle_ps::<0xEE>(t0, t1),
-                _mm256_shuffle_ps::<0x44>(t2, t3),
-                _mm256_shuffle_ps::<0xEE>(t2, t3),
-            ];
+            let o = transpose4(c);
             for (i, &v) in o.iter().enumerate() {
                 _mm256_storeu_ps(d.add((phi + i) * l), v);
             }
@@ -627,17 +636,8 @@ unsafe fn block<const M: usize, const N: usize>(
                         // Dilation 1: the 4 outputs of 8 tiles are 32
                         // consecutive columns, through an in-register
                         // transpose.
-                        let t0 = _mm256_unpacklo_ps(ys[0], ys[1]);
-                        let t1 = _mm256_unpacklo_ps(ys[2], ys[3]);
-                        let t2 = _mm256_unpackhi_ps(ys[0], ys[1]);
-                        let t3 = _mm256_unpackhi_ps(ys[2], ys[3]);
                         // Tiles 0 | 4, 1 | 5, 2 | 6, 3 | 7.
-                        let c = [
-                            _mm256_shuffle_ps::<0x44>(t0, t1),
-                            _mm256_shuffle_ps::<0xEE>(t0, t1),
-                            _mm256_shuffle_ps::<0x44>(t2, t3),
-                            _mm256_shuffle_ps::<0xEE>(t2, t3),
-                        ];
+                        let c = transpose4([ys[0], ys[1], ys[2], ys[3]]);
                         let wv = [
                             _mm256_permute2f128_ps::<0x20>(c[0], c[1]),
                             _mm256_permute2f128_ps::<0x20>(c[2], c[3]),
