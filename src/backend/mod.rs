@@ -166,16 +166,21 @@ pub trait Backend: Executor {
     fn prepare_conv_lowp(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
         self.prepare_conv(c)
     }
-    /// Upload a conv weight of the decoder's residual blocks: as
-    /// [`Backend::prepare_conv_lowp`], except that the backend may compute
-    /// it in tiles of columns (the CPU's Winograd kernels), as
-    /// [`Backend::conv_tiling`] then says. The default is
-    /// [`Backend::prepare_conv_lowp`].
+    /// Upload a conv weight that the backend may compute in tiles of
+    /// columns (the CPU's Winograd kernels), as [`Backend::conv_tiling`]
+    /// then says: the decoder's residual blocks (`lowp`: as
+    /// [`Backend::prepare_conv_lowp`] where not tiled) and the encoder's
+    /// feed-forward convs (as [`Backend::prepare_conv`]). The default is
+    /// the untiled upload.
     ///
     /// # Errors
     /// Allocation or device failure.
-    fn prepare_conv_tiled(&self, c: &Conv) -> Result<Self::Conv, BackendError> {
-        self.prepare_conv_lowp(c)
+    fn prepare_conv_tiled(&self, c: &Conv, lowp: bool) -> Result<Self::Conv, BackendError> {
+        if lowp {
+            self.prepare_conv_lowp(c)
+        } else {
+            self.prepare_conv(c)
+        }
     }
     /// How the output columns of conv `w` are computed
     /// ([`ConvTiling::COLUMNS`], the default: each alone).

@@ -83,12 +83,12 @@ impl<B: Backend> DecoderW<B> {
                 bl.push(match b {
                     ResBlock::One(v) => Block::One(
                         v.iter()
-                            .map(|(a, c)| Ok((be.prepare_conv_tiled(a)?, be.prepare_conv_tiled(c)?)))
+                            .map(|(a, c)| Ok((be.prepare_conv_tiled(a, true)?, be.prepare_conv_tiled(c, true)?)))
                             .collect::<Result<_, BackendError>>()?,
                     ),
                     ResBlock::Two(v) => Block::Two(
                         v.iter()
-                            .map(|c| be.prepare_conv_tiled(c))
+                            .map(|c| be.prepare_conv_tiled(c, true))
                             .collect::<Result<_, _>>()?,
                     ),
                 });

@@ -436,7 +436,9 @@ impl Backend for CpuBackend {
         Ok(CpuConv::portable(c, self.fused))
     }
 
-    fn prepare_conv_tiled(&self, c: &Conv) -> Result<CpuConv, BackendError> {
+    fn prepare_conv_tiled(&self, c: &Conv, lowp: bool) -> Result<CpuConv, BackendError> {
+        // Winograd runs on the `avx2` family only, which is f32 only: the
+        // same arithmetic grade as the direct f32 kernels either way.
         #[cfg(target_arch = "x86_64")]
         if self.winograd() {
             conv::check_conv(c).map_err(BackendError::Shape)?;
@@ -444,7 +446,11 @@ impl Backend for CpuBackend {
                 return Ok(w);
             }
         }
-        self.prepare_conv_lowp(c)
+        if lowp {
+            self.prepare_conv_lowp(c)
+        } else {
+            self.prepare_conv(c)
+        }
     }
 
     fn conv_tiling(&self, w: &CpuConv) -> ConvTiling {

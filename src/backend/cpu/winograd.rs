@@ -24,10 +24,15 @@
 //! mode. With dilation 1 the outputs of eight tiles go out as whole vectors
 //! (an in-register transpose); otherwise lane by lane.
 //!
-//! The `avx2` family runs the decoder's residual-block convs here
-//! (`CpuBackend::prepare_conv_tiled`) where `Wino::new` says the kernel
-//! applies and pays; the portable tiles run everything else. The decoder
-//! aligns its windows to the tiles (`ConvTiling`).
+//! The `avx2` family runs the decoder's residual-block convs and the text
+//! encoder's feed-forward convs here (`CpuBackend::prepare_conv_tiled`)
+//! where `Wino::new` says the kernel applies and pays; the portable tiles
+//! run everything else. The decoder aligns its windows to the tiles
+//! (`ConvTiling`); the encoder runs whole sentences from column 0.
+//!
+//! Work items are column blocks of tiles; where a view is too short for
+//! two blocks per thread, each block is also split by output rows (whole
+//! register panels, at least `MIN_PART_ROWS` rows), which changes no bits.
 //!
 //! Every lane of every step is one tile's own arithmetic, in one fixed
 //! order: a column's bits depend only on the weights, the bias, its tile's
@@ -53,6 +58,8 @@ use crate::backend::{Mat, Out};
 const RM: usize = 6;
 /// Columns (tiles) per register tile of the products: two AVX2 vectors.
 const RN: usize = 16;
+/// Fewest output rows of a work item split by rows ([`conv1d`]).
+const MIN_PART_ROWS: usize = 24;
 
 /// The finite interpolation points, in the order they are taken: the first
 /// `n − 1` of them, plus the point at infinity. (For F(4, 7), ±3/2 gave a
@@ -472,18 +479,34 @@ pub(crate) unsafe fn conv1d(
         zs[..zlen].chunks_exact_mut(per * l).enumerate().for_each(fill);
     }
 
-    // Work items: column blocks of lanes.
-    let items = col_blocks;
+    // Work items: column blocks of lanes, times parts of the output rows
+    // where the blocks are too few to keep every thread busy (short views:
+    // each part transforms the block's input again, so parts keep at least
+    // `MIN_PART_ROWS` rows). Every output sums its products in the same
+    // order whatever the split (parts start at whole register panels).
+    let parts = if threads > 1 && col_blocks < 2 * threads {
+        (2 * threads)
+            .div_ceil(col_blocks)
+            .min(w.cout / MIN_PART_ROWS)
+            .max(1)
+    } else {
+        1
+    };
+    let part_rows = w.cout.div_ceil(parts).div_ceil(RM) * RM;
+    let parts = w.cout.div_ceil(part_rows);
+    let items = col_blocks * parts;
     let (yp, zp) = (SendPtr(y), SendPtr(zs.as_mut_ptr()));
-    let item = |cb: usize| {
+    let item = |it: usize| {
+        let (cb, part) = (it / parts, it % parts);
+        let rows = (part * part_rows, ((part + 1) * part_rows).min(w.cout));
         let mut work = WORK.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let need = 2 * w.n * w.cout.max(cin) * b;
         if work.len() < need {
             work.resize(need, 0.0);
         }
         // SAFETY: the scratch is filled and only read from here on; each
-        // item writes the output columns of its own tiles only.
-        dispatch(w, bias, zp.get(), &mut work, g, cb * b, yp.get(), ym, out);
+        // item writes its own output rows of its own tiles' columns only.
+        dispatch(w, bias, zp.get(), &mut work, g, cb * b, rows, yp.get(), ym, out);
         WORK.with(|s| *s.borrow_mut() = work);
     };
     if threads > 1 && items > 1 {
@@ -546,6 +569,7 @@ unsafe fn dispatch(
     work: &mut [f32],
     g: Geom,
     tau0: usize,
+    rows: (usize, usize),
     y: *mut f32,
     ym: Mat,
     out: Out,
@@ -553,7 +577,7 @@ unsafe fn dispatch(
     macro_rules! go {
         ($($m:literal, $n:literal);*) => {
             match (w.m, w.n) {
-                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, tau0, y, ym, out),)*
+                $(($m, $n) => block::<$m, $n>(w, bias, z, work, g, tau0, rows, y, ym, out),)*
                 _ => unreachable!("unsupported Winograd tile"),
             }
         };
@@ -571,6 +595,7 @@ unsafe fn block<const M: usize, const N: usize>(
     work: &mut [f32],
     g: Geom,
     tau0: usize,
+    (co0, co1): (usize, usize),
     y: *mut f32,
     ym: Mat,
     out: Out,
@@ -602,19 +627,20 @@ unsafe fn block<const M: usize, const N: usize>(
                 }
             }
         }
-        // The products, point by point.
+        // The products of output rows `co0..co1` (whole register panels
+        // from `co0`), point by point.
         for p in 0..N {
             gemm(
-                w.u.as_ptr().add(p * cout * cin),
+                w.u.as_ptr().add(p * cout * cin + co0 * cin),
                 vp.add(p * cin * b),
-                mp.add(p * cout * b),
-                cout,
+                mp.add((p * cout + co0) * b),
+                co1 - co0,
                 cin,
                 b,
             );
         }
         // Output transform, bias and output mode.
-        for (co, &bc) in bias.iter().enumerate().take(cout) {
+        for (co, &bc) in bias.iter().enumerate().take(co1).skip(co0) {
             let yrow = y.add(ym.off() + co * ym.ld());
             let bv = _mm256_set1_ps(bc);
             for lane in (0..b).step_by(8) {
@@ -787,8 +813,8 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
 
-    /// The decoder's ResBlock conv shapes and the flow's WaveNet in-layer
-    /// conv: (cout, cin, k, dilation).
+    /// The decoder's ResBlock conv shapes, the flow's WaveNet in-layer conv
+    /// and the encoder's feed-forward convs: (cout, cin, k, dilation).
     fn shapes() -> Vec<(usize, usize, usize, usize)> {
         let mut v = Vec::new();
         for c in [128, 64, 32] {
@@ -796,7 +822,7 @@ mod tests {
                 v.push((c, c, k, d));
             }
         }
-        v.push((384, 192, 5, 1));
+        v.extend([(384, 192, 5, 1), (768, 192, 3, 1), (192, 768, 3, 1)]);
         v
     }
 
@@ -1177,7 +1203,7 @@ mod bench {
             .expect("pool");
         let only: Option<String> = std::env::var("WINO_SHAPE").ok();
         println!("shape               cols  thr  portable GF/s  winograd GF/s  speed-up");
-        let mut shapes = vec![(384, 192, 5, 1)];
+        let mut shapes = vec![(384, 192, 5, 1), (768, 192, 3, 1), (192, 768, 3, 1)];
         for c in [128, 64, 32] {
             for (k, d) in [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)] {
                 shapes.push((c, c, k, d));
