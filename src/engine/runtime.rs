@@ -141,23 +141,32 @@ impl<B: Backend> Runtime<B> {
     }
 
     /// The whole audio of a request of several sentences on a backend with
-    /// several threads: the threads take sentences in turn (each sentence's
-    /// ops also split over idle threads) and finished sentences join `audio`
-    /// in order. The samples are those of the sequential path: every
-    /// sentence has its own seed and the kernels give the same sums on any
-    /// thread count.
+    /// several threads: the threads take sentences in turn, longest first
+    /// (so that no long sentence starts last while the other threads idle;
+    /// each sentence's ops also split over idle threads), and finished
+    /// sentences join `audio` in order. The samples are those of the
+    /// sequential path: every sentence has its own seed and the kernels give
+    /// the same sums on any thread count.
     fn whole_in_parallel(&self, speech: &Speech<B>, sink: &mut Sink<'_>) -> Result<()> {
         let be = &self.core.be;
         let n = speech.plan.sentences.len();
+        // Longest first (ids as the measure of work; ties in order).
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(speech.plan.sentences[i].len()));
         let next = AtomicUsize::new(0);
         let done = Mutex::new(Joined {
             pending: BTreeMap::new(),
             error: None,
         });
         let worker = || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= n {
+            let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return;
+            };
+            // After a failure only the sentences before it still run: the
+            // request fails with its first failing sentence's error, as on
+            // the sequential path.
+            if done.lock().error.as_ref().is_some_and(|(f, _)| i > *f) {
+                continue;
             }
             let mut out = Vec::new();
             let r = speech.plan.sentence_whole(be, i, &mut out);
@@ -168,9 +177,9 @@ impl<B: Backend> Runtime<B> {
                     d.pending.insert(i, out);
                 }
                 Err(e) => {
-                    d.error.get_or_insert(e);
-                    // Stop handing out sentences.
-                    next.store(n, Ordering::Relaxed);
+                    if d.error.as_ref().is_none_or(|(f, _)| i < *f) {
+                        d.error = Some((i, e));
+                    }
                 }
             }
         };
@@ -183,7 +192,7 @@ impl<B: Backend> Runtime<B> {
             })
         });
         let Joined { mut pending, error } = done.into_inner();
-        if let Some(e) = error {
+        if let Some((_, e)) = error {
             return Err(e);
         }
         // In order; each sentence freed as it goes (memory stays about one
@@ -222,8 +231,9 @@ impl<B: Backend> Runtime<B> {
 struct Joined {
     /// Finished sentences by index.
     pending: BTreeMap<usize, Vec<f32>>,
-    /// The first failure (the request then fails).
-    error: Option<Error>,
+    /// The failure of the first failing sentence (by index) that ran: the
+    /// request then fails with it.
+    error: Option<(usize, Error)>,
 }
 
 impl<B: Backend> Serve for Runtime<B> {
