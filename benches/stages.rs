@@ -3,12 +3,17 @@
 //! Stages: encoder + duration predictor (`prepare`), flow, decoder, and the
 //! first streamed chunk (time to first audio), for f32 and bf16, one and all
 //! threads. Median of several runs.
+//!
+//! Then the first streamed chunk of every piece of `bench/paragraph.txt`
+//! as a stream starts it (`Vits::prepare_first` for 8 frames, then
+//! `render` of those 8), split into encoder, durations, flow and decoder:
+//! the fastest of 7 runs, one and all threads, default arithmetic.
 
 use std::path::Path;
 use std::time::Instant;
 use voxide::backend::cpu::CpuBackend;
 use voxide::backend::{Executor, Precision};
-use voxide::model::{SynthOptions, Vits};
+use voxide::model::{StageTimes, SynthOptions, Vits};
 use voxide::voice::Voice;
 
 const TEXT: &str = "The old lighthouse stood at the edge of the cliff for more than a hundred years, and in all that time its lamp had never failed.";
@@ -16,6 +21,49 @@ const TEXT: &str = "The old lighthouse stood at the edge of the cliff for more t
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The first chunk of each paragraph piece, stage by stage (see the top).
+fn first_chunks(voice: &Voice, threads: usize) {
+    let Ok(text) = std::fs::read_to_string("bench/paragraph.txt") else {
+        println!("first chunks skipped: no bench/paragraph.txt here");
+        return;
+    };
+    let pieces = voxide::text::phonemize(&text).expect("phonemize");
+    let opts = SynthOptions::default();
+    for th in [1, threads] {
+        let be = CpuBackend::with_precision(th, Precision::Auto).expect("backend");
+        let model = Vits::new(&be, &voice.weights).expect("model");
+        println!("first chunk (8 frames) per piece, {th} thread(s), ms: total = encoder + durations + flow + decoder");
+        for p in &pieces {
+            let ids = voice.ids.sentence_ids(p).ids;
+            let mut best = (f64::MAX, StageTimes::default());
+            for _ in 0..7 {
+                be.install(|| {
+                    let t0 = Instant::now();
+                    let mut u = model.prepare_first(&be, &ids, &opts, 8).expect("prepare");
+                    let mut out = Vec::new();
+                    model
+                        .render(&be, &mut u, 0, 8, &mut out)
+                        .expect("first chunk");
+                    let total = t0.elapsed().as_secs_f64();
+                    if total < best.0 {
+                        best = (total, u.times);
+                    }
+                });
+            }
+            let (total, t) = best;
+            println!(
+                "{:4} ids  {:6.2} = {:6.2} + {:5.2} + {:5.2} + {:5.2}",
+                ids.len(),
+                total * 1e3,
+                t.encoder * 1e3,
+                t.duration * 1e3,
+                t.flow * 1e3,
+                t.decoder * 1e3
+            );
+        }
+    }
 }
 
 fn main() {
@@ -77,4 +125,5 @@ fn main() {
             );
         }
     }
+    first_chunks(&voice, threads);
 }
