@@ -255,3 +255,38 @@ fn streams_can_be_cancelled_and_equal_whole_audio() {
     let _a = eng.try_acquire_permit().unwrap();
     let _b = eng.try_acquire_permit().unwrap();
 }
+
+/// A whole request on two threads runs its sentences longest first, side by
+/// side; when several fail it still fails with the first failing sentence's
+/// error, as on one thread.
+#[test]
+fn parallel_sentences_fail_with_the_first_failing_sentence() {
+    let one = Engine::builder()
+        .voice(common::voice_path())
+        .threads(1)
+        .build()
+        .expect("engine");
+    let two = engine(1);
+    // A long sentence first, then short ones, all over the cap: on two
+    // threads a short one fails before the long one does.
+    let text = "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈeɪzi dˈɑːɡ, ænd ðə dˈɑːɡ slˈiːps ɑːn.\nhəlˈoʊ.\nhˈaɪ.";
+    let o = phonemes().max_frames(30);
+    let err = |e: &Engine| {
+        let p = e.acquire_permit().unwrap();
+        e.speak_with(text, None, &o, p).unwrap_err().to_string()
+    };
+    let want = err(&one);
+    assert!(want.contains("cap"), "{want}");
+    for _ in 0..5 {
+        assert_eq!(err(&two), want);
+    }
+    // The same text under the cap is fine on both, with the same samples.
+    let ok = |e: &Engine| {
+        let p = e.acquire_permit().unwrap();
+        e.speak_with(text, None, &phonemes(), p)
+            .unwrap()
+            .samples()
+            .to_vec()
+    };
+    assert_eq!(ok(&one), ok(&two));
+}
