@@ -80,8 +80,8 @@ fn family_avx512() {
     family(Isa::Avx512);
 }
 
-/// `avx2` runs the decoder's residual-block convs as Winograd transforms
-/// (by default); this one as direct convs.
+/// `avx2` runs the decoder's residual-block convs and the encoder's
+/// feed-forward convs as Winograd transforms (by default); this one as direct convs.
 #[test]
 fn family_avx2() {
     family(Isa::Avx2);

@@ -88,8 +88,8 @@ pub trait Executor: Send + Sync + 'static {
         None
     }
 
-    /// Whether the CPU runs the decoder's residual-block convs as Winograd
-    /// transforms; `false` off the CPU.
+    /// Whether the CPU runs the decoder's residual-block convs and the
+    /// encoder's feed-forward convs as Winograd transforms; `false` off the CPU.
     fn cpu_winograd(&self) -> bool {
         false
     }

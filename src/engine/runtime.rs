@@ -31,7 +31,8 @@ pub(crate) trait Serve: Send + Sync {
     fn precision(&self) -> Precision;
     /// The CPU kernel family in use; `None` off the CPU.
     fn cpu_isa(&self) -> Option<crate::backend::cpu::Isa>;
-    /// Whether the CPU runs the decoder's residual-block convs as Winograd transforms.
+    /// Whether the CPU runs the decoder's residual-block convs and the encoder's
+    /// feed-forward convs as Winograd transforms.
     fn cpu_winograd(&self) -> bool;
     /// Host threads running the ops.
     fn threads(&self) -> usize;

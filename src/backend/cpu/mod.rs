@@ -100,8 +100,8 @@ pub struct CpuBackend {
     /// The portable kernels' tiles: fused multiply-adds (AVX2 + FMA on
     /// x86-64, always on aarch64) or plain.
     fused: bool,
-    /// Winograd kernels for the decoder's residual-block convs where the
-    /// family is `avx2` ([`CpuBackend::winograd`]).
+    /// Winograd kernels for the decoder's residual-block convs and the
+    /// encoder's feed-forward convs where the family is `avx2` ([`CpuBackend::winograd`]).
     winograd: bool,
 }
 
@@ -175,7 +175,7 @@ impl CpuBackend {
     }
 
     /// This backend with the Winograd kernels for the decoder's
-    /// residual-block convs on (the default) or off: they run on the `avx2`
+    /// residual-block convs and the encoder's feed-forward convs on (the default) or off: they run on the `avx2`
     /// family only (f32; other families, and `avx2` with them off, run
     /// those convs directly). See [`crate::backend::ConvTiling`].
     #[must_use]
@@ -184,8 +184,8 @@ impl CpuBackend {
         self
     }
 
-    /// Whether the decoder's residual-block convs run as Winograd
-    /// transforms (on, and the family is `avx2`).
+    /// Whether the decoder's residual-block convs and the encoder's
+    /// feed-forward convs run as Winograd transforms (on, and the family is `avx2`).
     pub fn winograd(&self) -> bool {
         self.winograd && self.isa() == Isa::Avx2
     }
