@@ -312,11 +312,73 @@ unsafe fn transpose4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::_
     ]
 }
 
+/// Row `src` of the lane-order outputs ([`Geom::staged`]) into its row
+/// `y` of the view, through the output mode: output `u` of residue `j`,
+/// block `β` is view column `β·per + u·d + j − g0` (columns outside the
+/// view are dropped). Eight blocks by four phases at a time through an
+/// in-register transpose where the blocks lie inside the view.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unstage(src: *const f32, g: Geom, m: usize, d: usize, y: *mut f32, out: Out) {
+    use std::arch::x86_64::*;
+    let (l, per, st) = (g.l, g.per, g.staged);
+    // Phase `φ = u·d + j` of block `β` is at `src[rows[φ] + β]`.
+    let rows: Vec<usize> = (0..per).map(|f| (f / d) * st + (f % d) * l).collect();
+    debug_assert_eq!(per, m * d);
+    let put = |c: usize, v: f32| {
+        let o = y.add(c);
+        *o = match out {
+            Out::Set => v,
+            Out::SetRelu => relu(v),
+            Out::Add => *o + v,
+        };
+    };
+    let zero = _mm_setzero_ps();
+    let mut beta = 0;
+    while beta < l {
+        let c0 = (beta * per) as isize - g.g0 as isize;
+        // Eight whole blocks inside the view.
+        if per.is_multiple_of(4) && beta + 8 <= l && c0 >= 0 && c0 as usize + 8 * per <= g.t {
+            for f in (0..per).step_by(4) {
+                let v: [__m256; 4] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(src.add(rows[f + i] + beta)));
+                // Low half of `c[e]`: phases f..f + 4 of block e; high
+                // half: of block e + 4.
+                let c = transpose4(v);
+                for (e, &ce) in c.iter().enumerate() {
+                    for (h, part) in [_mm256_castps256_ps128(ce), _mm256_extractf128_ps::<1>(ce)]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let o = y.add(c0 as usize + (e + 4 * h) * per + f);
+                        let r = match out {
+                            Out::Set => part,
+                            Out::SetRelu => _mm_max_ps(part, zero),
+                            Out::Add => _mm_add_ps(_mm_loadu_ps(o), part),
+                        };
+                        _mm_storeu_ps(o, r);
+                    }
+                }
+            }
+            beta += 8;
+            continue;
+        }
+        for (f, &r) in rows.iter().enumerate() {
+            let c = c0 + f as isize;
+            if c >= 0 && (c as usize) < g.t {
+                put(c as usize, *src.add(r + beta));
+            }
+        }
+        beta += 1;
+    }
+}
+
 thread_local! {
     /// The phase-major input copy, reused call to call on each thread.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// A work item's transformed inputs and products.
     static WORK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The outputs of a call in lane order ([`Geom::staged`]).
+    static OUTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 
@@ -335,6 +397,12 @@ struct Geom {
     t: usize,
     /// Period `m·d`.
     per: usize,
+    /// Lanes of all column blocks (padding lanes included): where the
+    /// outputs go through the lane-order buffer (tiles whose outputs are not
+    /// consecutive columns: dilation past 1), output `u` of lane `τ` of row
+    /// `co` is at `(co·m + u)·staged + τ` there; 0 when they are stored
+    /// straight into `y`.
+    staged: usize,
 }
 
 /// `y (op)= conv(x) + bias` with "same" padding (zeros outside the view),
@@ -397,6 +465,10 @@ pub(crate) unsafe fn conv1d(
     // No block of padding lanes only (rounding `b` up may cover the lanes
     // in fewer blocks).
     let col_blocks = lanes.div_ceil(b);
+    // Outputs of dilated tiles are strided columns: they go to a
+    // lane-order buffer as whole vectors, and from there to `y` in one
+    // transposing pass (`unstage`) instead of one scalar store each.
+    let staged = if m == 4 && per == 4 { 0 } else { col_blocks * b };
     let g = Geom {
         b,
         l,
@@ -404,7 +476,17 @@ pub(crate) unsafe fn conv1d(
         g0,
         t,
         per,
+        staged,
     };
+    let mut os = Vec::new();
+    if staged > 0 {
+        os = OUTS.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let need = w.cout * m * staged;
+        if os.len() < need {
+            os.resize(need, 0.0);
+        }
+    }
+    let op = SendPtr(os.as_mut_ptr());
 
     let zlen = cin * per * l;
     // Lanes past the last residue read up to this far past the rows.
@@ -506,7 +588,8 @@ pub(crate) unsafe fn conv1d(
         }
         // SAFETY: the scratch is filled and only read from here on; each
         // item writes its own output rows of its own tiles' columns only.
-        dispatch(w, bias, zp.get(), &mut work, g, cb * b, rows, yp.get(), ym, out);
+        let dst = if staged > 0 { op.get() } else { yp.get() };
+        dispatch(w, bias, zp.get(), &mut work, g, cb * b, rows, dst, ym, out);
         WORK.with(|s| *s.borrow_mut() = work);
     };
     if threads > 1 && items > 1 {
@@ -516,6 +599,21 @@ pub(crate) unsafe fn conv1d(
         (0..items).for_each(item);
     }
     SCRATCH.with(|s| *s.borrow_mut() = zs);
+    if staged > 0 {
+        let row = |co: usize| {
+            // SAFETY: every item is done; row `co` of the lane-order buffer
+            // is filled for every lane, and only this closure writes row
+            // `co` of `y`.
+            unstage(op.get().add(co * m * staged), g, m, d, yp.get().add(ym.off() + co * ym.ld()), out);
+        };
+        if threads > 1 && w.cout * t >= 1 << 15 {
+            use rayon::prelude::*;
+            (0..w.cout).into_par_iter().for_each(row);
+        } else {
+            (0..w.cout).for_each(row);
+        }
+        OUTS.with(|s| *s.borrow_mut() = os);
+    }
 }
 
 /// Stage `groups` groups of eight whole blocks (`per` columns each, `per` a
@@ -641,12 +739,22 @@ unsafe fn block<const M: usize, const N: usize>(
         }
         // Output transform, bias and output mode.
         for (co, &bc) in bias.iter().enumerate().take(co1).skip(co0) {
-            let yrow = y.add(ym.off() + co * ym.ld());
+            // (Not a pointer into `y` when the outputs are staged.)
+            let yrow = y.wrapping_add(ym.off() + co * ym.ld());
             let bv = _mm256_set1_ps(bc);
             for lane in (0..b).step_by(8) {
                 let ms: [__m256; N] =
                     std::array::from_fn(|p| _mm256_loadu_ps(mp.add((p * cout + co) * b + lane)));
                 let ys: [__m256; M] = std::array::from_fn(|u| dot::<N>(&at[u], &ms, bv));
+                if g.staged > 0 {
+                    // `y` is the lane-order buffer: the output mode comes
+                    // at `unstage`.
+                    let o = y.add(co * M * g.staged + tau0 + lane);
+                    for (u, &v) in ys.iter().enumerate() {
+                        _mm256_storeu_ps(o.add(u * g.staged), v);
+                    }
+                    continue;
+                }
                 let mut vals = [[0.0f32; 8]; M];
                 for (v, &yv) in vals.iter_mut().zip(&ys) {
                     _mm256_storeu_ps(v.as_mut_ptr(), yv);
