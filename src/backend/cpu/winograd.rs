@@ -1,6 +1,6 @@
 //! Winograd (Toom-Cook) 1-D convolutions on AVX2 + FMA (the decoder's
-//! ResBlock convs; `cin` may differ from `cout`, e.g. the flow's WaveNet
-//! in-layer conv, 192 → 384 channels, k = 5): F(m, k) computes `m` outputs
+//! ResBlock convs and the text encoder's feed-forward convs; `cin` may
+//! differ from `cout`, e.g. 192 → 768 → 192 in the encoder): F(m, k) computes `m` outputs
 //! of a `k`-tap conv from `n = m + k − 1` inputs with `n` products per
 //! channel pair instead of `m·k`.
 //!
