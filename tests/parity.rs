@@ -81,7 +81,8 @@ fn family_avx512() {
 }
 
 /// `avx2` runs the decoder's residual-block convs and the encoder's
-/// feed-forward convs as Winograd transforms (by default); this one as direct convs.
+/// feed-forward convs as Winograd transforms (by default); this one as
+/// direct convs.
 #[test]
 fn family_avx2() {
     family(Isa::Avx2);

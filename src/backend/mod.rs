@@ -89,7 +89,8 @@ pub trait Executor: Send + Sync + 'static {
     }
 
     /// Whether the CPU runs the decoder's residual-block convs and the
-    /// encoder's feed-forward convs as Winograd transforms; `false` off the CPU.
+    /// encoder's feed-forward convs as Winograd transforms; `false` off the
+    /// CPU.
     fn cpu_winograd(&self) -> bool {
         false
     }
@@ -176,6 +177,14 @@ pub trait Backend: Executor {
     /// # Errors
     /// Allocation or device failure.
     fn prepare_conv_tiled(&self, c: &Conv, lowp: bool) -> Result<Self::Conv, BackendError> {
+        self.prepare_conv_untiled(c, lowp)
+    }
+    /// The untiled upload [`Backend::prepare_conv_tiled`] falls back to:
+    /// [`Backend::prepare_conv_lowp`] (`lowp`) or [`Backend::prepare_conv`].
+    ///
+    /// # Errors
+    /// Allocation or device failure.
+    fn prepare_conv_untiled(&self, c: &Conv, lowp: bool) -> Result<Self::Conv, BackendError> {
         if lowp {
             self.prepare_conv_lowp(c)
         } else {

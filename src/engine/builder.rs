@@ -126,8 +126,8 @@ impl EngineBuilder {
     }
 
     /// Whether the `avx2` CPU kernels run the decoder's residual-block convs
-    /// and the encoder's feed-forward convs as Winograd transforms (default: `$VOXIDE_CPU_WINOGRAD`, else on):
-    /// fewer multiplies, f32 parity kept, chunks still bit-identical to
+    /// and the encoder's feed-forward convs as Winograd transforms (default:
+    /// `$VOXIDE_CPU_WINOGRAD`, else on): fewer multiplies, f32 parity kept, chunks still bit-identical to
     /// whole sentences ([`crate::backend::ConvTiling`]). Off runs them as
     /// direct convs (the other families always do). See `docs/cpu.md`.
     pub fn cpu_winograd(mut self, on: bool) -> Self {

@@ -132,8 +132,9 @@ impl Engine {
     }
 
     /// Whether the CPU runs the decoder's residual-block convs and the
-    /// encoder's feed-forward convs as Winograd transforms ([`crate::EngineBuilder::cpu_winograd`]; `avx2` family
-    /// only); `false` on a GPU.
+    /// encoder's feed-forward convs as Winograd transforms
+    /// ([`crate::EngineBuilder::cpu_winograd`]; `avx2` family only); `false`
+    /// on a GPU.
     pub fn cpu_winograd(&self) -> bool {
         self.rt().cpu_winograd()
     }

@@ -101,7 +101,8 @@ pub struct CpuBackend {
     /// x86-64, always on aarch64) or plain.
     fused: bool,
     /// Winograd kernels for the decoder's residual-block convs and the
-    /// encoder's feed-forward convs where the family is `avx2` ([`CpuBackend::winograd`]).
+    /// encoder's feed-forward convs where the family is `avx2`
+    /// ([`CpuBackend::winograd`]).
     winograd: bool,
 }
 
@@ -175,9 +176,9 @@ impl CpuBackend {
     }
 
     /// This backend with the Winograd kernels for the decoder's
-    /// residual-block convs and the encoder's feed-forward convs on (the default) or off: they run on the `avx2`
-    /// family only (f32; other families, and `avx2` with them off, run
-    /// those convs directly). See [`crate::backend::ConvTiling`].
+    /// residual-block convs and the encoder's feed-forward convs on (the
+    /// default) or off: they run on the `avx2` family only (f32; other
+    /// families, and `avx2` with them off, run those convs directly). See [`crate::backend::ConvTiling`].
     #[must_use]
     pub fn with_winograd(mut self, on: bool) -> Self {
         self.winograd = on;
@@ -185,7 +186,8 @@ impl CpuBackend {
     }
 
     /// Whether the decoder's residual-block convs and the encoder's
-    /// feed-forward convs run as Winograd transforms (on, and the family is `avx2`).
+    /// feed-forward convs run as Winograd transforms (on, and the family
+    /// is `avx2`).
     pub fn winograd(&self) -> bool {
         self.winograd && self.isa() == Isa::Avx2
     }
@@ -446,11 +448,7 @@ impl Backend for CpuBackend {
                 return Ok(w);
             }
         }
-        if lowp {
-            self.prepare_conv_lowp(c)
-        } else {
-            self.prepare_conv(c)
-        }
+        self.prepare_conv_untiled(c, lowp)
     }
 
     fn conv_tiling(&self, w: &CpuConv) -> ConvTiling {

@@ -1,8 +1,8 @@
 //! Winograd (Toom-Cook) 1-D convolutions on AVX2 + FMA (the decoder's
 //! ResBlock convs and the text encoder's feed-forward convs; `cin` may
-//! differ from `cout`, e.g. 192 → 768 → 192 in the encoder): F(m, k) computes `m` outputs
-//! of a `k`-tap conv from `n = m + k − 1` inputs with `n` products per
-//! channel pair instead of `m·k`.
+//! differ from `cout`, e.g. 192 → 768 → 192 in the encoder): F(m, k)
+//! computes `m` outputs of a `k`-tap conv from `n = m + k − 1` inputs with
+//! `n` products per channel pair instead of `m·k`.
 //!
 //! With dilation `d`, a block of `m·d` buffer columns starting at a multiple
 //! of `m·d` holds `d` interleaved tiles: residue `j` has outputs
@@ -22,7 +22,9 @@
 //! over the input channels in order `0..cin` (one accumulator per output,
 //! from zero), then the output transform `y = bias + Aᵀ M` and the output
 //! mode. With dilation 1 the outputs of eight tiles go out as whole vectors
-//! (an in-register transpose); otherwise lane by lane.
+//! (an in-register transpose); with dilation `d` > 1 (outputs `d` columns
+//! apart) they go to a lane-order buffer as whole vectors, and from there
+//! to the output in one transposing pass (`unstage`).
 //!
 //! The `avx2` family runs the decoder's residual-block convs and the text
 //! encoder's feed-forward convs here (`CpuBackend::prepare_conv_tiled`)
@@ -200,9 +202,7 @@ impl<const M: usize, const N: usize> Consts<M, N> {
 impl Wino {
     /// `None` where this kernel does not apply or does not pay: not x86-64
     /// with AVX2 + FMA, fewer than 32 input or output channels or a count
-    /// not a multiple of 4, `k` not one of 3, 5, 7, or fewer than 64 input
-    /// or output channels at a dilation above 3 or with `k = 3` at a
-    /// dilation above 1.
+    /// not a multiple of 4, or `k` not one of 3, 5, 7.
     pub(crate) fn new(
         w: &[f32],
         cout: usize,
@@ -316,20 +316,11 @@ unsafe fn transpose4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::_
 /// view are dropped). Eight blocks by four phases at a time through an
 /// in-register transpose where the blocks lie inside the view.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn unstage(src: *const f32, g: Geom, m: usize, d: usize, y: *mut f32, out: Out) {
+unsafe fn unstage(src: *const f32, g: Geom, d: usize, y: *mut f32, out: Out) {
     use std::arch::x86_64::*;
     let (l, per, st) = (g.l, g.per, g.staged);
     // Phase `φ = u·d + j` of block `β` is at `src[rows[φ] + β]`.
     let rows: Vec<usize> = (0..per).map(|f| (f / d) * st + (f % d) * l).collect();
-    debug_assert_eq!(per, m * d);
-    let put = |c: usize, v: f32| {
-        let o = y.add(c);
-        *o = match out {
-            Out::Set => v,
-            Out::SetRelu => relu(v),
-            Out::Add => *o + v,
-        };
-    };
     let zero = _mm_setzero_ps();
     let mut beta = 0;
     while beta < l {
@@ -363,7 +354,7 @@ unsafe fn unstage(src: *const f32, g: Geom, m: usize, d: usize, y: *mut f32, out
         for (f, &r) in rows.iter().enumerate() {
             let c = c0 + f as isize;
             if c >= 0 && (c as usize) < g.t {
-                put(c as usize, *src.add(r + beta));
+                put(y.add(c as usize), *src.add(r + beta), out);
             }
         }
         beta += 1;
@@ -602,7 +593,7 @@ pub(crate) unsafe fn conv1d(
             // SAFETY: every item is done; row `co` of the lane-order buffer
             // is filled for every lane, and only this closure writes row
             // `co` of `y`.
-            unstage(op.get().add(co * m * staged), g, m, d, yp.get().add(ym.off() + co * ym.ld()), out);
+            unstage(op.get().add(co * m * staged), g, d, yp.get().add(ym.off() + co * ym.ld()), out);
         };
         if threads > 1 && w.cout * t >= 1 << 15 {
             use rayon::prelude::*;
@@ -753,81 +744,59 @@ unsafe fn block<const M: usize, const N: usize>(
                     }
                     continue;
                 }
-                let mut vals = [[0.0f32; 8]; M];
-                for (v, &yv) in vals.iter_mut().zip(&ys) {
-                    _mm256_storeu_ps(v.as_mut_ptr(), yv);
-                }
-                // View column of lane 0's output 0; lanes of one residue
-                // step by the period.
+                // Not staged: dilation 1 and 4 outputs per tile (`conv1d`).
+                // View column of lane 0's output 0.
                 let (j, beta) = ((tau0 + lane) / g.l, (tau0 + lane) % g.l);
                 let c0 = (beta * g.per + j) as isize - g.g0 as isize;
-                let last = c0 + (7 * g.per + (M - 1) * d) as isize;
-                if j < d && beta + 7 < g.l && c0 >= 0 && (last as usize) < g.t {
+                if M == 4 && j < d && beta + 7 < g.l && c0 >= 0 && c0 as usize + 32 <= g.t {
+                    // The 4 outputs of 8 tiles are 32 consecutive columns,
+                    // through an in-register transpose.
                     let yc = yrow.add(c0 as usize);
-                    if M == 4 && g.per == 4 {
-                        // Dilation 1: the 4 outputs of 8 tiles are 32
-                        // consecutive columns, through an in-register
-                        // transpose.
-                        // Tiles 0 | 4, 1 | 5, 2 | 6, 3 | 7.
-                        let c = transpose4([ys[0], ys[1], ys[2], ys[3]]);
-                        let wv = [
-                            _mm256_permute2f128_ps::<0x20>(c[0], c[1]),
-                            _mm256_permute2f128_ps::<0x20>(c[2], c[3]),
-                            _mm256_permute2f128_ps::<0x31>(c[0], c[1]),
-                            _mm256_permute2f128_ps::<0x31>(c[2], c[3]),
-                        ];
-                        for (h, &v) in wv.iter().enumerate() {
-                            let o = yc.add(8 * h);
-                            let v = match out {
-                                Out::Set => v,
-                                Out::SetRelu => _mm256_max_ps(v, _mm256_setzero_ps()),
-                                Out::Add => _mm256_add_ps(_mm256_loadu_ps(o), v),
-                            };
-                            _mm256_storeu_ps(o, v);
-                        }
-                        continue;
-                    }
-                    for (u, v) in vals.iter().enumerate() {
-                        let yu = yc.add(u * d);
-                        match out {
-                            Out::Set => {
-                                for (e, &val) in v.iter().enumerate() {
-                                    *yu.add(e * g.per) = val;
-                                }
-                            }
-                            Out::SetRelu => {
-                                for (e, &val) in v.iter().enumerate() {
-                                    *yu.add(e * g.per) = relu(val);
-                                }
-                            }
-                            Out::Add => {
-                                for (e, &val) in v.iter().enumerate() {
-                                    let o = yu.add(e * g.per);
-                                    *o += val;
-                                }
-                            }
-                        }
+                    // Tiles 0 | 4, 1 | 5, 2 | 6, 3 | 7.
+                    let c = transpose4([ys[0], ys[1], ys[2], ys[3]]);
+                    let wv = [
+                        _mm256_permute2f128_ps::<0x20>(c[0], c[1]),
+                        _mm256_permute2f128_ps::<0x20>(c[2], c[3]),
+                        _mm256_permute2f128_ps::<0x31>(c[0], c[1]),
+                        _mm256_permute2f128_ps::<0x31>(c[2], c[3]),
+                    ];
+                    for (h, &v) in wv.iter().enumerate() {
+                        let o = yc.add(8 * h);
+                        let v = match out {
+                            Out::Set => v,
+                            Out::SetRelu => _mm256_max_ps(v, _mm256_setzero_ps()),
+                            Out::Add => _mm256_add_ps(_mm256_loadu_ps(o), v),
+                        };
+                        _mm256_storeu_ps(o, v);
                     }
                     continue;
                 }
-                for (u, v) in vals.iter().enumerate() {
+                // At the view's ends: lane by lane.
+                for (u, &yv) in ys.iter().enumerate() {
+                    let mut v = [0.0f32; 8];
+                    _mm256_storeu_ps(v.as_mut_ptr(), yv);
                     for (e, &val) in v.iter().enumerate() {
                         let (j, beta) = ((tau0 + lane + e) / g.l, (tau0 + lane + e) % g.l);
                         let c = (beta * g.per + u * d + j) as isize - g.g0 as isize;
                         // Lanes past the last residue are padding.
                         if j < d && c >= 0 && (c as usize) < g.t {
-                            let o = yrow.add(c as usize);
-                            *o = match out {
-                                Out::Set => val,
-                                Out::SetRelu => relu(val),
-                                Out::Add => *o + val,
-                            };
+                            put(yrow.add(c as usize), val, out);
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// `*o (op)= v` for output mode `out`, as the vector stores do it.
+#[inline(always)]
+unsafe fn put(o: *mut f32, v: f32, out: Out) {
+    *o = match out {
+        Out::Set => v,
+        Out::SetRelu => relu(v),
+        Out::Add => *o + v,
+    };
 }
 
 /// `max(0, v)` as `_mm256_max_ps(v, 0)` computes it (zero for NaN and
