@@ -98,8 +98,8 @@ def main():
     ap.add_argument("--voxide", default=os.path.join(ROOT, "target", "release", "voxide"))
     ap.add_argument("--extra", default="", help="extra arguments for voxide bench")
     ap.add_argument("--isa", default="", help="comma-separated CPU kernel families for voxide "
-                    "(auto, avx512, avx2, portable; avx2-direct: avx2 without its Winograd "
-                    "decoder convs, VOXIDE_CPU_WINOGRAD=0); default: voxide's own choice")
+                    "(auto, avx512, avx2, portable; avx2-direct, avx512-direct: without the "
+                    "Winograd convs, VOXIDE_CPU_WINOGRAD=0); default: voxide's own choice")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table at the end")
     a = ap.parse_args()
     text = open(a.text_file, encoding="utf-8").read()

@@ -1,8 +1,9 @@
-//! The `avx2` family's Winograd decoder convs: streamed chunks of any size,
-//! batched windows and thread counts give the whole sentence's samples bit
-//! for bit (the tiles align to the sentence's columns, `ConvTiling`), and
-//! the audio stays within f32 rounding of the direct convs'. SKIP where the
-//! CPU has no AVX2 + FMA.
+//! The Winograd convs of the `avx2` family and of `avx512` in f32 (there
+//! beside the direct AVX-512 kernels): streamed chunks of any size, batched
+//! windows and thread counts give the whole sentence's samples bit for bit
+//! (the tiles align to the sentence's columns, `ConvTiling`), and the audio
+//! stays within f32 rounding of the direct convs'. SKIP where the CPU lacks
+//! the family.
 
 mod common;
 
@@ -13,11 +14,11 @@ use voxide::voice::Voice;
 
 const TEXT: &str = "həlˈoʊ wˈɜːld, ðɪs ɪz ɐ lˈɑːŋɡɚ tˈɛst ʌv ðə stɹˈiːmɪŋ pˈæθ. ";
 
-fn backend(threads: usize, winograd: bool) -> Option<CpuBackend> {
-    match CpuBackend::with_options(threads, Precision::F32, Isa::Avx2) {
+fn backend(isa: Isa, threads: usize, winograd: bool) -> Option<CpuBackend> {
+    match CpuBackend::with_options(threads, Precision::F32, isa) {
         Ok(be) => Some(be.with_winograd(winograd)),
         Err(e) => {
-            common::skip("winograd", &e.to_string());
+            common::skip(&format!("winograd ({isa})"), &e.to_string());
             None
         }
     }
@@ -54,9 +55,23 @@ fn chunked(
 }
 
 #[test]
-fn chunks_batches_and_threads_equal_whole_bit_for_bit() {
-    let Some(be) = backend(2, true) else { return };
-    assert!(be.winograd(), "avx2 runs the Winograd convs by default");
+fn chunks_batches_and_threads_equal_whole_bit_for_bit_avx2() {
+    chunks_batches_and_threads_equal_whole(Isa::Avx2);
+}
+
+#[test]
+fn chunks_batches_and_threads_equal_whole_bit_for_bit_avx512() {
+    chunks_batches_and_threads_equal_whole(Isa::Avx512);
+}
+
+fn chunks_batches_and_threads_equal_whole(isa: Isa) {
+    let Some(be) = backend(isa, 2, true) else {
+        return;
+    };
+    assert!(
+        be.winograd(),
+        "{isa} in f32 runs the Winograd convs by default"
+    );
     let voice = Voice::load(&common::voice_path(), None).unwrap();
     let model = Vits::new(&be, &voice.weights).unwrap();
     let ids = voice.ids.sentence_ids(&TEXT.repeat(3)).ids;
@@ -70,7 +85,7 @@ fn chunks_batches_and_threads_equal_whole_bit_for_bit() {
             "chunks of {chunk} frames differ from the whole sentence"
         );
     }
-    let one = backend(1, true).unwrap();
+    let one = backend(isa, 1, true).unwrap();
     let model1 = Vits::new(&one, &voice.weights).unwrap();
     assert!(
         chunked(&one, &model1, &ids, 7, 29) == whole,
@@ -116,8 +131,17 @@ fn chunks_batches_and_threads_equal_whole_bit_for_bit() {
 }
 
 #[test]
-fn winograd_audio_is_within_f32_rounding_of_the_direct_convs() {
-    let (Some(w), Some(d)) = (backend(2, true), backend(2, false)) else {
+fn winograd_audio_is_within_f32_rounding_of_the_direct_convs_avx2() {
+    within_f32_rounding_of_the_direct_convs(Isa::Avx2);
+}
+
+#[test]
+fn winograd_audio_is_within_f32_rounding_of_the_direct_convs_avx512() {
+    within_f32_rounding_of_the_direct_convs(Isa::Avx512);
+}
+
+fn within_f32_rounding_of_the_direct_convs(isa: Isa) {
+    let (Some(w), Some(d)) = (backend(isa, 2, true), backend(isa, 2, false)) else {
         return;
     };
     assert!(!d.winograd());
@@ -136,9 +160,30 @@ fn winograd_audio_is_within_f32_rounding_of_the_direct_convs() {
     let b = chunked(&d, &md, &ids, 11, 0);
     assert_eq!(a.len(), b.len());
     let snr = common::snr_db(&b, &a);
-    println!("Winograd vs direct convs: audio SNR {snr:.1} dB");
+    println!("{isa}: Winograd vs direct convs: audio SNR {snr:.1} dB");
     assert!(
         snr > 70.0,
         "Winograd audio SNR {snr:.1} dB against the direct convs"
     );
+}
+
+#[test]
+fn reduced_precision_keeps_its_direct_kernels() {
+    // bf16 (AVX-512 BF16) and bf16x3 (AMX) are faster arithmetics of their
+    // own: the Winograd kernel is f32, so they keep their direct convs.
+    let mut ran = false;
+    for precision in [Precision::Bf16, Precision::Bf16x3] {
+        match CpuBackend::with_options(1, precision, Isa::Avx512) {
+            Ok(be) => {
+                ran = true;
+                assert!(!be.winograd(), "{precision} runs no Winograd convs");
+            }
+            Err(e) => common::skip(&format!("winograd ({precision})"), &e.to_string()),
+        }
+    }
+    if let Ok(be) = CpuBackend::with_options(1, Precision::F32, Isa::Portable) {
+        ran = true;
+        assert!(!be.winograd(), "the portable family runs no Winograd convs");
+    }
+    assert!(ran);
 }

@@ -125,11 +125,13 @@ impl EngineBuilder {
         self
     }
 
-    /// Whether the `avx2` CPU kernels run the decoder's residual-block convs
-    /// and the encoder's feed-forward convs as Winograd transforms (default:
-    /// `$VOXIDE_CPU_WINOGRAD`, else on): fewer multiplies, f32 parity kept, chunks still bit-identical to
+    /// Whether the `avx2` CPU kernels, and the `avx512` ones in f32, run the
+    /// decoder's residual-block convs and the encoder's feed-forward convs
+    /// as Winograd transforms (default: `$VOXIDE_CPU_WINOGRAD`, else on):
+    /// fewer multiplies, f32 parity kept, chunks still bit-identical to
     /// whole sentences ([`crate::backend::ConvTiling`]). Off runs them as
-    /// direct convs (the other families always do). See `docs/cpu.md`.
+    /// direct convs (as `portable`, bf16 and bf16x3 always do). See
+    /// `docs/cpu.md`.
     pub fn cpu_winograd(mut self, on: bool) -> Self {
         self.cpu_winograd = Some(on);
         self

@@ -133,8 +133,8 @@ impl Engine {
 
     /// Whether the CPU runs the decoder's residual-block convs and the
     /// encoder's feed-forward convs as Winograd transforms
-    /// ([`crate::EngineBuilder::cpu_winograd`]; `avx2` family only); `false`
-    /// on a GPU.
+    /// ([`crate::EngineBuilder::cpu_winograd`]; the `avx2` family, and
+    /// `avx512` in f32); `false` on a GPU.
     pub fn cpu_winograd(&self) -> bool {
         self.rt().cpu_winograd()
     }

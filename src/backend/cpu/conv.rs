@@ -28,7 +28,7 @@ pub struct CpuConv {
     #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<Packed>,
     /// Transformed for the Winograd kernels (the decoder's residual-block
-    /// convs on the `avx2` family; then `panels` and `direct` are `None`).
+    /// convs in f32 (`avx2`, `avx512`); then `panels` and `direct` are `None`).
     #[cfg(target_arch = "x86_64")]
     pub(crate) wino: Option<Wino>,
     pub(crate) bias: Vec<f32>,
@@ -79,8 +79,7 @@ impl CpuConv {
     }
 
     /// Transformed for the Winograd kernels, where they take this shape
-    /// (`None` elsewhere; the backend checked the CPU runs the `avx2`
-    /// family).
+    /// (`None` elsewhere; the backend checked the CPU has AVX2 + FMA).
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn winograd(c: &Conv) -> Option<Self> {
         let wino = Wino::new(&c.w, c.cout, c.cin, c.k, c.dilation)?;

@@ -101,7 +101,7 @@ pub struct CpuBackend {
     /// x86-64, always on aarch64) or plain.
     fused: bool,
     /// Winograd kernels for the decoder's residual-block convs and the
-    /// encoder's feed-forward convs where the family is `avx2`
+    /// encoder's feed-forward convs in f32 (`avx2`, `avx512` in f32)
     /// ([`CpuBackend::winograd`]).
     winograd: bool,
 }
@@ -177,8 +177,9 @@ impl CpuBackend {
 
     /// This backend with the Winograd kernels for the decoder's
     /// residual-block convs and the encoder's feed-forward convs on (the
-    /// default) or off: they run on the `avx2` family only (f32; other
-    /// families, and `avx2` with them off, run those convs directly). See [`crate::backend::ConvTiling`].
+    /// default) or off: they run on the `avx2` family and on `avx512` in
+    /// f32 arithmetic (other families and arithmetics, and these with them
+    /// off, run those convs directly). See [`crate::backend::ConvTiling`].
     #[must_use]
     pub fn with_winograd(mut self, on: bool) -> Self {
         self.winograd = on;
@@ -186,10 +187,20 @@ impl CpuBackend {
     }
 
     /// Whether the decoder's residual-block convs and the encoder's
-    /// feed-forward convs run as Winograd transforms (on, and the family
-    /// is `avx2`).
+    /// feed-forward convs run as Winograd transforms: on, and the family
+    /// is `avx2`, or `avx512` in f32 arithmetic (the kernel is AVX2 + FMA
+    /// code, which every AVX-512 CPU runs; AMX tiles and bf16 keep their
+    /// direct kernels).
     pub fn winograd(&self) -> bool {
-        self.winograd && self.isa() == Isa::Avx2
+        if !self.winograd {
+            return false;
+        }
+        match self.isa() {
+            Isa::Avx2 => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => self.direct == Some(Arith::F32) && portable::fma_tiles(),
+            _ => false,
+        }
     }
 
     /// The kernels this backend runs ([`Isa::Auto`] resolved):
@@ -439,8 +450,9 @@ impl Backend for CpuBackend {
     }
 
     fn prepare_conv_tiled(&self, c: &Conv, lowp: bool) -> Result<CpuConv, BackendError> {
-        // Winograd runs on the `avx2` family only, which is f32 only: the
-        // same arithmetic grade as the direct f32 kernels either way.
+        // Winograd runs where the arithmetic is f32 (the `avx2` family, and
+        // `avx512` in f32): the same arithmetic grade as the direct f32
+        // kernels either way.
         #[cfg(target_arch = "x86_64")]
         if self.winograd() {
             conv::check_conv(c).map_err(BackendError::Shape)?;
