@@ -57,7 +57,8 @@ aarch64   gcc-aarch64-linux-gnu   cmd:aarch64-linux-gnu-gcc
 aarch64   libc6-dev-arm64-cross   file:/usr/aarch64-linux-gnu/lib/libc.so
 aarch64   qemu-user         cmd:qemu-aarch64
 windows   gcc-mingw-w64-x86-64    cmd:x86_64-w64-mingw32-gcc
-windows   wine64            cmd:wine
+windows   wine64            file:/usr/lib/wine/wine64
+windows   wine              cmd:wineserver
 windows   cmake             cmd:cmake
 cuda-emu  gcc               cmd:cc
 cuda-emu  g++               cmd:c++

@@ -61,7 +61,7 @@ trap 'echo "test-windows: FAILED (after $((SECONDS - t_all)) s)" >&2' ERR
 
 step "setup: mingw-w64, wine, rust target, voice, wine prefix"
 missing=()
-for p in gcc-mingw-w64-x86-64 wine64; do
+for p in gcc-mingw-w64-x86-64 wine64 wine; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
