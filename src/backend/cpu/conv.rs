@@ -28,7 +28,8 @@ pub struct CpuConv {
     #[cfg(target_arch = "x86_64")]
     pub(crate) direct: Option<Packed>,
     /// Transformed for the Winograd kernels (the decoder's residual-block
-    /// convs in f32 (`avx2`, `avx512`); then `panels` and `direct` are `None`).
+    /// convs and the encoder's feed-forward convs, f32 on `avx2` and
+    /// `avx512`); then `panels` and `direct` are `None`.
     #[cfg(target_arch = "x86_64")]
     pub(crate) wino: Option<Wino>,
     pub(crate) bias: Vec<f32>,

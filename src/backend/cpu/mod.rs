@@ -198,7 +198,7 @@ impl CpuBackend {
         match self.isa() {
             Isa::Avx2 => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => self.direct == Some(Arith::F32) && portable::fma_tiles(),
+            Isa::Avx512 => self.direct == Some(Arith::F32) && self.fused,
             _ => false,
         }
     }

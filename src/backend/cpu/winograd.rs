@@ -29,8 +29,9 @@
 //! The `avx2` family, and `avx512` in f32, run the decoder's residual-block
 //! convs and the text encoder's feed-forward convs here
 //! (`CpuBackend::prepare_conv_tiled`) where `Wino::new` says the kernel
-//! applies and pays; their other kernels run everything else. The decoder aligns its windows to the tiles
-//! (`ConvTiling`); the encoder runs whole sentences from column 0.
+//! applies and pays; their other kernels run everything else. The decoder
+//! aligns its windows to the tiles (`ConvTiling`); the encoder runs whole
+//! sentences from column 0.
 //!
 //! Work items are column blocks of tiles; where a view is too short for
 //! two blocks per thread, each block is also split by output rows (whole
